@@ -1,0 +1,35 @@
+# vpclab — the commands a developer types. Each target sets up what it needs first.
+VENV      := .venv
+SAN_VENV  := .venv-sanitize
+PY        := $(VENV)/bin/python
+SAN_PY    := $(SAN_VENV)/bin/python
+LIBASAN   := $(shell gcc -print-file-name=libasan.so)
+
+.PHONY: setup build test unit sanitize bench clean
+
+setup:
+	@tools/setup.sh $(VENV)
+
+# Rebuild the engine in place after editing native/ (setup does it too).
+build: setup
+
+test: setup
+	$(PY) -m pytest tests
+
+unit: setup
+	$(PY) -m pytest tests/unit
+
+# The unit tests once more, against the engine built with ASan and UBSan. Python itself
+# is not instrumented, so the ASan runtime is preloaded; leak checking is off because
+# CPython keeps memory until exit on purpose.
+sanitize:
+	@VPCLAB_SANITIZE=1 tools/setup.sh $(SAN_VENV)
+	cd tests && LD_PRELOAD=$(LIBASAN) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 VPCLAB_EXPECT_SANITIZE=1 \
+	  ../$(SAN_PY) -m pytest -p no:cacheprovider -q unit
+
+bench: setup
+	$(PY) -m pytest bench --benchmark-columns=min,median,max,rounds -q -s
+
+clean:
+	rm -rf build *.egg-info dataplane/_native*.so dataplane/_native.c $(SAN_VENV)

@@ -1,0 +1,55 @@
+"""cffi (API mode) build of the Hyperplane engine into `dataplane._native`.
+
+The declarations handed to cffi are read from native/hp_engine.h, between its
+`cffi:begin` and `cffi:end` markers, so the public header is the one place the API is
+written. Warnings are errors. VPCLAB_SANITIZE=1 builds with ASan and UBSan (used by
+`make sanitize`; load the result with libasan preloaded).
+"""
+import os
+import pathlib
+
+from cffi import FFI
+
+NATIVE = pathlib.Path(__file__).resolve().parent
+SOURCES = sorted(str(p.relative_to(NATIVE.parent)) for p in NATIVE.glob("hp_*.c"))
+
+
+def _cdef_from_header() -> str:
+    text = (NATIVE / "hp_engine.h").read_text()
+    begin = text.index("/* cffi:begin */") + len("/* cffi:begin */")
+    end = text.index("/* cffi:end */")
+    return text[begin:end]
+
+
+def _flags() -> tuple[list[str], list[str]]:
+    compile_args = ["-O2", "-g", "-std=gnu11", "-Wall", "-Wextra", "-Werror",
+                    "-Wno-unused-parameter", "-fno-strict-aliasing"]
+    link_args: list[str] = []
+    if os.environ.get("VPCLAB_SANITIZE") == "1":
+        san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+               "-fno-omit-frame-pointer"]
+        compile_args = [a for a in compile_args if a != "-O2"] + ["-O1"] + san
+        link_args += san
+        compile_args.append('-DHP_BUILD_INFO="asan,ubsan"')
+    else:
+        compile_args.append('-DHP_BUILD_INFO="release"')
+    # cffi's generated glue is compiled with the same flags; its own code has a few
+    # unused-parameter and sign-compare spots we can't change.
+    compile_args += ["-Wno-unused-function"]
+    return compile_args, link_args
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(_cdef_from_header())
+_compile, _link = _flags()
+ffibuilder.set_source(
+    "dataplane._native",
+    '#include "hp_engine.h"\n',
+    sources=SOURCES,
+    include_dirs=[str(NATIVE)],
+    extra_compile_args=_compile,
+    extra_link_args=_link,
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

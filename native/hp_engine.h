@@ -1,0 +1,217 @@
+/* hp_engine.h — the Hyperplane fast path of vpclab.
+ *
+ * What it is
+ * ----------
+ * The engine is what AWS Hyperplane does for PrivateLink and NAT, in one C object with
+ * no sockets and no threads: it is handed a batch of Ethernet frames that arrived on one
+ * port (an ENI attached to the forwarder) and decides for each one
+ *
+ *     drop (with a reason)  |  forward out of port N (headers rewritten)  |  reply on the
+ *     same port (an ARP reply or a TCP RST built in place of the frame)
+ *
+ * A *service* is a listener: (ingress port, VIP, protocol, port). Its backends are
+ * (IP, port, weight) reached through one egress port, with the source rewritten to an
+ * address of that port and a source port from the service's pool. A flow is created on a
+ * flow's first packet and pinned to its backend and SNAT port for its whole life:
+ *
+ *     (client, cport, vip, vport) ⇒ (snat_ip, snat_port, backend, bport)     forward
+ *     (backend, bport, snat_ip, snat_port) ⇒ (vip, vport, client, cport)     reply
+ *
+ * Both directions index one flow entry. The backend is chosen by a Maglev table over
+ * the 5-tuple (plus the SYN's sequence number for TCP, as NLB does), so changing the
+ * backend set moves only ~1/N of new flows and never an existing one.
+ *
+ * How to call it
+ * --------------
+ *     struct hp_engine_config cfg = { .flow_capacity = 1 << 20 };
+ *     struct hp_engine *e = hp_engine_create(&cfg);
+ *     hp_port_set(e, 0, &endpoint_eni);  hp_port_set(e, 1, &nlb_eni);
+ *     int svc = hp_service_add(e, &listener);          // id >= 0, or -1: hp_last_error()
+ *     hp_service_set_backends(e, svc, targets, n);
+ *     for (;;) { ...fill pkts...; hp_process(e, in_port, pkts, n, now_ns); ...send... }
+ *     hp_engine_destroy(e);
+ *
+ * Time is never read inside: every call that ages flows takes `now_ns` (any monotonic
+ * clock, nanoseconds), so tests drive expiry by passing time, not by sleeping.
+ *
+ * Threading
+ * ---------
+ * None inside. An engine belongs to one thread at a time. Table changes (ports, services,
+ * backends, security groups) are ordinary calls made *between* hp_process() calls: the
+ * forwarder's loop applies queued control changes between batches, so no table is ever
+ * torn under a batch. Nothing here allocates per packet or per flow; all memory is sized
+ * at hp_engine_create() or on a control call.
+ *
+ * Shutdown
+ * --------
+ * hp_engine_destroy() frees everything. Flows are not reported on destroy.
+ *
+ * Errors
+ * ------
+ * Control calls return 0 (or an id >= 0) on success and -1 on a bad argument, leaving
+ * the engine unchanged; hp_last_error() then says what was wrong in one sentence.
+ * The data path never fails: every frame gets a verdict, and every drop a reason that is
+ * counted per port (hp_counters.h lists them all).
+ *
+ * Everything between the cffi markers is plain C that build_native.py hands to cffi as
+ * the binding's declarations, so this header is the only place the API is written down.
+ */
+#ifndef HP_ENGINE_H
+#define HP_ENGINE_H
+
+#include <stdint.h>
+
+/* cffi:begin */
+#define HP_MAX_PORTS 256
+#define HP_PORT_MAX_ADDRS 8
+#define HP_MAX_BACKENDS 4096
+#define HP_MAX_SG_RULES 1000
+
+struct hp_engine;
+
+struct hp_engine_config {
+    uint32_t flow_capacity;        /* flows the table holds, fixed for the engine's life */
+    uint32_t max_services;         /* 0: 1024 */
+    uint32_t maglev_size;          /* entries of each service's Maglev table, a prime; 0: 65537 */
+    uint32_t hash_seed;            /* seeds flow hashing; 0: a fixed default, so runs repeat */
+    uint32_t timeout_tcp_syn_s;    /* half-open TCP (SYN seen, no SYN-ACK); 0: 30 */
+    uint32_t timeout_tcp_fin_s;    /* one side sent FIN; 0: 60 */
+    uint32_t timeout_tcp_close_s;  /* both FINs, or a RST, seen; 0: 10 */
+    uint32_t timeout_udp_s;        /* default UDP idle timeout; 0: 120 (NLB) */
+    uint32_t timeout_icmp_s;       /* ICMP echo flows; 0: 60 */
+    uint32_t expiry_scan_per_batch;/* flow slots aged per hp_process() call; 0: 64 */
+};
+
+struct hp_port_config {
+    uint8_t mac[6];                /* the port's own MAC (the hyperplane end of the veth) */
+    uint8_t peer_mac[6];           /* next hop (the VPC router); all zero: learnt from rx */
+    uint32_t addrs[HP_PORT_MAX_ADDRS]; /* IPv4 addresses the port owns (ARP is answered) */
+    uint32_t n_addrs;
+};
+
+/* Security-group rule, allow only. proto 0 means all; for ICMP the port range matches the
+ * ICMP type. `cidr` with `prefix_len` 0 matches every address. */
+struct hp_sg_rule {
+    uint8_t proto;
+    uint8_t prefix_len;
+    uint16_t port_lo;
+    uint16_t port_hi;
+    uint32_t cidr;
+};
+
+#define HP_SG_INGRESS 0            /* checked on the ingress port: (client, vport) */
+#define HP_SG_EGRESS 1             /* checked on the egress port: (backend, bport) */
+
+#define HP_SVC_DISABLED 0x01       /* no new flows, and existing ones are dropped */
+#define HP_SVC_RST_ON_MISS 0x02    /* TCP segments of no flow get a RST (NLB listener) */
+#define HP_SVC_HASH_TCP_SEQ 0x04   /* backend hash includes the SYN's sequence number */
+
+struct hp_service_config {
+    uint16_t in_port;              /* where clients' packets arrive */
+    uint16_t out_port;             /* where backends are reached */
+    uint32_t vip;                  /* listener address (host byte order, like all IPs here) */
+    uint16_t vport;                /* listener port; 0 for ICMP echo */
+    uint8_t proto;                 /* 6 TCP, 17 UDP, 1 ICMP (echo) */
+    uint8_t flags;                 /* HP_SVC_* */
+    uint32_t snat_ip;              /* source address toward backends; 0: out_port's first */
+    uint16_t snat_port_min;        /* SNAT pool, inclusive; 0/0: 1024-65535 */
+    uint16_t snat_port_max;
+    uint32_t idle_timeout_s;       /* TCP established or UDP/ICMP idle; 0: 350 TCP, config UDP/ICMP */
+    uint16_t mtu;                  /* IPv4 packets longer than this are dropped; 0: no limit */
+    uint16_t mss_clamp;            /* SYN MSS lowered to this; 0: not clamped */
+};
+
+struct hp_backend {
+    uint32_t ip;
+    uint16_t port;                 /* 0 for ICMP */
+    uint16_t weight;               /* relative share of new flows; 0 takes none */
+};
+
+#define HP_VERDICT_DROP 0
+#define HP_VERDICT_FORWARD 1
+#define HP_VERDICT_REPLY 2         /* the frame was replaced by a reply for in_port */
+
+#define HP_PKT_CSUM_PARTIAL 0x01   /* L4 checksum not computed yet (veth CHECKSUM_PARTIAL) */
+
+struct hp_pkt {
+    uint8_t *data;                 /* frame, rewritten in place */
+    uint32_t len;                  /* in: frame length; out: length to send */
+    uint16_t flags;                /* in: HP_PKT_* */
+    uint16_t out_port;             /* out: port to send on (in_port for a reply) */
+    uint8_t verdict;               /* out: HP_VERDICT_* */
+    uint8_t drop_reason;           /* out: why, for drops and for RST replies */
+};
+
+#define HP_TCP_NONE 0
+#define HP_TCP_SYN_SENT 1
+#define HP_TCP_ESTABLISHED 2
+#define HP_TCP_FIN_WAIT 3
+#define HP_TCP_CLOSING 4           /* both FINs seen */
+#define HP_TCP_CLOSED 5            /* RST seen */
+
+struct hp_flow_info {
+    uint32_t id;                   /* slot in the flow table */
+    uint16_t service;
+    uint16_t in_port;
+    uint16_t out_port;
+    uint8_t proto;
+    uint8_t tcp_state;             /* HP_TCP_* (HP_TCP_NONE for UDP and ICMP) */
+    uint32_t client_ip, vip, snat_ip, backend_ip;
+    uint16_t client_port, vport, snat_port, backend_port;
+    uint64_t packets[2];           /* [0] client → backend, [1] backend → client */
+    uint64_t bytes[2];
+    uint64_t created_ns;
+    uint64_t last_seen_ns;
+};
+
+struct hp_engine *hp_engine_create(const struct hp_engine_config *cfg);
+void hp_engine_destroy(struct hp_engine *e);
+const char *hp_last_error(const struct hp_engine *e);
+uint64_t hp_engine_memory(const struct hp_engine *e);   /* bytes allocated, all tables */
+uint64_t hp_flow_bytes_per_flow(const struct hp_engine *e); /* flow table bytes / capacity */
+const char *hp_build_info(void);                       /* compiler flags, e.g. sanitizers */
+
+int hp_port_set(struct hp_engine *e, uint16_t port, const struct hp_port_config *cfg);
+int hp_port_remove(struct hp_engine *e, uint16_t port);
+int hp_port_sg_set(struct hp_engine *e, uint16_t port, int direction,
+                   const struct hp_sg_rule *rules, uint32_t n);
+int hp_port_sg_clear(struct hp_engine *e, uint16_t port, int direction);
+
+int hp_service_add(struct hp_engine *e, const struct hp_service_config *cfg);
+int hp_service_remove(struct hp_engine *e, int service);
+int hp_service_set_flags(struct hp_engine *e, int service, uint8_t flags);
+int hp_service_set_backends(struct hp_engine *e, int service,
+                            const struct hp_backend *backends, uint32_t n);
+int hp_service_backend_of(const struct hp_engine *e, int service, uint32_t hash);
+
+void hp_process(struct hp_engine *e, uint16_t in_port, struct hp_pkt *pkts, uint32_t n,
+                uint64_t now_ns);
+
+uint32_t hp_expire(struct hp_engine *e, uint64_t now_ns, uint32_t max_scan);
+uint32_t hp_flow_count(const struct hp_engine *e);
+uint32_t hp_flow_dump(const struct hp_engine *e, uint32_t *cursor,
+                      struct hp_flow_info *out, uint32_t max);
+uint32_t hp_expired_read(struct hp_engine *e, struct hp_flow_info *out, uint32_t max);
+uint64_t hp_expired_lost(const struct hp_engine *e);
+
+uint32_t hp_drop_reason_count(void);
+const char *hp_drop_reason_name(uint32_t reason);
+const char *hp_drop_reason_text(uint32_t reason);
+uint32_t hp_counter_count(void);
+const char *hp_counter_name(uint32_t counter);
+const char *hp_counter_text(uint32_t counter);
+uint64_t hp_port_drop(const struct hp_engine *e, uint16_t port, uint32_t reason);
+uint64_t hp_port_counter(const struct hp_engine *e, uint16_t port, uint32_t counter);
+
+/* Benchmark drivers (hp_bench.c): loops in C, so a benchmark measures the engine and
+ * not the Python call around it. Each copies `n` template frames into a work batch,
+ * processes it, and repeats; see hp_bench.c for what each one varies. */
+uint64_t hp_bench_established(struct hp_engine *e, uint16_t port, const uint8_t *frame,
+                              uint32_t len, uint32_t n_flows, uint32_t batch,
+                              uint64_t packets, uint64_t now_ns);
+uint64_t hp_bench_new_flows(struct hp_engine *e, uint16_t port, const uint8_t *frame,
+                            uint32_t len, uint32_t first_flow, uint32_t batch,
+                            uint64_t flows, uint64_t now_ns);
+/* cffi:end */
+
+#endif

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Sets up everything vpclab needs on a fresh Debian/Ubuntu machine, idempotently:
+#   1. the Debian packages (as root; otherwise it names the ones missing and stops),
+#   2. a virtualenv in .venv/ at the repository root,
+#   3. vpclab itself, built into it (the C engine is compiled by the package build).
+# Usage: tools/setup.sh [VENV_DIR]    (VPCLAB_SANITIZE=1 builds the engine with ASan/UBSan)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=${1:-.venv}
+
+# gcc/python3-dev: the engine; the rest are the tools labs, tests and benchmarks run.
+apt_packages=(gcc make python3-venv python3-dev iproute2 nftables tcpdump iperf3
+              netsniff-ng dnsmasq-base curl procps libclang-rt-14-dev)
+missing=()
+for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -ne 0 ]]; then
+        echo "setup: missing Debian packages: ${missing[*]} (run as root, or apt-get install them)" >&2
+        exit 1
+    fi
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "setup: $python is $("$python" --version 2>&1); vpclab needs Python 3.11 or newer" >&2
+    exit 1
+fi
+if [[ ! -x $venv/bin/python ]]; then
+    echo "setup: creating $venv"
+    "$python" -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q --upgrade pip setuptools wheel cffi
+if [[ ${VPCLAB_SANITIZE:-0} == 1 ]]; then
+    # A regular (non-editable) install: the sanitized engine lives in this venv only and
+    # never replaces the one the source tree uses.
+    echo "setup: building the engine with ASan/UBSan into $venv"
+    "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps .
+    "$venv/bin/python" -m pip install -q ".[test]"
+else
+    echo "setup: building vpclab into $venv"
+    "$venv/bin/python" -m pip install -q --no-build-isolation -e ".[test]"
+fi
