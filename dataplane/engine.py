@@ -1,0 +1,330 @@
+"""A thin, typed wrapper over the Hyperplane C engine (native/hp_engine.h).
+
+The engine is what the forwarder runs; this module is how Python drives it: create an
+engine, give it ports (ENIs), services (listeners with backends and an SNAT pool) and
+security-group rules, hand it frames, read counters and flows. Python never sees a
+packet on the forwarder's hot path; here it does, for tests, the `trace` command and
+benchmarks' set-up, through `process()` and `simulate()`, which run the real C code.
+
+Addresses are given as strings ("10.0.1.50") or ints, MACs as "02:00:00:00:00:01" or 6
+bytes, times as integer nanoseconds of any monotonic clock (the engine never reads a
+clock, so a test moves time by passing a larger `now_ns`).
+
+    eng = Engine(flow_capacity=1024)
+    eng.set_port(0, mac="02:00:00:00:00:01", addrs=["10.0.1.50"])   # endpoint ENI
+    eng.set_port(1, mac="02:00:00:00:00:02", addrs=["10.0.1.100"])  # NLB ENI
+    svc = eng.add_service(in_port=0, out_port=1, vip="10.0.1.50", vport=80, proto="tcp")
+    eng.set_backends(svc, [Backend("10.0.1.20", 8080)])
+    verdict, out_port, frame, reason = eng.simulate(frame_bytes, in_port=0)
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Iterable, NamedTuple, Sequence
+
+from dataplane._native import ffi, lib
+
+PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "all": 0}
+PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
+VERDICTS = {lib.HP_VERDICT_DROP: "drop", lib.HP_VERDICT_FORWARD: "forward",
+            lib.HP_VERDICT_REPLY: "reply"}
+TCP_STATES = {lib.HP_TCP_NONE: "-", lib.HP_TCP_SYN_SENT: "SYN_SENT",
+              lib.HP_TCP_ESTABLISHED: "ESTABLISHED", lib.HP_TCP_FIN_WAIT: "FIN_WAIT",
+              lib.HP_TCP_CLOSING: "CLOSING", lib.HP_TCP_CLOSED: "CLOSED"}
+DROP_REASONS: tuple[str, ...] = tuple(
+    ffi.string(lib.hp_drop_reason_name(i)).decode() for i in range(lib.hp_drop_reason_count()))
+DROP_REASON_TEXT: dict[str, str] = {
+    name: ffi.string(lib.hp_drop_reason_text(i)).decode() for i, name in enumerate(DROP_REASONS)}
+COUNTERS: tuple[str, ...] = tuple(
+    ffi.string(lib.hp_counter_name(i)).decode() for i in range(lib.hp_counter_count()))
+COUNTER_TEXT: dict[str, str] = {
+    name: ffi.string(lib.hp_counter_text(i)).decode() for i, name in enumerate(COUNTERS)}
+SG_DIRECTIONS = {"ingress": lib.HP_SG_INGRESS, "egress": lib.HP_SG_EGRESS}
+NS_PER_S = 1_000_000_000
+
+
+class EngineError(ValueError):
+    """A control call was refused; the message is the engine's, naming what was wrong."""
+
+
+def ip_to_int(ip: str | int | ipaddress.IPv4Address) -> int:
+    return int(ipaddress.IPv4Address(ip))
+
+
+def int_to_ip(value: int) -> str:
+    return str(ipaddress.IPv4Address(value))
+
+
+def mac_to_bytes(mac: str | bytes) -> bytes:
+    if isinstance(mac, bytes):
+        if len(mac) != 6:
+            raise EngineError(f"a MAC address has 6 bytes, not {len(mac)}")
+        return mac
+    parts = mac.split(":")
+    if len(parts) != 6:
+        raise EngineError(f"{mac!r} is not a MAC address (want six hex bytes joined by ':')")
+    try:
+        return bytes(int(p, 16) for p in parts)
+    except ValueError:
+        raise EngineError(f"{mac!r} is not a MAC address") from None
+
+
+def _proto(proto: str | int) -> int:
+    if isinstance(proto, int):
+        return proto
+    try:
+        return PROTOCOLS[proto.lower()]
+    except KeyError:
+        raise EngineError(f"unknown protocol {proto!r}; use one of {', '.join(PROTOCOLS)}") from None
+
+
+@dataclass(frozen=True)
+class Backend:
+    ip: str
+    port: int
+    weight: int = 1
+
+
+@dataclass(frozen=True)
+class SgRule:
+    """An allow rule: protocol ('tcp', 'udp', 'icmp', 'all'), port range (ICMP: type
+    range), and a CIDR the peer address must be in."""
+    protocol: str
+    cidr: str = "0.0.0.0/0"
+    port_lo: int = 0
+    port_hi: int = 65535
+
+
+class Result(NamedTuple):
+    verdict: str           # 'drop', 'forward' or 'reply'
+    out_port: int
+    frame: bytes           # the frame as it leaves (rewritten, or the reply built)
+    drop_reason: str       # 'none' unless dropped (a RST reply carries its reason too)
+
+
+@dataclass(frozen=True)
+class FlowInfo:
+    id: int
+    service: int
+    in_port: int
+    out_port: int
+    protocol: str
+    tcp_state: str
+    client: tuple[str, int]
+    vip: tuple[str, int]
+    snat: tuple[str, int]
+    backend: tuple[str, int]
+    packets: tuple[int, int]   # client → backend, backend → client
+    bytes: tuple[int, int]
+    created_ns: int
+    last_seen_ns: int
+
+    @classmethod
+    def _from_c(cls, f) -> "FlowInfo":
+        return cls(
+            id=f.id, service=f.service, in_port=f.in_port, out_port=f.out_port,
+            protocol=PROTOCOL_NAMES.get(f.proto, str(f.proto)),
+            tcp_state=TCP_STATES.get(f.tcp_state, str(f.tcp_state)),
+            client=(int_to_ip(f.client_ip), f.client_port), vip=(int_to_ip(f.vip), f.vport),
+            snat=(int_to_ip(f.snat_ip), f.snat_port),
+            backend=(int_to_ip(f.backend_ip), f.backend_port),
+            packets=(f.packets[0], f.packets[1]), bytes=(f.bytes[0], f.bytes[1]),
+            created_ns=f.created_ns, last_seen_ns=f.last_seen_ns)
+
+
+class Engine:
+    """One Hyperplane engine: its ports, services, flow table and counters."""
+
+    def __init__(self, flow_capacity: int = 65536, *, max_services: int = 0,
+                 maglev_size: int = 0, hash_seed: int = 0, timeout_tcp_syn_s: int = 0,
+                 timeout_tcp_fin_s: int = 0, timeout_tcp_close_s: int = 0,
+                 timeout_udp_s: int = 0, timeout_icmp_s: int = 0,
+                 expiry_scan_per_batch: int = 0) -> None:
+        cfg = ffi.new("struct hp_engine_config *", {
+            "flow_capacity": flow_capacity, "max_services": max_services,
+            "maglev_size": maglev_size, "hash_seed": hash_seed,
+            "timeout_tcp_syn_s": timeout_tcp_syn_s, "timeout_tcp_fin_s": timeout_tcp_fin_s,
+            "timeout_tcp_close_s": timeout_tcp_close_s, "timeout_udp_s": timeout_udp_s,
+            "timeout_icmp_s": timeout_icmp_s, "expiry_scan_per_batch": expiry_scan_per_batch})
+        ptr = lib.hp_engine_create(cfg)
+        if ptr == ffi.NULL:
+            raise EngineError(ffi.string(lib.hp_last_error(ffi.NULL)).decode())
+        self._e = ffi.gc(ptr, lib.hp_engine_destroy)
+        self.config = {k: getattr(cfg, k) for k in dir(cfg)}
+
+    def close(self) -> None:
+        """Frees the engine now rather than when it is garbage-collected."""
+        if self._e is not None:
+            ffi.release(self._e)
+            self._e = None
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _check(self, rc: int) -> int:
+        if rc < 0:
+            raise EngineError(ffi.string(lib.hp_last_error(self._e)).decode())
+        return rc
+
+    # -- tables ---------------------------------------------------------------------------
+
+    def set_port(self, port: int, mac: str | bytes, addrs: Iterable[str] = (),
+                 peer_mac: str | bytes | None = None) -> None:
+        addrs = [ip_to_int(a) for a in addrs]
+        if len(addrs) > lib.HP_PORT_MAX_ADDRS:
+            raise EngineError(f"port {port}: {len(addrs)} addresses, at most {lib.HP_PORT_MAX_ADDRS}")
+        cfg = ffi.new("struct hp_port_config *")
+        cfg.mac = list(mac_to_bytes(mac))
+        cfg.peer_mac = list(mac_to_bytes(peer_mac) if peer_mac else bytes(6))
+        for i, a in enumerate(addrs):
+            cfg.addrs[i] = a
+        cfg.n_addrs = len(addrs)
+        self._check(lib.hp_port_set(self._e, port, cfg))
+
+    def remove_port(self, port: int) -> None:
+        self._check(lib.hp_port_remove(self._e, port))
+
+    def set_security_group(self, port: int, direction: str, rules: Sequence[SgRule]) -> None:
+        """Enables allow-only filtering of new flows on a port; no rules admits nothing."""
+        c_rules = ffi.new("struct hp_sg_rule[]", max(len(rules), 1))
+        for i, r in enumerate(rules):
+            net = ipaddress.IPv4Network(r.cidr, strict=False)
+            c_rules[i].proto = _proto(r.protocol)
+            c_rules[i].prefix_len = net.prefixlen
+            c_rules[i].cidr = int(net.network_address)
+            c_rules[i].port_lo = r.port_lo
+            c_rules[i].port_hi = r.port_hi
+        self._check(lib.hp_port_sg_set(self._e, port, self._direction(direction), c_rules, len(rules)))
+
+    def clear_security_group(self, port: int, direction: str) -> None:
+        """Turns filtering off on a port: every new flow passes."""
+        self._check(lib.hp_port_sg_clear(self._e, port, self._direction(direction)))
+
+    @staticmethod
+    def _direction(direction: str) -> int:
+        try:
+            return SG_DIRECTIONS[direction]
+        except KeyError:
+            raise EngineError(f"security group direction must be 'ingress' or 'egress', not {direction!r}") from None
+
+    def add_service(self, in_port: int, out_port: int, vip: str, vport: int, proto: str = "tcp",
+                    *, snat_ip: str | None = None, snat_ports: tuple[int, int] = (0, 0),
+                    idle_timeout_s: int = 0, mtu: int = 0, mss_clamp: int = 0,
+                    rst_on_miss: bool = False, hash_tcp_seq: bool = False,
+                    disabled: bool = False) -> int:
+        """A listener (in_port, vip, proto, vport); returns its service id.
+
+        Maps (client, cport, vip, vport) ⇒ (snat_ip, snat_port, backend, bport), with
+        snat_port from `snat_ports` (inclusive; (0, 0) means 1024-65535)."""
+        cfg = ffi.new("struct hp_service_config *", {
+            "in_port": in_port, "out_port": out_port, "vip": ip_to_int(vip), "vport": vport,
+            "proto": _proto(proto), "flags": self._flags(disabled, rst_on_miss, hash_tcp_seq),
+            "snat_ip": ip_to_int(snat_ip) if snat_ip else 0,
+            "snat_port_min": snat_ports[0], "snat_port_max": snat_ports[1],
+            "idle_timeout_s": idle_timeout_s, "mtu": mtu, "mss_clamp": mss_clamp})
+        return self._check(lib.hp_service_add(self._e, cfg))
+
+    @staticmethod
+    def _flags(disabled: bool, rst_on_miss: bool, hash_tcp_seq: bool) -> int:
+        return ((lib.HP_SVC_DISABLED if disabled else 0) |
+                (lib.HP_SVC_RST_ON_MISS if rst_on_miss else 0) |
+                (lib.HP_SVC_HASH_TCP_SEQ if hash_tcp_seq else 0))
+
+    def set_service_flags(self, service: int, *, disabled: bool = False,
+                          rst_on_miss: bool = False, hash_tcp_seq: bool = False) -> None:
+        self._check(lib.hp_service_set_flags(self._e, service,
+                                             self._flags(disabled, rst_on_miss, hash_tcp_seq)))
+
+    def remove_service(self, service: int) -> None:
+        """Removes a service and every flow it has."""
+        self._check(lib.hp_service_remove(self._e, service))
+
+    def set_backends(self, service: int, backends: Sequence[Backend | tuple]) -> None:
+        """Replaces the backend set. Existing flows stay on their backend."""
+        bs = [b if isinstance(b, Backend) else Backend(*b) for b in backends]
+        arr = ffi.new("struct hp_backend[]", max(len(bs), 1))
+        for i, b in enumerate(bs):
+            arr[i].ip = ip_to_int(b.ip)
+            arr[i].port = b.port
+            arr[i].weight = b.weight
+        self._check(lib.hp_service_set_backends(self._e, service, arr, len(bs)))
+
+    # -- packets --------------------------------------------------------------------------
+
+    def process(self, in_port: int, frames: Sequence[bytes], now_ns: int = 0,
+                csum_partial: bool = False) -> list[Result]:
+        """Runs one batch through the engine, as the forwarder does."""
+        n = len(frames)
+        pkts = ffi.new("struct hp_pkt[]", max(n, 1))
+        bufs = []
+        for i, frame in enumerate(frames):
+            buf = ffi.new("uint8_t[]", bytes(frame) or b"\0")
+            bufs.append(buf)
+            pkts[i].data = buf
+            pkts[i].len = len(frame)
+            pkts[i].flags = lib.HP_PKT_CSUM_PARTIAL if csum_partial else 0
+        lib.hp_process(self._e, in_port, pkts, n, now_ns)
+        return [Result(VERDICTS[p.verdict], p.out_port, bytes(ffi.buffer(p.data, p.len)),
+                       DROP_REASONS[p.drop_reason]) for p in (pkts[i] for i in range(n))]
+
+    def simulate(self, frame: bytes, in_port: int, now_ns: int = 0,
+                 csum_partial: bool = False) -> Result:
+        """One packet through the real C code: (verdict, out_port, out_frame, drop_reason)."""
+        return self.process(in_port, [frame], now_ns, csum_partial)[0]
+
+    # -- state ----------------------------------------------------------------------------
+
+    def expire(self, now_ns: int, max_scan: int | None = None) -> int:
+        """Ages up to `max_scan` flow slots (all by default); returns how many expired."""
+        return lib.hp_expire(self._e, now_ns, self.capacity if max_scan is None else max_scan)
+
+    @property
+    def capacity(self) -> int:
+        return self.config["flow_capacity"]
+
+    @property
+    def flow_count(self) -> int:
+        return lib.hp_flow_count(self._e)
+
+    def flows(self) -> list[FlowInfo]:
+        out = ffi.new("struct hp_flow_info[]", 256)
+        cursor = ffi.new("uint32_t *", 0)
+        result: list[FlowInfo] = []
+        while True:
+            n = lib.hp_flow_dump(self._e, cursor, out, 256)
+            result += [FlowInfo._from_c(out[i]) for i in range(n)]
+            if n < 256:
+                return result
+
+    def expired(self) -> list[FlowInfo]:
+        """Flows removed for idleness since the last call (the engine keeps 1,024)."""
+        out = ffi.new("struct hp_flow_info[]", 256)
+        result: list[FlowInfo] = []
+        while n := lib.hp_expired_read(self._e, out, 256):
+            result += [FlowInfo._from_c(out[i]) for i in range(n)]
+        return result
+
+    def counters(self, port: int) -> dict[str, int]:
+        return {name: lib.hp_port_counter(self._e, port, i) for i, name in enumerate(COUNTERS)}
+
+    def drops(self, port: int) -> dict[str, int]:
+        """Every drop reason's count on a port ('none' excluded)."""
+        return {name: lib.hp_port_drop(self._e, port, i)
+                for i, name in enumerate(DROP_REASONS) if i}
+
+    @property
+    def memory_bytes(self) -> int:
+        return lib.hp_engine_memory(self._e)
+
+    @property
+    def flow_bytes_per_flow(self) -> int:
+        return lib.hp_flow_bytes_per_flow(self._e)
+
+
+def build_info() -> str:
+    """How the engine was compiled: 'release', or 'asan,ubsan' under `make sanitize`."""
+    return ffi.string(lib.hp_build_info()).decode()

@@ -1,0 +1,208 @@
+/* hp_internal.h — the engine's own structures, shared by its .c files and by nobody else.
+ *
+ * Files, one per concern (VPP style):
+ *   hp_parse.c    Ethernet/ARP/IPv4/TCP/UDP/ICMP parsing with every bound checked
+ *   hp_csum.h     checksums: full sums and RFC 1624 incremental updates
+ *   hp_flow.c     the flow table: fixed slots, two hash keys per flow, expiry
+ *   hp_maglev.c   Maglev lookup tables for backend choice
+ *   hp_sg.c       security-group rule matching
+ *   hp_nat.c      SNAT port allocation and header rewriting (incl. ICMP errors, MSS)
+ *   hp_engine.c   ports, services, ARP/RST replies, hp_process(), counters, errors
+ *   hp_bench.c    C-side benchmark drivers
+ *
+ * All addresses and ports inside the engine are host byte order, as in the public API;
+ * conversion happens once when a header is parsed and once when it is written.
+ */
+#ifndef HP_INTERNAL_H
+#define HP_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hp_counters.h"
+#include "hp_engine.h"
+
+#define HP_LIKELY(x) __builtin_expect(!!(x), 1)
+#define HP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+enum hp_drop {
+#define HP_X(e, name, text) HP_DROP_##e,
+    HP_DROP_REASONS(HP_X)
+#undef HP_X
+    HP_DROP__COUNT
+};
+
+enum hp_counter {
+#define HP_X(e, name, text) HP_CNT_##e,
+    HP_EVENT_COUNTERS(HP_X)
+#undef HP_X
+    HP_CNT__COUNT
+};
+
+#define HP_NONE UINT32_MAX
+#define ETH_P_IPV4 0x0800
+#define ETH_P_ARP_ 0x0806
+#define ETH_P_8021Q_ 0x8100
+#define ETH_P_8021AD_ 0x88a8
+#define IPPROTO_ICMP_ 1
+#define IPPROTO_TCP_ 6
+#define IPPROTO_UDP_ 17
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+
+/* A parsed frame: offsets into the buffer and the 5-tuple in host byte order. The tuple's
+ * ports follow one convention for all protocols so that flow keys need no special case:
+ * for ICMP echo requests sport = identifier, dport = 0; for echo replies sport = 0,
+ * dport = identifier. */
+struct hp_parsed {
+    uint16_t l3_off;        /* IPv4 header */
+    uint16_t l4_off;        /* TCP/UDP/ICMP header */
+    uint16_t ip_len;        /* IPv4 total length */
+    uint16_t l4_len;        /* ip_len - IHL */
+    uint8_t proto;
+    uint8_t tcp_flags;
+    uint8_t icmp_type;
+    uint8_t is_icmp_error;  /* ICMP type 3, 11 or 12: the tuple below is the quoted one */
+    uint32_t sip, dip;
+    uint16_t sport, dport;
+    uint32_t tcp_seq;
+    /* the quoted packet of an ICMP error */
+    uint16_t in_l3_off, in_l4_off, in_l4_avail;
+    uint8_t in_proto;
+};
+
+/* ---- flows ---------------------------------------------------------------------------- */
+
+/* One flow, both directions. 80 bytes; the hash index adds 8 to 16 per flow. The key of
+ * direction 0 is (in_port, proto, client, cport, vip, vport); the key of direction 1 is
+ * (out_port, proto, backend, bport, snat_ip, snat_port). */
+struct hp_flow {
+    uint32_t client_ip, vip, snat_ip, backend_ip;
+    uint16_t client_port, vport, snat_port, backend_port;
+    uint16_t in_port, out_port;
+    uint16_t service;
+    uint8_t proto;
+    uint8_t tcp_state;      /* HP_TCP_*; 0 marks a free slot for UDP/ICMP too via `live` */
+    uint8_t live;
+    uint8_t fin_seen;       /* bit d: direction d sent a FIN */
+    uint16_t pad_;
+    uint32_t next[2];       /* hash chain link of each direction's key: slot*2+dir */
+    uint32_t last_seen_s;   /* engine seconds, coarse: enough for idle timeouts */
+    uint32_t created_s;
+    uint64_t packets[2];
+    uint64_t bytes[2];
+};
+
+struct hp_flow_key {
+    uint32_t sip, dip;
+    uint16_t sport, dport;
+    uint16_t port;
+    uint8_t proto;
+};
+
+struct hp_flow_table {
+    struct hp_flow *slots;
+    uint32_t capacity;
+    uint32_t count;
+    uint32_t *buckets;      /* head key-ref of each chain, HP_NONE if empty */
+    uint32_t bucket_mask;
+    uint32_t *free_list;    /* stack of free slot indices */
+    uint32_t free_top;
+    uint32_t scan_hand;     /* next slot the expiry sweep looks at */
+    uint32_t seed;
+};
+
+/* ---- services, ports ---------------------------------------------------------------- */
+
+struct hp_sg {
+    bool enabled;
+    uint32_t n;
+    struct hp_sg_rule *rules;
+};
+
+struct hp_port {
+    bool present;
+    bool peer_learnt;       /* peer_mac came from rx, not from configuration */
+    struct hp_port_config cfg;
+    struct hp_sg sg[2];
+    uint64_t counters[HP_CNT__COUNT];
+    uint64_t drops[HP_DROP__COUNT];
+};
+
+struct hp_service {
+    bool present;
+    struct hp_service_config cfg;
+    struct hp_backend *backends;
+    uint32_t n_backends;
+    uint16_t *maglev;       /* maglev_size entries, backend index; NULL: no backend */
+};
+
+/* Open-addressing index from (kind, port, proto, ip, l4port) to a service id, rebuilt
+ * whole on every service change (control path only). Kind 0 = listener (vip, vport);
+ * kind 1 = SNAT address on the egress port (snat_ip, 0), to answer stale replies. */
+struct hp_svc_index {
+    uint64_t *keys;
+    int32_t *ids;
+    uint32_t mask;
+};
+
+struct hp_engine {
+    struct hp_engine_config cfg;
+    struct hp_flow_table ft;
+    struct hp_port ports[HP_MAX_PORTS];
+    struct hp_service *services;
+    struct hp_svc_index svc_index;
+    uint64_t now_ns;
+    uint32_t now_s;
+    /* ring of expired flows, for reporting */
+    struct hp_flow_info *expired;
+    uint32_t expired_cap, expired_head, expired_tail;
+    uint64_t expired_lost;
+    uint64_t bytes_allocated;
+    char error[256];
+};
+
+/* hp_engine.c */
+void hp_set_error(struct hp_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void *hp_calloc(struct hp_engine *e, size_t n, size_t size);
+void hp_free(struct hp_engine *e, void *p, size_t n, size_t size);
+uint32_t hp_flow_timeout_s(const struct hp_engine *e, const struct hp_flow *f);
+
+/* hp_parse.c */
+enum hp_drop hp_parse_l2(const uint8_t *d, uint32_t len, uint16_t *l3_off, uint16_t *ethertype);
+enum hp_drop hp_parse_ipv4(const uint8_t *d, uint32_t len, struct hp_parsed *p);
+
+/* hp_flow.c */
+int hp_flow_table_init(struct hp_engine *e, uint32_t capacity, uint32_t seed);
+void hp_flow_table_free(struct hp_engine *e);
+uint32_t hp_flow_hash(const struct hp_flow_table *ft, const struct hp_flow_key *k);
+uint32_t hp_flow_lookup(const struct hp_flow_table *ft, const struct hp_flow_key *k, uint32_t hash);
+uint32_t hp_flow_insert(struct hp_engine *e, const struct hp_flow *proto_flow);
+void hp_flow_remove(struct hp_engine *e, uint32_t slot, bool expired);
+void hp_flow_key_of(const struct hp_flow *f, int dir, struct hp_flow_key *k);
+void hp_flow_info_of(const struct hp_engine *e, uint32_t slot, struct hp_flow_info *out);
+bool hp_flow_is_idle(const struct hp_engine *e, const struct hp_flow *f);
+
+/* hp_maglev.c */
+uint16_t *hp_maglev_build(struct hp_engine *e, const struct hp_backend *b, uint32_t n);
+uint32_t hp_hash32(const void *data, size_t len, uint32_t seed);
+uint32_t hp_mix32(uint64_t a, uint64_t b, uint32_t seed);
+
+/* hp_sg.c */
+bool hp_sg_allows(const struct hp_sg *sg, uint8_t proto, uint32_t ip, uint16_t port);
+
+/* hp_nat.c */
+int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc);
+void hp_nat_rewrite(uint8_t *frame, const struct hp_parsed *p, const struct hp_flow *f, int dir,
+                    bool csum_partial);
+bool hp_nat_rewrite_icmp_error(uint8_t *frame, const struct hp_parsed *p,
+                               const struct hp_flow *f, int dir);
+bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss);
+void hp_l4_checksum_full(uint8_t *frame, const struct hp_parsed *p);
+
+#endif

@@ -1,0 +1,222 @@
+/* hp_nat.c — source-port allocation and header rewriting.
+ *
+ * Every translation here is the flow's mapping, in one of its two directions:
+ *
+ *     dir 0:  (client, cport, vip, vport)          ⇒ (snat_ip, snat_port, backend, bport)
+ *     dir 1:  (backend, bport, snat_ip, snat_port) ⇒ (vip, vport, client, cport)
+ *
+ * For ICMP echo the "port" is the echo identifier. Checksums are updated incrementally
+ * (RFC 1624), except where the sender left the L4 checksum to be computed later
+ * (CHECKSUM_PARTIAL), which gets a full computation, and the ICMP checksum of an error
+ * message, which covers the quoted packet and is recomputed whole (errors are rare).
+ */
+#include <string.h>
+
+#include "hp_csum.h"
+#include "hp_internal.h"
+
+/* Bound on SNAT candidates tried for one new flow: a nearly full pool of 64k ports must
+ * not stall the loop for one packet. 128 probes find a free port with near certainty
+ * until the pool is past ~95 % full for that destination; beyond, new flows are refused
+ * as port_allocation drops, which is what NAT gateways report as ErrorPortAllocation. */
+#define HP_SNAT_MAX_ATTEMPTS 128u
+
+/* Picks f->snat_port from the service's pool so that the backend-side key
+ * (out_port, proto, backend, bport, snat_ip, snat_port) is not in use, which keeps ports
+ * unique per (SNAT address, protocol, destination) as NAT gateways and NLBs do. Steps:
+ *   1. Start at a hash of the client-side key, so clients spread over the pool.
+ *   2. Walk the pool linearly from there, wrapping at its end.
+ *   3. Stop at the first candidate whose backend-side key is free, or after
+ *      min(pool size, HP_SNAT_MAX_ATTEMPTS) candidates: a small pool is searched whole.
+ * Returns 0, or -1 when no port was found. */
+int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc)
+{
+    uint32_t lo = svc->cfg.snat_port_min, hi = svc->cfg.snat_port_max;
+    uint32_t range = hi - lo + 1;
+    struct hp_flow_key k;
+    hp_flow_key_of(f, 0, &k);
+    uint32_t start = hp_flow_hash(&e->ft, &k) % range;
+    uint32_t attempts = range < HP_SNAT_MAX_ATTEMPTS ? range : HP_SNAT_MAX_ATTEMPTS;
+    for (uint32_t i = 0; i < attempts; i++) {
+        f->snat_port = (uint16_t)(lo + (start + i) % range);
+        hp_flow_key_of(f, 1, &k);
+        if (hp_flow_lookup(&e->ft, &k, hp_flow_hash(&e->ft, &k)) == HP_NONE)
+            return 0;
+    }
+    return -1;
+}
+
+/* The tuple a packet of direction `dir` leaves with. */
+static void out_tuple(const struct hp_flow *f, int dir, uint32_t *sip, uint16_t *sport,
+                      uint32_t *dip, uint16_t *dport)
+{
+    if (dir == 0) {
+        *sip = f->snat_ip; *sport = f->snat_port;
+        *dip = f->backend_ip; *dport = f->backend_port;
+    } else {
+        *sip = f->vip; *sport = f->vport;
+        *dip = f->client_ip; *dport = f->client_port;
+    }
+}
+
+/* Offset of the L4 checksum field, or 0 for protocols without one we maintain. */
+static uint32_t l4_csum_off(uint8_t proto)
+{
+    return proto == IPPROTO_TCP_ ? 16 : proto == IPPROTO_UDP_ ? 6 : 2;
+}
+
+/* Rewrites an IPv4 header's addresses, with the header checksum updated. */
+static void rewrite_ip(uint8_t *ip, uint32_t sip, uint32_t dip)
+{
+    uint16_t check = hp_load16(ip + 10);
+    check = hp_csum_update32(check, hp_load32(ip + 12), sip);
+    check = hp_csum_update32(check, hp_load32(ip + 16), dip);
+    hp_store32(ip + 12, sip);
+    hp_store32(ip + 16, dip);
+    hp_store16(ip + 10, check);
+}
+
+/* Rewrites the ports (or echo identifier) of an L4 header whose IPv4 addresses change
+ * from (osip, odip) to (sip, dip), updating its checksum if `avail` bytes include it.
+ * The UDP rule: a zero checksum means "none" and stays zero; a computed zero is sent
+ * as 0xFFFF (RFC 768). */
+static void rewrite_l4(uint8_t *l4, uint32_t avail, uint8_t proto, uint32_t osip, uint32_t odip,
+                       uint32_t sip, uint16_t sport, uint32_t dip, uint16_t dport)
+{
+    uint32_t coff = l4_csum_off(proto);
+    bool have_csum = avail >= coff + 2;
+    uint16_t check = have_csum ? hp_load16(l4 + coff) : 0;
+    bool udp_none = proto == IPPROTO_UDP_ && check == 0;
+
+    if (proto == IPPROTO_ICMP_) {
+        /* Echo: the identifier is the request's sport and the reply's dport. */
+        uint16_t id = l4[0] == 8 ? sport : dport;
+        check = hp_csum_update16(check, hp_load16(l4 + 4), id);
+        hp_store16(l4 + 4, id);
+    } else {
+        check = hp_csum_update32(check, osip, sip); /* pseudo-header */
+        check = hp_csum_update32(check, odip, dip);
+        check = hp_csum_update16(check, hp_load16(l4), sport);
+        check = hp_csum_update16(check, hp_load16(l4 + 2), dport);
+        hp_store16(l4, sport);
+        hp_store16(l4 + 2, dport);
+    }
+    if (!have_csum || udp_none)
+        return;
+    if (proto == IPPROTO_UDP_ && check == 0)
+        check = 0xffff;
+    hp_store16(l4 + coff, check);
+}
+
+void hp_l4_checksum_full(uint8_t *frame, const struct hp_parsed *p)
+{
+    uint8_t *l4 = frame + p->l4_off;
+    uint8_t *ip = frame + p->l3_off;
+    uint32_t coff = l4_csum_off(p->proto);
+    hp_store16(l4 + coff, 0);
+    uint32_t sum = 0;
+    if (p->proto != IPPROTO_ICMP_)
+        sum = hp_pseudo_sum(hp_load32(ip + 12), hp_load32(ip + 16), p->proto, p->l4_len);
+    uint16_t check = (uint16_t)~hp_csum_fold(hp_csum_add(sum, l4, p->l4_len));
+    if (p->proto == IPPROTO_UDP_ && check == 0)
+        check = 0xffff;
+    hp_store16(l4 + coff, check);
+}
+
+void hp_nat_rewrite(uint8_t *frame, const struct hp_parsed *p, const struct hp_flow *f, int dir,
+                    bool csum_partial)
+{
+    uint32_t sip, dip;
+    uint16_t sport, dport;
+    out_tuple(f, dir, &sip, &sport, &dip, &dport);
+    uint8_t *ip = frame + p->l3_off;
+    uint32_t osip = hp_load32(ip + 12), odip = hp_load32(ip + 16);
+    rewrite_ip(ip, sip, dip);
+    if (csum_partial) {
+        uint8_t *l4 = frame + p->l4_off;
+        if (p->proto == IPPROTO_ICMP_) {
+            hp_store16(l4 + 4, l4[0] == 8 ? sport : dport);
+        } else {
+            hp_store16(l4, sport);
+            hp_store16(l4 + 2, dport);
+        }
+        hp_l4_checksum_full(frame, p);
+        return;
+    }
+    rewrite_l4(frame + p->l4_off, p->l4_len, p->proto, osip, odip, sip, sport, dip, dport);
+}
+
+/* An ICMP error travelling in direction `dir` of flow `f` quotes a packet of the other
+ * direction as it was on this side of the engine. Both are translated: the outer header
+ * like any packet of `dir`, the quoted one back to what the receiver sent, so that the
+ * receiver's stack can match it to its own socket:
+ *
+ *     outer: (any, x) ⇒ out-tuple addresses of `dir`
+ *     inner: out-tuple of `dir`, swapped
+ */
+bool hp_nat_rewrite_icmp_error(uint8_t *frame, const struct hp_parsed *p,
+                               const struct hp_flow *f, int dir)
+{
+    uint32_t sip, dip;
+    uint16_t sport, dport;
+    out_tuple(f, dir, &sip, &sport, &dip, &dport);
+
+    uint8_t *in_ip = frame + p->in_l3_off;
+    uint8_t *in_l4 = frame + p->in_l4_off;
+    uint32_t in_osip = hp_load32(in_ip + 12), in_odip = hp_load32(in_ip + 16);
+    /* The quoted packet went from `dip` to `sip` (the swap of the out tuple). */
+    rewrite_ip(in_ip, dip, sip);
+    rewrite_l4(in_l4, p->in_l4_avail, p->in_proto, in_osip, in_odip, dip, dport, sip, sport);
+
+    rewrite_ip(frame + p->l3_off, sip, dip);
+    uint8_t *icmp = frame + p->l4_off;
+    hp_store16(icmp + 2, 0);
+    hp_store16(icmp + 2, hp_csum(icmp, p->l4_len));
+    return true;
+}
+
+/* Lowers the MSS option of a SYN to `mss`. The option may sit at an odd offset, so the
+ * checksum is updated over the two aligned words around it. Returns true if changed. */
+bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss)
+{
+    uint8_t *tcp = frame + p->l4_off;
+    uint32_t doff = (tcp[12] >> 4) * 4u;
+    uint32_t i = 20;
+    while (i < doff) {
+        uint8_t kind = tcp[i];
+        if (kind == 0)
+            break;
+        if (kind == 1) {
+            i++;
+            continue;
+        }
+        if (i + 1 >= doff || tcp[i + 1] < 2 || i + tcp[i + 1] > doff)
+            break; /* malformed options: leave them to the endpoints */
+        if (kind == 2 && tcp[i + 1] == 4) {
+            uint16_t old = hp_load16(tcp + i + 2);
+            if (old <= mss)
+                return false;
+            uint32_t first = (i + 2) & ~1u; /* aligned words covering bytes i+2, i+3 */
+            uint32_t nwords = (i + 2) & 1 ? 2 : 1;
+            if (first + 2 * nwords > p->l4_len) {
+                /* the second word would run past the segment: sum it all again */
+                hp_store16(tcp + i + 2, mss);
+                hp_l4_checksum_full(frame, p);
+                return true;
+            }
+            uint16_t before[2], after[2];
+            for (uint32_t w = 0; w < nwords; w++)
+                before[w] = hp_load16(tcp + first + 2 * w);
+            hp_store16(tcp + i + 2, mss);
+            uint16_t check = hp_load16(tcp + 16);
+            for (uint32_t w = 0; w < nwords; w++) {
+                after[w] = hp_load16(tcp + first + 2 * w);
+                check = hp_csum_update16(check, before[w], after[w]);
+            }
+            hp_store16(tcp + 16, check);
+            return true;
+        }
+        i += tcp[i + 1];
+    }
+    return false;
+}
