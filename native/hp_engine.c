@@ -622,12 +622,15 @@ static enum hp_drop forward(struct ctx *c, struct hp_pkt *pkt, const struct hp_p
 }
 
 /* A miss on the backend side of a service's SNAT address: the flow is unknown or expired.
- * NLB answers stale TCP with a RST; everything else is dropped. */
+ * NLB answers a stale TCP segment with a RST. A SYN is a connection the backend tries to
+ * open, which matches no listener and is dropped silently, as is everything else. */
 static enum hp_drop reply_side_miss(struct ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p,
                                     int32_t sid)
 {
     const struct hp_service *s = &c->e->services[sid];
-    if (p->proto == IPPROTO_TCP_ && !(p->tcp_flags & TCP_RST) && (s->cfg.flags & HP_SVC_RST_ON_MISS))
+    bool stale = p->proto == IPPROTO_TCP_ &&
+                 (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN && !(p->tcp_flags & TCP_RST);
+    if (stale && (s->cfg.flags & HP_SVC_RST_ON_MISS))
         tcp_rst_reply(c->port, pkt, p);
     return HP_DROP_NO_FLOW;
 }

@@ -1,0 +1,80 @@
+"""Bounded resources: a full flow table and an exhausted SNAT pool refuse *new* flows
+with a counted drop, and never disturb the flows that exist."""
+from __future__ import annotations
+
+from scapy.layers.inet import IP, TCP
+from scapy.layers.l2 import Ether
+
+from conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client, make_engine
+from dataplane.engine import Backend
+
+
+def syn(sport: int) -> bytes:
+    return from_client(TCP(sport=sport, dport=80, flags="S"))
+
+
+def ack(sport: int) -> bytes:
+    return from_client(TCP(sport=sport, dport=80, flags="A"))
+
+
+def test_full_flow_table_refuses_new_flows_only() -> None:
+    eng = make_engine(capacity=4)
+    sid = eng.add_service(EP_PORT, NLB_PORT, EP_IP, 80)
+    eng.set_backends(sid, [Backend("10.0.2.1", 8080)])
+    for sport in range(4):
+        assert eng.simulate(syn(1000 + sport), EP_PORT, S).verdict == "forward"
+    r = eng.simulate(syn(2000), EP_PORT, S)
+    assert (r.verdict, r.drop_reason) == ("drop", "flow_table_full")
+    assert eng.drops(EP_PORT)["flow_table_full"] == 1
+    for sport in range(4):  # the four existing flows still pass
+        assert eng.simulate(ack(1000 + sport), EP_PORT, S).verdict == "forward"
+    # No SYN-ACK came back: half-open flows, gone 30 s after their last packet (at 1 s).
+    assert eng.expire(30 * S) == 0
+    assert eng.expire(31 * S) == 4
+    assert eng.simulate(syn(2000), EP_PORT, 31 * S).verdict == "forward"
+
+
+def test_exhausted_snat_pool_is_a_port_allocation_drop() -> None:
+    eng = make_engine()
+    sid = eng.add_service(EP_PORT, NLB_PORT, EP_IP, 80, snat_ports=(5000, 5003))
+    eng.set_backends(sid, [Backend("10.0.2.1", 8080)])
+    for sport in range(4):
+        assert eng.simulate(syn(1000 + sport), EP_PORT, S).verdict == "forward"
+    assert sorted(f.snat[1] for f in eng.flows()) == [5000, 5001, 5002, 5003]
+    r = eng.simulate(syn(2000), EP_PORT, S)
+    assert (r.verdict, r.drop_reason) == ("drop", "port_allocation")
+    assert eng.drops(EP_PORT)["port_allocation"] == 1
+    assert eng.flow_count == 4
+
+
+def test_snat_ports_are_unique_per_destination_not_globally() -> None:
+    """Like a NAT gateway: the same SNAT port may serve two flows to different targets."""
+    eng = make_engine()
+    sid = eng.add_service(EP_PORT, NLB_PORT, EP_IP, 80, snat_ports=(5000, 5001))
+    eng.set_backends(sid, [Backend("10.0.2.1", 8080)])
+    eng.simulate(syn(1), EP_PORT, S)
+    eng.simulate(syn(2), EP_PORT, S)
+    eng.set_backends(sid, [Backend("10.0.2.2", 8080)])
+    assert eng.simulate(syn(3), EP_PORT, S).verdict == "forward"
+    assert eng.simulate(syn(4), EP_PORT, S).verdict == "forward"
+    assert eng.simulate(syn(5), EP_PORT, S).drop_reason == "port_allocation"
+    by_target: dict[str, set[int]] = {}
+    for f in eng.flows():
+        by_target.setdefault(f.backend[0], set()).add(f.snat[1])
+    assert by_target == {"10.0.2.1": {5000, 5001}, "10.0.2.2": {5000, 5001}}
+
+
+def test_many_flows_to_one_target_get_distinct_ports() -> None:
+    eng = make_engine(capacity=3000)
+    sid = eng.add_service(EP_PORT, NLB_PORT, EP_IP, 80)
+    eng.set_backends(sid, [Backend("10.0.2.1", 8080)])
+    for sport in range(2000):
+        assert eng.simulate(syn(10000 + sport), EP_PORT, S).verdict == "forward"
+    ports = [f.snat[1] for f in eng.flows()]
+    assert len(set(ports)) == 2000 and all(1024 <= p <= 65535 for p in ports)
+
+
+def test_flow_memory_is_within_budget() -> None:
+    eng = make_engine(capacity=1 << 16)
+    assert eng.flow_bytes_per_flow <= 128
+    assert eng.memory_bytes >= (1 << 16) * eng.flow_bytes_per_flow
