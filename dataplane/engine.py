@@ -276,6 +276,22 @@ class Engine:
         """One packet through the real C code: (verdict, out_port, out_frame, drop_reason)."""
         return self.process(in_port, [frame], now_ns, csum_partial)[0]
 
+    # -- benchmark drivers (native/hp_bench.c: the loop runs in C) -----------------------
+
+    def bench_established(self, in_port: int, frame: bytes, n_flows: int, batch: int,
+                          packets: int, now_ns: int = 0) -> int:
+        """Sends `packets` copies of `frame`, spread over `n_flows` source ports/addresses,
+        in batches; returns how many were forwarded."""
+        return lib.hp_bench_established(self._e, in_port, frame, len(frame), n_flows, batch,
+                                        packets, now_ns)
+
+    def bench_new_flows(self, in_port: int, frame: bytes, first_flow: int, batch: int,
+                        flows: int, now_ns: int = 0) -> int:
+        """Sends one copy of `frame` for each of `flows` new flows; returns how many were
+        forwarded."""
+        return lib.hp_bench_new_flows(self._e, in_port, frame, len(frame), first_flow, batch,
+                                      flows, now_ns)
+
     # -- state ----------------------------------------------------------------------------
 
     def expire(self, now_ns: int, max_scan: int | None = None) -> int:

@@ -25,14 +25,12 @@ static void set_flow(uint8_t *frame, uint32_t flow)
     uint32_t coff = ip[9] == IPPROTO_TCP_ ? 16 : 6;
     uint32_t old_ip = hp_load32(ip + 12), new_ip = old_ip + flow / FLOWS_PER_ADDR;
     uint16_t old_port = hp_load16(l4), new_port = (uint16_t)(1024 + flow % FLOWS_PER_ADDR);
-    hp_store16(ip + 10, hp_csum_update32(hp_load16(ip + 10), old_ip, new_ip));
+    uint32_t delta = hp_csum_delta32(old_ip, new_ip);
+    hp_store16(ip + 10, hp_csum_apply(hp_load16(ip + 10), delta));
     hp_store32(ip + 12, new_ip);
     uint16_t check = hp_load16(l4 + coff);
-    if (check != 0 || ip[9] == IPPROTO_TCP_) {
-        check = hp_csum_update32(check, old_ip, new_ip);
-        check = hp_csum_update16(check, old_port, new_port);
-        hp_store16(l4 + coff, check);
-    }
+    if (check != 0 || ip[9] == IPPROTO_TCP_)
+        hp_store16(l4 + coff, hp_csum_apply(check, delta + hp_csum_delta16(old_port, new_port)));
     hp_store16(l4, new_port);
 }
 

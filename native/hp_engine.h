@@ -79,7 +79,7 @@ struct hp_engine_config {
     uint32_t timeout_tcp_close_s;  /* both FINs, or a RST, seen; 0: 10 */
     uint32_t timeout_udp_s;        /* default UDP idle timeout; 0: 120 (NLB) */
     uint32_t timeout_icmp_s;       /* ICMP echo flows; 0: 60 */
-    uint32_t expiry_scan_per_batch;/* flow slots aged per hp_process() call; 0: 64 */
+    uint32_t expiry_scan_per_batch;/* flow slots aged per hp_process() call; 0: 16 */
 };
 
 struct hp_port_config {

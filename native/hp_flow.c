@@ -28,14 +28,14 @@ int hp_flow_table_init(struct hp_engine *e, uint32_t capacity, uint32_t seed)
     memset(ft, 0, sizeof *ft);
     /* Two keys per flow; as many buckets as keys (rounded up) keeps chains near one. */
     uint32_t nb = next_pow2(capacity * 2u);
-    ft->slots = hp_calloc(e, capacity, sizeof *ft->slots);
-    ft->buckets = hp_calloc(e, nb, sizeof *ft->buckets);
-    ft->free_list = hp_calloc(e, capacity, sizeof *ft->free_list);
+    ft->bucket_mask = nb - 1; /* sizes first: hp_flow_table_free() needs them on failure */
+    ft->capacity = capacity;
+    ft->slots = hp_table_alloc(e, capacity, sizeof *ft->slots);
+    ft->buckets = hp_table_alloc(e, nb, sizeof *ft->buckets);
+    ft->free_list = hp_table_alloc(e, capacity, sizeof *ft->free_list);
     if (!ft->slots || !ft->buckets || !ft->free_list)
         return -1;
     memset(ft->buckets, 0xff, (size_t)nb * sizeof *ft->buckets);
-    ft->bucket_mask = nb - 1;
-    ft->capacity = capacity;
     /* Hand out low slots first: a small working set stays in few cache lines. */
     for (uint32_t i = 0; i < capacity; i++)
         ft->free_list[i] = capacity - 1 - i;
@@ -47,9 +47,9 @@ int hp_flow_table_init(struct hp_engine *e, uint32_t capacity, uint32_t seed)
 void hp_flow_table_free(struct hp_engine *e)
 {
     struct hp_flow_table *ft = &e->ft;
-    hp_free(e, ft->slots, ft->capacity, sizeof *ft->slots);
-    hp_free(e, ft->buckets, (size_t)ft->bucket_mask + 1, sizeof *ft->buckets);
-    hp_free(e, ft->free_list, ft->capacity, sizeof *ft->free_list);
+    hp_table_free(e, ft->slots, ft->capacity, sizeof *ft->slots);
+    hp_table_free(e, ft->buckets, (size_t)ft->bucket_mask + 1, sizeof *ft->buckets);
+    hp_table_free(e, ft->free_list, ft->capacity, sizeof *ft->free_list);
     memset(ft, 0, sizeof *ft);
 }
 
@@ -172,7 +172,8 @@ bool hp_flow_is_idle(const struct hp_engine *e, const struct hp_flow *f)
     /* Time given by the caller may step back (a test, a clock change): never expire then. */
     if (e->now_s <= f->last_seen_s)
         return false;
-    return e->now_s - f->last_seen_s >= hp_flow_timeout_s(e, f);
+    uint32_t idle = e->now_s - f->last_seen_s;
+    return idle >= e->min_timeout_s && idle >= hp_flow_timeout_s(e, f);
 }
 
 void hp_flow_info_of(const struct hp_engine *e, uint32_t slot, struct hp_flow_info *o)

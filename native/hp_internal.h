@@ -74,7 +74,11 @@ struct hp_parsed {
     /* the quoted packet of an ICMP error */
     uint16_t in_l3_off, in_l4_off, in_l4_avail;
     uint8_t in_proto;
+    uint8_t next;           /* what hp_process does after classify(): HP_NEXT_* */
+    uint32_t hash;          /* flow-key hash, for HP_NEXT_LOOKUP */
 };
+
+enum { HP_NEXT_DONE, HP_NEXT_ICMP_ERROR, HP_NEXT_LOOKUP };
 
 /* ---- flows ---------------------------------------------------------------------------- */
 
@@ -159,6 +163,7 @@ struct hp_engine {
     struct hp_svc_index svc_index;
     uint64_t now_ns;
     uint32_t now_s;
+    uint32_t min_timeout_s; /* the shortest timeout any flow can have: below it, no flow is idle */
     /* ring of expired flows, for reporting */
     struct hp_flow_info *expired;
     uint32_t expired_cap, expired_head, expired_tail;
@@ -171,6 +176,8 @@ struct hp_engine {
 void hp_set_error(struct hp_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void *hp_calloc(struct hp_engine *e, size_t n, size_t size);
 void hp_free(struct hp_engine *e, void *p, size_t n, size_t size);
+void *hp_table_alloc(struct hp_engine *e, size_t n, size_t size);
+void hp_table_free(struct hp_engine *e, void *p, size_t n, size_t size);
 uint32_t hp_flow_timeout_s(const struct hp_engine *e, const struct hp_flow *f);
 
 /* hp_parse.c */

@@ -65,44 +65,44 @@ static uint32_t l4_csum_off(uint8_t proto)
     return proto == IPPROTO_TCP_ ? 16 : proto == IPPROTO_UDP_ ? 6 : 2;
 }
 
-/* Rewrites an IPv4 header's addresses, with the header checksum updated. */
-static void rewrite_ip(uint8_t *ip, uint32_t sip, uint32_t dip)
+/* Rewrites an IPv4 header's addresses, with the header checksum updated; returns the
+ * checksum delta of the address change, which the TCP/UDP pseudo-header shares. */
+static uint32_t rewrite_ip(uint8_t *ip, uint32_t sip, uint32_t dip)
 {
-    uint16_t check = hp_load16(ip + 10);
-    check = hp_csum_update32(check, hp_load32(ip + 12), sip);
-    check = hp_csum_update32(check, hp_load32(ip + 16), dip);
+    uint32_t delta = hp_csum_delta32(hp_load32(ip + 12), sip) + hp_csum_delta32(hp_load32(ip + 16), dip);
+    hp_store16(ip + 10, hp_csum_apply(hp_load16(ip + 10), delta));
     hp_store32(ip + 12, sip);
     hp_store32(ip + 16, dip);
-    hp_store16(ip + 10, check);
+    return delta;
 }
 
-/* Rewrites the ports (or echo identifier) of an L4 header whose IPv4 addresses change
- * from (osip, odip) to (sip, dip), updating its checksum if `avail` bytes include it.
- * The UDP rule: a zero checksum means "none" and stays zero; a computed zero is sent
- * as 0xFFFF (RFC 768). */
-static void rewrite_l4(uint8_t *l4, uint32_t avail, uint8_t proto, uint32_t osip, uint32_t odip,
-                       uint32_t sip, uint16_t sport, uint32_t dip, uint16_t dport)
+/* Rewrites the ports (or echo identifier) of an L4 header whose IPv4 addresses changed by
+ * `addr_delta`, updating its checksum if the `avail` bytes include it. The UDP rule: a
+ * zero checksum means "none" and stays zero; a computed zero is sent as 0xFFFF (RFC 768). */
+static void rewrite_l4(uint8_t *l4, uint32_t avail, uint8_t proto, uint32_t addr_delta,
+                       uint16_t sport, uint16_t dport)
 {
     uint32_t coff = l4_csum_off(proto);
     bool have_csum = avail >= coff + 2;
     uint16_t check = have_csum ? hp_load16(l4 + coff) : 0;
     bool udp_none = proto == IPPROTO_UDP_ && check == 0;
+    uint32_t delta;
 
     if (proto == IPPROTO_ICMP_) {
-        /* Echo: the identifier is the request's sport and the reply's dport. */
+        /* Echo: the identifier is the request's sport and the reply's dport. ICMP has no
+         * pseudo-header: the addresses do not enter its checksum. */
         uint16_t id = l4[0] == 8 ? sport : dport;
-        check = hp_csum_update16(check, hp_load16(l4 + 4), id);
+        delta = hp_csum_delta16(hp_load16(l4 + 4), id);
         hp_store16(l4 + 4, id);
     } else {
-        check = hp_csum_update32(check, osip, sip); /* pseudo-header */
-        check = hp_csum_update32(check, odip, dip);
-        check = hp_csum_update16(check, hp_load16(l4), sport);
-        check = hp_csum_update16(check, hp_load16(l4 + 2), dport);
+        delta = addr_delta + hp_csum_delta16(hp_load16(l4), sport) +
+                hp_csum_delta16(hp_load16(l4 + 2), dport);
         hp_store16(l4, sport);
         hp_store16(l4 + 2, dport);
     }
     if (!have_csum || udp_none)
         return;
+    check = hp_csum_apply(check, delta);
     if (proto == IPPROTO_UDP_ && check == 0)
         check = 0xffff;
     hp_store16(l4 + coff, check);
@@ -129,9 +129,7 @@ void hp_nat_rewrite(uint8_t *frame, const struct hp_parsed *p, const struct hp_f
     uint32_t sip, dip;
     uint16_t sport, dport;
     out_tuple(f, dir, &sip, &sport, &dip, &dport);
-    uint8_t *ip = frame + p->l3_off;
-    uint32_t osip = hp_load32(ip + 12), odip = hp_load32(ip + 16);
-    rewrite_ip(ip, sip, dip);
+    uint32_t addr_delta = rewrite_ip(frame + p->l3_off, sip, dip);
     if (csum_partial) {
         uint8_t *l4 = frame + p->l4_off;
         if (p->proto == IPPROTO_ICMP_) {
@@ -143,7 +141,7 @@ void hp_nat_rewrite(uint8_t *frame, const struct hp_parsed *p, const struct hp_f
         hp_l4_checksum_full(frame, p);
         return;
     }
-    rewrite_l4(frame + p->l4_off, p->l4_len, p->proto, osip, odip, sip, sport, dip, dport);
+    rewrite_l4(frame + p->l4_off, p->l4_len, p->proto, addr_delta, sport, dport);
 }
 
 /* An ICMP error travelling in direction `dir` of flow `f` quotes a packet of the other
@@ -163,10 +161,9 @@ bool hp_nat_rewrite_icmp_error(uint8_t *frame, const struct hp_parsed *p,
 
     uint8_t *in_ip = frame + p->in_l3_off;
     uint8_t *in_l4 = frame + p->in_l4_off;
-    uint32_t in_osip = hp_load32(in_ip + 12), in_odip = hp_load32(in_ip + 16);
     /* The quoted packet went from `dip` to `sip` (the swap of the out tuple). */
-    rewrite_ip(in_ip, dip, sip);
-    rewrite_l4(in_l4, p->in_l4_avail, p->in_proto, in_osip, in_odip, dip, dport, sip, sport);
+    uint32_t in_delta = rewrite_ip(in_ip, dip, sip);
+    rewrite_l4(in_l4, p->in_l4_avail, p->in_proto, in_delta, dport, sport);
 
     rewrite_ip(frame + p->l3_off, sip, dip);
     uint8_t *icmp = frame + p->l4_off;
