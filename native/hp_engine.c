@@ -684,6 +684,31 @@ static enum hp_drop reply_side_miss(struct ctx *c, struct hp_pkt *pkt, const str
     return HP_DROP_NO_FLOW;
 }
 
+/* The backend a new flow gets: Maglev over the 5-tuple, and over the SYN's sequence
+ * number too when the service hashes like NLB. The service must have backends. */
+static const struct hp_backend *choose_backend(const struct hp_engine *e, const struct hp_service *s,
+                                               const struct hp_parsed *p)
+{
+    uint64_t a = ((uint64_t)p->sip << 32) | p->dip;
+    uint64_t b = ((uint64_t)p->sport << 48) | ((uint64_t)p->dport << 32) | p->proto;
+    if (p->proto == IPPROTO_TCP_ && (s->cfg.flags & HP_SVC_HASH_TCP_SEQ))
+        b ^= (uint64_t)p->tcp_seq << 8;
+    uint32_t h = hp_mix32(a, b, 0x6e6c6221u);
+    return &s->backends[s->maglev[h % e->cfg.maglev_size]];
+}
+
+/* Stage 2 for a packet whose bucket is empty, so that it opens a flow if anything: warms
+ * what new_flow() will read (the Maglev entry, the first SNAT candidate's bucket). */
+static void prefetch_new_flow(const struct ctx *c, const struct hp_parsed *p)
+{
+    const struct hp_engine *e = c->e;
+    int32_t sid = svc_index_find(e, svc_key(0, c->in_port, p->proto, p->dip, p->dport));
+    if (sid < 0 || !e->services[sid].maglev)
+        return;
+    const struct hp_service *s = &e->services[sid];
+    hp_snat_prefetch(e, s, choose_backend(e, s, p), p->hash);
+}
+
 static enum hp_drop new_flow(struct ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p, int32_t sid)
 {
     struct hp_engine *e = c->e;
@@ -708,12 +733,7 @@ static enum hp_drop new_flow(struct ctx *c, struct hp_pkt *pkt, const struct hp_
     if (!s->maglev)
         return HP_DROP_NO_BACKEND;
 
-    uint64_t a = ((uint64_t)p->sip << 32) | p->dip;
-    uint64_t b = ((uint64_t)p->sport << 48) | ((uint64_t)p->dport << 32) | p->proto;
-    if (p->proto == IPPROTO_TCP_ && (sc->flags & HP_SVC_HASH_TCP_SEQ))
-        b ^= (uint64_t)p->tcp_seq << 8;
-    uint32_t h = hp_mix32(a, b, 0x6e6c6221u);
-    const struct hp_backend *be = &s->backends[s->maglev[h % e->cfg.maglev_size]];
+    const struct hp_backend *be = choose_backend(e, s, p);
 
     uint16_t be_sg_port = p->proto == IPPROTO_ICMP_ ? p->icmp_type : be->port;
     if (!hp_sg_allows(&e->ports[sc->out_port].sg[HP_SG_EGRESS], p->proto, be->ip, be_sg_port))
@@ -728,7 +748,7 @@ static enum hp_drop new_flow(struct ctx *c, struct hp_pkt *pkt, const struct hp_
         .proto = p->proto, .tcp_state = p->proto == IPPROTO_TCP_ ? HP_TCP_SYN_SENT : HP_TCP_NONE,
         .created_s = e->now_s, .last_seen_s = e->now_s,
     };
-    if (hp_snat_allocate(e, &f, s) != 0)
+    if (hp_snat_allocate(e, &f, s, p->hash) != 0)
         return HP_DROP_PORT_ALLOCATION;
     uint32_t slot = hp_flow_insert(e, &f);
     c->port->counters[HP_CNT_FLOWS_CREATED]++;
@@ -889,6 +909,8 @@ void hp_process(struct hp_engine *e, uint16_t in_port, struct hp_pkt *pkts, uint
                 const char *slot = (const char *)&ft->slots[ref >> 1];
                 __builtin_prefetch(slot, 1);
                 __builtin_prefetch(slot + sizeof(struct hp_flow) - 1, 1);
+            } else {
+                prefetch_new_flow(&c, &ps[i]);
             }
         }
         for (uint32_t i = 0; i < m; i++) {

@@ -204,7 +204,10 @@ uint32_t hp_mix32(uint64_t a, uint64_t b, uint32_t seed);
 bool hp_sg_allows(const struct hp_sg *sg, uint8_t proto, uint32_t ip, uint16_t port);
 
 /* hp_nat.c */
-int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc);
+int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc,
+                     uint32_t client_hash);
+void hp_snat_prefetch(const struct hp_engine *e, const struct hp_service *svc,
+                      const struct hp_backend *be, uint32_t client_hash);
 void hp_nat_rewrite(uint8_t *frame, const struct hp_parsed *p, const struct hp_flow *f, int dir,
                     bool csum_partial);
 bool hp_nat_rewrite_icmp_error(uint8_t *frame, const struct hp_parsed *p,

@@ -24,19 +24,20 @@
 /* Picks f->snat_port from the service's pool so that the backend-side key
  * (out_port, proto, backend, bport, snat_ip, snat_port) is not in use, which keeps ports
  * unique per (SNAT address, protocol, destination) as NAT gateways and NLBs do. Steps:
- *   1. Start at a hash of the client-side key, so clients spread over the pool.
+ *   1. Start at the hash of the client-side key (`client_hash`), so clients spread over
+ *      the pool.
  *   2. Walk the pool linearly from there, wrapping at its end.
  *   3. Stop at the first candidate whose backend-side key is free, or after
  *      min(pool size, HP_SNAT_MAX_ATTEMPTS) candidates: a small pool is searched whole.
  * Returns 0, or -1 when no port was found. */
-int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc)
+int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc,
+                     uint32_t client_hash)
 {
     uint32_t lo = svc->cfg.snat_port_min, hi = svc->cfg.snat_port_max;
     uint32_t range = hi - lo + 1;
-    struct hp_flow_key k;
-    hp_flow_key_of(f, 0, &k);
-    uint32_t start = hp_flow_hash(&e->ft, &k) % range;
+    uint32_t start = client_hash % range;
     uint32_t attempts = range < HP_SNAT_MAX_ATTEMPTS ? range : HP_SNAT_MAX_ATTEMPTS;
+    struct hp_flow_key k;
     for (uint32_t i = 0; i < attempts; i++) {
         f->snat_port = (uint16_t)(lo + (start + i) % range);
         hp_flow_key_of(f, 1, &k);
@@ -44,6 +45,18 @@ int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_ser
             return 0;
     }
     return -1;
+}
+
+/* Prefetches the bucket of the first SNAT candidate hp_snat_allocate() will try, for a
+ * packet that is about to open a flow: that bucket is a cache miss nothing else warms. */
+void hp_snat_prefetch(const struct hp_engine *e, const struct hp_service *svc,
+                      const struct hp_backend *be, uint32_t client_hash)
+{
+    uint32_t range = (uint32_t)svc->cfg.snat_port_max - svc->cfg.snat_port_min + 1;
+    struct hp_flow_key k = {.sip = be->ip, .sport = be->port, .dip = svc->cfg.snat_ip,
+                            .dport = (uint16_t)(svc->cfg.snat_port_min + client_hash % range),
+                            .port = svc->cfg.out_port, .proto = svc->cfg.proto};
+    __builtin_prefetch(&e->ft.buckets[hp_flow_hash(&e->ft, &k) & e->ft.bucket_mask]);
 }
 
 /* The tuple a packet of direction `dir` leaves with. */
