@@ -1,8 +1,9 @@
 /* hp_csum.h — Internet checksums: full sums, and incremental updates after a rewrite.
  *
  * Incremental updates follow RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), which, unlike the
- * older RFC 1141 form, never turns a correct checksum into 0x0000 where a full
- * recomputation would give 0xFFFF. A rewrite of several fields accumulates their deltas
+ * older RFC 1141 form, gives what a full recomputation gives except when the data
+ * covered is all zeros (full: 0xFFFF, eqn. 3: 0x0000). A TCP/UDP pseudo-header and an
+ * IPv4 header are never all zeros; ICMP can be, and hp_nat.c checks for it. A rewrite of several fields accumulates their deltas
  * (hp_csum_delta*) and applies them with one fold (hp_csum_apply); the address delta of
  * an IPv4 rewrite serves the IPv4 header and the TCP/UDP pseudo-header alike.
  */

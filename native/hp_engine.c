@@ -96,12 +96,18 @@ void hp_free(struct hp_engine *e, void *p, size_t n, size_t size)
 void *hp_table_alloc(struct hp_engine *e, size_t n, size_t size)
 {
     size_t bytes = (n ? n : 1) * size;
-    if (bytes < HP_TABLE_MMAP_MIN)
-        return hp_calloc(e, n, size);
-    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return NULL;
-    madvise(p, bytes, MADV_HUGEPAGE); /* advice only: without THP it is plain pages */
+    void *p;
+    if (bytes < HP_TABLE_MMAP_MIN) {
+        /* cache-line aligned, like the mmap'd ones: a flow or a bucket is one line */
+        p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        if (!p)
+            return NULL;
+    } else {
+        p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+            return NULL;
+        madvise(p, bytes, MADV_HUGEPAGE); /* advice only: without THP it is plain pages */
+    }
     memset(p, 0, bytes);
     e->bytes_allocated += bytes;
     return p;
@@ -112,11 +118,10 @@ void hp_table_free(struct hp_engine *e, void *p, size_t n, size_t size)
     size_t bytes = (n ? n : 1) * size;
     if (!p)
         return;
-    if (bytes < HP_TABLE_MMAP_MIN) {
-        hp_free(e, p, n, size);
-        return;
-    }
-    munmap(p, bytes);
+    if (bytes < HP_TABLE_MMAP_MIN)
+        free(p);
+    else
+        munmap(p, bytes);
     e->bytes_allocated -= bytes;
 }
 
@@ -751,6 +756,8 @@ static enum hp_drop new_flow(struct ctx *c, struct hp_pkt *pkt, const struct hp_
     if (hp_snat_allocate(e, &f, s, p->hash) != 0)
         return HP_DROP_PORT_ALLOCATION;
     uint32_t slot = hp_flow_insert(e, &f);
+    if (slot == HP_NONE)
+        return HP_DROP_FLOW_TABLE_FULL;
     c->port->counters[HP_CNT_FLOWS_CREATED]++;
     /* tcp_track below must not see the SYN as anything but the opening segment */
     struct hp_flow *nf = &e->ft.slots[slot];
@@ -863,12 +870,27 @@ static enum hp_drop act(struct ctx *c, struct hp_pkt *pkt, const struct hp_parse
     return HP_DROP_NO_SERVICE;
 }
 
-/* Frames are taken in groups whose flow lookups overlap: stage 1 parses each frame and
- * prefetches its hash bucket, stage 2 reads the buckets and prefetches the flows, stage 3
- * does the work. With a million flows every bucket and flow is a cache (and TLB) miss;
- * in a group they are waited for once, not once per frame. 16 covers a DRAM miss and
- * keeps the group's parsed headers in L1. */
-#define HP_GROUP 16
+/* Frames go through a three-stage software pipeline, HP_PIPE_DISTANCE frames apart:
+ *   stage 1 (frame i):     classify() — parse, hash, prefetch the key's bucket;
+ *   stage 2 (frame i - D): find the signature match in the (now cached) bucket and
+ *                          prefetch that flow, or, with no match, what a new flow reads;
+ *   stage 3 (frame i - 2D): act() — the real lookup and everything after it.
+ * With a million flows every bucket and every flow is a cache (and TLB) miss; D frames of
+ * other work between a prefetch and its use hide most of it. Stages 1 and 2 only read the
+ * tables (their results are hints), so the frames' effects happen in order, in stage 3. */
+#define HP_PIPE_DISTANCE 8
+#define HP_PIPE_RING 32 /* > 2 * HP_PIPE_DISTANCE, a power of two */
+
+static void finish(struct ctx *c, struct hp_pkt *pkt, enum hp_drop r)
+{
+    pkt->drop_reason = (uint8_t)r;
+    if (r != HP_DROP_NONE) {
+        c->port->drops[r]++;
+        c->port->counters[HP_CNT_DROPPED]++;
+        if (pkt->verdict == HP_VERDICT_REPLY)
+            count_tx(c->port, pkt->len); /* a RST went back for the dropped segment */
+    }
+}
 
 void hp_process(struct hp_engine *e, uint16_t in_port, struct hp_pkt *pkts, uint32_t n,
                 uint64_t now_ns)
@@ -883,48 +905,46 @@ void hp_process(struct hp_engine *e, uint16_t in_port, struct hp_pkt *pkts, uint
             pkts[i].drop_reason = HP_DROP_UNKNOWN_PORT;
             pkts[i].out_port = in_port;
         }
+        /* Counted on the port id's slot while it is in range, so a caller that sends to a
+         * port it forgot to add sees it in that port's stats. */
+        if (in_port < HP_MAX_PORTS) {
+            e->ports[in_port].drops[HP_DROP_UNKNOWN_PORT] += n;
+            e->ports[in_port].counters[HP_CNT_DROPPED] += n;
+        }
         return;
     }
     struct ctx c = {.e = e, .in_port = in_port, .port = &e->ports[in_port]};
     const struct hp_flow_table *ft = &e->ft;
-    struct hp_parsed ps[HP_GROUP];
-    enum hp_drop rs[HP_GROUP];
-    for (uint32_t base = 0; base < n; base += HP_GROUP) {
-        uint32_t m = n - base < HP_GROUP ? n - base : HP_GROUP;
-        struct hp_pkt *group = pkts + base;
-        for (uint32_t i = 0; i < m; i++) {
+    struct hp_parsed ps[HP_PIPE_RING];
+    enum hp_drop rs[HP_PIPE_RING];
+    for (uint32_t i = 0; i < n + 2 * HP_PIPE_DISTANCE; i++) {
+        if (i < n) {
+            struct hp_pkt *pkt = &pkts[i];
+            uint32_t s1 = i % HP_PIPE_RING;
             c.port->counters[HP_CNT_RX_PACKETS]++;
-            c.port->counters[HP_CNT_RX_BYTES] += group[i].len;
-            group[i].verdict = HP_VERDICT_DROP;
-            group[i].out_port = in_port;
-            rs[i] = classify(&c, &group[i], &ps[i]);
-            if (rs[i] == HP_DROP_NONE && ps[i].next == HP_NEXT_LOOKUP)
-                __builtin_prefetch(&ft->buckets[ps[i].hash & ft->bucket_mask]);
+            c.port->counters[HP_CNT_RX_BYTES] += pkt->len;
+            pkt->verdict = HP_VERDICT_DROP;
+            pkt->out_port = in_port;
+            rs[s1] = classify(&c, pkt, &ps[s1]);
+            if (rs[s1] == HP_DROP_NONE && ps[s1].next == HP_NEXT_LOOKUP)
+                hp_flow_prefetch_buckets(ft, ps[s1].hash);
         }
-        for (uint32_t i = 0; i < m; i++) {
-            if (rs[i] != HP_DROP_NONE || ps[i].next != HP_NEXT_LOOKUP)
-                continue;
-            uint32_t ref = ft->buckets[ps[i].hash & ft->bucket_mask];
-            if (ref != HP_NONE) {
-                const char *slot = (const char *)&ft->slots[ref >> 1];
-                __builtin_prefetch(slot, 1);
-                __builtin_prefetch(slot + sizeof(struct hp_flow) - 1, 1);
-            } else {
-                prefetch_new_flow(&c, &ps[i]);
+        if (i >= HP_PIPE_DISTANCE && i - HP_PIPE_DISTANCE < n) {
+            uint32_t s2 = (i - HP_PIPE_DISTANCE) % HP_PIPE_RING;
+            if (rs[s2] == HP_DROP_NONE && ps[s2].next == HP_NEXT_LOOKUP) {
+                uint32_t ref = hp_flow_candidate(ft, ps[s2].hash);
+                if (ref != HP_NONE)
+                    __builtin_prefetch(&ft->slots[ref >> 1], 1);
+                else
+                    prefetch_new_flow(&c, &ps[s2]);
             }
         }
-        for (uint32_t i = 0; i < m; i++) {
-            struct hp_pkt *pkt = &group[i];
-            enum hp_drop r = rs[i];
-            if (r == HP_DROP_NONE && ps[i].next != HP_NEXT_DONE)
-                r = act(&c, pkt, &ps[i]);
-            pkt->drop_reason = (uint8_t)r;
-            if (r != HP_DROP_NONE) {
-                c.port->drops[r]++;
-                c.port->counters[HP_CNT_DROPPED]++;
-                if (pkt->verdict == HP_VERDICT_REPLY)
-                    count_tx(c.port, pkt->len); /* a RST went back for the dropped segment */
-            }
+        if (i >= 2 * HP_PIPE_DISTANCE) {
+            uint32_t j = i - 2 * HP_PIPE_DISTANCE, s3 = j % HP_PIPE_RING;
+            enum hp_drop r = rs[s3];
+            if (r == HP_DROP_NONE && ps[s3].next != HP_NEXT_DONE)
+                r = act(&c, &pkts[j], &ps[s3]);
+            finish(&c, &pkts[j], r);
         }
     }
     hp_expire(e, now_ns, e->cfg.expiry_scan_per_batch);

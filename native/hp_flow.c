@@ -1,10 +1,17 @@
 /* hp_flow.c — the flow table.
  *
  * Fixed capacity, chosen at creation: a slot array of struct hp_flow, a stack of free
- * slots, and a chained hash index whose chains run through the flows themselves
- * (flow.next[dir]), so a flow costs no allocation and two index entries cost 8 bytes of
- * links plus its share of the bucket heads. A key reference is slot*2 + dir; direction 0
- * is the client side key, direction 1 the backend side key (see hp_internal.h).
+ * slots, and an index of 64-byte buckets, 8 keys each (struct hp_bucket). Each flow has
+ * two keys, one per direction; a key reference is slot*2 + dir.
+ *
+ * A key may live in one of two buckets: its primary b1 = hash & mask, or its secondary
+ * b2 = b1 ^ f(signature), so that either bucket gives the other from what it stores (as
+ * in cuckoo filters). Keys go to their primary while it has room, so lookups nearly
+ * always read one cache line: the secondary is read only when the primary is marked as
+ * having overflowed (bit 31 of its last ref, free since refs are below 2^31). When both
+ * are full, one resident key moves to its other bucket to make room (one level of
+ * displacement, at most 16 candidates). The index is sized for at most 6 keys per
+ * 8-way bucket on average; an insert that still fails reports a full flow table.
  *
  * Expiry is lazy and bounded: a lookup that finds an idle flow removes it and reports a
  * miss, and hp_process() ages a fixed number of slots per batch (the clock hand), so
@@ -26,8 +33,8 @@ int hp_flow_table_init(struct hp_engine *e, uint32_t capacity, uint32_t seed)
 {
     struct hp_flow_table *ft = &e->ft;
     memset(ft, 0, sizeof *ft);
-    /* Two keys per flow; as many buckets as keys (rounded up) keeps chains near one. */
-    uint32_t nb = next_pow2(capacity * 2u);
+    /* Two keys per flow, at most 6 of 8 ways used per bucket on average. */
+    uint32_t nb = next_pow2((uint32_t)(((uint64_t)capacity * 2 + 5) / 6));
     ft->bucket_mask = nb - 1; /* sizes first: hp_flow_table_free() needs them on failure */
     ft->capacity = capacity;
     ft->slots = hp_table_alloc(e, capacity, sizeof *ft->slots);
@@ -35,7 +42,6 @@ int hp_flow_table_init(struct hp_engine *e, uint32_t capacity, uint32_t seed)
     ft->free_list = hp_table_alloc(e, capacity, sizeof *ft->free_list);
     if (!ft->slots || !ft->buckets || !ft->free_list)
         return -1;
-    memset(ft->buckets, 0xff, (size_t)nb * sizeof *ft->buckets);
     /* Hand out low slots first: a small working set stays in few cache lines. */
     for (uint32_t i = 0; i < capacity; i++)
         ft->free_list[i] = capacity - 1 - i;
@@ -53,12 +59,19 @@ void hp_flow_table_free(struct hp_engine *e)
     memset(ft, 0, sizeof *ft);
 }
 
-uint32_t hp_flow_hash(const struct hp_flow_table *ft, const struct hp_flow_key *k)
+uint64_t hp_flow_hash(const struct hp_flow_table *ft, const struct hp_flow_key *k)
 {
     uint64_t a = ((uint64_t)k->sip << 32) | k->dip;
     uint64_t b = ((uint64_t)k->sport << 48) | ((uint64_t)k->dport << 32) |
                  ((uint64_t)k->port << 8) | k->proto;
-    return hp_mix32(a, b, ft->seed);
+    return hp_mix64(a, b, ft->seed);
+}
+
+static inline uint32_t sig_of(uint64_t hash) { return (uint32_t)(hash >> 32) | 1u; }
+
+static inline uint32_t other_bucket(const struct hp_flow_table *ft, uint32_t b, uint32_t sig)
+{
+    return (b ^ (sig * 0x5bd1e995u)) & ft->bucket_mask;
 }
 
 void hp_flow_key_of(const struct hp_flow *f, int dir, struct hp_flow_key *k)
@@ -90,59 +103,148 @@ static inline bool key_matches(const struct hp_flow *f, int dir, const struct hp
            f->snat_port == k->dport && f->out_port == k->port;
 }
 
-/* Returns the key reference (slot*2 + dir) or HP_NONE. */
-uint32_t hp_flow_lookup(const struct hp_flow_table *ft, const struct hp_flow_key *k, uint32_t hash)
+#define OVERFLOW_BIT 0x80000000u
+#define REF_MASK 0x7fffffffu
+
+static inline uint32_t ref_at(const struct hp_bucket *bk, int w) { return bk->ref[w] & REF_MASK; }
+static inline bool overflowed(const struct hp_bucket *bk) { return bk->ref[HP_BUCKET_WAYS - 1] & OVERFLOW_BIT; }
+static inline void mark_overflowed(struct hp_bucket *bk) { bk->ref[HP_BUCKET_WAYS - 1] |= OVERFLOW_BIT; }
+static inline void set_way(struct hp_bucket *bk, int w, uint32_t sig, uint32_t ref)
 {
-    uint32_t ref = ft->buckets[hash & ft->bucket_mask];
-    while (ref != HP_NONE) {
-        const struct hp_flow *f = &ft->slots[ref >> 1];
-        if (key_matches(f, (int)(ref & 1), k))
-            return ref;
-        ref = f->next[ref & 1];
-    }
+    bk->sig[w] = sig;
+    bk->ref[w] = (bk->ref[w] & OVERFLOW_BIT) | ref;
+}
+
+void hp_flow_prefetch_buckets(const struct hp_flow_table *ft, uint64_t hash)
+{
+    __builtin_prefetch(&ft->buckets[(uint32_t)hash & ft->bucket_mask]);
+}
+
+/* Calls `found(ref)` for each key reference in b1 (then, if b1 overflowed, b2) whose
+ * signature matches, until it returns true. */
+#define FOR_EACH_CANDIDATE(ft, hash, ref, body)                                              \
+    do {                                                                                     \
+        uint32_t sig_ = sig_of(hash);                                                        \
+        uint32_t b_ = (uint32_t)(hash) & (ft)->bucket_mask;                                  \
+        for (int pass_ = 0; pass_ < 2; pass_++) {                                            \
+            const struct hp_bucket *bk_ = &(ft)->buckets[b_];                                \
+            for (int w_ = 0; w_ < HP_BUCKET_WAYS; w_++) {                                    \
+                if (bk_->sig[w_] != sig_)                                                    \
+                    continue;                                                                \
+                uint32_t ref = ref_at(bk_, w_);                                              \
+                body                                                                         \
+            }                                                                                \
+            if (!overflowed(bk_))                                                            \
+                break;                                                                       \
+            b_ = other_bucket((ft), b_, sig_);                                               \
+        }                                                                                    \
+    } while (0)
+
+/* The first key reference whose signature matches, without touching any flow: what
+ * hp_process() prefetches before the real lookup. HP_NONE: surely not in the table. */
+uint32_t hp_flow_candidate(const struct hp_flow_table *ft, uint64_t hash)
+{
+    FOR_EACH_CANDIDATE(ft, hash, ref, { return ref; });
     return HP_NONE;
 }
 
-static void link_key(struct hp_flow_table *ft, uint32_t slot, int dir)
+/* Returns the key reference (slot*2 + dir) or HP_NONE. */
+uint32_t hp_flow_lookup(const struct hp_flow_table *ft, const struct hp_flow_key *k, uint64_t hash)
+{
+    FOR_EACH_CANDIDATE(ft, hash, ref, {
+        if (key_matches(&ft->slots[ref >> 1], (int)(ref & 1), k))
+            return ref;
+    });
+    return HP_NONE;
+}
+
+static int free_way(const struct hp_bucket *bk)
+{
+    for (int w = 0; w < HP_BUCKET_WAYS; w++)
+        if (bk->sig[w] == 0)
+            return w;
+    return -1;
+}
+
+/* Makes room in bucket b by moving one resident key to its other bucket, and marks b as
+ * overflowed (the moved key, or a later one, may have b as its primary). Returns the way
+ * freed, or -1 when every resident's other bucket is full too. */
+static int displace(struct hp_flow_table *ft, uint32_t b)
+{
+    struct hp_bucket *bk = &ft->buckets[b];
+    for (int w = 0; w < HP_BUCKET_WAYS; w++) {
+        uint32_t alt = other_bucket(ft, b, bk->sig[w]);
+        int aw = alt == b ? -1 : free_way(&ft->buckets[alt]);
+        if (aw < 0)
+            continue;
+        set_way(&ft->buckets[alt], aw, bk->sig[w], ref_at(bk, w));
+        mark_overflowed(bk);
+        return w;
+    }
+    return -1;
+}
+
+static bool link_key(struct hp_flow_table *ft, uint32_t slot, int dir)
 {
     struct hp_flow_key k;
-    struct hp_flow *f = &ft->slots[slot];
-    hp_flow_key_of(f, dir, &k);
-    uint32_t b = hp_flow_hash(ft, &k) & ft->bucket_mask;
-    f->next[dir] = ft->buckets[b];
-    ft->buckets[b] = slot * 2u + (uint32_t)dir;
+    hp_flow_key_of(&ft->slots[slot], dir, &k);
+    uint64_t hash = hp_flow_hash(ft, &k);
+    uint32_t sig = sig_of(hash);
+    uint32_t b1 = (uint32_t)hash & ft->bucket_mask, b2 = other_bucket(ft, b1, sig);
+    uint32_t b = b1;
+    int w = free_way(&ft->buckets[b1]);
+    if (w < 0) {
+        mark_overflowed(&ft->buckets[b1]);
+        b = b2;
+        w = free_way(&ft->buckets[b2]);
+    }
+    if (w < 0 && (w = displace(ft, b = b1)) < 0 && (w = displace(ft, b = b2)) < 0)
+        return false;
+    set_way(&ft->buckets[b], w, sig, slot * 2u + (uint32_t)dir);
+    return true;
 }
 
 static void unlink_key(struct hp_flow_table *ft, uint32_t slot, int dir)
 {
     struct hp_flow_key k;
-    struct hp_flow *f = &ft->slots[slot];
-    hp_flow_key_of(f, dir, &k);
+    hp_flow_key_of(&ft->slots[slot], dir, &k);
+    uint64_t hash = hp_flow_hash(ft, &k);
     uint32_t want = slot * 2u + (uint32_t)dir;
-    uint32_t *link = &ft->buckets[hp_flow_hash(ft, &k) & ft->bucket_mask];
-    while (*link != HP_NONE) {
-        if (*link == want) {
-            *link = f->next[dir];
-            return;
-        }
-        link = &ft->slots[*link >> 1].next[*link & 1];
+    uint32_t b1 = (uint32_t)hash & ft->bucket_mask;
+    uint32_t bs[2] = {b1, other_bucket(ft, b1, sig_of(hash))};
+    for (int i = 0; i < 2; i++) {
+        struct hp_bucket *bk = &ft->buckets[bs[i]];
+        for (int w = 0; w < HP_BUCKET_WAYS; w++)
+            if (bk->sig[w] != 0 && ref_at(bk, w) == want) {
+                set_way(bk, w, 0, 0);
+                return;
+            }
     }
 }
 
 /* Copies `proto_flow` into a free slot and indexes both of its keys. The caller has made
- * sure neither key exists. Returns the slot, or HP_NONE when the table is full. */
+ * sure neither key exists. Returns the slot, or HP_NONE when the table (or, with
+ * negligible probability, the index) is full. */
 uint32_t hp_flow_insert(struct hp_engine *e, const struct hp_flow *proto_flow)
 {
     struct hp_flow_table *ft = &e->ft;
     if (ft->free_top == 0)
         return HP_NONE;
-    uint32_t slot = ft->free_list[--ft->free_top];
+    uint32_t slot = ft->free_list[ft->free_top - 1];
     ft->slots[slot] = *proto_flow;
     ft->slots[slot].live = 1;
-    link_key(ft, slot, 0);
-    link_key(ft, slot, 1);
+    if (!link_key(ft, slot, 0))
+        goto full;
+    if (!link_key(ft, slot, 1)) {
+        unlink_key(ft, slot, 0);
+        goto full;
+    }
+    ft->free_top--;
     ft->count++;
     return slot;
+full:
+    ft->slots[slot].live = 0;
+    return HP_NONE;
 }
 
 void hp_flow_remove(struct hp_engine *e, uint32_t slot, bool expired)

@@ -3,7 +3,7 @@
  * Files, one per concern (VPP style):
  *   hp_parse.c    Ethernet/ARP/IPv4/TCP/UDP/ICMP parsing with every bound checked
  *   hp_csum.h     checksums: full sums and RFC 1624 incremental updates
- *   hp_flow.c     the flow table: fixed slots, two hash keys per flow, expiry
+ *   hp_flow.c     the flow table: fixed slots, two keys per flow in 8-way buckets, expiry
  *   hp_maglev.c   Maglev lookup tables for backend choice
  *   hp_sg.c       security-group rule matching
  *   hp_nat.c      SNAT port allocation and header rewriting (incl. ICMP errors, MSS)
@@ -75,32 +75,44 @@ struct hp_parsed {
     uint16_t in_l3_off, in_l4_off, in_l4_avail;
     uint8_t in_proto;
     uint8_t next;           /* what hp_process does after classify(): HP_NEXT_* */
-    uint32_t hash;          /* flow-key hash, for HP_NEXT_LOOKUP */
+    uint64_t hash;          /* flow-key hash, for HP_NEXT_LOOKUP */
 };
 
 enum { HP_NEXT_DONE, HP_NEXT_ICMP_ERROR, HP_NEXT_LOOKUP };
 
 /* ---- flows ---------------------------------------------------------------------------- */
 
-/* One flow, both directions. 80 bytes; the hash index adds 8 to 16 per flow. The key of
- * direction 0 is (in_port, proto, client, cport, vip, vport); the key of direction 1 is
- * (out_port, proto, backend, bport, snat_ip, snat_port). */
+/* One flow, both directions, in one cache line (64 bytes), plus its two keys' share of
+ * the index (about 32 bytes) and of the free list (4). The key of direction 0 is
+ * (in_port, proto, client, cport, vip, vport); that of direction 1 is
+ * (out_port, proto, backend, bport, snat_ip, snat_port). Packet counts are 32 bits to
+ * fit the line: they wrap after 4.29 billion packets in one direction (byte counts don't). */
 struct hp_flow {
     uint32_t client_ip, vip, snat_ip, backend_ip;
     uint16_t client_port, vport, snat_port, backend_port;
-    uint16_t in_port, out_port;
+    uint8_t in_port, out_port;  /* port ids are below HP_MAX_PORTS (256) */
     uint16_t service;
     uint8_t proto;
-    uint8_t tcp_state;      /* HP_TCP_*; 0 marks a free slot for UDP/ICMP too via `live` */
-    uint8_t live;
+    uint8_t tcp_state;      /* HP_TCP_* */
+    uint8_t live;           /* 0: a free slot */
     uint8_t fin_seen;       /* bit d: direction d sent a FIN */
-    uint16_t pad_;
-    uint32_t next[2];       /* hash chain link of each direction's key: slot*2+dir */
     uint32_t last_seen_s;   /* engine seconds, coarse: enough for idle timeouts */
     uint32_t created_s;
-    uint64_t packets[2];
     uint64_t bytes[2];
-};
+    uint32_t packets[2];
+} __attribute__((aligned(64)));
+
+_Static_assert(sizeof(struct hp_flow) == 64, "a flow is one cache line");
+_Static_assert(HP_MAX_PORTS <= 256, "flows keep port ids in 8 bits");
+
+/* One cache line of the index: 8 keys, each a signature (high hash bits, 0 = empty way)
+ * and a key reference (slot*2 + dir). A lookup compares signatures and touches a flow
+ * only on a signature match, so a miss costs one or two cache lines and no flow. */
+#define HP_BUCKET_WAYS 8
+struct hp_bucket {
+    uint32_t sig[HP_BUCKET_WAYS];
+    uint32_t ref[HP_BUCKET_WAYS];
+} __attribute__((aligned(64)));
 
 struct hp_flow_key {
     uint32_t sip, dip;
@@ -113,8 +125,8 @@ struct hp_flow_table {
     struct hp_flow *slots;
     uint32_t capacity;
     uint32_t count;
-    uint32_t *buckets;      /* head key-ref of each chain, HP_NONE if empty */
-    uint32_t bucket_mask;
+    struct hp_bucket *buckets;
+    uint32_t bucket_mask;   /* bucket count - 1 (a power of two) */
     uint32_t *free_list;    /* stack of free slot indices */
     uint32_t free_top;
     uint32_t scan_hand;     /* next slot the expiry sweep looks at */
@@ -187,8 +199,10 @@ enum hp_drop hp_parse_ipv4(const uint8_t *d, uint32_t len, struct hp_parsed *p);
 /* hp_flow.c */
 int hp_flow_table_init(struct hp_engine *e, uint32_t capacity, uint32_t seed);
 void hp_flow_table_free(struct hp_engine *e);
-uint32_t hp_flow_hash(const struct hp_flow_table *ft, const struct hp_flow_key *k);
-uint32_t hp_flow_lookup(const struct hp_flow_table *ft, const struct hp_flow_key *k, uint32_t hash);
+uint64_t hp_flow_hash(const struct hp_flow_table *ft, const struct hp_flow_key *k);
+uint32_t hp_flow_lookup(const struct hp_flow_table *ft, const struct hp_flow_key *k, uint64_t hash);
+void hp_flow_prefetch_buckets(const struct hp_flow_table *ft, uint64_t hash);
+uint32_t hp_flow_candidate(const struct hp_flow_table *ft, uint64_t hash);
 uint32_t hp_flow_insert(struct hp_engine *e, const struct hp_flow *proto_flow);
 void hp_flow_remove(struct hp_engine *e, uint32_t slot, bool expired);
 void hp_flow_key_of(const struct hp_flow *f, int dir, struct hp_flow_key *k);
@@ -199,15 +213,16 @@ bool hp_flow_is_idle(const struct hp_engine *e, const struct hp_flow *f);
 uint16_t *hp_maglev_build(struct hp_engine *e, const struct hp_backend *b, uint32_t n);
 uint32_t hp_hash32(const void *data, size_t len, uint32_t seed);
 uint32_t hp_mix32(uint64_t a, uint64_t b, uint32_t seed);
+uint64_t hp_mix64(uint64_t a, uint64_t b, uint32_t seed);
 
 /* hp_sg.c */
 bool hp_sg_allows(const struct hp_sg *sg, uint8_t proto, uint32_t ip, uint16_t port);
 
 /* hp_nat.c */
 int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc,
-                     uint32_t client_hash);
+                     uint64_t client_hash);
 void hp_snat_prefetch(const struct hp_engine *e, const struct hp_service *svc,
-                      const struct hp_backend *be, uint32_t client_hash);
+                      const struct hp_backend *be, uint64_t client_hash);
 void hp_nat_rewrite(uint8_t *frame, const struct hp_parsed *p, const struct hp_flow *f, int dir,
                     bool csum_partial);
 bool hp_nat_rewrite_icmp_error(uint8_t *frame, const struct hp_parsed *p,

@@ -14,8 +14,8 @@
 
 #include "hp_internal.h"
 
-/* 64 → 32 bit mixer (the finaliser of MurmurHash3 / splitmix64). */
-uint32_t hp_mix32(uint64_t a, uint64_t b, uint32_t seed)
+/* Two 64-bit words → 64 bits (the finaliser of MurmurHash3 / splitmix64). */
+uint64_t hp_mix64(uint64_t a, uint64_t b, uint32_t seed)
 {
     uint64_t h = a * 0x9e3779b97f4a7c15ull ^ (b + seed) * 0xc2b2ae3d27d4eb4full;
     h ^= h >> 33;
@@ -23,8 +23,10 @@ uint32_t hp_mix32(uint64_t a, uint64_t b, uint32_t seed)
     h ^= h >> 33;
     h *= 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 33;
-    return (uint32_t)h;
+    return h;
 }
+
+uint32_t hp_mix32(uint64_t a, uint64_t b, uint32_t seed) { return (uint32_t)hp_mix64(a, b, seed); }
 
 uint32_t hp_hash32(const void *data, size_t len, uint32_t seed)
 {

@@ -31,11 +31,11 @@
  *      min(pool size, HP_SNAT_MAX_ATTEMPTS) candidates: a small pool is searched whole.
  * Returns 0, or -1 when no port was found. */
 int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc,
-                     uint32_t client_hash)
+                     uint64_t client_hash)
 {
     uint32_t lo = svc->cfg.snat_port_min, hi = svc->cfg.snat_port_max;
     uint32_t range = hi - lo + 1;
-    uint32_t start = client_hash % range;
+    uint32_t start = (uint32_t)(client_hash % range);
     uint32_t attempts = range < HP_SNAT_MAX_ATTEMPTS ? range : HP_SNAT_MAX_ATTEMPTS;
     struct hp_flow_key k;
     for (uint32_t i = 0; i < attempts; i++) {
@@ -50,13 +50,13 @@ int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_ser
 /* Prefetches the bucket of the first SNAT candidate hp_snat_allocate() will try, for a
  * packet that is about to open a flow: that bucket is a cache miss nothing else warms. */
 void hp_snat_prefetch(const struct hp_engine *e, const struct hp_service *svc,
-                      const struct hp_backend *be, uint32_t client_hash)
+                      const struct hp_backend *be, uint64_t client_hash)
 {
     uint32_t range = (uint32_t)svc->cfg.snat_port_max - svc->cfg.snat_port_min + 1;
     struct hp_flow_key k = {.sip = be->ip, .sport = be->port, .dip = svc->cfg.snat_ip,
                             .dport = (uint16_t)(svc->cfg.snat_port_min + client_hash % range),
                             .port = svc->cfg.out_port, .proto = svc->cfg.proto};
-    __builtin_prefetch(&e->ft.buckets[hp_flow_hash(&e->ft, &k) & e->ft.bucket_mask]);
+    hp_flow_prefetch_buckets(&e->ft, hp_flow_hash(&e->ft, &k));
 }
 
 /* The tuple a packet of direction `dir` leaves with. */
@@ -118,6 +118,13 @@ static void rewrite_l4(uint8_t *l4, uint32_t avail, uint8_t proto, uint32_t addr
     check = hp_csum_apply(check, delta);
     if (proto == IPPROTO_UDP_ && check == 0)
         check = 0xffff;
+    if (HP_UNLIKELY(proto == IPPROTO_ICMP_ && check == 0)) {
+        /* Eqn. 3 gives 0x0000 for a message of all zeros (an echo with id, seq and data
+         * all 0), whose checksum is 0xFFFF. ICMP has no pseudo-header to make the sum
+         * non-zero, so sum the message again. */
+        hp_store16(l4 + coff, 0);
+        check = hp_csum(l4, avail);
+    }
     hp_store16(l4 + coff, check);
 }
 

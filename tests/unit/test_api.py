@@ -71,6 +71,7 @@ def test_removing_a_service_removes_its_flows_and_then_its_ports_can_go() -> Non
     assert eng.simulate(from_client(TCP(dport=80, flags="A")), EP_PORT, S).drop_reason == "no_service"
     eng.remove_port(NLB_PORT)
     assert eng.simulate(b"\0" * 64, NLB_PORT, S).drop_reason == "unknown_port"
+    assert eng.drops(NLB_PORT)["unknown_port"] == 1  # counted on the id's slot
 
 
 def test_every_reason_and_counter_has_a_name_and_a_text() -> None:
