@@ -78,3 +78,30 @@ def test_flow_memory_is_within_budget() -> None:
     eng = make_engine(capacity=1 << 16)
     assert eng.flow_bytes_per_flow <= 128
     assert eng.memory_bytes >= (1 << 16) * eng.flow_bytes_per_flow
+
+
+def test_index_holds_a_full_table_and_survives_churn() -> None:
+    """The 8-way, two-choice index must take every flow the table has room for, and
+    lookups must stay exact while flows come and go (overflowed buckets, displaced keys)."""
+    capacity = 3000  # not a power of two: the index is at its most loaded (~73 %)
+    eng = make_engine(capacity=capacity)
+    sid = eng.add_service(EP_PORT, NLB_PORT, EP_IP, 53, "udp")
+    eng.set_backends(sid, [Backend(f"10.0.2.{i}", 53) for i in range(1, 5)])
+    from scapy.layers.inet import UDP
+    frames = [from_client(UDP(sport=1024 + i % 60000, dport=53), src=f"10.0.{1 + i // 60000}.{10 + i % 7}")
+              for i in range(capacity)]
+    out = eng.process(EP_PORT, frames, S)
+    assert [r.verdict for r in out] == ["forward"] * capacity
+    assert eng.flow_count == capacity
+    first = {bytes(r.frame) for r in out}
+    # Every flow is found again (same translation, no new flow), twice over.
+    again = eng.process(EP_PORT, frames, 2 * S)
+    assert {bytes(r.frame) for r in again} == first and eng.flow_count == capacity
+    # Expire half by letting only the other half talk, then refill with new flows.
+    eng.process(EP_PORT, frames[::2], 100 * S)
+    assert eng.expire(123 * S) == capacity // 2
+    fresh = [from_client(UDP(sport=2000 + i, dport=53), src="10.9.9.9") for i in range(capacity // 2)]
+    assert all(r.verdict == "forward" for r in eng.process(EP_PORT, fresh, 124 * S))
+    kept = eng.process(EP_PORT, frames[::2], 125 * S)
+    assert all(r.verdict == "forward" for r in kept) and eng.flow_count == capacity
+    assert {bytes(r.frame) for r in kept} <= first
