@@ -19,14 +19,17 @@ test: setup
 unit: setup
 	$(PY) -m pytest tests/unit
 
-# The unit tests once more, against the engine built with ASan and UBSan. Python itself
-# is not instrumented, so the ASan runtime is preloaded; leak checking is off because
-# CPython keeps memory until exit on purpose.
+# The tests that run native code once more, against the engine built with ASan and
+# UBSan: the unit tests, and the forwarder on real veths (as root). Python itself is not
+# instrumented, so the ASan runtime is preloaded; leak checking is off because CPython
+# keeps memory until exit on purpose. Run from tests/ so that the source tree's
+# dataplane/ (with its release build) is not the one imported.
+SANITIZE_TESTS := unit integration/test_forwarder_io.py
 sanitize:
 	@VPCLAB_SANITIZE=1 tools/setup.sh $(SAN_VENV)
 	cd tests && LD_PRELOAD=$(LIBASAN) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 VPCLAB_EXPECT_SANITIZE=1 \
-	  ../$(SAN_PY) -m pytest -p no:cacheprovider -q unit
+	  ../$(SAN_PY) -m pytest -p no:cacheprovider -q $(SANITIZE_TESTS)
 
 bench: setup
 	$(PY) -m pytest bench --benchmark-columns=min,median,max,rounds -q -s

@@ -1,0 +1,77 @@
+/* hp_io.h — the forwarder's packet I/O: AF_PACKET rings on veths, and the poll loop.
+ *
+ * What it is
+ * ----------
+ * The engine (hp_engine.h) never touches a socket; this is what feeds it. Each engine
+ * port is bound to one network interface (the hyperplane end of an ENI's veth) with two
+ * AF_PACKET sockets: one with a memory-mapped receive ring, one with a memory-mapped
+ * transmit ring that bypasses the qdisc. hp_io_run() is the forwarder's whole data path:
+ *
+ *     poll all receive sockets → take up to HP_IO_BATCH ready frames of one port →
+ *     hp_process() them in place, in the ring → copy each forwarded frame into its out
+ *     port's transmit ring → return the receive slots → kick the transmit rings
+ *
+ * Frames that the sender's kernel left with CHECKSUM_PARTIAL (a veth carrying locally
+ * made traffic) arrive with TP_STATUS_CSUMNOTREADY and are handed to the engine with
+ * HP_PKT_CSUM_PARTIAL, so they leave with full checksums.
+ *
+ * Why TPACKET_V2, not V3: a V3 ring hands frames to user space a block at a time, when
+ * the block is full or its retire timer (1 ms at the least) fires, so a lone packet
+ * waits up to a millisecond. V2 wakes the reader per frame; batching comes from draining
+ * every ready frame of a port at each wake-up.
+ *
+ * How to call it
+ * --------------
+ * Sockets are created in the caller's network namespace: open the ports from a thread
+ * that has entered the hyperplane namespace (the Python side does this with setns).
+ *
+ *     struct hp_io *io = hp_io_create(engine);
+ *     hp_io_port_open(io, 0, ifindex_of_eni0);  ...
+ *     hp_io_run(io);                 // in its own thread, until hp_io_stop(io)
+ *     hp_io_destroy(io);
+ *
+ * Threading
+ * ---------
+ * hp_io_run() holds the io lock while it processes a batch. Any other thread changing
+ * the engine's tables takes the same lock (hp_io_lock/hp_io_unlock) first, so changes
+ * land between batches, never under one. hp_io_stop() may be called from any thread
+ * and wakes the loop at once (an eventfd in its poll set).
+ *
+ * Time: the loop passes CLOCK_MONOTONIC plus a settable offset (hp_io_set_clock_offset)
+ * to the engine, so a test can move the forwarder's clock forward instead of sleeping.
+ */
+#ifndef HP_IO_H
+#define HP_IO_H
+
+#include <stdint.h>
+
+#include "hp_engine.h"
+
+/* cffi:begin */
+#define HP_IO_BATCH 64
+
+struct hp_io;
+
+struct hp_io_port_stats {
+    uint64_t rx_frames;            /* frames taken from the receive ring */
+    uint64_t rx_wakeups;           /* times the port was drained after a poll */
+    uint64_t tx_frames;            /* frames put into the transmit ring */
+    uint64_t tx_ring_full;         /* frames dropped: no free transmit slot */
+    uint64_t tx_too_big;           /* frames dropped: larger than a transmit slot */
+    uint64_t tx_errors;            /* failed kicks of the transmit ring */
+};
+
+struct hp_io *hp_io_create(struct hp_engine *engine);
+void hp_io_destroy(struct hp_io *io);
+const char *hp_io_last_error(const struct hp_io *io);
+int hp_io_port_open(struct hp_io *io, uint16_t port, int ifindex);
+int hp_io_run(struct hp_io *io);
+void hp_io_stop(struct hp_io *io);
+void hp_io_lock(struct hp_io *io);
+void hp_io_unlock(struct hp_io *io);
+void hp_io_set_clock_offset(struct hp_io *io, int64_t offset_ns);
+uint64_t hp_io_now_ns(const struct hp_io *io);
+int hp_io_port_stats(const struct hp_io *io, uint16_t port, struct hp_io_port_stats *out);
+/* cffi:end */
+
+#endif
