@@ -24,7 +24,7 @@ unit: setup
 # instrumented, so the ASan runtime is preloaded; leak checking is off because CPython
 # keeps memory until exit on purpose. Run from tests/ so that the source tree's
 # dataplane/ (with its release build) is not the one imported.
-SANITIZE_TESTS := unit integration/test_forwarder_io.py
+SANITIZE_TESTS := unit integration/test_forwarder_io.py integration/test_forwarderd.py
 sanitize:
 	@VPCLAB_SANITIZE=1 tools/setup.sh $(SAN_VENV)
 	cd tests && LD_PRELOAD=$(LIBASAN) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \

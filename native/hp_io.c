@@ -151,7 +151,7 @@ int hp_io_port_open(struct hp_io *io, uint16_t port, int ifindex)
         set_error(io, "port %u is out of range", port);
         return -1;
     }
-    if (io->ports[port]) {
+    if (__atomic_load_n(&io->ports[port], __ATOMIC_ACQUIRE)) {
         set_error(io, "port %u is already open", port);
         return -1;
     }
@@ -166,9 +166,9 @@ int hp_io_port_open(struct hp_io *io, uint16_t port, int ifindex)
         port_close(p); /* unmaps whatever ring was mapped before the failing step */
         return -1;
     }
-    pthread_mutex_lock(&io->lock);
-    io->ports[port] = p;
-    pthread_mutex_unlock(&io->lock);
+    /* The loop reads the port table without the lock to build its poll set: publish the
+     * port only once it is complete. */
+    __atomic_store_n(&io->ports[port], p, __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -274,10 +274,13 @@ int hp_io_run(struct hp_io *io)
     while (!__atomic_load_n(&io->stop, __ATOMIC_ACQUIRE)) {
         /* The poll set is rebuilt each round: ports may be opened while the loop runs. */
         int np = 0;
+        struct io_port *open_ports[HP_MAX_PORTS];
         for (int i = 0; i < HP_MAX_PORTS; i++) {
-            if (!io->ports[i])
+            struct io_port *p = __atomic_load_n(&io->ports[i], __ATOMIC_ACQUIRE);
+            if (!p)
                 continue;
-            pfds[np] = (struct pollfd){.fd = io->ports[i]->rx_fd, .events = POLLIN};
+            open_ports[np] = p;
+            pfds[np] = (struct pollfd){.fd = p->rx_fd, .events = POLLIN};
             ids[np++] = (uint16_t)i;
         }
         pfds[np] = (struct pollfd){.fd = io->wake_fd, .events = POLLIN};
@@ -291,7 +294,7 @@ int hp_io_run(struct hp_io *io)
         uint32_t frames = 0;
         for (int i = 0; i < np; i++)
             if (pfds[i].revents & POLLIN)
-                frames += drain(io, ids[i], io->ports[ids[i]]);
+                frames += drain(io, ids[i], open_ports[i]);
         tx_kick_all(io);
         if (frames == 0) {
             pthread_mutex_lock(&io->lock);

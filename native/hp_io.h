@@ -32,7 +32,9 @@
  *
  * Threading
  * ---------
- * hp_io_run() holds the io lock while it processes a batch. Any other thread changing
+ * Ports may be opened while the loop runs (it rebuilds its poll set every round); they
+ * are closed only by hp_io_destroy(). hp_io_run() holds the io lock while it processes a
+ * batch. Any other thread changing
  * the engine's tables takes the same lock (hp_io_lock/hp_io_unlock) first, so changes
  * land between batches, never under one. hp_io_stop() may be called from any thread
  * and wakes the loop at once (an eventfd in its poll set).

@@ -1,0 +1,35 @@
+"""The forwarder's control socket: one JSON object per line each way, over a Unix socket
+under the lab's run directory (/run/vpclab/<lab>/forwarder.sock).
+
+Requests are {"cmd": NAME, ...arguments}; replies are {"ok": true, ...} or
+{"ok": false, "error": "what was wrong"}. Commands: ping, stats, flows, apply (a new
+spec, see fwdspec.py), clock (move the engine's clock by offset_s seconds), stop.
+"""
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+
+class ControlError(RuntimeError):
+    """The forwarder refused a command or could not be reached; the message says which."""
+
+
+def call(path: str, cmd: str, timeout: float = 10.0, **args: Any) -> dict:
+    """Sends one command to the forwarder at `path` and returns its reply."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            raise ControlError(f"no forwarder is listening on {path} ({exc.strerror})") from None
+        sock.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
+        with sock.makefile("rb") as stream:
+            line = stream.readline()
+    if not line:
+        raise ControlError(f"the forwarder on {path} closed the connection without answering {cmd}")
+    reply = json.loads(line)
+    if not reply.get("ok"):
+        raise ControlError(reply.get("error", f"{cmd} failed"))
+    return reply

@@ -1,0 +1,139 @@
+"""The forwarder process of one lab: `python -m dataplane.forwarderd --spec FILE --socket PATH`.
+
+It builds an Engine from the spec (fwdspec.py), opens every port's interface in the
+hyperplane namespace, runs the C poll loop in a thread (the GIL released: Python never
+sees a packet), and answers the control socket (control.py) in the main thread. Table
+changes from `apply` are made with the loop held between two batches.
+
+SIGTERM or the `stop` command end it cleanly: the loop stops, sockets and rings close,
+the control socket file is removed. After SIGKILL the lab's cleanup removes the file.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import socketserver
+import sys
+import threading
+
+from dataplane.engine import COUNTERS, Engine, EngineError
+from dataplane.forwarder import Forwarder
+from dataplane.fwdspec import Applied, apply_spec
+
+
+class Daemon:
+    def __init__(self, spec: dict, netns: str | None) -> None:
+        self.netns = netns
+        self.engine = Engine(flow_capacity=spec.get("flow_capacity", 65536))
+        self.applied = Applied()
+        self.forwarder = Forwarder(self.engine)
+        self.apply(spec)
+        self.forwarder.start()
+
+    def apply(self, spec: dict) -> dict:
+        with self.forwarder.locked():
+            changes = apply_spec(self.engine, self.applied, spec)
+        for port in spec.get("ports", []):
+            if port["id"] not in self.forwarder.ports:
+                self.forwarder.open_port(port["id"], port["ifname"], self.netns)
+        return changes
+
+    def port_name(self, pid: int) -> str:
+        return self.applied.ports.get(pid, {}).get("name", str(pid))
+
+    def stats(self) -> dict:
+        ports = {}
+        for pid in sorted(self.applied.ports):
+            with self.forwarder.locked():
+                counters = self.engine.counters(pid)
+                drops = {k: v for k, v in self.engine.drops(pid).items() if v}
+            io = self.forwarder.port_stats(pid) if pid in self.forwarder.ports else {}
+            ports[self.port_name(pid)] = {"id": pid, "counters": counters, "drops": drops, "io": io}
+        return {"ports": ports, "flows": self.engine.flow_count, "capacity": self.engine.capacity,
+                "memory_bytes": self.engine.memory_bytes, "counter_names": list(COUNTERS)}
+
+    def flows(self) -> list[dict]:
+        with self.forwarder.locked():
+            flows = self.engine.flows()
+            now = self.forwarder.now_ns()
+        out = []
+        for f in flows:
+            d = dataclasses.asdict(f)
+            d["in_port_name"], d["out_port_name"] = self.port_name(f.in_port), self.port_name(f.out_port)
+            d["idle_s"] = max(0, (now - f.last_seen_ns) // 1_000_000_000)
+            out.append(d)
+        return out
+
+    def handle(self, request: dict) -> dict:
+        cmd = request.get("cmd")
+        if cmd == "ping":
+            return {"pid": os.getpid()}
+        if cmd == "stats":
+            return self.stats()
+        if cmd == "flows":
+            return {"flows": self.flows()}
+        if cmd == "apply":
+            return {"changes": self.apply(request["spec"])}
+        if cmd == "clock":
+            self.forwarder.set_clock_offset(float(request["offset_s"]))
+            return {}
+        raise EngineError(f"unknown command {cmd!r}")
+
+
+def serve(daemon: Daemon, path: str) -> None:
+    stopping = threading.Event()
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            for line in self.rfile:
+                try:
+                    request = json.loads(line)
+                    if request.get("cmd") == "stop":
+                        reply = {"ok": True}
+                        stopping.set()
+                    else:
+                        reply = {"ok": True, **daemon.handle(request)}
+                except (EngineError, KeyError, ValueError, TypeError) as exc:
+                    reply = {"ok": False, "error": str(exc)}
+                self.wfile.write(json.dumps(reply).encode() + b"\n")
+                if stopping.is_set():
+                    threading.Thread(target=server.shutdown).start()
+                    return
+
+    if os.path.exists(path):
+        os.unlink(path)  # a stale socket of a killed forwarder of this lab
+    server = socketserver.UnixStreamServer(path, Handler)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    try:
+        print(f"forwarder {os.getpid()}: listening on {path}", flush=True)
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()
+        os.unlink(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="forwarderd", description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", required=True, help="JSON file with the forwarder's tables")
+    parser.add_argument("--socket", required=True, help="control socket path")
+    parser.add_argument("--netns", help="namespace of the ports' interfaces (the hyperplane)")
+    args = parser.parse_args(argv)
+    try:
+        with open(args.spec) as f:
+            spec = json.load(f)
+        daemon = Daemon(spec, args.netns)
+    except (OSError, ValueError, EngineError) as exc:
+        print(f"forwarder: {exc}", file=sys.stderr)
+        return 2
+    try:
+        serve(daemon, args.socket)
+    finally:
+        daemon.forwarder.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""A three-namespace PrivateLink shape for the forwarder's root tests, built directly
+with pyroute2 (no lab layer), named `tio-<pid>-…` so parallel runs and leftovers are
+told apart, and removed by `remove()` also when a test fails:
+
+    tio-cli   eth0 10.0.1.10/24 ── eni0 ┐            ┌ eni1 ── eth0 10.0.2.20/24   tio-srv
+                                         tio-hp: forwarder
+    endpoint ENI = port 0, 10.0.1.50     (no addresses)      NLB ENI = port 1, 10.0.2.100
+
+Segmentation offload is off on both eth0s, which transmit into the forwarder
+(netns_setup/offload.py says why).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from pyroute2 import NetNS, netns
+
+from netns_setup.offload import disable_segmentation_offload
+
+PREFIX = f"tio-{os.getpid()}"
+CLI, HP, SRV = f"{PREFIX}-cli", f"{PREFIX}-hp", f"{PREFIX}-srv"
+EP_IP, NLB_IP, CLIENT_IP, TARGET_IP = "10.0.1.50", "10.0.2.100", "10.0.1.10", "10.0.2.20"
+
+SERVER = textwrap.dedent("""
+    import hashlib, socket, sys
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", 8080)); srv.listen(16); srv.settimeout(30)
+    print("ready", flush=True)
+    for _ in range(int(sys.argv[1])):
+        conn, peer = srv.accept(); conn.settimeout(30)
+        size = int.from_bytes(conn.recv(8, socket.MSG_WAITALL), "big")
+        digest = hashlib.sha256()
+        while size:
+            chunk = conn.recv(min(size, 65536))
+            if not chunk: break
+            digest.update(chunk); size -= len(chunk)
+        conn.sendall(f"{peer[0]} {digest.hexdigest()}".encode()); conn.close()
+""")
+
+CLIENT = textwrap.dedent("""
+    import hashlib, os, socket, sys
+    payload = os.urandom(int(sys.argv[2]))
+    s = socket.create_connection((sys.argv[1], 80), timeout=20)
+    s.sendall(len(payload).to_bytes(8, "big") + payload)
+    s.shutdown(socket.SHUT_WR)
+    reply = s.recv(200).decode()
+    print(reply, hashlib.sha256(payload).hexdigest())
+""")
+
+
+def in_ns(ns: str, *argv: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(["nsenter", f"--net=/run/netns/{ns}", *argv], capture_output=True,
+                          text=True, timeout=60, **kw)
+
+
+def link_mac(ns: str, ifname: str) -> str:
+    with NetNS(ns) as ipr:
+        (link,) = ipr.link("get", index=ipr.link_lookup(ifname=ifname)[0])
+        return link.get_attr("IFLA_ADDRESS")
+
+
+def veth_into(host_ns: str, host_ip: str, eni: str) -> None:
+    """eth0 in `host_ns` (with an address, MTU 9001) paired with `eni` in the hyperplane."""
+    with NetNS(host_ns) as ipr:
+        ipr.link("add", ifname="eth0", kind="veth", mtu=9001, peer={"ifname": eni, "net_ns_fd": HP, "mtu": 9001})
+        idx = ipr.link_lookup(ifname="eth0")[0]
+        ipr.addr("add", index=idx, address=host_ip, prefixlen=24)
+        ipr.link("set", index=idx, state="up")
+    disable_segmentation_offload("eth0", host_ns)  # it transmits into the forwarder
+    with NetNS(HP) as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname=eni)[0], state="up")
+
+
+
+def create() -> None:
+    """Makes the three namespaces and two veth pairs; on failure removes what it made."""
+    try:
+        for ns in (CLI, HP, SRV):
+            netns.create(ns)
+        veth_into(CLI, CLIENT_IP, "eni0")
+        veth_into(SRV, TARGET_IP, "eni1")
+    except BaseException:
+        remove()
+        raise
+
+
+def remove() -> None:
+    for ns in (CLI, HP, SRV):
+        if ns in netns.listnetns():
+            netns.remove(ns)
+
+
+def port_specs() -> list[dict]:
+    """The two engine ports, as a forwarder spec lists them."""
+    return [
+        {"id": 0, "name": "eni0", "ifname": "eni0", "mac": link_mac(HP, "eni0"),
+         "addrs": [EP_IP], "peer_mac": link_mac(CLI, "eth0")},
+        {"id": 1, "name": "eni1", "ifname": "eni1", "mac": link_mac(HP, "eni1"),
+         "addrs": [NLB_IP], "peer_mac": link_mac(SRV, "eth0")},
+    ]
+
+
+def start_server(connections: int) -> subprocess.Popen:
+    srv = subprocess.Popen(["nsenter", f"--net=/run/netns/{SRV}", sys.executable, "-c", SERVER,
+                            str(connections)], stdout=subprocess.PIPE, text=True)
+    assert srv.stdout.readline().strip() == "ready"
+    return srv
+
+
+def tcp_csum_errors(ns: str) -> int:
+    snmp = in_ns(ns, "cat", "/proc/net/snmp").stdout.splitlines()
+    names, values = [line.split() for line in snmp if line.startswith("Tcp:")][:2]
+    return int(values[names.index("InCsumErrors")])
+
+
