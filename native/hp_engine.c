@@ -301,15 +301,33 @@ int hp_port_remove(struct hp_engine *e, uint16_t port)
     return 0;
 }
 
+static bool direction_ok(struct hp_engine *e, int direction)
+{
+    if (direction == HP_SG_INGRESS || direction == HP_SG_EGRESS)
+        return true;
+    hp_set_error(e, "security group direction must be ingress (0) or egress (1), not %d", direction);
+    return false;
+}
+
+/* A copy of `n` elements that the engine owns and accounts for; NULL (error set) when
+ * memory runs out. */
+static void *dup_array(struct hp_engine *e, const void *src, uint32_t n, size_t size, const char *what)
+{
+    void *copy = hp_calloc(e, n, size);
+    if (!copy) {
+        hp_set_error(e, "out of memory for %u %s", n, what);
+        return NULL;
+    }
+    if (n)
+        memcpy(copy, src, (size_t)n * size);
+    return copy;
+}
+
 int hp_port_sg_set(struct hp_engine *e, uint16_t port, int direction,
                    const struct hp_sg_rule *rules, uint32_t n)
 {
-    if (!port_ok(e, port))
+    if (!port_ok(e, port) || !direction_ok(e, direction))
         return -1;
-    if (direction != HP_SG_INGRESS && direction != HP_SG_EGRESS) {
-        hp_set_error(e, "security group direction must be ingress (0) or egress (1), not %d", direction);
-        return -1;
-    }
     if (n > HP_MAX_SG_RULES) {
         hp_set_error(e, "port %u: %u security group rules, at most %u", port, n, HP_MAX_SG_RULES);
         return -1;
@@ -324,13 +342,9 @@ int hp_port_sg_set(struct hp_engine *e, uint16_t port, int direction,
             return -1;
         }
     }
-    struct hp_sg_rule *copy = hp_calloc(e, n, sizeof *copy);
-    if (!copy) {
-        hp_set_error(e, "out of memory for %u rules", n);
+    struct hp_sg_rule *copy = dup_array(e, rules, n, sizeof *copy, "rules");
+    if (!copy)
         return -1;
-    }
-    if (n)
-        memcpy(copy, rules, n * sizeof *copy);
     struct hp_sg *sg = &e->ports[port].sg[direction];
     hp_free(e, sg->rules, sg->n, sizeof *sg->rules);
     sg->rules = copy;
@@ -341,12 +355,8 @@ int hp_port_sg_set(struct hp_engine *e, uint16_t port, int direction,
 
 int hp_port_sg_clear(struct hp_engine *e, uint16_t port, int direction)
 {
-    if (!port_ok(e, port))
+    if (!port_ok(e, port) || !direction_ok(e, direction))
         return -1;
-    if (direction != HP_SG_INGRESS && direction != HP_SG_EGRESS) {
-        hp_set_error(e, "security group direction must be ingress (0) or egress (1), not %d", direction);
-        return -1;
-    }
     struct hp_sg *sg = &e->ports[port].sg[direction];
     hp_free(e, sg->rules, sg->n, sizeof *sg->rules);
     memset(sg, 0, sizeof *sg);
@@ -501,13 +511,9 @@ int hp_service_set_backends(struct hp_engine *e, int service, const struct hp_ba
             hp_set_error(e, "service %d: backend %u has port 0", service, i);
             return -1;
         }
-    struct hp_backend *copy = hp_calloc(e, n, sizeof *copy);
-    if (!copy) {
-        hp_set_error(e, "out of memory for %u backends", n);
+    struct hp_backend *copy = dup_array(e, b, n, sizeof *copy, "backends");
+    if (!copy)
         return -1;
-    }
-    if (n)
-        memcpy(copy, b, n * sizeof *copy);
     uint16_t *table = hp_maglev_build(e, copy, n);
     hp_free(e, s->backends, s->n_backends, sizeof *s->backends);
     hp_free(e, s->maglev, e->cfg.maglev_size, sizeof *s->maglev);
