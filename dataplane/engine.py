@@ -253,6 +253,13 @@ class Engine:
             arr[i].weight = b.weight
         self._check(lib.hp_service_set_backends(self._e, service, arr, len(bs)))
 
+    def reset_backend(self, service: int, backend: Backend | tuple) -> int:
+        """Resets the flows pinned to one backend (a target turned unhealthy): the next
+        packet of each, from either side, gets a RST and the flow is forgotten. Returns
+        how many flows were marked."""
+        b = backend if isinstance(backend, Backend) else Backend(*backend)
+        return self._check(lib.hp_service_reset_backend(self._e, service, ip_to_int(b.ip), b.port))
+
     # -- packets --------------------------------------------------------------------------
 
     def process(self, in_port: int, frames: Sequence[bytes], now_ns: int = 0,

@@ -38,6 +38,7 @@
     X(SG_INGRESS,         "sg_ingress",         "refused by the ingress port's security group rules") \
     X(SG_EGRESS,          "sg_egress",          "refused by the egress port's security group rules") \
     X(NO_BACKEND,         "no_backend",         "service has no backend to choose") \
+    X(TARGET_RESET,       "target_reset",       "flow's target was reported unhealthy: the connection is reset") \
     X(FLOW_TABLE_FULL,    "flow_table_full",    "new flow refused: the flow table is full") \
     X(PORT_ALLOCATION,    "port_allocation",    "new flow refused: no free SNAT port (ErrorPortAllocation)") \
     X(MTU,                "mtu",                "packet larger than the service's MTU (no ICMP is sent, as on AWS)")

@@ -523,6 +523,21 @@ int hp_service_set_backends(struct hp_engine *e, int service, const struct hp_ba
     return 0;
 }
 
+int hp_service_reset_backend(struct hp_engine *e, int service, uint32_t ip, uint16_t port)
+{
+    if (!service_ok(e, service))
+        return -1;
+    int marked = 0;
+    for (uint32_t i = 0; i < e->ft.capacity; i++) {
+        struct hp_flow *f = &e->ft.slots[i];
+        if (f->live && f->service == service && f->backend_ip == ip && f->backend_port == port) {
+            f->flags |= HP_FLOW_RESET;
+            marked++;
+        }
+    }
+    return marked;
+}
+
 uint32_t hp_flow_timeout_s(const struct hp_engine *e, const struct hp_flow *f)
 {
     const struct hp_service_config *c = &e->services[f->service].cfg;
@@ -643,10 +658,11 @@ static void tcp_track(struct hp_flow *f, int dir, uint8_t flags)
     if (f->tcp_state == HP_TCP_SYN_SENT && dir == 1 && (flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK))
         f->tcp_state = HP_TCP_ESTABLISHED;
     if (flags & TCP_FIN) {
-        f->fin_seen |= (uint8_t)(1u << dir);
+        f->flags |= (uint8_t)HP_FLOW_FIN(dir);
         if (f->tcp_state == HP_TCP_ESTABLISHED || f->tcp_state == HP_TCP_FIN_WAIT ||
             f->tcp_state == HP_TCP_SYN_SENT)
-            f->tcp_state = f->fin_seen == 3 ? HP_TCP_CLOSING : HP_TCP_FIN_WAIT;
+            f->tcp_state = (f->flags & HP_FLOW_BOTH_FINS) == HP_FLOW_BOTH_FINS ? HP_TCP_CLOSING
+                                                                                : HP_TCP_FIN_WAIT;
     }
 }
 
@@ -861,6 +877,13 @@ static enum hp_drop act(struct ctx *c, struct hp_pkt *pkt, const struct hp_parse
         } else if (reopen) {
             /* A new connection on a closed one's 5-tuple: a new flow, maybe a new target. */
             hp_flow_remove(e, ref >> 1, false);
+        } else if (HP_UNLIKELY(f->flags & HP_FLOW_RESET)) {
+            /* NLB resets the connections of a target that turned unhealthy, from
+             * whichever side speaks next. */
+            if (p->proto == IPPROTO_TCP_ && !(p->tcp_flags & TCP_RST))
+                tcp_rst_reply(c->port, pkt, p);
+            hp_flow_remove(e, ref >> 1, false);
+            return HP_DROP_TARGET_RESET;
         } else {
             if (HP_UNLIKELY(e->services[f->service].cfg.flags & HP_SVC_DISABLED))
                 return HP_DROP_SERVICE_DISABLED;

@@ -182,6 +182,10 @@ int hp_service_remove(struct hp_engine *e, int service);
 int hp_service_set_flags(struct hp_engine *e, int service, uint8_t flags);
 int hp_service_set_backends(struct hp_engine *e, int service,
                             const struct hp_backend *backends, uint32_t n);
+/* Marks every flow of `service` pinned to backend (ip, port) for reset: the next packet
+ * of each, from either side, gets a TCP RST (UDP: a drop) and the flow is removed, as NLB
+ * does when a target turns unhealthy. Returns the number of flows marked. */
+int hp_service_reset_backend(struct hp_engine *e, int service, uint32_t ip, uint16_t port);
 int hp_service_backend_of(const struct hp_engine *e, int service, uint32_t hash);
 
 void hp_process(struct hp_engine *e, uint16_t in_port, struct hp_pkt *pkts, uint32_t n,

@@ -95,12 +95,16 @@ struct hp_flow {
     uint8_t proto;
     uint8_t tcp_state;      /* HP_TCP_* */
     uint8_t live;           /* 0: a free slot */
-    uint8_t fin_seen;       /* bit d: direction d sent a FIN */
+    uint8_t flags;          /* HP_FLOW_* */
     uint32_t last_seen_s;   /* engine seconds, coarse: enough for idle timeouts */
     uint32_t created_s;
     uint64_t bytes[2];
     uint32_t packets[2];
 } __attribute__((aligned(64)));
+
+#define HP_FLOW_FIN(dir) (1u << (dir)) /* direction `dir` sent a FIN */
+#define HP_FLOW_BOTH_FINS 0x03u
+#define HP_FLOW_RESET 0x80u          /* its target was reported unhealthy: reset on sight */
 
 _Static_assert(sizeof(struct hp_flow) == 64, "a flow is one cache line");
 _Static_assert(HP_MAX_PORTS <= 256, "flows keep port ids in 8 bits");

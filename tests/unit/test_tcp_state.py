@@ -152,3 +152,30 @@ def test_udp_and_icmp_timeouts(proto: str, timeout: int) -> None:
     assert eng.simulate(from_client(l4), EP_PORT, S).verdict == "forward"
     assert eng.expire((1 + timeout - 1) * S) == 0
     assert eng.expire((1 + timeout) * S) == 1
+
+
+def test_flows_of_an_unhealthy_target_are_reset_from_either_side(engine: Engine, tcp_service: int) -> None:
+    flows = [open_connection(engine, sport) for sport in range(41000, 41040)]
+    victim = flows[0].backend
+    on_victim = [f for f in flows if f.backend == victim]
+    others = [f for f in flows if f.backend != victim]
+    assert on_victim and others
+    assert engine.reset_backend(tcp_service, victim) == len(on_victim)
+    # The client side speaks first on one flow, the target side on another.
+    first, *rest = on_victim
+    out = engine.simulate(from_client(TCP(sport=first.client[1], dport=80, flags="PA", seq=101, ack=901) / b"x"),
+                          EP_PORT, 2 * S)
+    assert (out.verdict, out.out_port, out.drop_reason) == ("reply", EP_PORT, "target_reset")
+    assert Ether(out.frame)[TCP].flags == "R"
+    if rest:
+        f = rest[0]
+        out = engine.simulate(from_target(TCP(sport=8080, dport=f.snat[1], flags="PA", seq=901, ack=101) / b"y",
+                                          f.backend[0]), NLB_PORT, 2 * S)
+        assert (out.verdict, out.out_port, out.drop_reason) == ("reply", NLB_PORT, "target_reset")
+        assert (Ether(out.frame)[IP].dst, Ether(out.frame)[TCP].flags) == (f.backend[0], "R")
+    assert engine.flow_count == len(flows) - (2 if rest else 1)
+    # Flows on the other target carry on.
+    f = others[0]
+    out = engine.simulate(from_client(TCP(sport=f.client[1], dport=80, flags="PA", seq=101, ack=901) / b"z"),
+                          EP_PORT, 2 * S)
+    assert out.verdict == "forward"
