@@ -20,6 +20,7 @@ import pytest
 
 import minilab
 from dataplane.control import ControlError, call
+from dataplane.show import format_flows, format_stats
 from minilab import CLI, CLIENT, EP_IP, HP, NLB_IP, TARGET_IP, in_ns, start_server
 
 pytestmark = pytest.mark.root
@@ -79,6 +80,12 @@ def test_traffic_flows_and_stats_over_the_control_socket(daemon) -> None:
     assert stats["ports"]["eni1"]["io"]["tx_frames"] > 20
     with pytest.raises(ControlError, match="unknown command 'frobnicate'"):
         call(sock, "frobnicate")
+    # What `vpclab flows` and `vpclab stats` print.
+    table = format_flows(call(sock, "flows")["flows"])
+    assert f"{EP_IP}:80" in table and f"⇒ {NLB_IP}:" in table and f"{TARGET_IP}:8080" in table
+    assert table.endswith("1 flow(s)")
+    text = format_stats(call(sock, "stats"))
+    assert text.startswith("flows 1 of 1024") and "eni0" in text and "eni1" in text
 
 
 def test_apply_changes_tables_without_cutting_surviving_flows(daemon) -> None:

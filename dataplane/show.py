@@ -1,0 +1,66 @@
+"""Text tables of what the forwarder reports over its control socket, for `vpclab flows`
+and `vpclab stats`.
+
+Flows read like `conntrack -L`, one line per flow, the translation spelled out:
+
+    ENI            PROTO  CLIENT              ENDPOINT        ⇒ NLB                 TARGET           STATE        IDLE  PKTS →/←   BYTES →/←
+    eni-0a1b2c3d   tcp    10.0.1.10:43512     10.0.1.50:80    ⇒ 10.0.1.100:17823    10.0.1.20:8080   ESTABLISHED  3s    12/10      1.2K/8.9K
+
+Stats list each ENI's counters, then every drop reason that is not zero with its
+meaning, so a drop is never a bare number.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+from dataplane.engine import DROP_REASON_TEXT
+
+
+def _addr(pair) -> str:
+    return f"{pair[0]}:{pair[1]}" if pair[1] else str(pair[0])
+
+
+def human(n: int) -> str:
+    """1234567 → '1.2M': short enough for a table column."""
+    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
+def _table(header: list[str], rows: Iterable[list[str]]) -> str:
+    rows = [header, *rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def format_flows(flows: list[dict]) -> str:
+    if not flows:
+        return "no flows"
+    header = ["ENI", "PROTO", "CLIENT", "ENDPOINT", "⇒ NLB", "TARGET", "STATE", "IDLE",
+              "PKTS →/←", "BYTES →/←"]
+    rows = [[f["in_port_name"], f["protocol"], _addr(f["client"]), _addr(f["vip"]),
+             "⇒ " + _addr(f["snat"]), _addr(f["backend"]), f["tcp_state"], f"{f['idle_s']}s",
+             f"{f['packets'][0]}/{f['packets'][1]}", f"{human(f['bytes'][0])}/{human(f['bytes'][1])}"]
+            for f in sorted(flows, key=lambda f: (f["in_port_name"], f["client"]))]
+    return _table(header, rows) + f"\n{len(flows)} flow(s)"
+
+
+def format_stats(stats: dict) -> str:
+    lines = [f"flows {stats['flows']} of {stats['capacity']}, engine memory {human(stats['memory_bytes'])}B"]
+    shown = ["rx_packets", "tx_packets", "dropped", "flows_created", "flows_expired",
+             "arp_replies", "tcp_rst_sent", "mss_clamped", "csum_completed"]
+    rows = []
+    for name, port in stats["ports"].items():
+        c = port["counters"]
+        rows.append([name] + [str(c[k]) for k in shown] +
+                    [str(port["io"].get("tx_ring_full", "-"))])
+    lines.append(_table(["ENI"] + [k.replace("_", " ") for k in shown] + ["tx ring full"], rows))
+    drops = [(name, reason, n) for name, port in stats["ports"].items()
+             for reason, n in sorted(port["drops"].items())]
+    if drops:
+        lines.append("")
+        lines.append(_table(["ENI", "DROPPED", "REASON", "MEANING"],
+                            [[name, str(n), reason, DROP_REASON_TEXT.get(reason, "")]
+                             for name, reason, n in drops]))
+    return "\n".join(lines)
