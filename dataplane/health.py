@@ -1,0 +1,171 @@
+"""NLB target health: the state machine, the probes, and which targets get new flows.
+
+States and reasons as ELB reports them (AWS-FACTS §2):
+
+    initial    Elb.InitialHealthChecking      registered, not yet passed the healthy threshold
+    healthy    -                              passed `healthy_threshold` checks in a row
+    unhealthy  Target.FailedHealthChecks      failed `unhealthy_threshold` checks in a row
+    draining   Target.DeregistrationInProgress  deregistered, its flows go on until the delay
+
+A target moves initial → healthy after `healthy_threshold` passes in a row, healthy →
+unhealthy after `unhealthy_threshold` failures in a row, and back after
+`healthy_threshold` passes; an initial target that fails `unhealthy_threshold` times is
+unhealthy. New flows go to healthy targets only; when none is healthy the NLB fails
+open and uses every registered target (draining ones excepted). When a target turns
+unhealthy its existing connections are reset (the caller does it with
+Engine.reset_backend).
+
+The checker is driven by explicit time (`due(now)`, `record(target, ok, now)`), so its
+logic is tested without sleeping; `probe_tcp` and `probe_http` are the real checks,
+run by the forwarder from the NLB's ENI address.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+
+# ELB's defaults and ranges for NLB target groups (AWS-FACTS §2, "Health checks").
+DEFAULTS = {"protocol": "TCP", "interval": 30, "healthy_threshold": 5, "unhealthy_threshold": 2,
+            "path": "/", "matcher": "200-399"}
+RANGES = {"interval": (5, 300), "timeout": (2, 120), "healthy_threshold": (2, 10),
+          "unhealthy_threshold": (2, 10)}
+PROTOCOLS = ("TCP", "HTTP", "HTTPS")
+
+REASONS = {"initial": "Elb.InitialHealthChecking", "healthy": None,
+           "unhealthy": "Target.FailedHealthChecks", "draining": "Target.DeregistrationInProgress"}
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    protocol: str = "TCP"
+    interval: int = 30
+    timeout: int = 0                 # 0: ELB's default for the protocol
+    healthy_threshold: int = 5
+    unhealthy_threshold: int = 2
+    path: str = "/"
+    matcher: str = "200-399"
+    port: int | None = None          # None: the traffic port
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"health_check.protocol: {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
+        for name, (lo, hi) in RANGES.items():
+            value = self.effective_timeout if name == "timeout" else getattr(self, name)
+            if not lo <= value <= hi:
+                raise ValueError(f"health_check.{name}: {value} is outside {lo}-{hi}")
+        self.matches(200)  # validates the matcher
+
+    @property
+    def effective_timeout(self) -> int:
+        """ELB: 10 s for TCP and HTTPS, 6 s for HTTP, unless set."""
+        return self.timeout or (6 if self.protocol == "HTTP" else 10)
+
+    def matches(self, status: int) -> bool:
+        """HTTP matcher: '200', '200,302' or '200-399'."""
+        try:
+            for part in self.matcher.split(","):
+                lo, _, hi = part.strip().partition("-")
+                if int(lo) <= status <= int(hi or lo):
+                    return True
+        except ValueError:
+            raise ValueError(f"health_check.matcher: {self.matcher!r} is not like 200, 200,302 or 200-399") from None
+        return False
+
+
+@dataclass
+class TargetHealth:
+    state: str = "initial"
+    passes: int = 0                  # in a row
+    failures: int = 0                # in a row
+    next_check: float = 0.0
+    last_error: str = ""
+
+    @property
+    def reason(self) -> str | None:
+        return REASONS[self.state]
+
+
+@dataclass
+class TargetGroupHealth:
+    """The health of one target group's targets, as seen by one NLB."""
+    check: HealthCheck
+    targets: dict[tuple[str, int], TargetHealth] = field(default_factory=dict)
+
+    def register(self, target: tuple[str, int], now: float) -> None:
+        self.targets.setdefault(target, TargetHealth(next_check=now))
+
+    def deregister(self, target: tuple[str, int]) -> None:
+        if target in self.targets:
+            self.targets[target].state = "draining"
+
+    def due(self, now: float) -> list[tuple[str, int]]:
+        """Targets whose next check is due (draining ones are not checked)."""
+        return [t for t, h in self.targets.items() if h.state != "draining" and h.next_check <= now]
+
+    def record(self, target: tuple[str, int], ok: bool, now: float, error: str = "") -> str | None:
+        """Counts one check's result; returns the new state if it changed, else None."""
+        h = self.targets[target]
+        h.next_check = now + self.check.interval
+        h.last_error = "" if ok else error
+        if ok:
+            h.passes, h.failures = h.passes + 1, 0
+            new = "healthy" if h.passes >= self.check.healthy_threshold else h.state
+        else:
+            h.passes, h.failures = 0, h.failures + 1
+            new = "unhealthy" if h.failures >= self.check.unhealthy_threshold else h.state
+        if new == h.state:
+            return None
+        h.state = new
+        return new
+
+    def routable(self) -> list[tuple[str, int]]:
+        """Targets new flows may go to: the healthy ones, or, failing open when none is
+        healthy, every registered target that is not draining."""
+        healthy = [t for t, h in self.targets.items() if h.state == "healthy"]
+        if healthy:
+            return healthy
+        return [t for t, h in self.targets.items() if h.state != "draining"]
+
+
+def _os_error(exc: OSError) -> str:
+    """'Connection refused', not asyncio's 'Connect call failed (…)'."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
+
+
+async def probe_tcp(host: str, port: int, timeout: float) -> tuple[bool, str]:
+    """A TCP health check: the connection opens within the timeout."""
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    except asyncio.TimeoutError:
+        return False, "timed out"
+    except OSError as exc:
+        return False, _os_error(exc)
+    writer.close()
+    return True, ""
+
+
+async def probe_http(host: str, port: int, timeout: float, check: HealthCheck,
+                     host_header: str) -> tuple[bool, str]:
+    """An HTTP health check: GET `path`, status within the matcher. ELB sends
+    `Host: <nlb-node-ip>:<listener-port>`, which the caller passes as `host_header`."""
+    async def get() -> tuple[bool, str]:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            writer.write(f"GET {check.path} HTTP/1.1\r\nHost: {host_header}\r\n"
+                         f"User-Agent: ELB-HealthChecker/2.0\r\nConnection: close\r\n\r\n".encode())
+            await writer.drain()
+            status_line = (await reader.readline()).decode(errors="replace").split()
+        finally:
+            writer.close()
+        if len(status_line) < 2 or not status_line[1].isdigit():
+            return False, "no HTTP status line"
+        status = int(status_line[1])
+        return (True, "") if check.matches(status) else (False, f"HTTP {status}")
+
+    try:
+        return await asyncio.wait_for(get(), timeout)
+    except asyncio.TimeoutError:
+        return False, "timed out"
+    except OSError as exc:
+        return False, _os_error(exc)
