@@ -44,7 +44,7 @@ SERVER = textwrap.dedent("""
 CLIENT = textwrap.dedent("""
     import hashlib, os, socket, sys
     payload = os.urandom(int(sys.argv[2]))
-    s = socket.create_connection((sys.argv[1], 80), timeout=20)
+    s = socket.create_connection((sys.argv[1], 80), timeout=float(sys.argv[3]) if len(sys.argv) > 3 else 20)
     s.sendall(len(payload).to_bytes(8, "big") + payload)
     s.shutdown(socket.SHUT_WR)
     reply = s.recv(200).decode()
