@@ -20,10 +20,10 @@ unit: setup
 	$(PY) -m pytest tests/unit
 
 # The tests that run native code once more, against the engine built with ASan and
-# UBSan: the unit tests, and the forwarder on real veths (as root, floods included). Python itself is not
-# instrumented, so the ASan runtime is preloaded; leak checking is off because CPython
-# keeps memory until exit on purpose. Run from tests/ so that the source tree's
-# dataplane/ (with its release build) is not the one imported.
+# UBSan: the unit tests, and the forwarder on real veths (as root, floods included).
+# Python itself is not instrumented, so the ASan runtime is preloaded; leak checking is
+# off because CPython keeps memory until exit on purpose. Run from tests/ so that the
+# source tree's dataplane/ (with its release build) is not the one imported.
 SANITIZE_TESTS := unit integration/test_forwarder*.py
 sanitize:
 	@VPCLAB_SANITIZE=1 tools/setup.sh $(SAN_VENV)
