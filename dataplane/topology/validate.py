@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Iterable
@@ -272,12 +273,13 @@ def _check_rule(r: dict, peer_key: str, groups: set[str], path: str) -> list[Pro
     if ports is not None and proto in ("icmp", "all"):
         problems.append(Problem(f"{path}.ports", f"ports apply to tcp and udp only, "
                                 f"not to {proto}"))
-    if isinstance(ports, str) and "-" in ports:
-        lo, hi = (int(x) for x in ports.split("-", 1))
+    m = re.fullmatch(r"([0-9]{1,5})(?:-([0-9]{1,5}))?", ports) if isinstance(ports, str) else None
+    if m and m.group(2) is not None:
+        lo, hi = int(m.group(1)), int(m.group(2))
         if hi > 65535 or lo > hi:
             problems.append(Problem(f"{path}.ports", f"{ports} is not a port range "
                                     f"(lo-hi with lo <= hi <= 65535)"))
-    elif isinstance(ports, str) and int(ports) > 65535:
+    elif m and int(m.group(1)) > 65535:
         problems.append(Problem(f"{path}.ports", f"{ports} is not a port (0..65535)"))
     if isinstance(peer, str):
         if peer.startswith("sg:"):
