@@ -289,6 +289,9 @@ def _up_vpc(lab: Lab, p: VpcPlan, st: State, prog: Progress) -> None:
     for i in p.instances:
         sysctls[f"net.ipv4.conf.{i.eni}.proxy_arp"] = 1
         sysctls[f"net.ipv4.conf.{i.eni}.send_redirects"] = 0
+        # Proxy ARP replies to broadcast requests are delayed by a random 0-800 ms
+        # by default (neigh proxy_delay); the AWS fabric answers at once.
+        sysctls[f"net.ipv4.neigh.{i.eni}.proxy_delay"] = 0
     nsenter.write_sysctls(p.netns, sysctls)
     for i in p.instances:
         nsenter.write_sysctls(i.netns, {"net.ipv6.conf.all.disable_ipv6": 1})

@@ -189,6 +189,9 @@ def test_dns_names_resolve_inside_the_vpc(lab):
     assert out.returncode == 0 and out.stdout.split()[0] == "10.0.2.50"
     curl = run_in(LAB, "red/plain1", "curl", "-s", "--max-time", "5", "http://web1:8080/")
     assert curl.returncode == 0 and curl.stdout.strip() == "red-web1"
+    # DNS to base+2 ignores security groups (admin may send only tcp/8080 and 9000-9100)
+    out = run_in(LAB, "red/admin", "getent", "hosts", "web2")
+    assert out.returncode == 0 and out.stdout.split()[0] == "10.0.2.50"
 
 
 def test_dns_answers_only_for_its_own_vpc(lab):
