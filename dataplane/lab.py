@@ -218,6 +218,10 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
 
     all_ns = [p.netns for p in plans] + [i.netns for p in plans for i in p.instances]
     taken = [n for n in all_ns if kernel.netns_exists(n)]
+    ours = [n for n in taken if names.lo_altname(lab.name) in kernel.netns_mark(n)]
+    if ours:
+        raise LabError(f"namespace(s) {', '.join(ours)} are leftovers of lab {lab.name} "
+                       f"without state; run `vpclab cleanup` first; nothing was created")
     if taken:
         raise LabError(f"namespace(s) {', '.join(taken)} already exist and were not made by "
                        f"lab {lab.name}; nothing was created")
