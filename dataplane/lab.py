@@ -470,9 +470,12 @@ def cleanup(lab: str | None = None, everything: bool = False) -> dict[str, list[
     if lab is not None:
         labs = {lab} & labs
     for name in sorted(labs):
-        st = State.load(name) if os.path.isdir(names.lab_dir(name)) else None
+        try:
+            st = State.load(name) if os.path.isdir(names.lab_dir(name)) else None
+        except LabError:
+            st = None          # unreadable state: the marks and the directory remain
         if st is not None and st.lab != name:
-            continue
+            st = None
         if lab is None and not everything and st is not None:
             if st.data.get("status") == "up" or st.owner_alive():
                 continue

@@ -29,9 +29,18 @@ def run(args) -> int:
             raise CliError("no lab is up" if not todo else
                            f"several labs are up ({', '.join(todo)}): name one or use --all",
                            EXIT_USAGE)
+    failed = []
     for name in todo:
-        done = labmod.down(name)
+        try:
+            done = labmod.down(name)
+        except labmod.LabError as e:
+            if not args.all:
+                raise
+            failed.append(f"{name}: {e}")
+            continue
         n_ns = sum(1 for d in done if d.startswith("namespace"))
         n_p = sum(1 for d in done if d.startswith("process"))
         print(f"lab {name} is down: removed {n_ns} namespaces, stopped {n_p} processes")
+    if failed:
+        raise CliError("; ".join(failed))
     return EXIT_OK

@@ -19,8 +19,16 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    labs = [args.lab] if args.lab else labmod.state_labs()
-    reports = [labmod.status(name) for name in labs]
+    if args.lab:
+        reports = [labmod.status(args.lab)]
+    else:
+        reports = []
+        for name in labmod.state_labs():
+            try:
+                reports.append(labmod.status(name))
+            except labmod.LabError as e:
+                reports.append({"lab": name, "status": f"broken: {e}", "vpcs": {},
+                                "processes": [], "region": None, "state_dir": None})
     if args.json:
         print(json.dumps(reports if not args.lab else reports[0], indent=1))
         return EXIT_OK
