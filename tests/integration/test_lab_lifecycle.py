@@ -188,3 +188,36 @@ def test_marked_namespace_without_state_is_found_by_its_mark(teardown_labs):
     out = vpclab("cleanup")
     assert out.returncode == 0 and f"namespace {ns}" in out.stdout
     assert not kernel.netns_exists(ns)
+
+
+def test_sigterm_during_up_rolls_back(tmp_path, teardown_labs):
+    lab = "t3term"
+    teardown_labs.append(lab)
+    path = write_topology(tmp_path, small(lab, 8, run="sleep 600"))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    up = subprocess.Popen(CLI + ["up", "-q", str(path)], env=env, cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state_path = os.path.join(names.lab_dir(lab), "state.json")
+    deadline = time.monotonic() + 60
+    pids: list[int] = []
+    try:
+        while time.monotonic() < deadline:
+            try:
+                with open(state_path) as f:
+                    state = json.load(f)
+                pids = [p["pid"] for p in state["processes"]]
+            except (OSError, ValueError):
+                pass
+            if len(pids) >= 2:
+                break
+            time.sleep(0.002)
+        up.terminate()
+        out, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert up.returncode == 1, err
+    assert "interrupted during" in err and "everything it made was removed" in err
+    assert leftovers(lab) == []
+    assert not any(procs.alive(p, None) for p in pids)
