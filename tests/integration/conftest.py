@@ -46,7 +46,7 @@ def run_in(lab: str, where: str, *cmd: str, timeout: float = 30) -> subprocess.C
     return vpclab("exec", "-l", lab, where, "--", *cmd, timeout=timeout)
 
 
-def connect(lab: str, where: str, host: str, port: int, wait: float = 2.0) -> str:
+def connect(lab: str, where: str, host: str, port: int | str, wait: float = 2.0) -> str:
     """What client.py in `where` got from host:port: a tag, `timeout`, `refused`…"""
     proc = run_in(lab, where, sys.executable, str(CLIENT), host, str(port), str(wait),
                   timeout=wait + 30)

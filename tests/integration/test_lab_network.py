@@ -33,13 +33,14 @@ def topology() -> dict:
             "security_groups": {
                 "web": {"ingress": [
                     {"protocol": "tcp", "ports": 8080, "source": "10.0.0.0/16"},
-                    {"protocol": "tcp", "ports": "9000-9100", "source": "sg:admin"}]},
+                    {"protocol": "tcp", "ports": "9000-9100", "source": "sg:admin"},
+                    {"protocol": "udp", "ports": 5300, "source": "10.0.1.0/24"}]},
                 "admin": {"ingress": [], "egress": [
                     {"protocol": "tcp", "ports": 8080, "destination": "10.0.1.0/24"},
                     {"protocol": "tcp", "ports": "9000-9100", "destination": "10.0.0.0/16"}]}},
             "instances": {
                 "web1": {"subnet": "a", "security_groups": ["web"],
-                         "run": serve("red-web1", 8080, 9000)},
+                         "run": serve("red-web1", 8080, 9000, "u5300")},
                 "web2": {"subnet": "b", "security_groups": ["web"], "ip": "10.0.2.50",
                          "run": serve("red-web2", 8080, 9000)},
                 "admin": {"subnet": "a", "security_groups": ["admin"],
@@ -165,6 +166,13 @@ def test_stateful_replies_pass_although_no_rule_admits_them(lab):
     assert connect(LAB, "red/admin", "10.0.1.4", 8080) == "red-web1"
     # ...but nothing new gets in (web1 may send anything; admin admits nothing).
     assert connect(LAB, "red/web1", "10.0.1.5", 8080) == "timeout"
+
+
+def test_udp_rules_and_stateful_udp_replies(lab):
+    # web admits udp/5300 from subnet a only; plain2 (a, default group, which admits
+    # nothing from web1) still gets the reply: UDP is tracked too.
+    assert connect(LAB, "red/plain2", "10.0.1.4", "u5300") == "red-web1"
+    assert connect(LAB, "red/plain1", "10.0.1.4", "u5300") == "timeout"
 
 
 def test_default_group_admits_its_own_members_only(lab):

@@ -136,3 +136,8 @@ def test_names_follow_the_scheme():
 def test_loads_accepts_minimal_file_and_defaults_region():
     lab = loads("lab: x\nvpcs:\n  v: {cidr: 10.0.0.0/16}\n")
     assert lab.region == "us-east-1" and lab.vpcs["v"].instances == {}
+
+
+@pytest.mark.parametrize("example", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_examples_are_valid(example):
+    load(EXAMPLES / example)
