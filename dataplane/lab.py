@@ -55,6 +55,31 @@ class LabError(RuntimeError):
     """Bringing a lab up or down failed; the message says what and what was done."""
 
 
+class Interrupted(Exception):
+    """`up` was asked to stop (SIGINT/SIGTERM); raised at the next step boundary."""
+
+
+_interrupt: str | None = None
+
+
+def request_interrupt(why: str) -> None:
+    """Called from a signal handler: `up` stops and rolls back at its next step.
+
+    Raising from the handler itself would be unsafe: Python drops exceptions raised
+    inside some internals (an at-fork hook, a finalizer), and `up` would then finish
+    as if nothing happened.
+    """
+    global _interrupt
+    _interrupt = why
+
+
+def _check_interrupt() -> None:
+    global _interrupt
+    if _interrupt is not None:
+        why, _interrupt = _interrupt, None
+        raise Interrupted(why)
+
+
 # -- the plan: names and addresses of everything, computed from the model ---------------
 @dataclass
 class InstancePlan:
@@ -183,6 +208,7 @@ class Progress:
         self.current = ""
 
     def step(self, what: str) -> None:
+        _check_interrupt()
         self.n += 1
         self.current = what
         if self.enabled:
@@ -238,13 +264,14 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
     try:
         for p in plans:
             _up_vpc(lab, p, st, prog)
+        _check_interrupt()
         st.data["status"] = "up"
         st.data["owner_pid"] = None
         st.save()
     except BaseException as e:
         failed = prog.current or "preparing"
         teardown(st)
-        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+        if isinstance(e, (Interrupted, KeyboardInterrupt, SystemExit)):
             raise LabError(f"up of lab {lab.name} interrupted during: {failed}; "
                            f"everything it made was removed") from e
         raise LabError(f"up of lab {lab.name} failed during: {failed}: {e}; "
@@ -318,6 +345,7 @@ def _up_vpc(lab: Lab, p: VpcPlan, st: State, prog: Progress) -> None:
     pid = _start(st, "dns", p.name, None, p.netns, argv, log, None)
     deadline = time.monotonic() + DNS_READY_S
     while not procs.udp_listening(pid, p.dns, 53):
+        _check_interrupt()
         if not procs.alive(pid, None) or time.monotonic() > deadline:
             raise LabError(f"dnsmasq for VPC {p.name} did not start: {_tail(log)}")
         time.sleep(0.01)

@@ -2,7 +2,8 @@
 
 Shows one line per step on a terminal and ends with a table of what was made. On a
 failure everything made so far is removed and the failed step is named (exit 1). A bad
-file creates nothing (exit 2). SIGINT/SIGTERM during `up` roll back the same way.
+file creates nothing (exit 2). SIGINT/SIGTERM during `up` roll back the same way: the
+handler only records the request, and `up` stops at its next step boundary.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ _MAIN_PID = os.getpid()
 def _interrupt(signum, frame):
     if os.getpid() != _MAIN_PID:     # a forked helper that kept the handler: just die
         os._exit(128 + signum)
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    labmod.request_interrupt(signal.Signals(signum).name)
 
 
 def run(args) -> int:
@@ -38,11 +39,12 @@ def run(args) -> int:
         report(args.file, e)
         return EXIT_USAGE
     need_root()
-    old = signal.signal(signal.SIGTERM, _interrupt)
+    old = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         st, created = labmod.up(lab, progress=False if args.quiet else None)
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
     if not created:
         print(f"lab {lab.name} is already up from this topology: nothing to do")
         return EXIT_OK
