@@ -440,7 +440,15 @@ def teardown(st: State) -> list[str]:
     done += _remove_namespaces(lab, list(st.data.get("namespaces", [])))
     shutil.rmtree(st.dir, ignore_errors=True)
     done.append(f"directory {st.dir}")
+    _remove_run_dir_if_empty()
     return done
+
+
+def _remove_run_dir_if_empty() -> None:
+    try:
+        os.rmdir(names.RUN_DIR)        # only succeeds when no other lab has state
+    except OSError:
+        pass
 
 
 def _remove_namespaces(lab: str, candidates: list[str]) -> list[str]:
@@ -514,6 +522,7 @@ def cleanup(lab: str | None = None, everything: bool = False) -> dict[str, list[
         if os.path.isdir(names.lab_dir(name)):
             shutil.rmtree(names.lab_dir(name), ignore_errors=True)
             done.append(f"directory {names.lab_dir(name)}")
+        _remove_run_dir_if_empty()
         report[name] = done
     return report
 
