@@ -13,7 +13,7 @@ for the whole call, so Python never sees a packet and keeps serving the control 
         engine.set_backends(svc, healthy_targets)
     fwd.stop()
 
-Sockets are opened in the interface's namespace (netns_setup.enter.run_in_netns), so the
+Sockets are opened in the interface's namespace (netns_setup.nsenter.in_netns_thread), so the
 caller's own namespace never changes.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Iterator
 
 from dataplane._native import ffi, lib
 from dataplane.engine import Engine, EngineError
-from netns_setup.enter import run_in_netns
+from netns_setup.nsenter import in_netns_thread
 
 NS_PER_S = 1_000_000_000
 
@@ -47,7 +47,7 @@ class Forwarder:
         """Attaches engine port `port` to interface `ifname` in namespace `netns`."""
         where = f"{ifname} in namespace {netns}" if netns else ifname
         try:
-            rc = run_in_netns(netns, lambda: lib.hp_io_port_open(
+            rc = in_netns_thread(netns, lambda: lib.hp_io_port_open(
                 self._io, port, socket.if_nametoindex(ifname)))
         except OSError as exc:
             raise EngineError(f"cannot open {where}: {exc.strerror or exc}") from None

@@ -1,0 +1,17 @@
+"""Everything vpclab does to the kernel's configuration, and nothing else.
+
+| module | what |
+|---|---|
+| `kernel` | namespaces, veths, altnames, addresses, routes: pyroute2, idempotent `ensure_*` that wait until the kernel shows the object |
+| `nsenter` | entering a namespace (setns) in this process, a forked child or a thread; private mount namespaces; per-namespace sysctls |
+| `nft` | security groups as an nftables ruleset loaded with `nft -f` (pyroute2 has no usable nftables support) |
+| `dns` | the per-VPC dnsmasq command line, its hosts file and the instances' resolv.conf |
+| `procs` | processes started in namespaces, identified by (PID, start time), stopped by PID |
+| `offload` | segmentation offload off on devices that transmit into the forwarder |
+
+This layer knows nothing of the lab model: it takes names, addresses and plain dicts.
+The naming scheme and address plan are in dataplane/topology/names.py and model.py;
+the orchestration (what is made in which order, the state file, rollback) is
+dataplane/lab.py. The root namespace is never changed: objects are created from
+sockets opened inside the target namespaces.
+"""

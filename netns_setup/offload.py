@@ -10,13 +10,13 @@ it). Carrying GSO through the forwarder (virtio-net headers on AF_PACKET) is a l
 optimisation, measured in bench/.
 
 Devices are reached through the ethtool ioctl, which acts in the caller's namespace, so
-the change runs in the device's namespace through run_in_netns.
+the change runs in the device's namespace through nsenter.in_netns_thread.
 """
 from __future__ import annotations
 
 from pyroute2.ethtool import Ethtool
 
-from netns_setup.enter import run_in_netns
+from netns_setup.nsenter import in_netns_thread
 
 SEGMENTATION_FEATURES = (
     "tx-tcp-segmentation", "tx-tcp-ecn-segmentation", "tx-tcp-mangleid-segmentation",
@@ -46,4 +46,4 @@ def disable_segmentation_offload(ifname: str, netns: str | None = None) -> list[
         finally:
             eth.close()
 
-    return run_in_netns(netns, change)
+    return in_netns_thread(netns, change)

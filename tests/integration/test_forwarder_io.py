@@ -15,9 +15,9 @@ import pytest
 
 from dataplane.engine import Backend, Engine
 from dataplane.forwarder import Forwarder
-from minilab import (CLI, CLIENT, EP_IP, HP, NLB_IP, SRV, TARGET_IP, in_ns, link_mac, start_server,
+from .minilab import (CLI, CLIENT, EP_IP, HP, NLB_IP, SRV, TARGET_IP, in_ns, link_mac, start_server,
                      tcp_csum_errors)
-import minilab
+from . import minilab
 
 pytestmark = pytest.mark.root
 

@@ -18,10 +18,10 @@ import time
 
 import pytest
 
-import minilab
+from . import minilab
 from dataplane.control import ControlError, call
 from dataplane.show import format_flows, format_stats
-from minilab import CLI, CLIENT, EP_IP, HP, NLB_IP, TARGET_IP, in_ns, start_server
+from .minilab import CLI, CLIENT, EP_IP, HP, NLB_IP, TARGET_IP, in_ns, start_server
 
 pytestmark = pytest.mark.root
 

@@ -1,0 +1,34 @@
+"""`vpclab cleanup [LAB] [--all]`: remove what crashed labs left behind.
+
+Finds leftovers from the state files under /run/vpclab/ and from the ownership marks
+(altnames) on namespaces and links, and removes them: processes, namespaces (with
+their links and nftables tables), files. Without arguments it takes only labs whose
+`up`/`down` never finished and marked namespaces no state mentions; a LAB name takes
+that lab whatever its state; `--all` takes every vpclab lab, running ones too. Anything
+without a vpclab mark or state entry is left alone.
+"""
+from __future__ import annotations
+
+from .. import lab as labmod
+from .common import EXIT_OK, CliError, EXIT_USAGE, need_root
+
+
+def register(sub) -> None:
+    p = sub.add_parser("cleanup", help="remove leftovers of crashed labs")
+    p.add_argument("lab", nargs="?")
+    p.add_argument("--all", action="store_true", help="every vpclab lab, also running ones")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    need_root()
+    if args.all and args.lab:
+        raise CliError("give a LAB or --all, not both", EXIT_USAGE)
+    report = labmod.cleanup(args.lab, everything=args.all)
+    if not report:
+        print("nothing to clean up")
+    for name, done in report.items():
+        print(f"lab {name}: removed {len(done)} object{'s' * (len(done) != 1)}")
+        for d in done:
+            print(f"  {d}")
+    return EXIT_OK

@@ -1,0 +1,64 @@
+"""Helpers shared by the verbs: errors, picking a lab, printing tables."""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..lab import LabError, State, labs_up
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_FAILED):
+        super().__init__(message)
+        self.code = code
+
+
+def need_root() -> None:
+    if os.geteuid() != 0:
+        raise CliError("vpclab needs root to make namespaces (run it with sudo)")
+
+
+def pick_lab(lab: str | None) -> State:
+    """The lab named with -l, or the only one that is up."""
+    if lab is None:
+        up = labs_up()
+        if not up:
+            raise CliError("no lab is up")
+        if len(up) > 1:
+            raise CliError(f"several labs are up ({', '.join(up)}): name one with -l LAB",
+                           EXIT_USAGE)
+        lab = up[0]
+    st = State.load(lab)
+    if st is None or st.data.get("status") != "up":
+        raise CliError(f"lab {lab} is not up")
+    return st
+
+
+def target(st: State, spec: str) -> tuple[str, dict | None, dict]:
+    """'VPC/INSTANCE' → (netns, instance record, vpc record); 'VPC' → the VPC router."""
+    vpc_name, _, inst_name = spec.partition("/")
+    vpc = st.data["vpcs"].get(vpc_name)
+    if vpc is None:
+        raise CliError(f"lab {st.lab} has no VPC {vpc_name!r} "
+                       f"(VPCs: {', '.join(st.data['vpcs'])})", EXIT_USAGE)
+    if not inst_name:
+        return vpc["netns"], None, vpc
+    inst = vpc["instances"].get(inst_name)
+    if inst is None:
+        raise CliError(f"VPC {vpc_name} of lab {st.lab} has no instance {inst_name!r} "
+                       f"(instances: {', '.join(vpc['instances']) or 'none'})", EXIT_USAGE)
+    return inst["netns"], inst, vpc
+
+
+def table(rows: list[tuple], header: tuple, out=sys.stdout) -> None:
+    rows = [tuple(str(c) for c in r) for r in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h))
+              for i, h in enumerate(header)]
+    for r in [tuple(header)] + rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
+
+
+__all__ = ["CliError", "LabError", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "need_root",
+           "pick_lab", "target", "table"]

@@ -1,0 +1,43 @@
+"""`vpclab exec [-l LAB] VPC[/INSTANCE] -- CMD…`: run a command inside an instance.
+
+The command runs in the instance's network namespace and in a private mount namespace
+where the VPC's resolv.conf (under /run/vpclab/<lab>/) covers /etc/resolv.conf, so
+`getent hosts web1` and `curl http://web1:8080/` resolve through the VPC's DNS. With
+only `VPC` it runs in the VPC router's namespace. vpclab exec's process *becomes* the
+command (exec), so its exit status is the command's.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from netns_setup import nsenter
+
+from .common import CliError, EXIT_USAGE, need_root, pick_lab, target
+
+
+def register(sub) -> None:
+    p = sub.add_parser("exec", help="run a command in an instance (or VPC router)")
+    p.add_argument("-l", "--lab")
+    p.add_argument("target", metavar="VPC/INSTANCE")
+    p.add_argument("cmd", nargs="*", metavar="-- CMD")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    need_root()
+    if not args.cmd:
+        raise CliError("no command given: vpclab exec VPC/INSTANCE -- CMD…", EXIT_USAGE)
+    st = pick_lab(args.lab)
+    netns, _inst, vpc = target(st, args.target)
+    nsenter.enter(netns, resolv_conf=vpc["resolv_conf"])
+    sys.stdout.flush()
+    try:
+        os.execvp(args.cmd[0], args.cmd)
+    except FileNotFoundError:
+        print(f"vpclab exec: {args.cmd[0]}: command not found", file=sys.stderr)
+        return 127
+    except PermissionError:
+        print(f"vpclab exec: {args.cmd[0]}: permission denied", file=sys.stderr)
+        return 126
+    return 1  # not reached

@@ -1,0 +1,57 @@
+"""`vpclab status [LAB] [--json]`: what a lab is made of and whether it is all there.
+
+Reads only the state file and asks the kernel whether each namespace and process is
+still there. Without LAB, every lab with state is listed.
+"""
+from __future__ import annotations
+
+import json
+
+from .. import lab as labmod
+from .common import EXIT_FAILED, EXIT_OK, table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("status", help="show labs (from their state files)")
+    p.add_argument("lab", nargs="?")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if args.lab:
+        reports = [labmod.status(args.lab)]
+    else:
+        reports = []
+        for name in labmod.state_labs():
+            try:
+                reports.append(labmod.status(name))
+            except labmod.LabError as e:
+                reports.append({"lab": name, "status": f"broken: {e}", "vpcs": {},
+                                "processes": [], "region": None, "state_dir": None})
+    if args.json:
+        print(json.dumps(reports if not args.lab else reports[0], indent=1))
+        return EXIT_OK
+    if not reports:
+        print("no labs")
+        return EXIT_OK
+    healthy = True
+    for r in reports:
+        print(f"lab {r['lab']}: {r['status']} (region {r['region']}, state in {r['state_dir']})")
+        rows = []
+        for vname, v in r["vpcs"].items():
+            rows.append((vname, "-", v["netns"], f"{v['cidr']} dns {v['dns']}",
+                         "-", "ok" if v["present"] else "MISSING"))
+            healthy &= v["present"]
+            for n, i in v["instances"].items():
+                rows.append((vname, n, i["netns"], f"{i['ip']}/{i['prefixlen']}",
+                             ",".join(i["security_groups"]),
+                             "ok" if i["present"] else "MISSING"))
+                healthy &= i["present"]
+        table(rows, ("VPC", "INSTANCE", "NAMESPACE", "ADDRESS", "SG", "STATE"))
+        for p in r["processes"]:
+            where = p["vpc"] + (f"/{p['instance']}" if p["instance"] else "")
+            print(f"  {p['role']} {where}: pid {p['pid']} "
+                  f"{'running' if p['running'] else 'STOPPED'}; log {p['log']}")
+        print()
+    return EXIT_OK if healthy else EXIT_FAILED

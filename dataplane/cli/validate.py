@@ -1,0 +1,38 @@
+"""`vpclab validate FILE`: every problem of a topology file, with its field path.
+
+Prints `OK: lab <name>: N VPCs, N subnets, N instances` and exits 0, or prints one line
+per problem (`vpcs.shop.subnets.web-b.cidr: 10.1.2.0/24 is outside the VPC CIDR
+10.0.0.0/16`) on stderr and exits 2. Needs no root and touches nothing.
+"""
+from __future__ import annotations
+
+import sys
+
+from ..topology import TopologyError, load
+from .common import EXIT_OK, EXIT_USAGE
+
+
+def register(sub) -> None:
+    p = sub.add_parser("validate", help="check a topology file, touching nothing")
+    p.add_argument("file")
+    p.set_defaults(func=run)
+
+
+def report(file: str, e: TopologyError) -> None:
+    print(f"{file}: {len(e.problems)} problem{'s' if len(e.problems) != 1 else ''}:",
+          file=sys.stderr)
+    for p in e.problems:
+        print(f"  {p}", file=sys.stderr)
+
+
+def run(args) -> int:
+    try:
+        lab = load(args.file)
+    except TopologyError as e:
+        report(args.file, e)
+        return EXIT_USAGE
+    n_sub = sum(len(v.subnets) for v in lab.vpcs.values())
+    n_inst = sum(len(v.instances) for v in lab.vpcs.values())
+    print(f"OK: lab {lab.name}: {len(lab.vpcs)} VPC{'s' * (len(lab.vpcs) != 1)}, "
+          f"{n_sub} subnet{'s' * (n_sub != 1)}, {n_inst} instance{'s' * (n_inst != 1)}")
+    return EXIT_OK

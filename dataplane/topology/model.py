@@ -1,0 +1,330 @@
+"""The lab model: a lab of VPCs, each with subnets, security groups and instances.
+
+A `Lab` is what a topology file says, nothing more: names, CIDRs, rules and requested
+addresses, in the order they were written. It is built the same way whether it comes
+from YAML (`dataplane.topology.load`) or from Python:
+
+    lab = Lab("demo", region="us-east-1")
+    shop = lab.add_vpc("shop", "10.0.0.0/16")
+    shop.add_subnet("web-a", "10.0.1.0/24", az="us-east-1a")
+    shop.add_security_group("web-sg", ingress=[{"protocol": "tcp", "ports": 8080,
+                                                "source": "10.0.0.0/16"}])
+    shop.add_instance("web1", subnet="web-a", security_groups=["web-sg"])
+    lab.check()                      # every problem at once, or TopologyError
+
+`Lab.from_dict()` (used by the YAML loader) calls exactly these builder methods, so a
+file and a script that say the same thing give equal objects, and `to_dict()` gives the
+file back.
+
+What the model adds to the file, as AWS does, is computed on demand and never stored:
+
+* every VPC has a security group `default` (inbound from its own members, outbound to
+  anywhere) unless the file defines `default` itself (as editing the default group);
+  an instance that names no group is in `default`;
+* a security group without an `egress` list allows all outbound traffic (a new AWS
+  group), while `egress: []` allows nothing out but replies;
+* instance addresses (`Lab.addresses()`): an instance with `ip:` gets it; the others
+  get the lowest free address of their subnet, from network+4 upward, in file order,
+  skipping the five addresses AWS reserves in every subnet: network, +1 (the VPC
+  router), +2 (DNS), +3 (future use) and broadcast.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+DEFAULT_REGION = "us-east-1"
+DEFAULT_SG = "default"
+# The five addresses AWS keeps in every subnet, by offset from the network address
+# (the last is the broadcast address, offset -1).
+RESERVED = {0: "the network address", 1: "reserved for the VPC router",
+            2: "reserved for the Amazon DNS server", 3: "reserved by AWS for future use",
+            -1: "the broadcast address"}
+FIRST_FREE_OFFSET = 4
+
+
+class TopologyError(Exception):
+    """A topology that cannot be built. `problems` lists every one as (path, reason)."""
+
+    def __init__(self, problems: list["Problem"]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong with a topology: the dotted path to the field and why."""
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}" if self.path else self.reason
+
+
+@dataclass
+class Rule:
+    """One allow rule of a security group.
+
+    `peer` is the source (ingress) or destination (egress): a CIDR or `sg:<name>`.
+    `ports` is as written: None (all), a number, or "lo-hi".
+    """
+    protocol: str
+    peer: str
+    ports: int | str | None = None
+    description: str | None = None
+
+    @property
+    def port_range(self) -> tuple[int, int] | None:
+        """(lo, hi) inclusive, or None for every port (or a protocol without ports)."""
+        if self.ports is None or self.protocol not in ("tcp", "udp"):
+            return None
+        if isinstance(self.ports, int):
+            return (self.ports, self.ports)
+        lo, _, hi = str(self.ports).partition("-")
+        return (int(lo), int(hi or lo))
+
+    @property
+    def peer_group(self) -> str | None:
+        """The referenced security group's name for `sg:<name>`, else None."""
+        return self.peer[3:] if self.peer.startswith("sg:") else None
+
+    def to_dict(self, peer_key: str) -> dict[str, Any]:
+        d: dict[str, Any] = {"protocol": self.protocol}
+        if self.ports is not None:
+            d["ports"] = self.ports
+        d[peer_key] = self.peer
+        if self.description is not None:
+            d["description"] = self.description
+        return d
+
+
+def _rule(r: Rule | Mapping[str, Any], peer_key: str) -> Rule:
+    if isinstance(r, Rule):
+        return r
+    return Rule(protocol=r.get("protocol"), peer=r.get(peer_key), ports=r.get("ports"),
+                description=r.get("description"))
+
+
+@dataclass
+class SecurityGroup:
+    """A stateful, allow-only set of rules. `egress=None` means "allow all outbound"."""
+    name: str
+    ingress: list[Rule] = field(default_factory=list)
+    egress: list[Rule] | None = None
+    description: str | None = None
+
+    @property
+    def effective_egress(self) -> list[Rule]:
+        if self.egress is None:
+            return [Rule("all", "0.0.0.0/0")]
+        return self.egress
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.description is not None:
+            d["description"] = self.description
+        d["ingress"] = [r.to_dict("source") for r in self.ingress]
+        if self.egress is not None:
+            d["egress"] = [r.to_dict("destination") for r in self.egress]
+        return d
+
+
+def default_security_group() -> SecurityGroup:
+    """The group every VPC starts with: inbound from its own members, outbound all."""
+    return SecurityGroup(DEFAULT_SG, ingress=[Rule("all", "sg:" + DEFAULT_SG)], egress=None)
+
+
+@dataclass
+class Subnet:
+    name: str
+    cidr: str
+    az: str | None = None
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.cidr)
+
+    @property
+    def router(self) -> ipaddress.IPv4Address:
+        """The VPC router's address in this subnet (network+1)."""
+        return self.network.network_address + 1
+
+    def reserved_reason(self, ip: ipaddress.IPv4Address) -> str | None:
+        """Why AWS would refuse `ip` here, if it is one of the five reserved addresses."""
+        net = self.network
+        if ip == net.broadcast_address:
+            return RESERVED[-1]
+        return RESERVED.get(int(ip) - int(net.network_address))
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"cidr": self.cidr}
+        if self.az is not None:
+            d["az"] = self.az
+        return d
+
+
+@dataclass
+class Instance:
+    name: str
+    subnet: str
+    ip: str | None = None
+    security_groups: list[str] = field(default_factory=list)
+    run: str | None = None
+
+    @property
+    def effective_security_groups(self) -> list[str]:
+        return list(self.security_groups) or [DEFAULT_SG]
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"subnet": self.subnet}
+        if self.ip is not None:
+            d["ip"] = self.ip
+        if self.security_groups:
+            d["security_groups"] = list(self.security_groups)
+        if self.run is not None:
+            d["run"] = self.run
+        return d
+
+
+def _add(table: dict, name: str, obj: Any, what: str, where: str) -> Any:
+    if name in table:
+        raise TopologyError([Problem(f"{where}.{name}", f"duplicate {what} name")])
+    table[name] = obj
+    return obj
+
+
+@dataclass
+class Vpc:
+    name: str
+    cidr: str
+    subnets: dict[str, Subnet] = field(default_factory=dict)
+    security_groups: dict[str, SecurityGroup] = field(default_factory=dict)
+    instances: dict[str, Instance] = field(default_factory=dict)
+    _path: str = field(default="", repr=False, compare=False)
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.cidr)
+
+    @property
+    def dns_address(self) -> ipaddress.IPv4Address:
+        """AmazonProvidedDNS: the VPC's base address + 2."""
+        return self.network.network_address + 2
+
+    def add_subnet(self, name: str, cidr: str, az: str | None = None) -> Subnet:
+        return _add(self.subnets, name, Subnet(name, cidr, az), "subnet",
+                    f"{self._path}.subnets")
+
+    def add_security_group(self, name: str, ingress: Iterable[Rule | Mapping] = (),
+                           egress: Iterable[Rule | Mapping] | None = None,
+                           description: str | None = None) -> SecurityGroup:
+        sg = SecurityGroup(name, [_rule(r, "source") for r in ingress],
+                           None if egress is None else [_rule(r, "destination") for r in egress],
+                           description)
+        return _add(self.security_groups, name, sg, "security group",
+                    f"{self._path}.security_groups")
+
+    def add_instance(self, name: str, subnet: str | Subnet, ip: str | None = None,
+                     security_groups: Iterable[str | SecurityGroup] = (),
+                     run: str | None = None) -> Instance:
+        sn = subnet.name if isinstance(subnet, Subnet) else subnet
+        groups = [g.name if isinstance(g, SecurityGroup) else g for g in security_groups]
+        return _add(self.instances, name, Instance(name, sn, ip, groups, run), "instance",
+                    f"{self._path}.instances")
+
+    def effective_security_groups(self) -> dict[str, SecurityGroup]:
+        """The VPC's groups including the implicit `default` one."""
+        groups = dict(self.security_groups)
+        groups.setdefault(DEFAULT_SG, default_security_group())
+        return groups
+
+    def members(self, group: str, addresses: Mapping[tuple[str, str], str]) -> list[str]:
+        """Private IPs of the ENIs that carry `group` (for `sg:` references)."""
+        return [addresses[(self.name, i.name)] for i in self.instances.values()
+                if group in i.effective_security_groups]
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"cidr": self.cidr}
+        if self.subnets:
+            d["subnets"] = {n: s.to_dict() for n, s in self.subnets.items()}
+        if self.security_groups:
+            d["security_groups"] = {n: g.to_dict() for n, g in self.security_groups.items()}
+        if self.instances:
+            d["instances"] = {n: i.to_dict() for n, i in self.instances.items()}
+        return d
+
+
+@dataclass
+class Lab:
+    name: str
+    region: str = DEFAULT_REGION
+    vpcs: dict[str, Vpc] = field(default_factory=dict)
+
+    def add_vpc(self, name: str, cidr: str) -> Vpc:
+        return _add(self.vpcs, name, Vpc(name, cidr, _path=f"vpcs.{name}"), "VPC", "vpcs")
+
+    # -- conversion --------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "Lab":
+        """Build from a document already checked by `validate.check_document`."""
+        lab = cls(doc["lab"], doc.get("region", DEFAULT_REGION))
+        for vname, v in doc["vpcs"].items():
+            vpc = lab.add_vpc(vname, v["cidr"])
+            for sname, s in (v.get("subnets") or {}).items():
+                vpc.add_subnet(sname, s["cidr"], s.get("az"))
+            for gname, g in (v.get("security_groups") or {}).items():
+                vpc.add_security_group(gname, g.get("ingress") or [], g.get("egress"),
+                                       g.get("description"))
+            for iname, i in (v.get("instances") or {}).items():
+                vpc.add_instance(iname, i["subnet"], i.get("ip"),
+                                 i.get("security_groups") or [], i.get("run"))
+        return lab
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"lab": self.name, "region": self.region,
+                "vpcs": {n: v.to_dict() for n, v in self.vpcs.items()}}
+
+    # -- checks and derived facts ------------------------------------------------------
+    def problems(self) -> list[Problem]:
+        from .validate import check_document
+        return check_document(self.to_dict())
+
+    def check(self) -> "Lab":
+        """Raise TopologyError listing every problem; return self when there is none."""
+        problems = self.problems()
+        if problems:
+            raise TopologyError(problems)
+        return self
+
+    def addresses(self) -> dict[tuple[str, str], str]:
+        """{(vpc, instance): private IP} for every instance (see the module docstring)."""
+        out: dict[tuple[str, str], str] = {}
+        for vpc in self.vpcs.values():
+            taken: dict[str, set[ipaddress.IPv4Address]] = {s: set() for s in vpc.subnets}
+            for inst in vpc.instances.values():
+                if inst.ip is not None:
+                    taken[inst.subnet].add(ipaddress.IPv4Address(inst.ip))
+                    out[(vpc.name, inst.name)] = inst.ip
+            for inst in vpc.instances.values():
+                if inst.ip is not None:
+                    continue
+                ip = next_free(vpc.subnets[inst.subnet], taken[inst.subnet])
+                if ip is None:
+                    raise TopologyError([Problem(f"vpcs.{vpc.name}.instances.{inst.name}",
+                                                 f"subnet {inst.subnet} has no free address")])
+                taken[inst.subnet].add(ip)
+                out[(vpc.name, inst.name)] = str(ip)
+        return out
+
+
+def next_free(subnet: Subnet, taken: set[ipaddress.IPv4Address]) -> ipaddress.IPv4Address | None:
+    """The lowest address of `subnet` that is neither reserved nor in `taken`."""
+    net = subnet.network
+    first = int(net.network_address) + FIRST_FREE_OFFSET
+    last = int(net.broadcast_address) - 1
+    for n in range(first, last + 1):
+        ip = ipaddress.IPv4Address(n)
+        if ip not in taken:
+            return ip
+    return None

@@ -1,0 +1,75 @@
+"""The naming scheme: how every kernel object of a lab is called.
+
+Everything a lab makes starts with the lab's name, and a dot separates the parts (names
+in the model are [a-z0-9-], so a dot can't be part of one, and `a.b-c` and `a-b.c` never
+collide):
+
+| object | name | example (lab demo, VPC shop, instance web1) |
+|---|---|---|
+| VPC namespace (router + DNS) | `<lab>.<vpc>` | `demo.shop` |
+| instance namespace | `<lab>.<vpc>.<instance>` | `demo.shop.web1` |
+| ENI, VPC (router) end | `eni-<instance>` in the VPC namespace | `eni-web1` |
+| ENI, instance end | `eth0` in the instance namespace | `eth0` |
+| ownership mark (altname) | `vpclab.<lab>.<vpc>.<instance>.eni` / `.eth0`, and `vpclab.<lab>.lo` on each namespace's `lo` | `vpclab.demo.shop.web1.eni` |
+| nftables table | `inet <lab>-sg` in each VPC namespace | `table inet demo-sg` |
+| state, logs, resolv.conf | `/run/vpclab/<lab>/` | `/run/vpclab/demo/state.json` |
+
+Interface names are limited to 15 characters by the kernel (IFNAMSIZ), so an instance
+name is at most 11 (`eni-` + 11). Altnames may be 127.
+"""
+from __future__ import annotations
+
+import os
+
+IFNAMSIZ = 15            # usable characters of an interface name
+ALTNAMSIZ = 127          # usable characters of an interface altname
+MARK = "vpclab"
+ENI_PREFIX = "eni-"
+INSTANCE_IFNAME = "eth0"
+MAX_INSTANCE_NAME = IFNAMSIZ - len(ENI_PREFIX)
+RUN_DIR = os.environ.get("VPCLAB_RUN_DIR", "/run/vpclab")
+
+
+def vpc_netns(lab: str, vpc: str) -> str:
+    return f"{lab}.{vpc}"
+
+
+def instance_netns(lab: str, vpc: str, instance: str) -> str:
+    return f"{lab}.{vpc}.{instance}"
+
+
+def eni_ifname(instance: str) -> str:
+    return ENI_PREFIX + instance
+
+
+def eni_altname(lab: str, vpc: str, instance: str) -> str:
+    return f"{MARK}.{lab}.{vpc}.{instance}.eni"
+
+
+def eth_altname(lab: str, vpc: str, instance: str) -> str:
+    return f"{MARK}.{lab}.{vpc}.{instance}.eth0"
+
+
+def lo_altname(lab: str) -> str:
+    return f"{MARK}.{lab}.lo"
+
+
+def mark_prefix(lab: str | None = None) -> str:
+    """What every ownership altname of `lab` (or of any lab) starts with."""
+    return f"{MARK}.{lab}." if lab else f"{MARK}."
+
+
+def lab_of_mark(altname: str) -> str | None:
+    """The lab an ownership altname belongs to, or None if it isn't one of ours."""
+    parts = altname.split(".")
+    if len(parts) >= 3 and parts[0] == MARK:
+        return parts[1]
+    return None
+
+
+def nft_table(lab: str) -> str:
+    return f"{lab}-sg"
+
+
+def lab_dir(lab: str) -> str:
+    return os.path.join(RUN_DIR, lab)

@@ -1,0 +1,126 @@
+"""Security groups as stateful nftables rules in a VPC namespace.
+
+pyroute2 has no usable nftables support, so this module writes an nft ruleset as text
+and loads it with `nft -f -` run inside the namespace (one atomic transaction: the
+whole table appears at once or not at all). It is the one place vpclab shells out for
+kernel configuration.
+
+One table per VPC namespace, `table inet <lab>`. Groups become address sets (the
+private IPs of the ENIs that carry them, for `sg:` references); each instance ENI gets
+an egress chain (packets *arriving* from the instance on `eni-<id>`) and an ingress
+chain (packets *leaving* towards it). The forward hook, on the router side of every
+instance veth:
+
+    ct state established,related accept      ← stateful: replies always pass
+    ct state invalid drop
+    iifname vmap { eni-…: jump egress_… }     ← rules end in `return`, else drop
+    oifname vmap { eni-…: jump ingress_… }    ← rules end in `accept`, else drop
+    accept                                    ← anything not to/from an instance ENI
+
+A refused packet is dropped in silence (no RST, no ICMP), as on AWS. Traffic to the
+VPC's own addresses (the router, DNS at base+2) goes through `input`, which has no
+rules: DNS to the Route 53 Resolver ignores security groups on AWS too.
+
+Input, as plain data (this layer knows nothing of the model):
+
+    groups = {"web-sg": ["10.0.1.4", "10.0.2.50"], ...}
+    enis   = [{"ifname": "eni-web1",
+               "ingress": [{"protocol": "tcp", "ports": (8080, 8080),
+                            "peer": "10.0.0.0/16"}, {..., "peer": "sg:admin-sg"}],
+               "egress":  [{"protocol": "all", "ports": None, "peer": "0.0.0.0/0"}]}]
+"""
+from __future__ import annotations
+
+import subprocess
+from typing import Any, Iterable
+
+from .nsenter import setns
+
+CONNTRACK_SYSCTLS = {
+    # AWS security-group tracking timeouts (EC2 ConnectionTrackingSpecification
+    # defaults); a new namespace starts with Linux's, which differ for UDP streams.
+    "net.netfilter.nf_conntrack_tcp_timeout_established": 432000,
+    "net.netfilter.nf_conntrack_udp_timeout": 30,
+    "net.netfilter.nf_conntrack_udp_timeout_stream": 180,
+    "net.netfilter.nf_conntrack_generic_timeout": 600,
+}
+
+
+def _chain_name(direction: str, ifname: str) -> str:
+    return f"{direction}_{ifname.replace('-', '_')}"
+
+
+def _set_name(group: str) -> str:
+    return "sg_" + group.replace("-", "_")
+
+
+def _match(rule: dict[str, Any], direction: str) -> str:
+    parts = []
+    peer = rule["peer"]
+    addr_key = "saddr" if direction == "ingress" else "daddr"
+    if peer.startswith("sg:"):
+        parts.append(f"ip {addr_key} @{_set_name(peer[3:])}")
+    elif peer != "0.0.0.0/0":
+        parts.append(f"ip {addr_key} {peer}")
+    else:
+        parts.append("meta nfproto ipv4")
+    proto, ports = rule["protocol"], rule.get("ports")
+    if proto in ("tcp", "udp"):
+        if ports is None or tuple(ports) == (0, 65535):
+            parts.append(f"meta l4proto {proto}")
+        else:
+            lo, hi = ports
+            parts.append(f"{proto} dport {lo}" if lo == hi else f"{proto} dport {lo}-{hi}")
+    elif proto == "icmp":
+        parts.append("meta l4proto icmp")
+    return " ".join(parts)
+
+
+def render(table: str, groups: dict[str, Iterable[str]], enis: list[dict[str, Any]]) -> str:
+    """The nft script that (re)creates `table inet <table>` (see the module docstring)."""
+    out = [f"table inet {table}", f"delete table inet {table}", f"table inet {table} {{"]
+    for group, members in groups.items():
+        out.append(f"  set {_set_name(group)} {{")
+        out.append("    type ipv4_addr")
+        members = sorted(set(members))
+        if members:
+            out.append(f"    elements = {{ {', '.join(members)} }}")
+        out.append("  }")
+    out += ["  chain forward {",
+            "    type filter hook forward priority filter; policy accept;",
+            "    ct state established,related accept",
+            "    ct state invalid drop"]
+    if enis:
+        eg = ", ".join(f'"{e["ifname"]}" : jump {_chain_name("egress", e["ifname"])}'
+                       for e in enis)
+        ing = ", ".join(f'"{e["ifname"]}" : jump {_chain_name("ingress", e["ifname"])}'
+                        for e in enis)
+        out += [f"    iifname vmap {{ {eg} }}", f"    oifname vmap {{ {ing} }}"]
+    out += ["    accept", "  }"]
+    for e in enis:
+        for direction, verdict in (("egress", "return"), ("ingress", "accept")):
+            out.append(f"  chain {_chain_name(direction, e['ifname'])} {{")
+            for rule in e[direction]:
+                out.append(f"    {_match(rule, direction)} {verdict}")
+            out.append("    drop")
+            out.append("  }")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def apply(ns: str, script: str) -> None:
+    """Load `script` with `nft -f -` inside namespace `ns` (atomic)."""
+    proc = subprocess.run(["nft", "-f", "-"], input=script, text=True, capture_output=True,
+                          preexec_fn=lambda: setns(ns), timeout=30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"nft in namespace {ns}: {proc.stderr.strip()}")
+
+
+def list_tables(ns: str) -> list[str]:
+    """`family name` of every nftables table in namespace `ns`."""
+    proc = subprocess.run(["nft", "list", "tables"], text=True, capture_output=True,
+                          preexec_fn=lambda: setns(ns), timeout=30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"nft in namespace {ns}: {proc.stderr.strip()}")
+    return [line.split(None, 1)[1] for line in proc.stdout.splitlines()
+            if line.startswith("table ")]

@@ -1,0 +1,146 @@
+"""Entering a named network namespace from Python: in this process, a child, or a fork.
+
+Python 3.11 has no os.setns/os.unshare, so the three system calls are made through
+ctypes. `enter()` is what `vpclab exec` calls before exec'ing the user's command and
+what `spawn()` runs in the child between fork and exec:
+
+1. setns() into `/run/netns/<name>` (the namespace `ip netns` shows);
+2. optionally, a private mount namespace (unshare(CLONE_NEWNS), propagation private,
+   so nothing leaks back to the host), in which a fresh sysfs is mounted (so /sys/class/net
+   shows the namespace's links, as `ip netns exec` does) and the lab's resolv.conf
+   (a file under /run/vpclab/<lab>/) is bind-mounted over /etc/resolv.conf. Nothing is
+   ever written in /etc; the bind mount dies with the process.
+
+`in_netns(name, fn)` runs `fn` in a forked child that entered the namespace — how
+per-namespace sysctls are written (/proc/sys/net follows the writer's namespace).
+`in_netns_thread(name, fn)` runs `fn` in a thread of this process that entered the
+namespace (setns moves one thread only): what must outlive the call in this process,
+such as the forwarder's AF_PACKET sockets or an ethtool ioctl's effect, is made there.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import threading
+import traceback
+from typing import Any, Callable
+
+NETNS_RUN_DIR = "/run/netns"
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p,
+                        ctypes.c_ulong, ctypes.c_void_p]
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _b(s: str | None) -> bytes | None:
+    return None if s is None else s.encode()
+
+
+def netns_path(name: str) -> str:
+    return os.path.join(NETNS_RUN_DIR, name)
+
+
+def setns(name: str) -> None:
+    fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _check(_libc.setns(fd, CLONE_NEWNET), f"setns into network namespace {name}")
+    finally:
+        os.close(fd)
+
+
+def private_mounts(resolv_conf: str | None) -> None:
+    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    # A sysfs of this network namespace; failing that, the host's /sys stays (harmless).
+    if _libc.umount2(b"/sys", MNT_DETACH) == 0:
+        _libc.mount(b"sysfs", b"/sys", b"sysfs", 0, None)
+    if resolv_conf:
+        _check(_libc.mount(_b(resolv_conf), b"/etc/resolv.conf", None, MS_BIND, None),
+               f"bind-mount {resolv_conf} over /etc/resolv.conf")
+
+
+def enter(name: str, resolv_conf: str | None = None, private: bool = False) -> None:
+    """Move this process into network namespace `name` (see the module docstring)."""
+    setns(name)
+    if private or resolv_conf:
+        private_mounts(resolv_conf)
+
+
+def in_netns(name: str, fn: Callable[[], Any]) -> Any:
+    """Run `fn()` in a forked child inside namespace `name`; return its result or raise."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns
+        os.close(r)
+        try:
+            setns(name)
+            out = (True, fn())
+        except BaseException as e:  # noqa: BLE001 - everything goes back to the parent
+            out = (False, f"{e.__class__.__name__}: {e}\n{traceback.format_exc()}")
+        try:
+            os.write(w, pickle.dumps(out))
+        finally:
+            os._exit(0)
+    os.close(w)
+    chunks = []
+    with os.fdopen(r, "rb") as f:
+        while chunk := f.read(65536):
+            chunks.append(chunk)
+    os.waitpid(pid, 0)
+    if not chunks:
+        raise RuntimeError(f"child in namespace {name} died without an answer")
+    ok, value = pickle.loads(b"".join(chunks))
+    if not ok:
+        raise RuntimeError(f"in namespace {name}: {value.splitlines()[0]}")
+    return value
+
+
+def in_netns_thread(name: str | None, fn: Callable[[], Any]) -> Any:
+    """Run `fn()` in a short-lived thread inside namespace `name` (None: this one);
+    return its result or raise its exception. Sockets it opens stay in that namespace."""
+    box: list[tuple[bool, Any]] = []
+
+    def target() -> None:
+        try:
+            if name is not None:
+                setns(name)
+            box.append((True, fn()))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller below
+            box.append((False, e))
+
+    thread = threading.Thread(target=target, name=f"vpclab-in-{name}")
+    thread.start()
+    thread.join()
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+def write_sysctls(name: str, values: dict[str, str | int]) -> None:
+    """Set sysctls (dotted keys, e.g. net.ipv4.ip_forward) inside namespace `name`."""
+    def apply() -> None:
+        for key, value in values.items():
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(str(value))
+    in_netns(name, apply)
+
+
+def read_sysctl(name: str, key: str) -> str:
+    def read() -> str:
+        with open("/proc/sys/" + key.replace(".", "/")) as f:
+            return f.read().strip()
+    return in_netns(name, read)

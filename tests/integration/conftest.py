@@ -1,0 +1,83 @@
+"""Fixtures of the root integration tests: real namespaces, real processes, real clients.
+
+Every lab a test makes is named `t3…` and is removed by the fixture whatever happens
+(`cleanup(lab, everything)` needs only the state file and the marks). Every client is
+bounded by a timeout. These tests need root and fail (not skip) without it.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from dataplane import lab as labmod
+from dataplane.topology import names
+from netns_setup import kernel
+
+HERE = pathlib.Path(__file__).resolve().parent
+SERVERS = HERE / "servers.py"
+CLIENT = HERE / "client.py"
+CLI = [sys.executable, "-m", "dataplane.cli.main"]
+REPO = HERE.parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _need_root():
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root (they make network namespaces)")
+
+
+def vpclab(*args: str, timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess:
+    """Run the vpclab CLI (as a user would) with a bound on its time."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout,
+                          cwd=REPO, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"vpclab {' '.join(args)} -> {proc.returncode}\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def run_in(lab: str, where: str, *cmd: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return vpclab("exec", "-l", lab, where, "--", *cmd, timeout=timeout)
+
+
+def connect(lab: str, where: str, host: str, port: int | str, wait: float = 2.0) -> str:
+    """What client.py in `where` got from host:port: a tag, `timeout`, `refused`…"""
+    proc = run_in(lab, where, sys.executable, str(CLIENT), host, str(port), str(wait),
+                  timeout=wait + 30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def serve(tag: str, *ports: int) -> str:
+    return f"{sys.executable} {SERVERS} {tag} {' '.join(map(str, ports))}"
+
+
+def leftovers(lab: str) -> list[str]:
+    """Everything of `lab` still visible anywhere: namespaces, links, files, processes."""
+    found = [f"namespace {n}" for n in kernel.list_netns() if n.startswith(lab + ".")]
+    found += [f"root link {ifname}" for _, ifname, _ in
+              kernel.marked_links(None, names.mark_prefix(lab))]
+    if os.path.exists(names.lab_dir(lab)):
+        found.append(f"directory {names.lab_dir(lab)}")
+    return found
+
+
+def write_topology(tmp_path: pathlib.Path, doc: dict) -> pathlib.Path:
+    path = tmp_path / f"{doc['lab']}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def teardown_labs():
+    """A list to append lab names to; each is cleaned up at the end, pass or fail."""
+    labs: list[str] = []
+    yield labs
+    for lab in labs:
+        labmod.cleanup(lab, everything=True)

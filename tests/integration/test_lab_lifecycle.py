@@ -1,0 +1,223 @@
+"""Labs you can trust: down leaves nothing, a crash can be cleaned, bad input makes nothing.
+
+Each test makes its own small lab (`t3…`) and the `teardown_labs` fixture removes it
+whatever happens. "Nothing left" is checked everywhere a lab leaves traces: namespaces,
+links carrying its mark in the root namespace, nftables tables, processes (by the PIDs
+it recorded), files under /run/vpclab/.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+
+import pytest
+from pyroute2 import netns
+
+from dataplane import lab as labmod
+from dataplane.topology import Lab, names
+from netns_setup import kernel, nft, procs
+
+from .conftest import CLI, REPO, leftovers, serve, vpclab, write_topology
+
+pytestmark = pytest.mark.root
+
+
+def small(lab: str, n_vpcs: int = 1, run: str | None = None) -> dict:
+    vpcs = {}
+    for k in range(n_vpcs):
+        inst = {"i1": {"subnet": "a"}, "i2": {"subnet": "b"}}
+        if run:
+            inst["i1"]["run"] = run
+        vpcs[f"v{k}"] = {"cidr": "10.0.0.0/16",
+                         "subnets": {"a": {"cidr": "10.0.1.0/24"}, "b": {"cidr": "10.0.2.0/24"}},
+                         "instances": inst}
+    return {"lab": lab, "vpcs": vpcs}
+
+
+def root_snapshot() -> dict:
+    with open("/etc/resolv.conf", "rb") as f:
+        resolv = hashlib.sha256(f.read()).hexdigest()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    routes = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+    addrs = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+    return {"resolv": resolv, "links": sorted(line.split(":")[1].strip()
+                                              for line in links.splitlines()),
+            "tables": tables, "routes": routes, "addrs": addrs}
+
+
+def test_down_leaves_nothing(tmp_path, teardown_labs):
+    lab = "t3down"
+    teardown_labs.append(lab)
+    before = root_snapshot()
+    path = write_topology(tmp_path, small(lab, 2, run=serve("x", 8080)))
+    up = vpclab("up", str(path))
+    assert up.returncode == 0, up.stderr
+    state = json.loads(vpclab("status", lab, "--json", check=True).stdout)
+    pids = [p["pid"] for p in state["processes"]]
+    assert len(pids) == 4                                   # 2 dnsmasq + 2 run:
+    assert all(procs.alive(p, None) for p in pids)
+    assert nft.list_tables("t3down.v0") == ["inet t3down-sg"]
+    assert len(leftovers(lab)) == 6 + 1                     # 6 namespaces + the directory
+    path.unlink()                                           # down needs only the state
+    down = vpclab("down", lab)
+    assert down.returncode == 0, down.stderr
+    assert "lab t3down is down" in down.stdout
+    assert leftovers(lab) == []
+    assert not any(procs.alive(p, None) for p in pids)
+    assert root_snapshot() == before
+    assert vpclab("down", lab).returncode == 1              # nothing left to take down
+
+
+def test_kill_9_during_up_then_cleanup_leaves_nothing(tmp_path, teardown_labs):
+    lab = "t3kill"
+    teardown_labs.append(lab)
+    path = write_topology(tmp_path, small(lab, 8, run="sleep 600"))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    up = subprocess.Popen(CLI + ["up", "-q", str(path)], env=env, cwd=REPO,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_path = os.path.join(names.lab_dir(lab), "state.json")
+    deadline = time.monotonic() + 60
+    state = None
+    try:
+        # Kill it once the first VPC is done (its processes started), well before the end.
+        while time.monotonic() < deadline:
+            try:
+                with open(state_path) as f:
+                    state = json.load(f)
+            except (OSError, ValueError):
+                state = None
+            if state and len(state["processes"]) >= 2:
+                break
+            time.sleep(0.002)
+        up.kill()
+    finally:
+        up.wait(timeout=30)
+    assert state is not None and state["status"] == "building"
+    pids = [p["pid"] for p in state["processes"]]
+    assert leftovers(lab), "a killed up must leave something for this test to mean anything"
+    assert any(procs.alive(p, None) for p in pids)
+
+    # Another up refuses, and says what to do.
+    again = vpclab("up", str(path))
+    assert again.returncode == 1 and "vpclab cleanup" in again.stderr
+
+    clean = vpclab("cleanup")
+    assert clean.returncode == 0, clean.stderr
+    assert f"lab {lab}: removed" in clean.stdout
+    assert leftovers(lab) == []
+    assert not any(procs.alive(p, None) for p in pids)
+    assert vpclab("cleanup").stdout.strip() == "nothing to clean up"
+
+    # And the lab can be made again afterwards.
+    assert vpclab("up", str(path)).returncode == 0
+    assert vpclab("down", lab).returncode == 0
+    assert leftovers(lab) == []
+
+
+def test_bad_file_creates_nothing_and_names_the_field(tmp_path, teardown_labs):
+    lab = "t3bad"
+    teardown_labs.append(lab)
+    doc = small(lab, 2)
+    doc["vpcs"]["v1"]["subnets"]["b"]["cidr"] = "10.1.2.0/24"
+    path = write_topology(tmp_path, doc)
+    proc = vpclab("up", str(path))
+    assert proc.returncode == 2
+    assert "vpcs.v1.subnets.b.cidr: 10.1.2.0/24 is outside the VPC CIDR 10.0.0.0/16" in proc.stderr
+    assert leftovers(lab) == []
+    assert vpclab("validate", str(path)).returncode == 2
+
+
+def test_failure_half_way_rolls_back_and_names_the_step(monkeypatch, teardown_labs):
+    lab_name = "t3rb"
+    teardown_labs.append(lab_name)
+    lab = Lab.from_dict(small(lab_name, 3, run="sleep 600"))
+    real_apply = nft.apply
+
+    def failing_apply(ns, script):
+        if ns == "t3rb.v1":
+            raise RuntimeError("injected nft failure")
+        real_apply(ns, script)
+    monkeypatch.setattr(nft, "apply", failing_apply)
+    started = []
+    real_start = labmod._start
+
+    def recording_start(*a, **kw):
+        pid = real_start(*a, **kw)
+        started.append(pid)
+        return pid
+    monkeypatch.setattr(labmod, "_start", recording_start)
+    with pytest.raises(labmod.LabError) as e:
+        labmod.up(lab, progress=False)
+    msg = str(e.value)
+    assert "failed during: security groups in t3rb.v1" in msg
+    assert "injected nft failure" in msg and "everything it made was removed" in msg
+    assert len(started) == 2                      # v0's dnsmasq and run: had started
+    assert not any(procs.alive(p, None) for p in started)
+    assert leftovers(lab_name) == []
+
+
+def test_cleanup_never_touches_what_it_did_not_make(tmp_path, teardown_labs):
+    lab = "t3own"
+    teardown_labs.append(lab)
+    foreign = "t3own.v0"                  # a name the lab would use, made by someone else
+    netns.create(foreign)
+    try:
+        path = write_topology(tmp_path, small(lab, 1))
+        proc = vpclab("up", str(path))
+        assert proc.returncode == 1
+        assert "t3own.v0 already exist" in proc.stderr and "nothing was created" in proc.stderr
+        assert not os.path.exists(names.lab_dir(lab))
+        assert vpclab("cleanup", "--all").returncode == 0
+        assert vpclab("cleanup", lab).returncode == 0
+        assert kernel.netns_exists(foreign)
+    finally:
+        kernel.remove_netns(foreign)
+    assert leftovers(lab) == []
+
+
+def test_marked_namespace_without_state_is_found_by_its_mark(teardown_labs):
+    lab = "t3mark"
+    teardown_labs.append(lab)
+    ns = "t3mark.v0"
+    kernel.ensure_netns(ns, names.lo_altname(lab))     # as a crashed up would leave it
+    assert not os.path.exists(names.lab_dir(lab))
+    out = vpclab("cleanup")
+    assert out.returncode == 0 and f"namespace {ns}" in out.stdout
+    assert not kernel.netns_exists(ns)
+
+
+def test_sigterm_during_up_rolls_back(tmp_path, teardown_labs):
+    lab = "t3term"
+    teardown_labs.append(lab)
+    path = write_topology(tmp_path, small(lab, 8, run="sleep 600"))
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    up = subprocess.Popen(CLI + ["up", "-q", str(path)], env=env, cwd=REPO,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    state_path = os.path.join(names.lab_dir(lab), "state.json")
+    deadline = time.monotonic() + 60
+    pids: list[int] = []
+    try:
+        while time.monotonic() < deadline:
+            try:
+                with open(state_path) as f:
+                    state = json.load(f)
+                pids = [p["pid"] for p in state["processes"]]
+            except (OSError, ValueError):
+                pass
+            if len(pids) >= 2:
+                break
+            time.sleep(0.002)
+        up.terminate()
+        out, err = up.communicate(timeout=60)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert up.returncode == 1, err
+    assert "interrupted during" in err and "everything it made was removed" in err
+    assert leftovers(lab) == []
+    assert not any(procs.alive(p, None) for p in pids)
