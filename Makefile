@@ -5,13 +5,17 @@ PY        := $(VENV)/bin/python
 SAN_PY    := $(SAN_VENV)/bin/python
 LIBASAN   := $(shell gcc -print-file-name=libasan.so)
 
-.PHONY: setup build test unit sanitize bench clean
+.PHONY: setup build demo test unit sanitize bench clean
 
 setup:
 	@tools/setup.sh $(VENV)
 
 # Rebuild the engine in place after editing native/ (setup does it too).
 build: setup
+
+# A lab from examples/demo.yaml with real traffic, then down (tools/demo.sh says more).
+demo:
+	@tools/demo.sh
 
 test: setup
 	$(PY) -m pytest tests
