@@ -1,0 +1,306 @@
+"""Turns the suite's raw numbers into results.json (every raw figure and the machine),
+report.md (tables of figures and ratios, notes on method) and PNG plots."""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+
+from bench.e2e.paths import PATHS
+
+# figure key → (title, unit, how to get the value from one raw run, higher is better)
+def _figure_defs(raw: dict) -> list[tuple[str, str, str, object, bool]]:
+    keys = set()
+    for p in raw["paths"].values():
+        keys |= set(p["figures"])
+    defs = []
+    def pps_key(k: str) -> tuple[int, bool]:
+        parts = k.split("_")
+        return int(parts[1]), k.endswith("_cpu0")
+    for k in sorted((k for k in keys if k.startswith("pps_")), key=pps_key):
+        n, cpu0 = pps_key(k)
+        defs.append((k, f"packets/s, 64-byte UDP, {n:,} flows (delivered at full offer)"
+                        + (", CPU 0 only" if cpu0 else ""), "pps", lambda r: r["delivered_pps"], True))
+    for k in sorted((k for k in keys if k.startswith("ndr_")), key=lambda k: int(k[4:])):
+        n = int(k[4:])
+        defs.append((k + "_zero", f"packets/s at zero loss, {n:,} flows (binary search, paced)", "pps",
+                     lambda r: r["zero_loss_pps"], True))
+        defs.append((k + "_half", f"packets/s at ≤ 0.5 % loss, {n:,} flows (binary search, paced)", "pps",
+                     lambda r: r["half_percent_loss_pps"], True))
+    for k in ("new_flows", "new_flows_cpu0"):
+        if k in keys:
+            defs.append((k, "new flows/s (every packet a new 5-tuple)" + (", CPU 0 only" if k.endswith("cpu0") else ""),
+                         "flows/s", lambda r: r["new_flows_per_s"], True))
+    for k in sorted(k for k in keys if k.startswith("tcp_")):
+        parts = k.split("_")
+        off = "segmentation offload off everywhere" if k.endswith("_nogso") else "each path's own offload"
+        defs.append((k, f"TCP throughput, iperf3, {parts[1]} stream(s), {off}", "Gbit/s",
+                     lambda r: r["bits_per_second"] / 1e9, True))
+    if "cps" in keys:
+        defs.append(("cps", "TCP connections/s (open, one request, close)", "conn/s",
+                     lambda r: r["per_second"], True))
+    if "latency" in keys:
+        for q in ("p50", "p99", "p99.9"):
+            defs.append((f"latency_{q}", f"UDP ping-pong round trip {q}", "µs",
+                         (lambda q: lambda r: r[f"{q}_us"])(q), False))
+    return defs
+
+
+def alias(key: str, path: str) -> str:
+    """The figure a path's run stands for when it has no run of its own under `key`:
+    vpclab always runs with segmentation offload off (so its TCP figures are also the
+    '_nogso' ones), and the kernel paths' trafgen figures are all on CPU 0 already."""
+    if key.endswith("_nogso") and path == "vpclab":
+        return key[: -len("_nogso")]
+    if key.endswith("_cpu0") and path != "vpclab":
+        return key[: -len("_cpu0")]
+    return key
+
+
+def _stats(values: list[float]) -> dict:
+    v = sorted(values)
+    return {"runs": values, "median": v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2,
+            "min": v[0], "max": v[-1]}
+
+
+METHOD = """\
+* **Topology**: three namespaces, generator → forwarder → sink, two veth pairs, MTU 9001,
+  built afresh for each path (and for each new-flow run) with pyroute2; names `vb-<pid>-…`.
+  Everything runs inside them; the root namespace is not changed.
+* **Paths**: *vpclab* = `python -m dataplane.forwarderd` on the two forwarder-side veths
+  (AF_PACKET TPACKET_V2 rings), PrivateLink DNAT+SNAT (endpoint 10.0.1.50 → NLB 10.0.2.100
+  → target 10.0.2.20), services with rst_on_miss, hash_tcp_seq, MTU 8500, MSS clamp 8460;
+  *kernel-nat* = ip_forward and an nftables ruleset doing the same DNAT (jhash over 32
+  target ports for the pps service, as the engine's Maglev over 32 backends) and SNAT
+  with conntrack; *kernel-route* = ip_forward, no rules, the generator addresses the sink.
+* **Segmentation offload**: off on the generator's and the sink's veths for vpclab (the
+  forwarder takes MTU-sized frames only, netns_setup/offload.py). The kernel paths keep
+  their offloads for every figure, and TCP throughput is measured on them once more with
+  offload off ("offload off everywhere"), the like-for-like comparison.
+* **Packets per second**: trafgen, 60-byte frames (64 with an FCS), flows by source
+  address × source port; every flow is sent once before the window (established flows),
+  then trafgen sends at full speed and the sink's rx counter is read over a window of
+  the run. The figure is the **delivered rate at full offer**; the RFC 2544 binary search
+  for the zero-loss / 0.5 %-loss rates is *not* done: trafgen paces only in its slow
+  sendto mode (-t / -b), which on this VM tops out below the rates being searched and
+  would take minutes per point on a machine whose other tenants move the result by ±30 %.
+  Offered rate and loss per run are in results.json.
+* **The kernel paths' 1,000,000 flows** are limited by nf_conntrack_max (262,144 here, a
+  root-namespace setting the bench does not change): packets of flows beyond it are dropped.
+* **New flows**: trafgen, every packet a new 5-tuple, into an empty table (fresh topology
+  per run); the figure is delivered packets over the sending time. For kernel-route it is
+  just its pps (no per-flow state).
+* **TCP throughput**: iperf3, 1 and 4 streams, client in the generator ns, server in the sink ns.
+* **Connections per second**: a Python client (connect, one request, read the reply to
+  EOF, close) against a Python server, one connection at a time; both cost more CPU than
+  any path, so the figure is bounded by them and the ratios sit near 1.
+* **Latency**: a Python UDP ping-pong at 1,000 pings/s through the path to an echo server
+  in the sink ns; the samples of every run make the distribution plot.
+* **Noise**: two vCPUs shared with other tenants; figures move by tens of percent between
+  runs. The paths run one after another, so ratios are read from one run of the suite.
+"""
+
+
+def _tool_version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "?"
+
+
+def machine() -> dict:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+    from dataplane.engine import build_info
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    return {"cpu": cpu, "cpus": os.cpu_count(), "memory_gb": round(mem_kb / 2**20, 1),
+            "kernel": platform.release(), "machine": platform.machine(), "python": platform.python_version(),
+            "trafgen": _tool_version(["trafgen", "-v"]), "iperf3": _tool_version(["iperf3", "--version"]),
+            "nft": _tool_version(["nft", "--version"]), "engine_build": build_info(), "commit": commit,
+            "loadavg": open("/proc/loadavg").read().split()[:3]}
+
+
+def build(raw: dict, settings: dict, started: float, quick: bool) -> dict:
+    figures = {}
+    for key, title, unit, get, higher in _figure_defs(raw):
+        src = "latency" if key.startswith("latency_") else key
+        if key.startswith("ndr_"):
+            src = key.rsplit("_", 1)[0]
+        per_path = {}
+        for name, p in raw["paths"].items():
+            runs = p["figures"].get(src)
+            if not runs:
+                runs = p["figures"].get(alias(src, name))
+            if runs:
+                per_path[name] = _stats([get(r) for r in runs])
+        figures[key] = {"title": title, "unit": unit, "higher_is_better": higher, "paths": per_path,
+                        "ratios": _ratios(per_path)}
+    mem = {}
+    v = raw["paths"].get("vpclab", {}).get("memory")
+    if v and v.get("flows"):
+        mem["vpclab"] = {**v, "bytes_per_flow_rss": (v["rss_bytes"] - v["rss_before_traffic_bytes"]) / v["flows"],
+                         "bytes_per_flow_table": v["engine_memory_bytes"] / v["capacity"],
+                         "bytes_per_live_flow": v["engine_memory_bytes"] / v["flows"]}
+    k = raw["paths"].get("kernel-nat", {}).get("memory")
+    if k:
+        mem["kernel-nat"] = {**k, "bytes_per_flow_slab": k.get("conntrack_object_bytes")}
+    return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+            "duration_s": time.time() - started, "quick": quick, "settings": settings,
+            "machine": machine(), "figures": figures, "memory": mem,
+            "cpu_roles": {n: p["cpu_roles"] for n, p in raw["paths"].items()},
+            "errors": {n: p["errors"] for n, p in raw["paths"].items() if p["errors"]},
+            "raw": {n: {k: v for k, v in p.items() if k != "latency_samples_us"} for n, p in raw["paths"].items()},
+            "latency_samples_us": {n: p["latency_samples_us"] for n, p in raw["paths"].items()}}
+
+
+def _ratios(per_path: dict) -> dict:
+    out = {}
+    v = per_path.get("vpclab")
+    for other in ("kernel-nat", "kernel-route"):
+        o = per_path.get(other)
+        if v and o and o["median"]:
+            out[f"vpclab/{other}"] = v["median"] / o["median"]
+    return out
+
+
+def _fmt(x: float) -> str:
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def markdown(res: dict) -> str:
+    m = res["machine"]
+    paths = [p for p in PATHS if p in res["cpu_roles"]]
+    lines = [f"# vpclab end-to-end benchmark{' (quick)' if res['quick'] else ''}", "",
+             f"Run {res['started']}, {res['duration_s'] / 60:.1f} min; {m['cpus']} × {m['cpu']}, "
+             f"{m['memory_gb']} GB, kernel {m['kernel']}, Python {m['python']}, commit {m['commit']}, "
+             f"engine build {m['engine_build']}; load average at the end {' '.join(m['loadavg'])}. "
+             f"{m['trafgen']}; {m['iperf3']}; {m['nft']}.", "",
+             f"Each figure: median (min–max) of {res['settings']['runs']} run(s). Ratios are of medians, "
+             "vpclab over the kernel path of the same run; for latency, lower is better, so a ratio "
+             "above 1 means vpclab is slower.", "",
+             "| figure | unit | " + " | ".join(paths) + " | vpclab / kernel-nat | vpclab / kernel-route |",
+             "|---|---|" + "---|" * (len(paths) + 2)]
+    for key, f in res["figures"].items():
+        cells = []
+        for p in paths:
+            s = f["paths"].get(p)
+            cells.append(f"{_fmt(s['median'])} ({_fmt(s['min'])}–{_fmt(s['max'])})" if s else "—")
+        r = f["ratios"]
+        ratio = [f"{r[k]:.2f}" if k in r else "—" for k in ("vpclab/kernel-nat", "vpclab/kernel-route")]
+        lines.append(f"| {f['title']} | {f['unit']} | " + " | ".join(cells) + " | " + " | ".join(ratio) + " |")
+    lines += ["", "![packets per second per path](pps.png)", "", "![latency distribution](latency.png)", ""]
+    mem = res["memory"]
+    lines += ["## Memory", ""]
+    if "vpclab" in mem:
+        v = mem["vpclab"]
+        lines.append(f"* **vpclab**: forwarder RSS {v['rss_bytes'] / 2**20:.0f} MiB with {v['flows']:,} flows "
+                     f"in the table ({v['rss_before_traffic_bytes'] / 2**20:.0f} MiB before any traffic): "
+                     f"{v['bytes_per_flow_rss']:.0f} bytes per flow of RSS growth. The engine reports "
+                     f"{v['engine_memory_bytes'] / 2**20:.0f} MiB allocated for {v['capacity']:,} slots, "
+                     f"{v['bytes_per_flow_table']:.0f} bytes per slot, allocated and touched at start (so the "
+                     f"RSS does not grow with flows): {v['bytes_per_live_flow']:.0f} bytes per live flow at this "
+                     f"table's fill ({v['flows'] / v['capacity']:.0%}).")
+    if "kernel-nat" in mem:
+        k = mem["kernel-nat"]
+        lines.append(f"* **kernel NAT**: {k['conntrack_entries']:,} conntrack entries after the largest "
+                     f"pps run (nf_conntrack_max {k['conntrack_max']:,}); a conntrack entry is a "
+                     f"{k['bytes_per_flow_slab']}-byte slab object (/proc/slabinfo), plus its hash buckets.")
+    lines.append("* **kernel routing** keeps no per-flow state.")
+    lines += ["", "## Method", "", METHOD, "", "## Which CPU did what", ""]
+    for p in paths:
+        roles = res["cpu_roles"][p]
+        lines.append(f"* **{p}**: " + "; ".join(f"{'CPU ' + c if c.isdigit() else c}: {what}"
+                                                for c, what in sorted(roles.items())))
+    if res["errors"]:
+        lines += ["", "## Errors during the run", ""]
+        for p, errs in res["errors"].items():
+            for e in errs:
+                lines.append(f"* {p}: {e.splitlines()[0]}")
+    lines += ["", "## Flow counts and loss", ""]
+    for p in paths:
+        raw = res["raw"][p]["figures"]
+        bits = []
+        for key in [k for k in raw if k.startswith("pps_")]:
+            r = raw[key][-1]
+            bits.append(f"{key}: {r['flows']:,} flows: offered {_fmt(r['offered_pps'])} pps, loss "
+                        f"{100 * (r['loss'] or 0):.1f} %, table {r['flows_in_table'] if r['flows_in_table'] is not None else '—'}")
+        for r in raw.get("new_flows", [])[-1:]:
+            bits.append(f"new flows: {r['packets']:,} sent, {r['delivered']:,} delivered, "
+                        f"table {r['flows_in_table'] if r['flows_in_table'] is not None else '—'}")
+        lines.append(f"* **{p}** (last run of each): " + "; ".join(bits))
+    return "\n".join(lines) + "\n"
+
+
+def plots(res: dict, out: str) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    paths = [p for p in PATHS if p in res["cpu_roles"]]
+    colors = {"vpclab": "#d62728", "kernel-nat": "#1f77b4", "kernel-route": "#7f7f7f"}
+    keys = [k for k in res["figures"] if k.startswith("pps_") or k.startswith("new_flows")]
+    if keys:
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        width = 0.8 / len(paths)
+        for i, p in enumerate(paths):
+            xs, ys, lo, hi = [], [], [], []
+            for j, k in enumerate(keys):
+                s = res["figures"][k]["paths"].get(p)
+                if s:
+                    xs.append(j + i * width)
+                    ys.append(s["median"] / 1e3)
+                    lo.append((s["median"] - s["min"]) / 1e3)
+                    hi.append((s["max"] - s["median"]) / 1e3)
+            ax.bar(xs, ys, width, yerr=[lo, hi], label=p, color=colors.get(p), capsize=3)
+        ax.set_xticks([j + width * (len(paths) - 1) / 2 for j in range(len(keys))])
+        ax.set_xticklabels([(f"{int(k.split('_')[1]):,} flows" if k.startswith("pps_") else "new flows")
+                            + ("\nCPU 0 only" if k.endswith("_cpu0") else "") for k in keys], fontsize=8)
+        ax.set_ylabel("thousand packets/s delivered (median, min–max)")
+        ax.set_title("64-byte UDP through each path, at full offer")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "pps.png"), dpi=110)
+        plt.close(fig)
+        made.append("pps.png")
+    samples = res["latency_samples_us"]
+    if any(samples.values()):
+        fig, ax = plt.subplots(figsize=(9, 4.5))
+        for p in paths:
+            v = sorted(samples.get(p) or [])
+            if v:
+                ax.plot(v, [(i + 1) / len(v) for i in range(len(v))], label=p, color=colors.get(p))
+        ax.set_xscale("log")
+        ax.set_xlabel("round trip, µs (log)")
+        ax.set_ylabel("fraction of pings")
+        ax.set_title("UDP ping-pong round trip through each path (CDF)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "latency.png"), dpi=110)
+        plt.close(fig)
+        made.append("latency.png")
+    return made
+
+
+def write(res: dict, out: str) -> None:
+    with open(os.path.join(out, "results.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    plots(res, out)
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(markdown(res))
