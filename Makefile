@@ -5,7 +5,7 @@ PY        := $(VENV)/bin/python
 SAN_PY    := $(SAN_VENV)/bin/python
 LIBASAN   := $(shell gcc -print-file-name=libasan.so)
 
-.PHONY: setup build demo test unit sanitize bench clean
+.PHONY: setup build demo test unit sanitize bench bench-e2e clean
 
 setup:
 	@tools/setup.sh $(VENV)
@@ -37,6 +37,12 @@ sanitize:
 
 bench: setup
 	$(PY) -m pytest bench --benchmark-columns=min,median,max,rounds -q -s
+
+# The forwarder end to end against the kernel's nftables NAT and plain routing on the
+# same namespaces (bench/e2e): results.json, report.md and plots in
+# bench/results/<timestamp>/. QUICK=1 runs every figure once, briefly.
+bench-e2e: setup
+	$(PY) -m bench.e2e $(if $(QUICK),--quick)
 
 clean:
 	rm -rf build *.egg-info dataplane/_native*.so dataplane/_native.c $(SAN_VENV)
