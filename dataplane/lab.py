@@ -42,13 +42,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from netns_setup import dns, kernel, nft, nsenter, procs
+from netns_setup import dns, kernel, nft, nsenter, offload, procs
 
+from . import control, hyperplane
 from .topology import Lab, names
 
 ENI_MTU = 9001
 STATE_VERSION = 1
 DNS_READY_S = 5.0
+FORWARDER_READY_S = 15.0
 
 
 class LabError(RuntimeError):
@@ -243,6 +245,9 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
                        f"(state in {old.dir}); run `vpclab cleanup` first")
 
     all_ns = [p.netns for p in plans] + [i.netns for p in plans for i in p.instances]
+    hp_ports = hyperplane.ports(lab) if hyperplane.has_hyperplane(lab) else []
+    if hyperplane.has_hyperplane(lab):
+        all_ns.append(names.hyperplane_netns(lab.name))
     taken = [n for n in all_ns if kernel.netns_exists(n)]
     ours = [n for n in taken if names.lo_altname(lab.name) in kernel.netns_mark(n)]
     if ours:
@@ -258,12 +263,20 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
                 "created_at": time.time(), "topology": lab.to_dict(),
                 "namespaces": all_ns, "vpcs": {p.name: _vpc_record(p, lab) for p in plans},
                 "processes": []})
+    if hyperplane.has_hyperplane(lab):
+        st.data["hyperplane"] = {"netns": names.hyperplane_netns(lab.name),
+                                 **hyperplane.paths(lab.name),
+                                 "endpoints": hyperplane.endpoint_states(lab),
+                                 "enis": [_eni_record(p) for p in hp_ports]}
     st.save()
     steps = sum(4 + len(p.instances) + sum(1 for i in p.instances if i.run) for p in plans)
+    steps += (2 + len(hp_ports)) if hp_ports else 0
     prog = Progress(steps, progress)
     try:
         for p in plans:
             _up_vpc(lab, p, st, prog)
+        if hp_ports:
+            _up_hyperplane(lab, hp_ports, st, prog)
         _check_interrupt()
         st.data["status"] = "up"
         st.data["owner_pid"] = None
@@ -337,6 +350,8 @@ def _up_vpc(lab: Lab, p: VpcPlan, st: State, prog: Progress) -> None:
     prog.step(f"DNS for VPC {p.name}: dnsmasq on {p.dns} in {p.netns}")
     with open(rec["hosts"], "w") as f:
         f.write(dns.hosts_file(lab.region, [(i.name, i.ip) for i in p.instances]))
+        # Endpoint names (regional, zonal, private DNS): this VPC's resolver only.
+        f.writelines(f"{ip} {name}\n" for name, ip in hyperplane.dns_records(lab).get(p.name, []))
     with open(rec["resolv_conf"], "w") as f:
         f.write(dns.resolv_conf(p.dns, lab.region))
     log = os.path.join(st.dir, f"dns-{p.name}.log")
@@ -356,6 +371,61 @@ def _up_vpc(lab: Lab, p: VpcPlan, st: State, prog: Progress) -> None:
         prog.step(f"run in {i.vpc}/{i.name}: {i.run}")
         _start(st, "run", p.name, i.name, i.netns, ["/bin/sh", "-c", i.run],
                rec["instances"][i.name]["log"], rec["resolv_conf"])
+
+
+def _eni_record(p: "hyperplane.Port") -> dict[str, Any]:
+    e = p.eni
+    return {"port": p.id, "hp_ifname": p.hp_ifname, "vpc": e.vpc, "kind": e.kind,
+            "owner": e.owner, "subnet": e.subnet, "az": e.az, "ip": e.ip, "eni_id": e.eni_id,
+            "ifname": e.ifname}
+
+
+def _up_hyperplane(lab: Lab, ports: list["hyperplane.Port"], st: State, prog: Progress) -> None:
+    """The Hyperplane namespace, every NLB and endpoint ENI, and the forwarder
+    (dataplane/hyperplane.py describes them)."""
+    hp_ns = names.hyperplane_netns(lab.name)
+    mark = names.lo_altname(lab.name)
+    prog.step(f"namespace {hp_ns} (the forwarder's: no addresses, no routes)")
+    kernel.ensure_netns(hp_ns, mark)
+    # No IPv6 either: the kernel of this namespace must never send anything itself.
+    nsenter.write_sysctls(hp_ns, {"net.ipv6.conf.all.disable_ipv6": 1,
+                                  "net.ipv6.conf.default.disable_ipv6": 1})
+    macs: dict[int, tuple[str, str]] = {}
+    for p in ports:
+        e = p.eni
+        vpc_ns = names.vpc_netns(lab.name, e.vpc)
+        what = "NLB" if e.kind == "nlb" else "endpoint"
+        prog.step(f"{what} {e.vpc}/{e.owner} ENI {e.eni_id} {e.ip} in {e.subnet}: "
+                  f"{e.ifname} ⇄ {p.hp_ifname}")
+        kernel.ensure_veth(vpc_ns, e.ifname, f"{names.MARK}.{lab.name}.{e.vpc}.{e.eni_id}",
+                           hp_ns, p.hp_ifname, f"{names.MARK}.{lab.name}.{names.HYPERPLANE}.{p.hp_ifname}",
+                           ENI_MTU)
+        subnet = lab.vpcs[e.vpc].subnets[e.subnet]
+        kernel.ensure_address(vpc_ns, e.ifname, str(subnet.router), 32)
+        kernel.ensure_route(vpc_ns, f"{e.ip}/32", ifname=e.ifname)
+        nsenter.write_sysctls(vpc_ns, {f"net.ipv4.conf.{e.ifname}.send_redirects": 0})
+        offload.disable_segmentation_offload(e.ifname, vpc_ns)
+        macs[p.id] = (kernel.link_mac(hp_ns, p.hp_ifname), kernel.link_mac(vpc_ns, e.ifname))
+
+    hp = st.data["hyperplane"]
+    prog.step(f"forwarder in {hp_ns}: {len(ports)} ENIs, control socket {hp['socket']}")
+    spec = hyperplane.compile_spec(lab, ports, macs, hp["endpoints"])
+    with open(hp["spec"], "w") as f:
+        json.dump(spec, f, indent=1)
+    hp["macs"] = {str(k): v for k, v in macs.items()}
+    argv = [sys.executable, "-m", "dataplane.forwarderd", "--spec", hp["spec"],
+            "--socket", hp["socket"]]
+    pid = _start(st, "forwarder", names.HYPERPLANE, None, hp_ns, argv, hp["log"], None)
+    deadline = time.monotonic() + FORWARDER_READY_S
+    while True:
+        _check_interrupt()
+        try:
+            control.call(hp["socket"], "ping", timeout=1)
+            break
+        except (control.ControlError, OSError):
+            if not procs.alive(pid, None) or time.monotonic() > deadline:
+                raise LabError(f"the forwarder did not start: {_tail(hp['log'])}")
+            time.sleep(0.05)
 
 
 def _start(st: State, role: str, vpc: str, instance: str | None, netns: str,

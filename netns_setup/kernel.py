@@ -261,3 +261,12 @@ def ensure_route(ns: str, dst: str, ifname: str | None = None,
                 raise KernelError(f"route {dst} in {ns}: {e}") from e
         _wait(f"route {dst} in {ns}", present)
         return True
+
+
+def link_mac(ns: str, ifname: str) -> str:
+    """The MAC address of `ifname` in namespace `ns`."""
+    with ipr(ns) as s:
+        idx = s.link_lookup(ifname=ifname)
+        if not idx:
+            raise KernelError(f"no interface {ifname} in namespace {ns}")
+        return s.get_links(idx[0])[0].get_attr("IFLA_ADDRESS")

@@ -34,6 +34,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
+from .privatelink import (Endpoint, EndpointService, HyperplaneEni, Listener, LoadBalancer,
+                          TargetGroup, eni_ids)
+
 DEFAULT_REGION = "us-east-1"
 DEFAULT_SG = "default"
 # The five addresses AWS keeps in every subnet, by offset from the network address
@@ -201,6 +204,10 @@ class Vpc:
     subnets: dict[str, Subnet] = field(default_factory=dict)
     security_groups: dict[str, SecurityGroup] = field(default_factory=dict)
     instances: dict[str, Instance] = field(default_factory=dict)
+    load_balancers: dict[str, LoadBalancer] = field(default_factory=dict)
+    target_groups: dict[str, TargetGroup] = field(default_factory=dict)
+    endpoint_services: dict[str, EndpointService] = field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
     _path: str = field(default="", repr=False, compare=False)
 
     @property
@@ -233,6 +240,34 @@ class Vpc:
         return _add(self.instances, name, Instance(name, sn, ip, groups, run), "instance",
                     f"{self._path}.instances")
 
+    # -- PrivateLink (privatelink.py) --------------------------------------------------
+    def add_load_balancer(self, name: str, subnets: Iterable[str],
+                          listeners: Iterable[Listener | Mapping] = (),
+                          type: str = "network") -> LoadBalancer:
+        ls = [l if isinstance(l, Listener) else
+              Listener(l.get("port"), l.get("target_group"), l.get("protocol", "TCP"),
+                       l.get("idle_timeout", 350)) for l in listeners]
+        return _add(self.load_balancers, name, LoadBalancer(name, list(subnets), ls, type),
+                    "load balancer", f"{self._path}.load_balancers")
+
+    def add_target_group(self, name: str, port: int, targets: Iterable[str] = (),
+                         protocol: str = "TCP",
+                         health_check: Mapping[str, Any] | None = None) -> TargetGroup:
+        tg = TargetGroup(name, port, list(targets), protocol, dict(health_check or {}))
+        return _add(self.target_groups, name, tg, "target group", f"{self._path}.target_groups")
+
+    def add_endpoint_service(self, name: str, load_balancers: Iterable[str],
+                             acceptance_required: bool = True,
+                             private_dns_name: str | None = None) -> EndpointService:
+        es = EndpointService(name, list(load_balancers), acceptance_required, private_dns_name)
+        return _add(self.endpoint_services, name, es, "endpoint service",
+                    f"{self._path}.endpoint_services")
+
+    def add_endpoint(self, name: str, service: str, subnets: Iterable[str],
+                     security_groups: Iterable[str] = (), private_dns: bool = False) -> Endpoint:
+        ep = Endpoint(name, service, list(subnets), list(security_groups), private_dns)
+        return _add(self.endpoints, name, ep, "endpoint", f"{self._path}.endpoints")
+
     def effective_security_groups(self) -> dict[str, SecurityGroup]:
         """The VPC's groups including the implicit `default` one."""
         groups = dict(self.security_groups)
@@ -252,6 +287,10 @@ class Vpc:
             d["security_groups"] = {n: g.to_dict() for n, g in self.security_groups.items()}
         if self.instances:
             d["instances"] = {n: i.to_dict() for n, i in self.instances.items()}
+        for key in ("load_balancers", "target_groups", "endpoint_services", "endpoints"):
+            table = getattr(self, key)
+            if table:
+                d[key] = {n: obj.to_dict() for n, obj in table.items()}
         return d
 
 
@@ -279,6 +318,19 @@ class Lab:
             for iname, i in (v.get("instances") or {}).items():
                 vpc.add_instance(iname, i["subnet"], i.get("ip"),
                                  i.get("security_groups") or [], i.get("run"))
+            for n, lb in (v.get("load_balancers") or {}).items():
+                vpc.add_load_balancer(n, lb["subnets"], lb.get("listeners") or [],
+                                      lb.get("type", "network"))
+            for n, tg in (v.get("target_groups") or {}).items():
+                vpc.add_target_group(n, tg["port"], tg.get("targets") or [],
+                                     tg.get("protocol", "TCP"), tg.get("health_check"))
+            for n, es in (v.get("endpoint_services") or {}).items():
+                vpc.add_endpoint_service(n, es["load_balancers"],
+                                         es.get("acceptance_required", True),
+                                         es.get("private_dns_name"))
+            for n, ep in (v.get("endpoints") or {}).items():
+                vpc.add_endpoint(n, ep["service"], ep["subnets"],
+                                 ep.get("security_groups") or [], ep.get("private_dns", False))
         return lab
 
     def to_dict(self) -> dict[str, Any]:
@@ -296,6 +348,9 @@ class Lab:
         if problems:
             raise TopologyError(problems)
         return self
+
+    def hyperplane_enis(self) -> list[HyperplaneEni]:
+        return hyperplane_enis(self)
 
     def addresses(self) -> dict[tuple[str, str], str]:
         """{(vpc, instance): private IP} for every instance (see the module docstring)."""
@@ -316,6 +371,30 @@ class Lab:
                 taken[inst.subnet].add(ip)
                 out[(vpc.name, inst.name)] = str(ip)
         return out
+
+
+def hyperplane_enis(lab: "Lab") -> list[HyperplaneEni]:
+    """Every Hyperplane-managed ENI: one per NLB subnet, then one per endpoint subnet,
+    each at the lowest address of its subnet that no instance (or earlier ENI) holds."""
+    addresses = lab.addresses()
+    out: list[HyperplaneEni] = []
+    for vpc in lab.vpcs.values():
+        taken = {s: {ipaddress.IPv4Address(addresses[(vpc.name, i.name)])
+                     for i in vpc.instances.values() if i.subnet == s} for s in vpc.subnets}
+        owners = [("nlb", lb.name, lb.subnets) for lb in vpc.load_balancers.values()]
+        owners += [("vpce", ep.name, ep.subnets) for ep in vpc.endpoints.values()]
+        for kind, owner, subnets in owners:
+            for sname in subnets:
+                subnet = vpc.subnets[sname]
+                ip = next_free(subnet, taken[sname])
+                if ip is None:
+                    raise TopologyError([Problem(f"vpcs.{vpc.name}.subnets.{sname}",
+                                                 f"no free address for the {kind} ENI of {owner}")])
+                taken[sname].add(ip)
+                eni_id, ifname = eni_ids(lab.name, vpc.name, kind, owner, sname)
+                out.append(HyperplaneEni(vpc.name, kind, owner, sname, subnet.az, str(ip),
+                                         eni_id, ifname))
+    return out
 
 
 def next_free(subnet: Subnet, taken: set[ipaddress.IPv4Address]) -> ipaddress.IPv4Address | None:

@@ -7,6 +7,9 @@ collide):
 | object | name | example (lab demo, VPC shop, instance web1) |
 |---|---|---|
 | VPC namespace (router + DNS) | `<lab>.<vpc>` | `demo.shop` |
+| Hyperplane namespace (the forwarder) | `<lab>.hyperplane` (no VPC may be called `hyperplane`) | `demo.hyperplane` |
+| Hyperplane ENI, VPC end | `eni-<11 hex>` in the VPC namespace (topology/privatelink.py) | `eni-3f2a9c01b7d` |
+| Hyperplane ENI, forwarder end | `hp<port>` in the Hyperplane namespace | `hp0` |
 | instance namespace | `<lab>.<vpc>.<instance>` | `demo.shop.web1` |
 | ENI, VPC (router) end | `eni-<instance>` in the VPC namespace | `eni-web1` |
 | ENI, instance end | `eth0` in the instance namespace | `eth0` |
@@ -28,6 +31,14 @@ ENI_PREFIX = "eni-"
 INSTANCE_IFNAME = "eth0"
 MAX_INSTANCE_NAME = IFNAMSIZ - len(ENI_PREFIX)
 RUN_DIR = os.environ.get("VPCLAB_RUN_DIR", "/run/vpclab")
+
+
+HYPERPLANE = "hyperplane"
+
+
+def hyperplane_netns(lab: str) -> str:
+    """The namespace of the lab's forwarder: no addresses, no routes (DESIGN.md)."""
+    return f"{lab}.{HYPERPLANE}"
 
 
 def vpc_netns(lab: str, vpc: str) -> str:

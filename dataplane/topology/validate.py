@@ -139,7 +139,148 @@ def check_semantics(doc: Any) -> list[Problem]:
         if not isinstance(vpc, dict):
             continue
         vp = f"vpcs.{vname}"
+        if vname == names.HYPERPLANE:
+            problems.append(Problem(vp, f"{names.HYPERPLANE!r} is the name of the lab's "
+                                    f"Hyperplane namespace; choose another VPC name"))
         problems += _check_vpc(lab, region, str(vname), vpc, vp)
+        problems += _check_privatelink(str(vname), vpc, vp, _mapping(doc.get("vpcs")))
+    return problems
+
+
+PRIVATE_TARGET_RANGES = [ipaddress.IPv4Network(n) for n in
+                         ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")]
+
+
+def _one_subnet_per_az(subnet_names: Any, vpc: dict, path: str, what: str) -> list[Problem]:
+    """Subnets that exist, carry an AZ, and are at most one per AZ (AWS's rule for NLB
+    nodes and endpoint ENIs)."""
+    problems: list[Problem] = []
+    if not isinstance(subnet_names, list):
+        return problems
+    subnets = _mapping(vpc.get("subnets"))
+    seen: dict[str, str] = {}
+    for k, sname in enumerate(subnet_names):
+        sp = f"{path}[{k}]"
+        if not isinstance(sname, str):
+            continue
+        if sname not in subnets:
+            problems.append(Problem(sp, f"unknown subnet {sname!r} (subnets: "
+                                    f"{', '.join(subnets) or 'none'})"))
+            continue
+        az = _mapping(subnets[sname]).get("az")
+        if not isinstance(az, str):
+            problems.append(Problem(sp, f"subnet {sname} has no az; {what} needs the "
+                                    f"availability zone of each of its subnets"))
+            continue
+        if az in seen:
+            problems.append(Problem(sp, f"subnets {seen[az]} and {sname} are both in {az}: "
+                                    f"{what} takes at most one subnet per availability zone"))
+        seen[az] = sname
+    return problems
+
+
+def _azs(subnet_names: Any, vpc: dict) -> set[str]:
+    subnets = _mapping(vpc.get("subnets"))
+    return {_mapping(subnets.get(s)).get("az") for s in subnet_names or []
+            if isinstance(s, str) and s in subnets} - {None}
+
+
+def _check_privatelink(vname: str, vpc: dict, vp: str, vpcs: dict) -> list[Problem]:
+    """NLBs, target groups, endpoint services and endpoints: references resolve, one
+    subnet per AZ, targets are private, an NLB backs one service, endpoints sit in AZs
+    their service is in."""
+    problems: list[Problem] = []
+    tgs = _mapping(vpc.get("target_groups"))
+    lbs = _mapping(vpc.get("load_balancers"))
+    instances = _mapping(vpc.get("instances"))
+    for lname, lb in lbs.items():
+        lp = f"{vp}.load_balancers.{lname}"
+        if not isinstance(lb, dict):
+            continue
+        problems += _one_subnet_per_az(lb.get("subnets"), vpc, f"{lp}.subnets", "a load balancer")
+        ports: set[int] = set()
+        for k, ls in enumerate(lb.get("listeners") or []):
+            if not isinstance(ls, dict):
+                continue
+            if ls.get("port") in ports:
+                problems.append(Problem(f"{lp}.listeners[{k}].port",
+                                        f"port {ls.get('port')} has a listener already"))
+            ports.add(ls.get("port"))
+            tg = ls.get("target_group")
+            if isinstance(tg, str) and tg not in tgs:
+                problems.append(Problem(f"{lp}.listeners[{k}].target_group",
+                                        f"unknown target group {tg!r} in VPC {vname}"))
+    vnet = None
+    try:
+        vnet = ipaddress.IPv4Network(vpc.get("cidr"))
+    except (ValueError, TypeError):
+        pass
+    for tname, tg in tgs.items():
+        if not isinstance(tg, dict):
+            continue
+        for k, target in enumerate(tg.get("targets") or []):
+            if not isinstance(target, str):
+                continue
+            tp = f"{vp}.target_groups.{tname}.targets[{k}]"
+            host, _, port = target.partition(":")
+            if port and not 1 <= int(port) <= 65535:
+                problems.append(Problem(tp, f"port {port} is not 1-65535"))
+            try:
+                ip = ipaddress.IPv4Address(host)
+            except ValueError:
+                if host not in instances:
+                    problems.append(Problem(tp, f"{host!r} is neither an instance of VPC "
+                                            f"{vname} nor an IP address"))
+                continue
+            in_vpc = vnet is not None and ip in vnet
+            if not in_vpc and not any(ip in n for n in PRIVATE_TARGET_RANGES):
+                problems.append(Problem(tp, f"{host} is publicly routable: ip targets must be "
+                                        f"in the VPC, RFC 1918 ranges or 100.64.0.0/10"))
+    backed: dict[str, str] = {}
+    for sname, es in _mapping(vpc.get("endpoint_services")).items():
+        if not isinstance(es, dict):
+            continue
+        for k, lname in enumerate(es.get("load_balancers") or []):
+            sp = f"{vp}.endpoint_services.{sname}.load_balancers[{k}]"
+            if isinstance(lname, str) and lname not in lbs:
+                problems.append(Problem(sp, f"unknown load balancer {lname!r} in VPC {vname}"))
+            elif lname in backed:
+                problems.append(Problem(sp, f"NLB {lname} already backs endpoint service "
+                                        f"{backed[lname]} (an NLB backs at most one)"))
+            else:
+                backed[lname] = sname
+    for ename, ep in _mapping(vpc.get("endpoints")).items():
+        if not isinstance(ep, dict):
+            continue
+        ep_ = f"{vp}.endpoints.{ename}"
+        problems += _one_subnet_per_az(ep.get("subnets"), vpc, f"{ep_}.subnets", "an endpoint")
+        groups = set(_mapping(vpc.get("security_groups"))) | {DEFAULT_SG}
+        for k, g in enumerate(ep.get("security_groups") or []):
+            if isinstance(g, str) and g not in groups:
+                problems.append(Problem(f"{ep_}.security_groups[{k}]",
+                                        f"unknown security group {g!r} in VPC {vname}"))
+        if ep.get("ip_address_type", "ipv4") != "ipv4":
+            problems.append(Problem(f"{ep_}.ip_address_type", "ipv6 and dualstack endpoints "
+                                    "are not supported by vpclab"))
+        svc = ep.get("service")
+        if not isinstance(svc, str) or "/" not in svc:
+            continue
+        svpc_name, _, sname = svc.partition("/")
+        svpc = _mapping(vpcs.get(svpc_name))
+        es = _mapping(_mapping(svpc.get("endpoint_services")).get(sname))
+        if not es:
+            problems.append(Problem(f"{ep_}.service", f"no endpoint service {sname!r} in VPC "
+                                    f"{svpc_name!r}"))
+            continue
+        service_azs: set[str] = set()
+        for lname in es.get("load_balancers") or []:
+            service_azs |= _azs(_mapping(_mapping(svpc.get("load_balancers")).get(lname)).get("subnets"), svpc)
+        for k, s_ in enumerate(ep.get("subnets") or []):
+            azs = _azs([s_], vpc)
+            if azs and not azs <= service_azs:
+                problems.append(Problem(f"{ep_}.subnets[{k}]", f"{s_} is in {', '.join(azs)}, where "
+                                        f"{svc} has no load balancer node (its AZs: "
+                                        f"{', '.join(sorted(service_azs)) or 'none'})"))
     return problems
 
 

@@ -1,0 +1,186 @@
+"""A lab's Hyperplane: its namespace, its ENIs, and the forwarder tables they compile to.
+
+What `up` makes for a lab with load balancers or endpoints (names in topology/names.py):
+
+| what | where |
+|---|---|
+| the forwarder's namespace, no addresses, no routes | `<lab>.hyperplane` |
+| each NLB node's and endpoint's ENI: a veth | `eni-<11 hex>` in the VPC namespace ⇄ `hp<port>` in `<lab>.hyperplane` |
+| the VPC router's side of it | the subnet's `.1/32` on `eni-…`, a /32 route to the ENI's address; segmentation offload off (it transmits into the forwarder) |
+| the forwarder process | `python -m dataplane.forwarderd` in `<lab>.hyperplane`, spec `/run/vpclab/<lab>/forwarder.json`, control socket `/run/vpclab/<lab>/forwarder.sock` |
+| DNS | each endpoint's regional and zonal names, and its service's private DNS name when `private_dns` is on, in the consumer VPC's resolver only |
+
+How PrivateLink compiles (`compile_spec`), one engine service per endpoint ENI and
+listener:
+
+    (client, cport, endpoint ENI, listener port) ⇒ (NLB node ENI, snat port, target, tport)
+
+* The NLB node is the one in the endpoint ENI's AZ (matched by AZ; an endpoint service
+  with several NLBs uses the first with a node there: "within one AZ, an endpoint
+  connects to exactly one of them").
+* Targets are those of the listener's target group in that AZ (cross-zone is off by
+  default for NLB); an AZ with no target of its own uses every target (vpclab's choice:
+  AWS would answer nothing there).
+* The endpoint ENI's security groups filter new flows on the way in (the VPC's
+  `default` group when none is named, which admits its own members only).
+* Listener: TCP only, idle timeout 350 s unless set, RST for segments of no flow, the
+  SYN's sequence number in the target hash, MTU 8500 with no ICMP, MSS clamped to 8460.
+* An endpoint that is not `available` (pendingAcceptance, rejected) passes no packet.
+
+Health checks are not run yet: every registered target is used (vpclab's status says
+so). They come with the health-check path through the forwarder.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from dataplane.topology import names
+from dataplane.topology.model import Lab, Vpc
+from dataplane.topology.privatelink import (HyperplaneEni, endpoint_dns_names, endpoint_id,
+                                            service_id)
+
+ENDPOINT_MTU = 8500           # PrivateLink (AWS-FACTS §1)
+ENDPOINT_MSS = ENDPOINT_MTU - 40
+
+
+@dataclass
+class Port:
+    id: int
+    eni: HyperplaneEni
+    hp_ifname: str            # hp<port> in the Hyperplane namespace
+
+
+def ports(lab: Lab) -> list[Port]:
+    """Every Hyperplane ENI with its forwarder port, in a stable order."""
+    return [Port(i, eni, f"hp{i}") for i, eni in enumerate(lab.hyperplane_enis())]
+
+
+def has_hyperplane(lab: Lab) -> bool:
+    return any(v.load_balancers or v.endpoints for v in lab.vpcs.values())
+
+
+def endpoint_states(lab: Lab, previous: dict[str, dict] | None = None) -> dict[str, dict]:
+    """{"<vpc>/<endpoint>": {"id", "state", "service"}}: a new endpoint is
+    `pendingAcceptance` when its service requires acceptance, else `available`; a state
+    already decided (accepted, rejected) is kept."""
+    out = {}
+    for vpc in lab.vpcs.values():
+        for ep in vpc.endpoints.values():
+            key = f"{vpc.name}/{ep.name}"
+            svc_vpc, svc = ep.service_ref
+            es = lab.vpcs[svc_vpc].endpoint_services[svc]
+            state = "pendingAcceptance" if es.acceptance_required else "available"
+            if previous and key in previous:
+                state = previous[key]["state"]
+            out[key] = {"id": endpoint_id(lab.name, vpc.name, ep.name), "state": state,
+                        "service": service_id(lab.name, svc_vpc, svc)}
+    return out
+
+
+def dns_records(lab: Lab) -> dict[str, list[tuple[str, str]]]:
+    """{vpc: [(name, ip)]}: what each consumer VPC's resolver answers for its endpoints."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    enis = lab.hyperplane_enis()
+    for vpc in lab.vpcs.values():
+        for ep in vpc.endpoints.values():
+            svc_vpc, svc = ep.service_ref
+            mine = [e for e in enis if e.kind == "vpce" and e.vpc == vpc.name and e.owner == ep.name]
+            for e in mine:
+                regional, zonal = endpoint_dns_names(lab.name, lab.region, vpc.name, ep.name,
+                                                     svc_vpc, svc, e.az)
+                out.setdefault(vpc.name, []).append((regional, e.ip))
+                if zonal:
+                    out[vpc.name].append((zonal, e.ip))
+                private = lab.vpcs[svc_vpc].endpoint_services[svc].private_dns_name
+                if ep.private_dns and private:
+                    out[vpc.name].append((private, e.ip))
+    return out
+
+
+def _sg_rules(vpc: Vpc, groups: list[str], member_ips: dict[str, list[str]]) -> list[dict]:
+    """Ingress rules of `groups` as engine rules: CIDRs as written, `sg:` as members' /32s."""
+    rules = []
+    effective = vpc.effective_security_groups()
+    for g in groups:
+        for r in effective[g].ingress:
+            lo, hi = r.port_range or (0, 65535)
+            peers = ([f"{ip}/32" for ip in member_ips.get(r.peer_group, [])]
+                     if r.peer_group else [r.peer])
+            rules += [{"protocol": r.protocol, "cidr": p, "port_lo": lo, "port_hi": hi}
+                      for p in peers]
+    return rules
+
+
+def _members(lab: Lab, vpc: Vpc) -> dict[str, list[str]]:
+    """Private IPs of the ENIs carrying each group: instances' and endpoints'."""
+    addresses = lab.addresses()
+    out = {g: vpc.members(g, addresses) for g in vpc.effective_security_groups()}
+    for e in lab.hyperplane_enis():
+        if e.vpc == vpc.name and e.kind == "vpce":
+            for g in vpc.endpoints[e.owner].effective_security_groups:
+                out.setdefault(g, []).append(e.ip)
+    return out
+
+
+def compile_spec(lab: Lab, plist: list[Port], macs: dict[int, tuple[str, str]],
+                 states: dict[str, dict]) -> dict[str, Any]:
+    """The forwarder spec (dataplane/fwdspec.py) of a lab. `macs`: {port: (hp end MAC,
+    VPC end MAC)}, read from the kernel once the veths exist."""
+    addresses = lab.addresses()
+    spec_ports = []
+    for p in plist:
+        spec_ports.append({"id": p.id, "name": p.eni.eni_id, "ifname": p.hp_ifname,
+                           "mac": macs[p.id][0], "peer_mac": macs[p.id][1],
+                           "addrs": [p.eni.ip]})
+    services = []
+    by_owner: dict[tuple[str, str, str], list[Port]] = {}
+    for p in plist:
+        by_owner.setdefault((p.eni.vpc, p.eni.kind, p.eni.owner), []).append(p)
+    for vpc in lab.vpcs.values():
+        members = _members(lab, vpc)
+        for ep in vpc.endpoints.values():
+            svc_vpc_name, svc_name = ep.service_ref
+            svc_vpc = lab.vpcs[svc_vpc_name]
+            es = svc_vpc.endpoint_services[svc_name]
+            state = states[f"{vpc.name}/{ep.name}"]["state"]
+            rules = _sg_rules(vpc, ep.effective_security_groups, members)
+            instance_ips = {i: addresses[(svc_vpc.name, i)] for i in svc_vpc.instances}
+            for ep_port in by_owner[(vpc.name, "vpce", ep.name)]:
+                spec_ports[ep_port.id]["security_groups"] = {"ingress": rules}
+                node = next((n for lb in es.load_balancers
+                             for n in by_owner[(svc_vpc.name, "nlb", lb)]
+                             if n.eni.az == ep_port.eni.az), None)
+                if node is None:
+                    continue  # validation refuses this; a node may be added later
+                nlb = svc_vpc.load_balancers[node.eni.owner]
+                for listener in nlb.listeners:
+                    tg = svc_vpc.target_groups[listener.target_group]
+                    targets = tg.target_addresses(instance_ips)
+                    local = [t for t in targets if _az_of(svc_vpc, t[0]) == node.eni.az]
+                    services.append({
+                        "name": f"{ep_port.eni.eni_id}:{listener.port}",
+                        "in_port": ep_port.id, "out_port": node.id,
+                        "vip": ep_port.eni.ip, "vport": listener.port, "proto": "tcp",
+                        "snat_ip": node.eni.ip, "idle_timeout_s": listener.idle_timeout,
+                        "mtu": ENDPOINT_MTU, "mss_clamp": ENDPOINT_MSS,
+                        "rst_on_miss": True, "hash_tcp_seq": True,
+                        "disabled": state != "available",
+                        "backends": [{"ip": ip, "port": port} for ip, port in (local or targets)]})
+    return {"flow_capacity": 65536, "ports": spec_ports, "services": services}
+
+
+def _az_of(vpc: Vpc, ip: str) -> str | None:
+    addr = ipaddress.IPv4Address(ip)
+    for s in vpc.subnets.values():
+        if addr in s.network:
+            return s.az
+    return None
+
+
+def paths(lab_name: str) -> dict[str, str]:
+    d = names.lab_dir(lab_name)
+    return {"spec": os.path.join(d, "forwarder.json"), "socket": os.path.join(d, "forwarder.sock"),
+            "log": os.path.join(d, "forwarder.log")}
