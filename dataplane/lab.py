@@ -479,7 +479,40 @@ def status(lab: str) -> dict[str, Any]:
         out["processes"].append({**{k: p[k] for k in ("pid", "role", "vpc", "instance",
                                                       "log", "argv")},
                                  "running": procs.alive(p["pid"], p["start"])})
+    if d.get("hyperplane"):
+        out["hyperplane"] = _hyperplane_status(d)
     return out
+
+
+def _hyperplane_status(d: dict[str, Any]) -> dict[str, Any]:
+    """Endpoints (state, ENIs, DNS names) and NLBs (nodes, targets) of a lab's state."""
+    hp = d["hyperplane"]
+    lab = Lab.from_dict(d["topology"])
+    records = hyperplane.dns_records(lab)
+    enis = hp["enis"]
+    endpoints = {}
+    for key, e in hp["endpoints"].items():
+        vpc, name = key.split("/")
+        mine = [x for x in enis if x["kind"] == "vpce" and x["vpc"] == vpc and x["owner"] == name]
+        ips = {x["ip"] for x in mine}
+        endpoints[key] = {**e, "enis": mine,
+                          "dns": sorted({n for n, ip in records.get(vpc, []) if ip in ips})}
+    nlbs = {}
+    addresses = lab.addresses()
+    for vpc in lab.vpcs.values():
+        for lb in vpc.load_balancers.values():
+            ips = {i: addresses[(vpc.name, i)] for i in vpc.instances}
+            nlbs[f"{vpc.name}/{lb.name}"] = {
+                "enis": [x for x in enis if x["kind"] == "nlb" and x["vpc"] == vpc.name
+                         and x["owner"] == lb.name],
+                "listeners": [{"port": l.port, "target_group": l.target_group,
+                               "targets": [f"{ip}:{port}" for ip, port in
+                                           vpc.target_groups[l.target_group].target_addresses(ips)]}
+                              for l in lb.listeners],
+                # Health checks are not run yet: every registered target takes flows.
+                "target_health": "unchecked"}
+    return {"netns": hp["netns"], "present": kernel.netns_exists(hp["netns"]),
+            "socket": hp["socket"], "endpoints": endpoints, "load_balancers": nlbs}
 
 
 def interfaces_table(st: State) -> list[tuple[str, str, str, str]]:
@@ -596,3 +629,42 @@ def cleanup(lab: str | None = None, everything: bool = False) -> dict[str, list[
         report[name] = done
     return report
 
+
+
+# -- the Hyperplane of a running lab ------------------------------------------------------
+# Endpoint states as AWS moves them (AWS-FACTS §1): the provider accepts or rejects a
+# pending endpoint, and may reject an available one later (its traffic stops at once).
+ENDPOINT_TRANSITIONS = {"accept": {"pendingAcceptance": "available"},
+                        "reject": {"pendingAcceptance": "rejected", "available": "rejected"}}
+
+
+def hyperplane_of(st: State) -> dict[str, Any]:
+    hp = st.data.get("hyperplane")
+    if not hp:
+        raise LabError(f"lab {st.lab} has no load balancers or endpoints, so no forwarder")
+    return hp
+
+
+def set_endpoint_state(st: State, endpoint: str, action: str) -> str:
+    """`accept` or `reject` endpoint `<vpc>/<name>` (or its vpce- id); returns the new state.
+    The forwarder's tables change at once; flows of a rejected endpoint stop."""
+    hp = hyperplane_of(st)
+    key = next((k for k, e in hp["endpoints"].items() if endpoint in (k, e["id"])), None)
+    if key is None:
+        raise LabError(f"no endpoint {endpoint} in lab {st.lab} "
+                       f"(endpoints: {', '.join(hp['endpoints']) or 'none'})")
+    current = hp["endpoints"][key]["state"]
+    new = ENDPOINT_TRANSITIONS[action].get(current)
+    if new is None:
+        raise LabError(f"endpoint {key} is {current}; it cannot be {action}ed")
+    states = {**hp["endpoints"], key: {**hp["endpoints"][key], "state": new}}
+    lab = Lab.from_dict(st.data["topology"])
+    ports = hyperplane.ports(lab)
+    macs = {int(k): tuple(v) for k, v in hp["macs"].items()}
+    spec = hyperplane.compile_spec(lab, ports, macs, states)
+    control.call(hp["socket"], "apply", spec=spec)
+    with open(hp["spec"], "w") as f:
+        json.dump(spec, f, indent=1)
+    hp["endpoints"] = states
+    st.save()
+    return new

@@ -6,10 +6,10 @@ import sys
 
 from ..lab import LabError
 from ..topology import TopologyError
-from . import capture, cleanup, down, exec_, status, up, validate
+from . import capture, cleanup, down, endpoint, exec_, flows, status, up, validate
 from .common import EXIT_FAILED, EXIT_USAGE, CliError
 
-VERBS = (validate, up, down, status, exec_, capture, cleanup)
+VERBS = (validate, up, down, status, exec_, capture, flows, endpoint, cleanup)
 
 
 def parser() -> argparse.ArgumentParser:

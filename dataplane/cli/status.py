@@ -53,5 +53,25 @@ def run(args) -> int:
             where = p["vpc"] + (f"/{p['instance']}" if p["instance"] else "")
             print(f"  {p['role']} {where}: pid {p['pid']} "
                   f"{'running' if p['running'] else 'STOPPED'}; log {p['log']}")
+        if r.get("hyperplane"):
+            healthy &= _print_hyperplane(r["hyperplane"])
         print()
     return EXIT_OK if healthy else EXIT_FAILED
+
+
+def _print_hyperplane(hp: dict) -> bool:
+    print(f"  hyperplane: namespace {hp['netns']} {'ok' if hp['present'] else 'MISSING'}, "
+          f"control socket {hp['socket']}")
+    for key, e in hp["endpoints"].items():
+        print(f"  endpoint {key} {e['id']}: {e['state']} (service {e['service']})")
+        for x in e["enis"]:
+            print(f"    ENI {x['eni_id']} {x['ip']} in {x['subnet']} ({x['az']})")
+        for name in e["dns"]:
+            print(f"    DNS {name}")
+    for key, lb in hp["load_balancers"].items():
+        nodes = ", ".join(f"{x['eni_id']} {x['ip']} ({x['az']})" for x in lb["enis"])
+        print(f"  NLB {key}: {nodes}")
+        for l in lb["listeners"]:
+            print(f"    TCP {l['port']} → {l['target_group']}: {', '.join(l['targets'])} "
+                  f"(target health: {lb['target_health']}; health checks are not run yet)")
+    return hp["present"]

@@ -1,0 +1,30 @@
+"""`vpclab flows [-l LAB]` and `vpclab stats [-l LAB]`: what the lab's forwarder holds.
+
+flows: every flow like `conntrack -L`, client → endpoint ⇒ NLB address → target, its TCP
+state, idle time, packets and bytes each way. stats: each ENI's counters, then every
+drop reason that is not zero, with its meaning. Both ask the forwarder's control socket.
+"""
+from __future__ import annotations
+
+from .. import control
+from .. import lab as labmod
+from ..show import format_flows, format_stats
+from .common import EXIT_OK, pick_lab
+
+
+def register(sub) -> None:
+    for verb, helptext in (("flows", "the forwarder's flow table"),
+                           ("stats", "the forwarder's counters and drop reasons")):
+        p = sub.add_parser(verb, help=helptext)
+        p.add_argument("-l", "--lab")
+        p.set_defaults(func=run, what=verb)
+
+
+def run(args) -> int:
+    hp = labmod.hyperplane_of(pick_lab(args.lab))
+    try:
+        reply = control.call(hp["socket"], args.what)
+    except control.ControlError as e:
+        raise labmod.LabError(str(e)) from None
+    print(format_flows(reply["flows"]) if args.what == "flows" else format_stats(reply))
+    return EXIT_OK

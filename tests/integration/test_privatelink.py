@@ -1,0 +1,186 @@
+"""PrivateLink end to end in a lab (issue 4): a client in one VPC reaches targets in
+another VPC with the same CIDR through an interface endpoint, an endpoint service, an
+NLB and the forwarder, by the endpoint's DNS names. Every lab is named `t4…` and is
+removed whatever happens.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+
+import pytest
+
+from dataplane import control
+from dataplane import lab as labmod
+
+from .conftest import CLIENT, connect, leftovers, run_in, serve, vpclab, write_topology
+
+
+def topology(lab: str, acceptance_required: bool = False) -> dict:
+    """The issue's topology, with servers that answer `<target> <peer address>`."""
+    return {
+        "lab": lab, "region": "us-east-1",
+        "vpcs": {
+            "consumer": {
+                "cidr": "10.0.0.0/16",
+                "subnets": {"app-a": {"cidr": "10.0.1.0/24", "az": "us-east-1a"},
+                            "app-b": {"cidr": "10.0.2.0/24", "az": "us-east-1b"}},
+                "security_groups": {"endpoint-sg": {"ingress": [
+                    {"protocol": "tcp", "ports": "80-82", "source": "10.0.0.0/16"}]}},
+                "instances": {"client": {"subnet": "app-a"}},
+                "endpoints": {"web-ep": {"service": "provider/web-svc",
+                                         "subnets": ["app-a", "app-b"],
+                                         "security_groups": ["endpoint-sg"],
+                                         "private_dns": True}},
+            },
+            "provider": {
+                "cidr": "10.0.0.0/16",
+                "subnets": {"svc-a": {"cidr": "10.0.1.0/24", "az": "us-east-1a"},
+                            "svc-b": {"cidr": "10.0.2.0/24", "az": "us-east-1b"}},
+                "security_groups": {"web-sg": {"ingress": [
+                    {"protocol": "tcp", "ports": "8080-8082", "source": "10.0.0.0/16"}]}},
+                "instances": {
+                    "web1": {"subnet": "svc-a", "security_groups": ["web-sg"],
+                             "run": serve("web1-{peer}", 8080, 8081, "h8082")},
+                    "web2": {"subnet": "svc-b", "security_groups": ["web-sg"],
+                             "run": serve("web2-{peer}", 8080, 8081, "h8082")},
+                },
+                "load_balancers": {"web-nlb": {"type": "network", "subnets": ["svc-a", "svc-b"],
+                                               "listeners": [
+                                                   {"port": 80, "protocol": "TCP", "target_group": "web-tg"},
+                                                   {"port": 81, "protocol": "TCP", "target_group": "alt-tg"},
+                                                   {"port": 82, "protocol": "TCP", "target_group": "hold-tg"}]}},
+                "target_groups": {"web-tg": {"protocol": "TCP", "port": 8080, "targets": ["web1", "web2"]},
+                                  "alt-tg": {"protocol": "TCP", "port": 8081, "targets": ["web1", "web2"]},
+                                  "hold-tg": {"protocol": "TCP", "port": 8082, "targets": ["web1", "web2"]}},
+                "endpoint_services": {"web-svc": {"load_balancers": ["web-nlb"],
+                                                  "acceptance_required": acceptance_required,
+                                                  "private_dns_name": "web.provider.internal"}},
+            },
+        },
+    }
+
+
+@pytest.fixture
+def pl_lab(tmp_path, teardown_labs):
+    def make(name: str, **kw) -> dict:
+        teardown_labs.append(name)
+        vpclab("up", str(write_topology(tmp_path, topology(name, **kw))), check=True)
+        return labmod.status(name)
+    return make
+
+
+def names_of(status: dict) -> dict[str, str]:
+    """The endpoint's DNS names by kind: regional, zonal-a, zonal-b, private."""
+    dns = status["hyperplane"]["endpoints"]["consumer/web-ep"]["dns"]
+    return {"regional": next(n for n in dns if n.startswith("vpce-") and "-us-east-1" not in n.split(".")[0]),
+            "zonal-a": next(n for n in dns if "-us-east-1a." in n),
+            "zonal-b": next(n for n in dns if "-us-east-1b." in n),
+            "private": "web.provider.internal"}
+
+
+def test_curl_through_every_dns_name_reaches_a_target_that_sees_the_nlb(pl_lab) -> None:
+    st = pl_lab("t4dns")
+    nlb = {x["az"]: x["ip"] for x in st["hyperplane"]["load_balancers"]["provider/web-nlb"]["enis"]}
+    dns = names_of(st)
+    for kind, name in dns.items():
+        out = run_in("t4dns", "consumer/client", "curl", "-sS", "-m", "5", f"http://{name}/")
+        assert out.returncode == 0, (kind, out.stderr)
+        target, seen = out.stdout.strip().split("-", 1)
+        assert target in ("web1", "web2") and seen in nlb.values(), (kind, out.stdout)
+    # Zonal names pin the AZ: the NLB node and the target of that AZ (cross-zone is off).
+    assert connect("t4dns", "consumer/client", dns["zonal-a"], 80) == f"web1-{nlb['us-east-1a']}"
+    assert connect("t4dns", "consumer/client", dns["zonal-b"], 80) == f"web2-{nlb['us-east-1b']}"
+    # A second listener, a second target group.
+    assert connect("t4dns", "consumer/client", dns["zonal-a"], 81) == f"web1-{nlb['us-east-1a']}"
+    # Only the consumer VPC resolves the endpoint's names.
+    out = run_in("t4dns", "provider/web1", "getent", "hosts", dns["private"])
+    assert out.returncode != 0 and not out.stdout
+
+
+def test_only_tcp_and_only_from_the_consumer_side(pl_lab) -> None:
+    st = pl_lab("t4only")
+    ep_ip = st["hyperplane"]["endpoints"]["consumer/web-ep"]["enis"][0]["ip"]
+    nlb_ip = st["hyperplane"]["load_balancers"]["provider/web-nlb"]["enis"][0]["ip"]
+    assert connect("t4only", "consumer/client", ep_ip, "u80") == "timeout"        # UDP
+    assert connect("t4only", "consumer/client", ep_ip, 8080) == "timeout"          # no listener
+    # The provider opens nothing toward the consumer (the NLB ENI's address is all it sees).
+    assert connect("t4only", "provider/web1", nlb_ip, 40000) == "timeout"
+    stats = control.call(st["hyperplane"]["socket"], "stats")
+    drops = {k: v for p in stats["ports"].values() for k, v in p["drops"].items()}
+    assert drops.get("no_service", 0) >= 2 and drops.get("no_flow", 0) + drops.get("no_service", 0) >= 3
+
+
+def test_pending_acceptance_blocks_accept_opens_reject_cuts(pl_lab) -> None:
+    st = pl_lab("t4acc", acceptance_required=True)
+    assert st["hyperplane"]["endpoints"]["consumer/web-ep"]["state"] == "pendingAcceptance"
+    dns = names_of(st)
+    assert connect("t4acc", "consumer/client", dns["zonal-a"], 80) == "timeout"
+    assert vpclab("endpoint", "accept", "-l", "t4acc", "consumer/web-ep", check=True)
+    assert connect("t4acc", "consumer/client", dns["zonal-a"], 80).startswith("web1-")
+    assert labmod.status("t4acc")["hyperplane"]["endpoints"]["consumer/web-ep"]["state"] == "available"
+    vpclab("endpoint", "reject", "-l", "t4acc", "consumer/web-ep", check=True)
+    assert connect("t4acc", "consumer/client", dns["zonal-a"], 80) == "timeout"
+    again = vpclab("endpoint", "accept", "-l", "t4acc", "consumer/web-ep")
+    assert again.returncode == 1 and "is rejected; it cannot be accepted" in again.stderr
+    text = vpclab("status", "t4acc").stdout
+    assert "endpoint consumer/web-ep" in text and ": rejected" in text
+
+
+HOLD = """
+import socket, sys, time
+s = socket.create_connection((sys.argv[1], 82), timeout=5)   # a target that never answers
+s.sendall(b"hello")
+print("open", flush=True)
+sys.stdin.readline()                          # the test moves the forwarder's clock meanwhile
+try:
+    s.sendall(b"more"); data = s.recv(100)
+    print("data" if data else "closed")
+except (ConnectionResetError, BrokenPipeError):
+    print("reset")
+"""
+
+
+def test_idle_flow_expires_on_the_engine_clock_and_then_gets_a_rst(pl_lab) -> None:
+    import subprocess
+    st = pl_lab("t4idle")
+    dns = names_of(st)
+    sock = st["hyperplane"]["socket"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dataplane.cli.main", "exec", "-l", "t4idle", "consumer/client", "--",
+         sys.executable, "-c", HOLD, dns["zonal-a"]],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        assert len(control.call(sock, "flows")["flows"]) == 1
+        control.call(sock, "clock", offset_s=351)          # past the listener's 350 s
+        deadline = time.monotonic() + 5
+        while control.call(sock, "flows")["flows"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert control.call(sock, "flows")["flows"] == []
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "reset"
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    stats = control.call(sock, "stats")
+    assert sum(p["counters"]["tcp_rst_sent"] for p in stats["ports"].values()) >= 1
+    assert sum(p["counters"]["flows_expired"] for p in stats["ports"].values()) == 1
+
+
+def test_many_connections_use_both_targets_and_flows_show_the_translation(pl_lab) -> None:
+    st = pl_lab("t4many")
+    dns = names_of(st)
+    seen = {connect("t4many", "consumer/client", dns["private"], 80).split("-")[0] for _ in range(12)}
+    assert seen == {"web1", "web2"}
+    out = vpclab("flows", "-l", "t4many", check=True).stdout
+    assert "⇒" in out and ":8080" in out and out.strip().endswith("flow(s)")
+
+
+def test_down_leaves_nothing(pl_lab) -> None:
+    pl_lab("t4down")
+    assert vpclab("down", "t4down", check=True)
+    assert leftovers("t4down") == []
