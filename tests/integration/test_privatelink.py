@@ -184,3 +184,29 @@ def test_down_leaves_nothing(pl_lab) -> None:
     pl_lab("t4down")
     assert vpclab("down", "t4down", check=True)
     assert leftovers("t4down") == []
+
+
+def test_capture_shows_one_connection_before_and_after_translation(pl_lab) -> None:
+    import subprocess
+    st = pl_lab("t4cap")
+    hp = st["hyperplane"]
+    ep = next(x for x in hp["endpoints"]["consumer/web-ep"]["enis"] if x["az"] == "us-east-1a")
+    nlb = next(x for x in hp["load_balancers"]["provider/web-nlb"]["enis"] if x["az"] == "us-east-1a")
+    client_ip = labmod.status("t4cap")["vpcs"]["consumer"]["instances"]["client"]["ip"]
+    caps = {kind: subprocess.Popen(
+        [sys.executable, "-m", "dataplane.cli.main", "capture", "-l", "t4cap", eni["eni_id"],
+         "-c", "1", "tcp[tcpflags] == tcp-syn"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for kind, eni in (("endpoint", ep), ("nlb", nlb))}
+    try:
+        time.sleep(1.0)   # tcpdump needs a moment to attach
+        assert connect("t4cap", "consumer/client", ep["ip"], 80).startswith("web1-")
+        lines = {kind: p.communicate(timeout=15)[0] for kind, p in caps.items()}
+    finally:
+        for p in caps.values():
+            p.kill()
+    # Before translation: client → endpoint ENI :80. After: NLB node → target :8080.
+    assert f"IP {client_ip}." in lines["endpoint"] and f"> {ep['ip']}.80:" in lines["endpoint"]
+    target_ip = labmod.status("t4cap")["vpcs"]["provider"]["instances"]["web1"]["ip"]
+    assert f"IP {nlb['ip']}." in lines["nlb"] and f"> {target_ip}.8080:" in lines["nlb"]
+    several = vpclab("capture", "-l", "t4cap", "consumer/web-ep")
+    assert several.returncode == 2 and "has 2 ENIs" in several.stderr
