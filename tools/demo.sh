@@ -1,34 +1,51 @@
 #!/usr/bin/env bash
-# The demo: sets everything up, brings up the lab of examples/demo.yaml, sends real
-# traffic through it (allowed and refused by security groups, names through the VPC's
-# resolver), shows what was made, and takes it down again. As root.
+# The demo (README, first command): sets everything up, brings up the PrivateLink lab of
+# examples/privatelink.yaml, sends requests from the consumer's client through the
+# endpoint, shows which target answered and which source address it saw, the
+# forwarder's flow table, and takes the lab down. As root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/setup.sh
 vpclab=.venv/bin/vpclab
-trap '$vpclab down demo >/dev/null 2>&1 || true' EXIT   # also when a step fails
+lab=pl
+trap '$vpclab down $lab >/dev/null 2>&1 || true' EXIT   # also when a step fails
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "vpclab up examples/demo.yaml   (one VPC, two subnets, four instances, security groups, DNS)"
-$vpclab up examples/demo.yaml
+step "vpclab up examples/privatelink.yaml"
+$vpclab up examples/privatelink.yaml
 
-step "admin → web1:8080   (admin-sg lets 8080 out to web-a; web-sg lets 8080 in from the VPC)"
-$vpclab exec -l demo shop/admin -- curl -sS -m 5 --retry 10 --retry-connrefused --retry-delay 1 \
-    -o /dev/null -w 'HTTP %{http_code} from %{remote_ip}:%{remote_port}\n' http://web1:8080/
+status=$($vpclab status $lab --json)
+field() { .venv/bin/python -c "import json,sys; s=json.load(sys.stdin); print($1)" <<<"$status"; }
+zonal_a=$(field '[n for n in s["hyperplane"]["endpoints"]["consumer/web-ep"]["dns"] if "-us-east-1a." in n][0]')
+zonal_b=$(field '[n for n in s["hyperplane"]["endpoints"]["consumer/web-ep"]["dns"] if "-us-east-1b." in n][0]')
+client=$(field 's["vpcs"]["consumer"]["instances"]["client"]["ip"]')
 
-step "admin → web2:8080   (web2 is in web-b, where admin-sg lets nothing out: a silent drop)"
-rc=0; $vpclab exec -l demo shop/admin -- curl -sS -m 3 -o /dev/null http://web2:8080/ 2>/dev/null || rc=$?
-if [[ $rc -ne 28 ]]; then   # 28: curl timed out; a reachable closed port would be refused (7)
-    echo "unexpected: curl exited $rc, not a time-out"; exit 1
-fi
-echo "no answer within 3 s (not even a refusal): dropped silently by the security group, as on AWS"
+step "requests from consumer/client ($client) through the endpoint"
+logs=(/run/vpclab/$lab/provider.web1.log /run/vpclab/$lab/provider.web2.log)
+request() {  # $1: what the name is, $2: the name asked for
+    local before=() after who seen out
+    for l in "${logs[@]}"; do before+=("$(wc -l <"$l")"); done
+    out=$($vpclab exec -l $lab consumer/client -- curl -sS -m 5 --retry 5 --retry-connrefused \
+          -o /dev/null -w '%{http_code} %{remote_ip}' "http://$2/")
+    who=?; seen=?
+    for i in 0 1; do
+        after=$(wc -l <"${logs[$i]}")
+        if (( after > before[i] )); then
+            who=web$((i + 1)); seen=$(tail -n 1 "${logs[$i]}" | cut -d' ' -f1)
+        fi
+    done
+    printf 'GET http://%s/   (%s)\n' "$2" "$1"
+    printf '    HTTP %s from endpoint ENI %s; answered by provider/%s, which saw the request come from %s\n' \
+        "${out%% *}" "${out##* }" "$who" "$seen"
+}
+request "the service's private DNS name" web.provider.internal
+request "the service's private DNS name" web.provider.internal
+request "the endpoint's zonal name in us-east-1a" "$zonal_a"
+request "the endpoint's zonal name in us-east-1b" "$zonal_b"
 
-step "plain resolves names through the VPC resolver (base+2)"
-$vpclab exec -l demo shop/plain -- getent hosts web1 web2 admin
+step "vpclab flows   (each line: endpoint ENI, client → endpoint ⇒ NLB address → target)"
+$vpclab flows -l $lab
 
-step "vpclab status demo"
-$vpclab status demo
-
-step "vpclab down demo"
-$vpclab down demo
+step "vpclab down $lab"
+$vpclab down $lab
 trap - EXIT
