@@ -45,12 +45,15 @@ table netdev vbsink {{
 
 
 def split_flows(flows: int) -> tuple[int, int]:
-    """(a, b): a source addresses × b source ports, gcd(a, b) = 1, a·b ≈ flows."""
+    """(a, b): a source addresses × b source ports, gcd(a, b) = 1 (so two counters of
+    periods a and b make a·b distinct pairs), a·b the first such product ≥ flows."""
     if flows <= 32768:
         return 1, flows
     a = math.ceil(flows / 32768)
-    a += (a % 2 == 0)                  # odd, so coprime with 32768
-    return a, 32768
+    b = math.ceil(flows / a)
+    while math.gcd(a, b) != 1:
+        b += 1
+    return a, b
 
 
 def trafgen_config(topo: Topology, path: Path, a: int, b: int, ip_first: int, port_first: int) -> str:

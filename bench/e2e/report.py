@@ -81,14 +81,26 @@ METHOD = """\
   offload off ("offload off everywhere"), the like-for-like comparison.
 * **Packets per second**: trafgen, 60-byte frames (64 with an FCS), flows by source
   address × source port; every flow is sent once before the window (established flows),
-  then trafgen sends at full speed and the sink's rx counter is read over a window of
-  the run. The figure is the **delivered rate at full offer**; the RFC 2544 binary search
-  for the zero-loss / 0.5 %-loss rates is *not* done: trafgen paces only in its slow
-  sendto mode (-t / -b), which on this VM tops out below the rates being searched and
-  would take minutes per point on a machine whose other tenants move the result by ±30 %.
-  Offered rate and loss per run are in results.json.
-* **The kernel paths' 1,000,000 flows** are limited by nf_conntrack_max (262,144 here, a
-  root-namespace setting the bench does not change): packets of flows beyond it are dropped.
+  then trafgen sends at full speed from its TX_RING and the sink's rx counter is read over
+  a window of the run: the **delivered rate at full offer**. Offered rate and loss per
+  run are in results.json.
+* **Zero-loss and 0.5 %-loss rates**: an RFC 2544-style binary search of the offered
+  rate, both thresholds at once, 9 trials of 1.5 s each (a fixed packet count, paced with
+  trafgen -b, loss = sink rx / generator tx by counters). trafgen paces only in its
+  sendto mode, which tops out near 340 kpps on this VM, so a path that carries more shows
+  the generator's ceiling; the search runs once per path and flow count (not repeated).
+  A trial's single lost packet counts, so on a shared 2-vCPU machine the zero-loss rate
+  is the noisiest figure here.
+* **The kernel NAT's 1,000,000 flows** exceed nf_conntrack_max (262,144 here, a
+  root-namespace setting the bench does not change). Conntrack then evicts unreplied
+  entries to admit new ones (early drop), so packets still pass but many create an entry:
+  that figure is closer to a flow-churn rate than to established flows.
+* **Backpressure**: in the kernel paths the forwarding runs inside trafgen's own transmit
+  call on CPU 0 (RPS off, see below), so an overloaded kernel path slows the generator
+  down instead of dropping: its offered rate falls to what it forwards and its loss stays
+  near zero, which also flatters its zero-loss rate. The vpclab forwarder is decoupled
+  from the generator by its AF_PACKET rings (256 slots each way): what it cannot take in
+  time is dropped, and the figure counts only what reached the sink.
 * **New flows**: trafgen, every packet a new 5-tuple, into an empty table (fresh topology
   per run); the figure is delivered packets over the sending time. For kernel-route it is
   just its pps (no per-flow state).
