@@ -19,23 +19,56 @@ import socketserver
 import sys
 import threading
 
-from dataplane.engine import COUNTERS, Engine, EngineError
+from dataplane.engine import COUNTERS, Backend, Engine, EngineError
 from dataplane.forwarder import Forwarder
 from dataplane.fwdspec import Applied, apply_spec
+from dataplane.healthd import HealthRunner, choose_backends
 
 
 class Daemon:
-    def __init__(self, spec: dict, netns: str | None) -> None:
+    def __init__(self, spec: dict, netns: str | None, health_netns: str | None = None) -> None:
         self.netns = netns
         self.engine = Engine(flow_capacity=spec.get("flow_capacity", 65536))
         self.applied = Applied()
         self.forwarder = Forwarder(self.engine)
+        self.health: HealthRunner | None = None
+        if spec.get("health_checks"):
+            if not health_netns:
+                raise EngineError("the spec has health checks but no --health-netns was given")
+            self.health = HealthRunner(health_netns, spec["health_checks"], self.on_health_change)
         self.apply(spec)
         self.forwarder.start()
+        if self.health:
+            self.health.start()
+
+    def _usable(self, svc: dict) -> list[dict]:
+        group = svc.get("health_group")
+        healthy = (lambda b: self.health.is_healthy(group, b)) if self.health else (lambda b: True)
+        return choose_backends(svc.get("backends", []), svc.get("preferred", []), healthy)
+
+    def _with_health(self, spec: dict) -> dict:
+        """The spec with each service's backends cut to those its NLB node may use now."""
+        services = [{**s, "backends": self._usable(s)} for s in spec.get("services", [])]
+        return {**spec, "services": services}
+
+    def on_health_change(self, group: str, target: tuple[str, int], state: str) -> None:
+        """A target of `group` changed state: new flows follow (fail open when none is
+        healthy), and a target that turned unhealthy has its flows reset, as NLB does."""
+        with self.forwarder.locked():
+            for name, (sid, svc) in list(self.applied.services.items()):
+                if svc.get("health_group") != group:
+                    continue
+                usable = self._usable(self.full_specs[name])
+                self.engine.set_backends(sid, [Backend(**b) for b in usable])
+                self.applied.services[name] = (sid, {**svc, "backends": usable})
+                if state == "unhealthy":
+                    self.engine.reset_backend(sid, Backend(target[0], target[1]))
+        print(f"health: {group} {target[0]}:{target[1]} is {state}", flush=True)
 
     def apply(self, spec: dict) -> dict:
         with self.forwarder.locked():
-            changes = apply_spec(self.engine, self.applied, spec)
+            self.full_specs = {s["name"]: s for s in spec.get("services", [])}
+            changes = apply_spec(self.engine, self.applied, self._with_health(spec))
         for port in spec.get("ports", []):
             if port["id"] not in self.forwarder.ports:
                 self.forwarder.open_port(port["id"], port["ifname"], self.netns)
@@ -77,6 +110,9 @@ class Daemon:
             return {"flows": self.flows()}
         if cmd == "apply":
             return {"changes": self.apply(request["spec"])}
+        if cmd == "health":
+            return {"health": self.health.report() if self.health else {},
+                    "error": self.health.error if self.health else None}
         if cmd == "clock":
             self.forwarder.set_clock_offset(float(request["offset_s"]))
             return {}
@@ -120,17 +156,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", required=True, help="JSON file with the forwarder's tables")
     parser.add_argument("--socket", required=True, help="control socket path")
     parser.add_argument("--netns", help="namespace of the ports' interfaces (the hyperplane)")
+    parser.add_argument("--health-netns", help="namespace the health checks are sent from")
     args = parser.parse_args(argv)
     try:
         with open(args.spec) as f:
             spec = json.load(f)
-        daemon = Daemon(spec, args.netns)
+        daemon = Daemon(spec, args.netns, args.health_netns)
     except (OSError, ValueError, EngineError) as exc:
         print(f"forwarder: {exc}", file=sys.stderr)
         return 2
     try:
         serve(daemon, args.socket)
     finally:
+        if daemon.health:
+            daemon.health.stop()
         daemon.forwarder.close()
     return 0
 

@@ -31,6 +31,7 @@ from dataplane.engine import Backend, Engine, EngineError, SgRule
 LISTENER_FIELDS = ("in_port", "out_port", "vip", "vport", "proto", "snat_ip", "snat_ports",
                    "mtu", "mss_clamp", "idle_timeout_s")
 SERVICE_DEFAULTS: dict[str, Any] = {"proto": "tcp", "snat_ip": None, "snat_ports": [0, 0],
+                                    "health_group": None, "preferred": [],
                                     "idle_timeout_s": 0, "mtu": 0, "mss_clamp": 0,
                                     "rst_on_miss": False, "hash_tcp_seq": False,
                                     "disabled": False, "backends": []}

@@ -18,17 +18,23 @@ listener:
 * The NLB node is the one in the endpoint ENI's AZ (matched by AZ; an endpoint service
   with several NLBs uses the first with a node there: "within one AZ, an endpoint
   connects to exactly one of them").
-* Targets are those of the listener's target group in that AZ (cross-zone is off by
-  default for NLB); an AZ with no target of its own uses every target (vpclab's choice:
-  AWS would answer nothing there).
+* Targets are those of the listener's target group; new flows prefer the node's own AZ
+  (cross-zone is off by default for NLB) — healthd.choose_backends has the order.
 * The endpoint ENI's security groups filter new flows on the way in (the VPC's
   `default` group when none is named, which admits its own members only).
 * Listener: TCP only, idle timeout 350 s unless set, RST for segments of no flow, the
   SYN's sequence number in the target hash, MTU 8500 with no ICMP, MSS clamped to 8460.
 * An endpoint that is not `available` (pendingAcceptance, rejected) passes no packet.
 
-Health checks are not run yet: every registered target is used (vpclab's status says
-so). They come with the health-check path through the forwarder.
+Health checks go through the forwarder too, so that they leave from the NLB node's
+address as on AWS (and meet the targets' security groups as NLB traffic does): the
+namespace `<lab>.hyperplane.health` holds the checker, its `eth0` (169.254.255.2) is
+paired with the forwarder's health port (169.254.255.1), and each (NLB node, target)
+pair gets a health service: a private address 198.18.x.y that the forwarder translates
+to (node address, port) → (target, check port). Every node checks every target of its
+target groups (a target sees checks from each node's address). A service's new flows go
+to the targets its node sees healthy, or to all of them when none is (fail open); a
+target that turns unhealthy has its flows reset (dataplane/healthd.py runs this).
 """
 from __future__ import annotations
 
@@ -44,6 +50,9 @@ from dataplane.topology.privatelink import (HyperplaneEni, endpoint_dns_names, e
 
 ENDPOINT_MTU = 8500           # PrivateLink (AWS-FACTS §1)
 ENDPOINT_MSS = ENDPOINT_MTU - 40
+HEALTH_PORT_IP, HEALTH_NS_IP = "169.254.255.1", "169.254.255.2"
+HEALTH_IFNAME = "hc0"         # the forwarder's end; the checker's is eth0
+HEALTH_VIPS = ipaddress.IPv4Network("198.18.0.0/15")   # RFC 2544 benchmarking range
 
 
 @dataclass
@@ -125,10 +134,14 @@ def _members(lab: Lab, vpc: Vpc) -> dict[str, list[str]]:
     return out
 
 
+def health_port_id(plist: list[Port]) -> int:
+    return len(plist)
+
+
 def compile_spec(lab: Lab, plist: list[Port], macs: dict[int, tuple[str, str]],
                  states: dict[str, dict]) -> dict[str, Any]:
     """The forwarder spec (dataplane/fwdspec.py) of a lab. `macs`: {port: (hp end MAC,
-    VPC end MAC)}, read from the kernel once the veths exist."""
+    VPC end MAC)}, read from the kernel once the veths exist, the health port's too."""
     addresses = lab.addresses()
     spec_ports = []
     for p in plist:
@@ -162,14 +175,50 @@ def compile_spec(lab: Lab, plist: list[Port], macs: dict[int, tuple[str, str]],
                     local = [t for t in targets if _az_of(svc_vpc, t[0]) == node.eni.az]
                     services.append({
                         "name": f"{ep_port.eni.eni_id}:{listener.port}",
+                        "health_group": f"{node.eni.eni_id}/{tg.name}",
                         "in_port": ep_port.id, "out_port": node.id,
                         "vip": ep_port.eni.ip, "vport": listener.port, "proto": "tcp",
                         "snat_ip": node.eni.ip, "idle_timeout_s": listener.idle_timeout,
                         "mtu": ENDPOINT_MTU, "mss_clamp": ENDPOINT_MSS,
                         "rst_on_miss": True, "hash_tcp_seq": True,
                         "disabled": state != "available",
-                        "backends": [{"ip": ip, "port": port} for ip, port in (local or targets)]})
-    return {"flow_capacity": 65536, "ports": spec_ports, "services": services}
+                        "backends": [{"ip": ip, "port": port} for ip, port in targets],
+                        "preferred": [[ip, port] for ip, port in local]})
+    checks = _health_checks(lab, plist, by_owner, addresses)
+    if checks:
+        hc = health_port_id(plist)
+        spec_ports.append({"id": hc, "name": "health", "ifname": HEALTH_IFNAME,
+                           "mac": macs[hc][0], "peer_mac": macs[hc][1], "addrs": [HEALTH_PORT_IP]})
+        for c in checks:
+            services.append({"name": f"health:{c['group']}:{c['target'][0]}:{c['target'][1]}",
+                             "in_port": hc, "out_port": c["node_port"], "vip": c["vip"],
+                             "vport": c["vport"], "proto": "tcp", "snat_ip": c["node_ip"],
+                             "backends": [{"ip": c["target"][0], "port": c["vport"]}]})
+    return {"flow_capacity": 65536, "ports": spec_ports, "services": services,
+            "health_checks": checks}
+
+
+def _health_checks(lab: Lab, plist: list[Port], by_owner: dict, addresses: dict) -> list[dict]:
+    """One check per (NLB node, target group, target): from the node's address, through
+    a health service on its own private address (the module docstring says why)."""
+    checks = []
+    vips = HEALTH_VIPS.hosts()
+    for vpc in lab.vpcs.values():
+        instance_ips = {i: addresses[(vpc.name, i)] for i in vpc.instances}
+        for lb in vpc.load_balancers.values():
+            for node in by_owner.get((vpc.name, "nlb", lb.name), []):
+                for tg_name in dict.fromkeys(l.target_group for l in lb.listeners):
+                    tg = vpc.target_groups[tg_name]
+                    listener_port = next(l.port for l in lb.listeners if l.target_group == tg_name)
+                    for ip, port in tg.target_addresses(instance_ips):
+                        check = {**tg.health_check}
+                        vport = check.pop("port", None) or port
+                        checks.append({"group": f"{node.eni.eni_id}/{tg_name}",
+                                       "node_port": node.id, "node_ip": node.eni.ip,
+                                       "target": [ip, port], "vip": str(next(vips)),
+                                       "vport": vport, "check": check,
+                                       "host_header": f"{node.eni.ip}:{listener_port}"})
+    return checks
 
 
 def _az_of(vpc: Vpc, ip: str) -> str | None:

@@ -248,6 +248,8 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
     hp_ports = hyperplane.ports(lab) if hyperplane.has_hyperplane(lab) else []
     if hyperplane.has_hyperplane(lab):
         all_ns.append(names.hyperplane_netns(lab.name))
+        if any(v.load_balancers for v in lab.vpcs.values()):
+            all_ns.append(names.health_netns(lab.name))
     taken = [n for n in all_ns if kernel.netns_exists(n)]
     ours = [n for n in taken if names.lo_altname(lab.name) in kernel.netns_mark(n)]
     if ours:
@@ -407,6 +409,23 @@ def _up_hyperplane(lab: Lab, ports: list["hyperplane.Port"], st: State, prog: Pr
         offload.disable_segmentation_offload(e.ifname, vpc_ns)
         macs[p.id] = (kernel.link_mac(hp_ns, p.hp_ifname), kernel.link_mac(vpc_ns, e.ifname))
 
+    health_ns = names.health_netns(lab.name)
+    if health_ns in st.data["namespaces"]:
+        hc = hyperplane.health_port_id(ports)
+        kernel.ensure_netns(health_ns, mark)
+        nsenter.write_sysctls(health_ns, {"net.ipv6.conf.all.disable_ipv6": 1,
+                                          "net.ipv6.conf.default.disable_ipv6": 1})
+        kernel.ensure_veth(health_ns, names.INSTANCE_IFNAME,
+                           f"{names.MARK}.{lab.name}.{names.HYPERPLANE}.health.eth0",
+                           hp_ns, hyperplane.HEALTH_IFNAME,
+                           f"{names.MARK}.{lab.name}.{names.HYPERPLANE}.{hyperplane.HEALTH_IFNAME}",
+                           ENI_MTU)
+        kernel.ensure_address(health_ns, names.INSTANCE_IFNAME, hyperplane.HEALTH_NS_IP, 30)
+        kernel.ensure_route(health_ns, "0.0.0.0/0", gateway=hyperplane.HEALTH_PORT_IP)
+        offload.disable_segmentation_offload(names.INSTANCE_IFNAME, health_ns)
+        macs[hc] = (kernel.link_mac(hp_ns, hyperplane.HEALTH_IFNAME),
+                    kernel.link_mac(health_ns, names.INSTANCE_IFNAME))
+
     hp = st.data["hyperplane"]
     prog.step(f"forwarder in {hp_ns}: {len(ports)} ENIs, control socket {hp['socket']}")
     spec = hyperplane.compile_spec(lab, ports, macs, hp["endpoints"])
@@ -415,6 +434,8 @@ def _up_hyperplane(lab: Lab, ports: list["hyperplane.Port"], st: State, prog: Pr
     hp["macs"] = {str(k): v for k, v in macs.items()}
     argv = [sys.executable, "-m", "dataplane.forwarderd", "--spec", hp["spec"],
             "--socket", hp["socket"]]
+    if spec.get("health_checks"):
+        argv += ["--health-netns", health_ns]
     pid = _start(st, "forwarder", names.HYPERPLANE, None, hp_ns, argv, hp["log"], None)
     deadline = time.monotonic() + FORWARDER_READY_S
     while True:
@@ -497,6 +518,10 @@ def _hyperplane_status(d: dict[str, Any]) -> dict[str, Any]:
         ips = {x["ip"] for x in mine}
         endpoints[key] = {**e, "enis": mine,
                           "dns": sorted({n for n, ip in records.get(vpc, []) if ip in ips})}
+    try:
+        health = control.call(hp["socket"], "health", timeout=2)["health"]
+    except (control.ControlError, OSError):
+        health = None
     nlbs = {}
     addresses = lab.addresses()
     for vpc in lab.vpcs.values():
@@ -509,8 +534,10 @@ def _hyperplane_status(d: dict[str, Any]) -> dict[str, Any]:
                                "targets": [f"{ip}:{port}" for ip, port in
                                            vpc.target_groups[l.target_group].target_addresses(ips)]}
                               for l in lb.listeners],
-                # Health checks are not run yet: every registered target takes flows.
-                "target_health": "unchecked"}
+                # {"<node ENI>/<target group>": {"ip:port": {state, reason, last_error}}}
+                "target_health": None if health is None else {
+                    g: targets for g, targets in health.items()
+                    if g.split("/")[0] in {x["eni_id"] for x in enis if x["owner"] == lb.name}}}
     return {"netns": hp["netns"], "present": kernel.netns_exists(hp["netns"]),
             "socket": hp["socket"], "endpoints": endpoints, "load_balancers": nlbs}
 

@@ -1,7 +1,8 @@
 """`vpclab flows [-l LAB]` and `vpclab stats [-l LAB]`: what the lab's forwarder holds.
 
 flows: every flow like `conntrack -L`, client → endpoint ⇒ NLB address → target, its TCP
-state, idle time, packets and bytes each way. stats: each ENI's counters, then every
+state, idle time, packets and bytes each way; the NLBs' own health checks only with
+`--health`. stats: each ENI's counters, then every
 drop reason that is not zero, with its meaning. Both ask the forwarder's control socket.
 """
 from __future__ import annotations
@@ -17,6 +18,8 @@ def register(sub) -> None:
                            ("stats", "the forwarder's counters and drop reasons")):
         p = sub.add_parser(verb, help=helptext)
         p.add_argument("-l", "--lab")
+        if verb == "flows":
+            p.add_argument("--health", action="store_true", help="include the health checks' flows")
         p.set_defaults(func=run, what=verb)
 
 
@@ -26,5 +29,9 @@ def run(args) -> int:
         reply = control.call(hp["socket"], args.what)
     except control.ControlError as e:
         raise labmod.LabError(str(e)) from None
-    print(format_flows(reply["flows"]) if args.what == "flows" else format_stats(reply))
+    if args.what == "flows":
+        flows = [f for f in reply["flows"] if args.health or f["in_port_name"] != "health"]
+        print(format_flows(flows))
+    else:
+        print(format_stats(reply))
     return EXIT_OK

@@ -72,6 +72,15 @@ def _print_hyperplane(hp: dict) -> bool:
         nodes = ", ".join(f"{x['eni_id']} {x['ip']} ({x['az']})" for x in lb["enis"])
         print(f"  NLB {key}: {nodes}")
         for l in lb["listeners"]:
-            print(f"    TCP {l['port']} → {l['target_group']}: {', '.join(l['targets'])} "
-                  f"(target health: {lb['target_health']}; health checks are not run yet)")
+            print(f"    TCP {l['port']} → {l['target_group']}: {', '.join(l['targets'])}")
+        health = lb["target_health"]
+        if health is None:
+            print("    target health: unknown (the forwarder does not answer)")
+            continue
+        for group, targets in health.items():
+            node, tg = group.split("/")
+            for target, h in sorted(targets.items()):
+                why = f" {h['reason']}" if h["reason"] else ""
+                err = f" ({h['last_error']})" if h["last_error"] else ""
+                print(f"    {tg} target {target} seen from {node}: {h['state']}{why}{err}")
     return hp["present"]

@@ -10,6 +10,7 @@ collide):
 | Hyperplane namespace (the forwarder) | `<lab>.hyperplane` (no VPC may be called `hyperplane`) | `demo.hyperplane` |
 | Hyperplane ENI, VPC end | `eni-<11 hex>` in the VPC namespace (topology/privatelink.py) | `eni-3f2a9c01b7d` |
 | Hyperplane ENI, forwarder end | `hp<port>` in the Hyperplane namespace | `hp0` |
+| health checker's namespace | `<lab>.hyperplane.health`, its `eth0` ⇄ `hc0` in the Hyperplane namespace | `demo.hyperplane.health` |
 | instance namespace | `<lab>.<vpc>.<instance>` | `demo.shop.web1` |
 | ENI, VPC (router) end | `eni-<instance>` in the VPC namespace | `eni-web1` |
 | ENI, instance end | `eth0` in the instance namespace | `eth0` |
@@ -39,6 +40,11 @@ HYPERPLANE = "hyperplane"
 def hyperplane_netns(lab: str) -> str:
     """The namespace of the lab's forwarder: no addresses, no routes (DESIGN.md)."""
     return f"{lab}.{HYPERPLANE}"
+
+
+def health_netns(lab: str) -> str:
+    """Where the NLB health checks are sent from, through the forwarder."""
+    return f"{lab}.{HYPERPLANE}.health"
 
 
 def vpc_netns(lab: str, vpc: str) -> str:

@@ -40,7 +40,17 @@ def hold(port: int) -> None:
     s.listen(64)
     while True:
         c, _ = s.accept()
-        threading.Thread(target=lambda c=c: (c.recv(4096) and None, c.close()), daemon=True).start()
+        threading.Thread(target=drain, args=(c,), daemon=True).start()
+
+
+def drain(c: socket.socket) -> None:
+    """Reads until the client closes; never answers."""
+    try:
+        while c.recv(4096):
+            pass
+    except OSError:
+        pass
+    c.close()
 
 
 def serve_udp(port: int, tag: bytes) -> None:

@@ -154,21 +154,18 @@ def test_idle_flow_expires_on_the_engine_clock_and_then_gets_a_rst(pl_lab) -> No
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "open"
-        assert len(control.call(sock, "flows")["flows"]) == 1
+        assert len(client_flows(sock)) == 1
         control.call(sock, "clock", offset_s=351)          # past the listener's 350 s
-        deadline = time.monotonic() + 5
-        while control.call(sock, "flows")["flows"] and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert control.call(sock, "flows")["flows"] == []
+        assert wait_for(lambda: client_flows(sock) == [], 5)
         proc.stdin.write("go\n")
         proc.stdin.flush()
         assert proc.stdout.readline().strip() == "reset"
     finally:
         proc.kill()
         proc.wait(timeout=10)
-    stats = control.call(sock, "stats")
-    assert sum(p["counters"]["tcp_rst_sent"] for p in stats["ports"].values()) >= 1
-    assert sum(p["counters"]["flows_expired"] for p in stats["ports"].values()) == 1
+    stats = control.call(sock, "stats")["ports"]
+    assert sum(p["counters"]["tcp_rst_sent"] for p in stats.values()) >= 1
+    assert sum(p["counters"]["flows_expired"] for n, p in stats.items() if n != "health") == 1
 
 
 def test_many_connections_use_both_targets_and_flows_show_the_translation(pl_lab) -> None:
@@ -210,3 +207,67 @@ def test_capture_shows_one_connection_before_and_after_translation(pl_lab) -> No
     assert f"IP {nlb['ip']}." in lines["nlb"] and f"> {target_ip}.8080:" in lines["nlb"]
     several = vpclab("capture", "-l", "t4cap", "consumer/web-ep")
     assert several.returncode == 2 and "has 2 ENIs" in several.stderr
+
+
+def test_a_stopped_target_turns_unhealthy_and_gets_no_new_connections(tmp_path, teardown_labs) -> None:
+    """Health checks leave from each NLB node's address through the forwarder; a target
+    that stops answering is unhealthy after unhealthy_threshold × interval, and new
+    flows go elsewhere (another AZ's healthy target, for a node with none of its own)."""
+    import subprocess
+    from .conftest import SERVERS
+    doc = topology("t4hc")
+    web1 = doc["vpcs"]["provider"]["instances"]["web1"]
+    del web1["run"]                                   # the test runs web1's server itself
+    doc["vpcs"]["provider"]["target_groups"]["web-tg"]["health_check"] = {
+        "protocol": "TCP", "interval": 5, "healthy_threshold": 2, "unhealthy_threshold": 2}
+    teardown_labs.append("t4hc")
+    server = None
+    try:
+        vpclab("up", str(write_topology(tmp_path, doc)), check=True)
+        server = subprocess.Popen([sys.executable, "-m", "dataplane.cli.main", "exec", "-l", "t4hc",
+                                   "provider/web1", "--", sys.executable, str(SERVERS),
+                                   "web1-{peer}", "8080", "8081", "h8082"], stdout=subprocess.PIPE)
+        st = labmod.status("t4hc")
+        sock = st["hyperplane"]["socket"]
+        node_a = next(x for x in st["hyperplane"]["load_balancers"]["provider/web-nlb"]["enis"]
+                      if x["az"] == "us-east-1a")
+        web1_ip = st["vpcs"]["provider"]["instances"]["web1"]["ip"]
+
+        def state_of_web1() -> str:
+            return call_health(sock)[f"{node_a['eni_id']}/web-tg"][f"{web1_ip}:8080"]["state"]
+
+        assert wait_for(lambda: state_of_web1() == "healthy", 20)
+        zonal_a = names_of(st)["zonal-a"]
+        assert connect("t4hc", "consumer/client", zonal_a, 80) == f"web1-{node_a['ip']}"
+        # Health checks come from the NLB nodes' addresses: the targets' SGs admit them.
+        server.kill()
+        server.wait(timeout=10)
+        started = time.monotonic()
+        assert wait_for(lambda: state_of_web1() == "unhealthy", 20)
+        assert time.monotonic() - started < 2 * 5 + 5       # unhealthy_threshold × interval, and a margin
+        answers = {connect("t4hc", "consumer/client", zonal_a, 80) for _ in range(4)}
+        assert answers == {f"web2-{node_a['ip']}"}           # through node a, to the other AZ's target
+        text = vpclab("status", "t4hc").stdout
+        assert (f"web-tg target {web1_ip}:8080 seen from {node_a['eni_id']}: unhealthy "
+            f"Target.FailedHealthChecks (Connection refused)") in text
+    finally:
+        if server and server.poll() is None:
+            server.kill()
+
+
+def client_flows(sock: str) -> list[dict]:
+    """The forwarder's flows less the NLB's own health checks."""
+    return [f for f in control.call(sock, "flows")["flows"] if f["in_port_name"] != "health"]
+
+
+def call_health(sock: str) -> dict:
+    return control.call(sock, "health")["health"]
+
+
+def wait_for(predicate, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()

@@ -119,3 +119,16 @@ def test_probe_of_a_closed_port_fails() -> None:
         port = s.getsockname()[1]   # bound, not listening: refused
         ok, error = asyncio.run(probe_tcp("127.0.0.1", port, 2))
     assert not ok and "refused" in error.lower()
+
+
+def test_backend_choice_prefers_own_az_then_other_azs_then_fails_open() -> None:
+    from dataplane.healthd import choose_backends
+    a1, a2, b1 = ({"ip": "10.0.1.4", "port": 80}, {"ip": "10.0.1.5", "port": 80},
+                  {"ip": "10.0.2.4", "port": 80})
+    backends, own = [a1, a2, b1], [["10.0.1.4", 80], ["10.0.1.5", 80]]
+    everyone = choose_backends(backends, own, lambda b: True)
+    assert everyone == [a1, a2]                                         # cross-zone off
+    assert choose_backends(backends, own, lambda b: b is not a1) == [a2]
+    assert choose_backends(backends, own, lambda b: b is b1) == [b1]    # own AZ all down
+    assert choose_backends(backends, own, lambda b: False) == [a1, a2]  # fail open
+    assert choose_backends(backends, [], lambda b: b is b1) == [b1]     # no AZ preference

@@ -1,0 +1,105 @@
+"""NLB health checks, run inside the forwarder process.
+
+The checks of a lab's spec (`health_checks`, compiled by dataplane/hyperplane.py) are
+probed from the namespace `<lab>.hyperplane.health`, through the forwarder's health
+services, so each leaves from its NLB node's address. A thread enters that namespace and
+runs an asyncio loop there: every check due (per its interval) is probed concurrently,
+each result goes into that group's state machine (dataplane/health.py), and a change is
+handed to `on_change(group, target, new_state)`, which updates the forwarder's tables.
+"""
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Callable
+
+from dataplane.health import HealthCheck, TargetGroupHealth, probe_http, probe_tcp
+from netns_setup import nsenter
+
+Target = tuple[str, int]
+
+
+def choose_backends(backends: list[dict], preferred: list[list], healthy: Callable[[dict], bool]) -> list[dict]:
+    """The backends a service's new flows may use, in NLB's order of preference:
+    1. the healthy targets of the node's own AZ (`preferred`; cross-zone is off);
+    2. else the healthy targets of other AZs (vpclab's choice: AWS does not say what an
+       endpoint's AZ with no healthy target does);
+    3. else the node's own targets, healthy or not (NLB fails open).
+    `preferred` empty means every backend is the node's own."""
+    pref = {tuple(p) for p in preferred}
+    local = [b for b in backends if (b["ip"], b["port"]) in pref] or backends
+    return ([b for b in local if healthy(b)] or [b for b in backends if healthy(b)] or local)
+
+
+class HealthRunner:
+    def __init__(self, netns: str, checks: list[dict],
+                 on_change: Callable[[str, Target, str], None]) -> None:
+        self.netns = netns
+        self.on_change = on_change
+        self.groups: dict[str, TargetGroupHealth] = {}
+        self.checks: dict[tuple[str, Target], dict] = {}
+        now = time.monotonic()
+        for c in checks:
+            group = self.groups.setdefault(c["group"], TargetGroupHealth(HealthCheck(**c["check"])))
+            target = (c["target"][0], int(c["target"][1]))
+            group.register(target, now)
+            self.checks[(c["group"], target)] = c
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vpclab-health", daemon=True)
+        self.error: str | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    def report(self) -> dict[str, dict[str, dict]]:
+        """{group: {"ip:port": {state, reason, last_error}}}, for `vpclab status`."""
+        return {g: {f"{t[0]}:{t[1]}": {"state": h.state, "reason": h.reason, "last_error": h.last_error}
+                    for t, h in grp.targets.items()}
+                for g, grp in self.groups.items()}
+
+    def is_healthy(self, group: str | None, backend: dict) -> bool:
+        grp = self.groups.get(group or "")
+        h = grp.targets.get((backend["ip"], backend["port"])) if grp else None
+        return h is None or h.state == "healthy"
+
+    # -- the loop, in the health namespace ------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            nsenter.setns(self.netns)
+            asyncio.run(self._loop())
+        except Exception as exc:  # reported by `vpclab status` through the control socket
+            self.error = f"{exc.__class__.__name__}: {exc}"
+
+    async def _loop(self) -> None:
+        running: set[tuple[str, Target]] = set()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for gname, grp in self.groups.items():
+                for target in grp.due(now):
+                    key = (gname, target)
+                    if key not in running:
+                        running.add(key)
+                        asyncio.create_task(self._probe(key, running))
+            await asyncio.sleep(0.1)
+
+    async def _probe(self, key: tuple[str, Target], running: set) -> None:
+        gname, target = key
+        grp, c = self.groups[gname], self.checks[key]
+        check = grp.check
+        try:
+            if check.protocol == "HTTP":
+                ok, error = await probe_http(c["vip"], c["vport"], check.effective_timeout, check,
+                                             c["host_header"])
+            else:
+                ok, error = await probe_tcp(c["vip"], c["vport"], check.effective_timeout)
+            changed = grp.record(target, ok, time.monotonic(), error)
+            if changed:
+                self.on_change(gname, target, changed)
+        finally:
+            running.discard(key)
