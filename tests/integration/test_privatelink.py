@@ -271,3 +271,43 @@ def wait_for(predicate, seconds: float) -> bool:
             return True
         time.sleep(0.2)
     return predicate()
+
+
+def test_iperf3_through_the_endpoint_with_checksums_verified_at_the_receivers(tmp_path, teardown_labs) -> None:
+    """Bulk TCP through endpoint → NLB → target: the receivers' kernels verify every
+    checksum (TcpInCsumErrors stays 0), SYNs are clamped to the endpoint's MSS, and
+    nothing is dropped for its size."""
+    doc = topology("t4perf")
+    prov = doc["vpcs"]["provider"]
+    prov["instances"]["web1"]["run"] = "iperf3 -s -p 5201"
+    prov["security_groups"]["web-sg"]["ingress"].append(
+        {"protocol": "tcp", "ports": 5201, "source": "10.0.0.0/16"})
+    prov["load_balancers"]["web-nlb"]["listeners"].append(
+        {"port": 5201, "protocol": "TCP", "target_group": "perf-tg"})
+    prov["target_groups"]["perf-tg"] = {"protocol": "TCP", "port": 5201, "targets": ["web1"]}
+    doc["vpcs"]["consumer"]["security_groups"]["endpoint-sg"]["ingress"].append(
+        {"protocol": "tcp", "ports": 5201, "source": "10.0.0.0/16"})
+    teardown_labs.append("t4perf")
+    vpclab("up", str(write_topology(tmp_path, doc)), check=True)
+    st = labmod.status("t4perf")
+    zonal_a = names_of(st)["zonal-a"]
+    out = None
+    for _ in range(20):   # iperf3 -s may take a moment to listen
+        out = run_in("t4perf", "consumer/client", "iperf3", "-c", zonal_a, "-p", "5201", "-t", "3",
+                     "-J", timeout=60)
+        if out.returncode == 0:
+            break
+        time.sleep(0.5)
+    assert out.returncode == 0, out.stdout[-500:]
+    result = json.loads(out.stdout)
+    assert result["end"]["sum_received"]["bytes"] > 10_000_000
+
+    def csum_errors(where: str) -> int:
+        snmp = run_in("t4perf", where, "cat", "/proc/net/snmp").stdout.splitlines()
+        names, values = [line.split() for line in snmp if line.startswith("Tcp:")][:2]
+        return int(values[names.index("InCsumErrors")])
+
+    assert csum_errors("provider/web1") == 0 and csum_errors("consumer/client") == 0
+    stats = control.call(st["hyperplane"]["socket"], "stats")["ports"]
+    assert sum(p["counters"]["mss_clamped"] for p in stats.values()) >= 2
+    assert not any(p["drops"].get("mtu") for p in stats.values())
