@@ -311,3 +311,26 @@ def test_iperf3_through_the_endpoint_with_checksums_verified_at_the_receivers(tm
     stats = control.call(st["hyperplane"]["socket"], "stats")["ports"]
     assert sum(p["counters"]["mss_clamped"] for p in stats.values()) >= 2
     assert not any(p["drops"].get("mtu") for p in stats.values())
+
+
+def test_ping_gets_no_answer_from_an_endpoint(pl_lab) -> None:
+    """Interface endpoints carry TCP only: an echo request to an endpoint ENI is dropped
+    (and counted), never answered."""
+    st = pl_lab("t4ping")
+    ep_ip = st["hyperplane"]["endpoints"]["consumer/web-ep"]["enis"][0]["ip"]
+    out = run_in("t4ping", "consumer/client", "ping", "-c", "2", "-W", "1", "-q", ep_ip)
+    assert out.returncode == 1 and "100% packet loss" in out.stdout
+    drops = control.call(st["hyperplane"]["socket"], "stats")["ports"]
+    assert sum(p["drops"].get("no_service", 0) for p in drops.values()) >= 2
+
+
+def test_cleanup_after_the_forwarder_and_vpclab_are_killed(pl_lab) -> None:
+    import os
+    import signal
+    pl_lab("t4kill")
+    forwarder = next(p for p in labmod.status("t4kill")["processes"] if p["role"] == "forwarder")
+    os.kill(forwarder["pid"], signal.SIGKILL)
+    text = vpclab("status", "t4kill").stdout
+    assert "forwarder hyperplane" in text and "STOPPED" in text
+    assert vpclab("cleanup", "t4kill").returncode == 0
+    assert leftovers("t4kill") == []
