@@ -265,8 +265,6 @@ def ensure_route(ns: str, dst: str, ifname: str | None = None,
 
 def link_mac(ns: str, ifname: str) -> str:
     """The MAC address of `ifname` in namespace `ns`."""
+    index = link_index(ns, ifname)
     with ipr(ns) as s:
-        idx = s.link_lookup(ifname=ifname)
-        if not idx:
-            raise KernelError(f"no interface {ifname} in namespace {ns}")
-        return s.get_links(idx[0])[0].get_attr("IFLA_ADDRESS")
+        return s.get_links(index)[0].get_attr("IFLA_ADDRESS")

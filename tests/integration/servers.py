@@ -14,11 +14,16 @@ import sys
 import threading
 
 
-def serve(port: int, tag: bytes) -> None:
+def listening(port: int) -> socket.socket:
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port))
     s.listen(64)
+    return s
+
+
+def serve(port: int, tag: bytes) -> None:
+    s = listening(port)
     while True:
         c, peer = s.accept()
         try:
@@ -34,10 +39,7 @@ def serve(port: int, tag: bytes) -> None:
 
 
 def hold(port: int) -> None:
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port))
-    s.listen(64)
+    s = listening(port)
     while True:
         c, _ = s.accept()
         threading.Thread(target=drain, args=(c,), daemon=True).start()
