@@ -6,8 +6,8 @@ Flows read like `conntrack -L`, one line per flow, the translation spelled out:
     ENI            PROTO  CLIENT              ENDPOINT        ⇒ NLB                 TARGET           STATE        IDLE  PKTS →/←   BYTES →/←
     eni-0a1b2c3d   tcp    10.0.1.10:43512     10.0.1.50:80    ⇒ 10.0.1.100:17823    10.0.1.20:8080   ESTABLISHED  3s    12/10      1.2K/8.9K
 
-Stats list each ENI's counters, then every drop reason that is not zero with its
-meaning, so a drop is never a bare number.
+Stats list each ENI's counters, then every drop reason that is not zero (or, asked,
+every one there is) with its meaning, so a drop is never a bare number.
 """
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ def format_flows(flows: list[dict]) -> str:
     return _table(header, rows) + f"\n{len(flows)} flow(s)"
 
 
-def format_stats(stats: dict) -> str:
+def format_stats(stats: dict, every_reason: bool = False) -> str:
+    """Counters per ENI, then the drop reasons: the non-zero ones, or with
+    `every_reason` all of them (zeros included), each with its meaning."""
     lines = [f"flows {stats['flows']} of {stats['capacity']}, engine memory {human(stats['memory_bytes'])}B"]
     shown = ["rx_packets", "tx_packets", "dropped", "flows_created", "flows_expired",
              "arp_replies", "tcp_rst_sent", "mss_clamped", "csum_completed"]
@@ -56,8 +58,9 @@ def format_stats(stats: dict) -> str:
         rows.append([name] + [str(c[k]) for k in shown] +
                     [str(port["io"].get("tx_ring_full", "-"))])
     lines.append(_table(["ENI"] + [k.replace("_", " ") for k in shown] + ["tx ring full"], rows))
-    drops = [(name, reason, n) for name, port in stats["ports"].items()
-             for reason, n in sorted(port["drops"].items())]
+    reasons = list(DROP_REASON_TEXT)[1:] if every_reason else None
+    drops = [(name, reason, port["drops"].get(reason, 0)) for name, port in stats["ports"].items()
+             for reason in (reasons or sorted(port["drops"]))]
     if drops:
         lines.append("")
         lines.append(_table(["ENI", "DROPPED", "REASON", "MEANING"],

@@ -2,8 +2,8 @@
 
 flows: every flow like `conntrack -L`, client → endpoint ⇒ NLB address → target, its TCP
 state, idle time, packets and bytes each way; the NLBs' own health checks only with
-`--health`. stats: each ENI's counters, then every
-drop reason that is not zero, with its meaning. Both ask the forwarder's control socket.
+`--health`. stats: each ENI's counters, then every drop reason that is not zero (all of
+them with `--all`), with its meaning. Both ask the forwarder's control socket.
 """
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ def register(sub) -> None:
         p.add_argument("-l", "--lab")
         if verb == "flows":
             p.add_argument("--health", action="store_true", help="include the health checks' flows")
+        else:
+            p.add_argument("--all", action="store_true", help="every drop reason, zeros included")
         p.set_defaults(func=run, what=verb)
 
 
@@ -33,5 +35,5 @@ def run(args) -> int:
         flows = [f for f in reply["flows"] if args.health or f["in_port_name"] != "health"]
         print(format_flows(flows))
     else:
-        print(format_stats(reply))
+        print(format_stats(reply, every_reason=args.all))
     return EXIT_OK

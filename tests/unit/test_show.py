@@ -37,3 +37,15 @@ def test_stats_name_every_drop_reason() -> None:
 
 def test_human() -> None:
     assert [human(n) for n in (0, 1023, 1024, 5 << 20, 3 << 30)] == ["0", "1023", "1.0K", "5.0M", "3.0G"]
+
+
+def test_stats_can_list_every_reason() -> None:
+    counters = {k: 0 for k in ["rx_packets", "tx_packets", "dropped", "flows_created",
+                               "flows_expired", "arp_replies", "tcp_rst_sent", "mss_clamped",
+                               "csum_completed"]}
+    stats = {"flows": 0, "capacity": 1, "memory_bytes": 0,
+             "ports": {"eni-0a1b": {"counters": counters, "io": {}, "drops": {}}}}
+    assert "REASON" not in format_stats(stats)
+    every = format_stats(stats, every_reason=True)
+    from dataplane.engine import DROP_REASONS
+    assert all(f" {r} " in every for r in DROP_REASONS[1:])
