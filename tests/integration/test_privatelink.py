@@ -95,6 +95,13 @@ def test_curl_through_every_dns_name_reaches_a_target_that_sees_the_nlb(pl_lab) 
     assert connect("t4dns", "consumer/client", dns["zonal-b"], 80) == f"web2-{nlb['us-east-1b']}"
     # A second listener, a second target group.
     assert connect("t4dns", "consumer/client", dns["zonal-a"], 81) == f"web1-{nlb['us-east-1a']}"
+    # The Hyperplane namespace's kernel has nothing to answer with: no address on any
+    # ENI, no route, no IPv6; the forwarder owns every byte.
+    from pyroute2 import NetNS
+    with NetNS(st["hyperplane"]["netns"]) as ipr:
+        lo = ipr.link_lookup(ifname="lo")[0]
+        assert [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr() if a["index"] != lo] == []
+        assert [r for r in ipr.get_routes(family=2, table=254)] == []
     # Only the consumer VPC resolves the endpoint's names.
     out = run_in("t4dns", "provider/web1", "getent", "hosts", dns["private"])
     assert out.returncode != 0 and not out.stdout
