@@ -1,6 +1,7 @@
 /* hp_io.c — AF_PACKET (TPACKET_V2) rings and the forwarder's poll loop; see hp_io.h.
  *
- * Ring geometry, per port: 256 slots of 16 KiB in each direction (4 MiB + 4 MiB), so a
+ * Ring geometry, per port (one socket): 256 slots of 16 KiB in each direction
+ * (4 MiB + 4 MiB, one mapping), so a
  * slot holds a 9001-byte VPC jumbo frame with its headers, and a port can absorb a burst
  * of 256 frames while the loop serves another port.
  */
@@ -37,7 +38,7 @@ struct ring {
 };
 
 struct io_port {
-    int rx_fd, tx_fd;
+    int fd;                   /* one socket: both rings */
     struct ring rx, tx;
     uint32_t tx_pending;      /* frames queued since the last kick */
     struct hp_io_port_stats stats;
@@ -79,16 +80,14 @@ struct hp_io *hp_io_create(struct hp_engine *engine)
     return io;
 }
 
+#define RING_BYTES ((size_t)SLOTS * SLOT_SIZE)
+
 static void port_close(struct io_port *p)
 {
     if (p->rx.base)
-        munmap(p->rx.base, (size_t)SLOTS * SLOT_SIZE);
-    if (p->tx.base)
-        munmap(p->tx.base, (size_t)SLOTS * SLOT_SIZE);
-    if (p->rx_fd >= 0)
-        close(p->rx_fd);
-    if (p->tx_fd >= 0)
-        close(p->tx_fd);
+        munmap(p->rx.base, 2 * RING_BYTES); /* one mapping: receive ring, then transmit */
+    if (p->fd >= 0)
+        close(p->fd);
     free(p);
 }
 
@@ -104,37 +103,43 @@ void hp_io_destroy(struct hp_io *io)
     free(io);
 }
 
-/* One AF_PACKET socket with a mapped ring, bound to `ifindex`. `rx` chooses the receive
- * side (all protocols, our own transmissions ignored) or the transmit side (protocol 0:
- * it receives nothing, and its frames skip the qdisc, as the forwarder is the only
- * sender on the hyperplane end of a veth). */
-static int ring_socket(struct hp_io *io, int ifindex, bool rx, struct ring *ring)
+/* The port's one AF_PACKET socket: bound to `ifindex` for every protocol, our own
+ * transmissions not looped back to it, its transmissions past the qdisc (the forwarder
+ * is the only sender on the hyperplane end of a veth), with a receive ring and a
+ * transmit ring mapped together (the kernel lays them out receive ring first). */
+static int port_socket(struct hp_io *io, int ifindex, struct io_port *p)
 {
     int one = 1, version = TPACKET_V2;
-    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, rx ? htons(ETH_P_ALL) : 0);
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
     if (fd < 0) {
         set_error(io, "socket(AF_PACKET): %s", strerror(errno));
         return -1;
     }
     struct tpacket_req req = {.tp_block_size = BLOCK_SIZE, .tp_frame_size = SLOT_SIZE,
                               .tp_block_nr = SLOTS * SLOT_SIZE / BLOCK_SIZE, .tp_frame_nr = SLOTS};
+    struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_ifindex = ifindex,
+                              .sll_protocol = htons(ETH_P_ALL)};
     const char *step = "PACKET_VERSION";
     if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version) < 0)
         goto fail;
-    step = rx ? "PACKET_IGNORE_OUTGOING" : "PACKET_QDISC_BYPASS";
-    if (setsockopt(fd, SOL_PACKET, rx ? PACKET_IGNORE_OUTGOING : PACKET_QDISC_BYPASS, &one, sizeof one) < 0)
+    step = "PACKET_IGNORE_OUTGOING";
+    if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0)
         goto fail;
-    step = rx ? "PACKET_RX_RING" : "PACKET_TX_RING";
-    if (setsockopt(fd, SOL_PACKET, rx ? PACKET_RX_RING : PACKET_TX_RING, &req, sizeof req) < 0)
+    step = "PACKET_QDISC_BYPASS";
+    if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) < 0)
+        goto fail;
+    step = "PACKET_RX_RING";
+    if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0)
+        goto fail;
+    step = "PACKET_TX_RING";
+    if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof req) < 0)
         goto fail;
     step = "mmap";
-    void *base = mmap(NULL, (size_t)SLOTS * SLOT_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    uint8_t *base = mmap(NULL, 2 * RING_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED)
         goto fail;
-    ring->base = base;
-    ring->head = 0;
-    struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_ifindex = ifindex,
-                              .sll_protocol = rx ? htons(ETH_P_ALL) : 0};
+    p->rx = (struct ring){.base = base};
+    p->tx = (struct ring){.base = base + RING_BYTES};
     step = "bind";
     if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0)
         goto fail;
@@ -160,10 +165,9 @@ int hp_io_port_open(struct hp_io *io, uint16_t port, int ifindex)
         set_error(io, "out of memory");
         return -1;
     }
-    p->rx_fd = ring_socket(io, ifindex, true, &p->rx);
-    p->tx_fd = p->rx_fd < 0 ? -1 : ring_socket(io, ifindex, false, &p->tx);
-    if (p->tx_fd < 0) {
-        port_close(p); /* unmaps whatever ring was mapped before the failing step */
+    p->fd = port_socket(io, ifindex, p);
+    if (p->fd < 0) {
+        port_close(p); /* unmaps the rings if they were mapped before the failing step */
         return -1;
     }
     /* The loop reads the port table without the lock to build its poll set: publish the
@@ -221,7 +225,7 @@ static void tx_kick_all(struct hp_io *io)
         if (!p || !p->tx_pending)
             continue;
         p->tx_pending = 0;
-        if (send(p->tx_fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS)
+        if (send(p->fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS)
             p->stats.tx_errors++;
     }
 }
@@ -280,7 +284,7 @@ int hp_io_run(struct hp_io *io)
             if (!p)
                 continue;
             open_ports[np] = p;
-            pfds[np] = (struct pollfd){.fd = p->rx_fd, .events = POLLIN};
+            pfds[np] = (struct pollfd){.fd = p->fd, .events = POLLIN};
             ids[np++] = (uint16_t)i;
         }
         pfds[np] = (struct pollfd){.fd = io->wake_fd, .events = POLLIN};

@@ -3,9 +3,9 @@
  * What it is
  * ----------
  * The engine (hp_engine.h) never touches a socket; this is what feeds it. Each engine
- * port is bound to one network interface (the hyperplane end of an ENI's veth) with two
- * AF_PACKET sockets: one with a memory-mapped receive ring, one with a memory-mapped
- * transmit ring that bypasses the qdisc. hp_io_run() is the forwarder's whole data path:
+ * port is bound to one network interface (the hyperplane end of an ENI's veth) with one
+ * AF_PACKET socket that has a memory-mapped receive ring and a memory-mapped transmit
+ * ring, whose frames bypass the qdisc. hp_io_run() is the forwarder's whole data path:
  *
  *     poll all receive sockets → take up to HP_IO_BATCH ready frames of one port →
  *     hp_process() them in place, in the ring → copy each forwarded frame into its out
