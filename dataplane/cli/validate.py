@@ -1,6 +1,7 @@
 """`vpclab validate FILE`: every problem of a topology file, with its field path.
 
-Prints `OK: lab <name>: N VPCs, N subnets, N instances` and exits 0, or prints one line
+Prints `OK: lab <name>: N VPCs, N subnets, N instances` (and the PrivateLink resources
+there are) and exits 0, or prints one line
 per problem (`vpcs.shop.subnets.web-b.cidr: 10.1.2.0/24 is outside the VPC CIDR
 10.0.0.0/16`) on stderr and exits 2. Needs no root and touches nothing.
 """
@@ -31,8 +32,12 @@ def run(args) -> int:
     except TopologyError as e:
         report(args.file, e)
         return EXIT_USAGE
-    n_sub = sum(len(v.subnets) for v in lab.vpcs.values())
-    n_inst = sum(len(v.instances) for v in lab.vpcs.values())
-    print(f"OK: lab {lab.name}: {len(lab.vpcs)} VPC{'s' * (len(lab.vpcs) != 1)}, "
-          f"{n_sub} subnet{'s' * (n_sub != 1)}, {n_inst} instance{'s' * (n_inst != 1)}")
+    counts = [(len(lab.vpcs), "VPC")]
+    for attr, noun in (("subnets", "subnet"), ("instances", "instance"),
+                       ("load_balancers", "load balancer"), ("endpoint_services", "endpoint service"),
+                       ("endpoints", "endpoint")):
+        n = sum(len(getattr(v, attr)) for v in lab.vpcs.values())
+        if n or attr in ("subnets", "instances"):
+            counts.append((n, noun))
+    print(f"OK: lab {lab.name}: " + ", ".join(f"{n} {noun}{'s' * (n != 1)}" for n, noun in counts))
     return EXIT_OK

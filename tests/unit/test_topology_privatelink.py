@@ -135,3 +135,10 @@ def test_compiled_spec(lab: Lab) -> None:
                                   "unhealthy_threshold": 2}
     health_port = spec["ports"][-1]
     assert health_port["name"] == "health" and health_port["addrs"] == [hyperplane.HEALTH_PORT_IP]
+
+
+def test_validate_counts_the_privatelink_resources(capsys) -> None:
+    from dataplane.cli.main import main
+    assert main(["validate", str(EXAMPLE)]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "OK: lab pl: 2 VPCs, 4 subnets, 3 instances, 1 load balancer, 1 endpoint service, 1 endpoint")
