@@ -281,7 +281,7 @@ def plots(res: dict, out: str) -> list[str]:
                     hi.append((s["max"] - s["median"]) / 1e3)
             ax.bar(xs, ys, width, yerr=[lo, hi], label=p, color=colors.get(p), capsize=3)
         ax.set_xticks([j + width * (len(paths) - 1) / 2 for j in range(len(keys))])
-        ax.set_xticklabels([(f"{int(k.split('_')[1]):,} flows" if k.startswith("pps_") else "new flows")
+        ax.set_xticklabels([(f"{int(k.split('_')[1]):,}\nflows" if k.startswith("pps_") else "new\nflows")
                             + ("\nCPU 0 only" if k.endswith("_cpu0") else "") for k in keys], fontsize=8)
         ax.set_ylabel("thousand packets/s delivered (median, min–max)")
         ax.set_title("64-byte UDP through each path, at full offer")
@@ -292,16 +292,22 @@ def plots(res: dict, out: str) -> list[str]:
         made.append("pps.png")
     samples = res["latency_samples_us"]
     if any(samples.values()):
-        fig, ax = plt.subplots(figsize=(9, 4.5))
+        fig, (ax, tail) = plt.subplots(1, 2, figsize=(11, 4.5))
         for p in paths:
             v = sorted(samples.get(p) or [])
             if v:
-                ax.plot(v, [(i + 1) / len(v) for i in range(len(v))], label=p, color=colors.get(p))
-        ax.set_xscale("log")
-        ax.set_xlabel("round trip, µs (log)")
-        ax.set_ylabel("fraction of pings")
-        ax.set_title("UDP ping-pong round trip through each path (CDF)")
-        ax.grid(True, which="both", alpha=0.3)
+                n = len(v)
+                ax.plot(v, [(i + 1) / n for i in range(n)], label=p, color=colors.get(p))
+                tail.plot(v, [1 - i / n for i in range(n)], label=p, color=colors.get(p))
+        for a in (ax, tail):
+            a.set_xscale("log")
+            a.set_xlabel("round trip, µs (log)")
+            a.grid(True, which="both", alpha=0.3)
+        ax.set_ylabel("fraction of pings at most x")
+        ax.set_title("UDP ping-pong round trip (CDF)")
+        tail.set_yscale("log")
+        tail.set_ylabel("fraction of pings above x (log)")
+        tail.set_title("its tail: 10⁻² = p99, 10⁻³ = p99.9")
         ax.legend()
         fig.tight_layout()
         fig.savefig(os.path.join(out, "latency.png"), dpi=110)
