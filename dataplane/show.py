@@ -56,8 +56,9 @@ def format_stats(stats: dict, every_reason: bool = False) -> str:
     for name, port in stats["ports"].items():
         c = port["counters"]
         rows.append([name] + [str(c[k]) for k in shown] +
-                    [str(port["io"].get("tx_ring_full", "-"))])
-    lines.append(_table(["ENI"] + [k.replace("_", " ") for k in shown] + ["tx ring full"], rows))
+                    [str(port["io"].get(k, "-")) for k in ("rx_ring_drops", "tx_ring_full")])
+    lines.append(_table(["ENI"] + [k.replace("_", " ") for k in shown] +
+                        ["rx ring drops", "tx ring full"], rows))
     reasons = list(DROP_REASON_TEXT)[1:] if every_reason else None
     drops = [(name, reason, port["drops"].get(reason, 0)) for name, port in stats["ports"].items()
              for reason in (reasons or sorted(port["drops"]))]

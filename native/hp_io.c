@@ -29,6 +29,7 @@
 #define SLOTS 256u
 #define BLOCK_SIZE (1u << 16) /* a ring is allocated in blocks; 4 slots each */
 #define TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
+#define TX_KICK_AT (SLOTS / 2)
 #define IDLE_POLL_MS 100      /* wake this often with no traffic, to age flows */
 #define IDLE_EXPIRE_SCAN 4096 /* flow slots aged per idle wake-up */
 
@@ -195,6 +196,14 @@ void hp_io_set_clock_offset(struct hp_io *io, int64_t offset_ns)
     pthread_mutex_unlock(&io->lock);
 }
 
+/* Hands every queued transmit slot to the kernel, which sends them before returning. */
+static void tx_kick(struct io_port *p)
+{
+    p->tx_pending = 0;
+    if (send(p->fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS)
+        p->stats.tx_errors++;
+}
+
 /* Copies a frame into the next transmit slot of `port`, or counts why it could not. */
 static void tx_enqueue(struct hp_io *io, uint16_t port, const uint8_t *data, uint32_t len)
 {
@@ -214,19 +223,19 @@ static void tx_enqueue(struct hp_io *io, uint16_t port, const uint8_t *data, uin
     h->tp_len = len;
     __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
     p->tx.head++;
-    p->tx_pending++;
     p->stats.tx_frames++;
+    /* A burst longer than the ring would fill it before the loop's kick at the end of
+     * the round: send what is queued once half the ring waits. */
+    if (++p->tx_pending >= TX_KICK_AT)
+        tx_kick(p);
 }
 
 static void tx_kick_all(struct hp_io *io)
 {
     for (int i = 0; i < HP_MAX_PORTS; i++) {
         struct io_port *p = io->ports[i];
-        if (!p || !p->tx_pending)
-            continue;
-        p->tx_pending = 0;
-        if (send(p->fd, NULL, 0, MSG_DONTWAIT) < 0 && errno != EAGAIN && errno != ENOBUFS)
-            p->stats.tx_errors++;
+        if (p && p->tx_pending)
+            tx_kick(p);
     }
 }
 
@@ -323,10 +332,17 @@ void hp_io_stop(struct hp_io *io)
 void hp_io_lock(struct hp_io *io) { pthread_mutex_lock(&io->lock); }
 void hp_io_unlock(struct hp_io *io) { pthread_mutex_unlock(&io->lock); }
 
-int hp_io_port_stats(const struct hp_io *io, uint16_t port, struct hp_io_port_stats *out)
+int hp_io_port_stats(struct hp_io *io, uint16_t port, struct hp_io_port_stats *out)
 {
-    if (port >= HP_MAX_PORTS || !io->ports[port])
+    struct io_port *p = port < HP_MAX_PORTS ? __atomic_load_n(&io->ports[port], __ATOMIC_ACQUIRE) : NULL;
+    if (!p)
         return -1;
-    *out = io->ports[port]->stats;
+    /* The kernel counts frames it could not put in a full receive ring, and resets the
+     * count when it is read: add it up here, the only reader. */
+    struct tpacket_stats st;
+    socklen_t len = sizeof st;
+    if (getsockopt(p->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0)
+        __atomic_add_fetch(&p->stats.rx_ring_drops, st.tp_drops, __ATOMIC_RELAXED);
+    *out = p->stats;
     return 0;
 }

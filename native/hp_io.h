@@ -61,6 +61,7 @@ struct hp_io_port_stats {
     uint64_t tx_ring_full;         /* frames dropped: no free transmit slot */
     uint64_t tx_too_big;           /* frames dropped: larger than a transmit slot */
     uint64_t tx_errors;            /* failed kicks of the transmit ring */
+    uint64_t rx_ring_drops;        /* frames the kernel dropped: the receive ring was full */
 };
 
 struct hp_io *hp_io_create(struct hp_engine *engine);
@@ -73,7 +74,7 @@ void hp_io_lock(struct hp_io *io);
 void hp_io_unlock(struct hp_io *io);
 void hp_io_set_clock_offset(struct hp_io *io, int64_t offset_ns);
 uint64_t hp_io_now_ns(const struct hp_io *io);
-int hp_io_port_stats(const struct hp_io *io, uint16_t port, struct hp_io_port_stats *out);
+int hp_io_port_stats(struct hp_io *io, uint16_t port, struct hp_io_port_stats *out);
 /* cffi:end */
 
 #endif

@@ -43,10 +43,7 @@ if [[ ${VPCLAB_SANITIZE:-0} == 1 ]]; then
     "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps .
     "$venv/bin/python" -m pip install -q ".[test]"
 else
+    # test: pytest, hypothesis, scapy; bench: matplotlib for the end-to-end report's plots.
     echo "setup: building vpclab into $venv"
-    "$venv/bin/python" -m pip install -q --no-build-isolation -e ".[test]"
-fi
-# The end-to-end benchmarks' plots (bench/e2e, make bench-e2e): the bench extra.
-if [[ ${VPCLAB_SANITIZE:-0} != 1 ]]; then
     "$venv/bin/python" -m pip install -q --no-build-isolation -e ".[test,bench]"
 fi

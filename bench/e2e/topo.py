@@ -28,10 +28,7 @@ import time
 
 from pyroute2 import IPRoute, netns
 
-try:                     # netns_setup's thread-in-a-namespace helper, by either of its names
-    from netns_setup.nsenter import in_netns_thread as run_in_netns
-except ImportError:
-    from netns_setup.enter import run_in_netns
+from netns_setup.nsenter import in_netns_thread
 
 PREFIX_ROOT = "vb-"
 MTU = 9001
@@ -58,11 +55,11 @@ def link_index(ipr, ifname: str, wait: float = 5.0) -> int:
 
 def ipr_in(ns: str, fn):
     """Runs `fn(ipr)` with an IPRoute whose socket was opened inside `ns` (from a thread
-    that entered it: netns_setup.enter.run_in_netns)."""
+    that entered it: netns_setup.nsenter.in_netns_thread)."""
     def work():
         with IPRoute() as ipr:
             return fn(ipr)
-    return run_in_netns(ns, work)
+    return in_netns_thread(ns, work)
 
 
 def die_with_parent() -> None:
@@ -94,14 +91,14 @@ def write_sysctl(ns: str, path: str, value: str) -> None:
     def write() -> None:
         with open(f"/proc/sys/{path}", "w") as f:
             f.write(value)
-    run_in_netns(ns, write)
+    in_netns_thread(ns, write)
 
 
 def read_proc(ns: str, path: str) -> str:
     def read() -> str:
         with open(path) as f:
             return f.read()
-    return run_in_netns(ns, read)
+    return in_netns_thread(ns, read)
 
 
 class Topology:
