@@ -5,11 +5,14 @@ Finds leftovers from the state files under /run/vpclab/ and from the ownership m
 their links and nftables tables), files. Without arguments it takes only labs whose
 `up`/`down` never finished and marked namespaces no state mentions; a LAB name takes
 that lab whatever its state; `--all` takes every vpclab lab, running ones too. Anything
-without a vpclab mark or state entry is left alone.
+without a vpclab mark or state entry is left alone. It also removes what killed
+benchmark runs left (`vb-<pid>-…` namespaces whose process is gone), when run from a
+checkout that has the suite.
 """
 from __future__ import annotations
 
 from .. import lab as labmod
+from . import bench
 from .common import EXIT_OK, CliError, EXIT_USAGE, need_root
 
 
@@ -25,10 +28,17 @@ def run(args) -> int:
     if args.all and args.lab:
         raise CliError("give a LAB or --all, not both", EXIT_USAGE)
     report = labmod.cleanup(args.lab, everything=args.all)
+    try:
+        stale = bench.load_suite().topo.cleanup(only_dead=True)
+    except CliError:
+        stale = []
+    if stale:
+        report["bench"] = [f"namespace {ns}" for ns in stale]
     if not report:
         print("nothing to clean up")
     for name, done in report.items():
-        print(f"lab {name}: removed {len(done)} object{'s' * (len(done) != 1)}")
+        what = "killed benchmark runs" if name == "bench" else f"lab {name}"
+        print(f"{what}: removed {len(done)} object{'s' * (len(done) != 1)}")
         for d in done:
             print(f"  {d}")
     return EXIT_OK

@@ -6,10 +6,10 @@ import sys
 
 from ..lab import LabError
 from ..topology import TopologyError
-from . import capture, cleanup, down, endpoint, exec_, flows, status, up, validate
+from . import bench, capture, cleanup, down, endpoint, exec_, flows, status, up, validate
 from .common import EXIT_FAILED, EXIT_USAGE, CliError
 
-VERBS = (validate, up, down, status, exec_, capture, flows, endpoint, cleanup)
+VERBS = (validate, up, down, status, exec_, capture, flows, endpoint, bench, cleanup)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -33,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "capture":
         args, extra = p.parse_known_args(argv)
         args.tcpdump_args = list(args.tcpdump_args) + extra + rest
+    elif argv and argv[0] == "bench":    # every option is the suite's own
+        args, extra = p.parse_known_args(argv[:1])
+        args.bench_args = argv[1:] + rest
     else:
         args = p.parse_args(argv)
         if rest:

@@ -48,3 +48,20 @@ def test_quick_run_measures_every_path_and_leaves_nothing(tmp_path) -> None:
     report = (tmp_path / "report.md").read_text()
     assert "vpclab / kernel-nat" in report
     assert (tmp_path / "pps.png").stat().st_size > 0 and (tmp_path / "latency.png").stat().st_size > 0
+
+
+def test_vpclab_cleanup_removes_what_a_killed_run_left() -> None:
+    """A run killed with SIGKILL cannot clean up; `vpclab cleanup` removes its `vb-<pid>-`
+    namespaces (the pid is gone) and leaves a live run's alone."""
+    dead = 5_000_000         # above PID_MAX_LIMIT (2^22): no process can have it
+    left = f"vb-{dead}-fwd"
+    netns.create(left)
+    try:
+        out = subprocess.run([sys.executable, "-m", "dataplane.cli.main", "cleanup"], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "killed benchmark runs: removed 1 object" in out.stdout
+        assert left not in netns.listnetns()
+    finally:
+        if left in netns.listnetns():
+            netns.remove(left)
