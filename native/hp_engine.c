@@ -664,6 +664,22 @@ static void tcp_track(struct hp_flow *f, int dir, uint8_t flags)
     }
 }
 
+/* Sends a translated frame of flow `f`, direction `dir`, out of that direction's port:
+ * Ethernet addresses of that port and its peer, the flow's and port's counters. */
+static enum hp_drop emit(struct hp_engine *e, struct hp_pkt *pkt, struct hp_flow *f, int dir)
+{
+    uint16_t out = dir == 0 ? f->out_port : f->in_port;
+    struct hp_port *op = &e->ports[out];
+    memcpy(pkt->data, op->cfg.peer_mac, 6);
+    memcpy(pkt->data + 6, op->cfg.mac, 6);
+    f->packets[dir]++;
+    f->bytes[dir] += pkt->len;
+    pkt->verdict = HP_VERDICT_FORWARD;
+    pkt->out_port = out;
+    count_tx(op, pkt->len);
+    return HP_DROP_NONE;
+}
+
 static enum hp_drop forward(struct ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p,
                             struct hp_flow *f, int dir)
 {
@@ -682,17 +698,8 @@ static enum hp_drop forward(struct ctx *c, struct hp_pkt *pkt, const struct hp_p
     if (HP_UNLIKELY(partial))
         c->port->counters[HP_CNT_CSUM_COMPLETED]++;
 
-    uint16_t out = dir == 0 ? f->out_port : f->in_port;
-    struct hp_port *op = &e->ports[out];
-    memcpy(pkt->data, op->cfg.peer_mac, 6);
-    memcpy(pkt->data + 6, op->cfg.mac, 6);
     f->last_seen_s = e->now_s;
-    f->packets[dir]++;
-    f->bytes[dir] += pkt->len;
-    pkt->verdict = HP_VERDICT_FORWARD;
-    pkt->out_port = out;
-    count_tx(op, pkt->len);
-    return HP_DROP_NONE;
+    return emit(e, pkt, f, dir);
 }
 
 /* A miss on the backend side of a service's SNAT address: the flow is unknown or expired.
@@ -800,16 +807,7 @@ static enum hp_drop icmp_error(struct ctx *c, struct hp_pkt *pkt, const struct h
     if (e->services[f->service].cfg.flags & HP_SVC_DISABLED)
         return HP_DROP_SERVICE_DISABLED;
     hp_nat_rewrite_icmp_error(pkt->data, p, f, dir);
-    uint16_t out = dir == 0 ? f->out_port : f->in_port;
-    struct hp_port *op = &e->ports[out];
-    memcpy(pkt->data, op->cfg.peer_mac, 6);
-    memcpy(pkt->data + 6, op->cfg.mac, 6);
-    f->packets[dir]++;
-    f->bytes[dir] += pkt->len;
-    pkt->verdict = HP_VERDICT_FORWARD;
-    pkt->out_port = out;
-    count_tx(op, pkt->len);
-    return HP_DROP_NONE;
+    return emit(e, pkt, f, dir); /* an error does not keep its flow alive */
 }
 
 /* Stage 1 of a frame: Ethernet, ARP (answered here), IPv4 parsing, and the hash of the

@@ -120,21 +120,25 @@ static int port_socket(struct hp_io *io, int ifindex, struct io_port *p)
                               .tp_block_nr = SLOTS * SLOT_SIZE / BLOCK_SIZE, .tp_frame_nr = SLOTS};
     struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_ifindex = ifindex,
                               .sll_protocol = htons(ETH_P_ALL)};
-    const char *step = "PACKET_VERSION";
-    if (setsockopt(fd, SOL_PACKET, PACKET_VERSION, &version, sizeof version) < 0)
-        goto fail;
-    step = "PACKET_IGNORE_OUTGOING";
-    if (setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof one) < 0)
-        goto fail;
-    step = "PACKET_QDISC_BYPASS";
-    if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) < 0)
-        goto fail;
-    step = "PACKET_RX_RING";
-    if (setsockopt(fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof req) < 0)
-        goto fail;
-    step = "PACKET_TX_RING";
-    if (setsockopt(fd, SOL_PACKET, PACKET_TX_RING, &req, sizeof req) < 0)
-        goto fail;
+    /* In this order: the version before the rings, the rings before mmap. */
+    const struct {
+        int name;
+        const void *value;
+        socklen_t len;
+        const char *what;
+    } opts[] = {
+        {PACKET_VERSION, &version, sizeof version, "PACKET_VERSION"},
+        {PACKET_IGNORE_OUTGOING, &one, sizeof one, "PACKET_IGNORE_OUTGOING"},
+        {PACKET_QDISC_BYPASS, &one, sizeof one, "PACKET_QDISC_BYPASS"},
+        {PACKET_RX_RING, &req, sizeof req, "PACKET_RX_RING"},
+        {PACKET_TX_RING, &req, sizeof req, "PACKET_TX_RING"},
+    };
+    const char *step = "";
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        step = opts[i].what;
+        if (setsockopt(fd, SOL_PACKET, opts[i].name, opts[i].value, opts[i].len) < 0)
+            goto fail;
+    }
     step = "mmap";
     uint8_t *base = mmap(NULL, 2 * RING_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED)
