@@ -103,6 +103,12 @@ class Result(NamedTuple):
     drop_reason: str       # 'none' unless dropped (a RST reply carries its reason too)
 
 
+class OffloadResult(NamedTuple):
+    result: Result
+    csum_partial: bool     # the frame leaves with its L4 checksum still to be finished
+    gso_size: int          # segment payload of a GSO frame as it leaves, 0: none
+
+
 @dataclass(frozen=True)
 class FlowInfo:
     id: int
@@ -265,18 +271,31 @@ class Engine:
     def process(self, in_port: int, frames: Sequence[bytes], now_ns: int = 0,
                 csum_partial: bool = False) -> list[Result]:
         """Runs one batch through the engine, as the forwarder does."""
+        return [out.result for out in self.process_offload(in_port, frames, now_ns, csum_partial)]
+
+    def process_offload(self, in_port: int, frames: Sequence[bytes], now_ns: int = 0,
+                        csum_partial: bool = False, csum_offload: bool = False,
+                        gso_size: int = 0) -> list[OffloadResult]:
+        """One batch with the offload metadata a virtio-net header carries (hp_engine.h,
+        HP_PKT_*): the frames' L4 checksums partial or not, whether the transmit path
+        could finish a partial checksum, the GSO segment size; and what leaves with them."""
         n = len(frames)
         pkts = ffi.new("struct hp_pkt[]", max(n, 1))
         bufs = []
+        flags = (lib.HP_PKT_CSUM_PARTIAL if csum_partial else 0) | \
+                (lib.HP_PKT_CSUM_OFFLOAD if csum_offload else 0)
         for i, frame in enumerate(frames):
             buf = ffi.new("uint8_t[]", bytes(frame) or b"\0")
             bufs.append(buf)
             pkts[i].data = buf
             pkts[i].len = len(frame)
-            pkts[i].flags = lib.HP_PKT_CSUM_PARTIAL if csum_partial else 0
+            pkts[i].flags = flags
+            pkts[i].gso_size = gso_size
         lib.hp_process(self._e, in_port, pkts, n, now_ns)
-        return [Result(VERDICTS[p.verdict], p.out_port, bytes(ffi.buffer(p.data, p.len)),
-                       DROP_REASONS[p.drop_reason]) for p in (pkts[i] for i in range(n))]
+        return [OffloadResult(Result(VERDICTS[p.verdict], p.out_port,
+                                     bytes(ffi.buffer(p.data, p.len)), DROP_REASONS[p.drop_reason]),
+                              bool(p.flags & lib.HP_PKT_CSUM_PARTIAL), p.gso_size)
+                for p in (pkts[i] for i in range(n))]
 
     def simulate(self, frame: bytes, in_port: int, now_ns: int = 0,
                  csum_partial: bool = False) -> Result:

@@ -41,7 +41,8 @@
     X(TARGET_RESET,       "target_reset",       "flow's target was reported unhealthy: the connection is reset") \
     X(FLOW_TABLE_FULL,    "flow_table_full",    "new flow refused: the flow table is full") \
     X(PORT_ALLOCATION,    "port_allocation",    "new flow refused: no free SNAT port (ErrorPortAllocation)") \
-    X(MTU,                "mtu",                "packet larger than the service's MTU (no ICMP is sent, as on AWS)")
+    X(MTU,                "mtu",                "packet larger than the service's MTU (no ICMP is sent, as on AWS)") \
+    X(GSO_NO_OFFLOAD,     "gso_no_offload",     "GSO frame from a caller that cannot hand a partial checksum on")
 
 #define HP_EVENT_COUNTERS(X)                                                                 \
     X(RX_PACKETS,         "rx_packets",         "frames handed to the engine on this port") \
@@ -54,6 +55,8 @@
     X(FLOWS_CREATED,      "flows_created",      "flows created by packets arriving on this port") \
     X(FLOWS_EXPIRED,      "flows_expired",      "flows of this port's services removed after their idle timeout") \
     X(MSS_CLAMPED,        "mss_clamped",        "SYNs whose MSS option was lowered to fit the service MTU") \
-    X(CSUM_COMPLETED,     "csum_completed",     "frames whose partial L4 checksum was completed in full")
+    X(CSUM_COMPLETED,     "csum_completed",     "frames whose partial L4 checksum was completed in full") \
+    X(CSUM_KEPT_PARTIAL,  "csum_kept_partial",  "frames whose partial L4 checksum was left to the transmit path") \
+    X(GSO_FRAMES,         "gso_frames",         "GSO frames (several segments in one frame) forwarded")
 
 #endif

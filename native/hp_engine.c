@@ -664,15 +664,40 @@ static void tcp_track(struct hp_flow *f, int dir, uint8_t flags)
     }
 }
 
+/* Bytes of IPv4, TCP/UDP headers in front of each segment's payload. */
+static uint32_t segment_headers(const uint8_t *frame, const struct hp_parsed *p)
+{
+    uint32_t l4_hdr = p->proto == IPPROTO_TCP_ ? (frame[p->l4_off + 12] >> 4) * 4u : 8u;
+    return (uint32_t)(p->l4_off - p->l3_off) + l4_hdr;
+}
+
+/* The largest IPv4 packet a frame stands for: itself, or each segment of a GSO frame
+ * (what the MTU applies to: the receiving kernel cuts the frame before the wire would). */
+static uint32_t packet_size(const struct hp_pkt *pkt, const struct hp_parsed *p)
+{
+    if (HP_LIKELY(!pkt->gso_size))
+        return p->ip_len;
+    uint32_t seg = segment_headers(pkt->data, p) + pkt->gso_size;
+    return seg < p->ip_len ? seg : p->ip_len;
+}
+
 /* Sends a translated frame of flow `f`, direction `dir`, out of that direction's port:
  * Ethernet addresses of that port and its peer, the flow's and port's counters. */
-static enum hp_drop emit(struct hp_engine *e, struct hp_pkt *pkt, struct hp_flow *f, int dir)
+static enum hp_drop emit(struct hp_engine *e, struct hp_pkt *pkt, struct hp_flow *f, int dir,
+                         const struct hp_parsed *p)
 {
     uint16_t out = dir == 0 ? f->out_port : f->in_port;
     struct hp_port *op = &e->ports[out];
     memcpy(pkt->data, op->cfg.peer_mac, 6);
     memcpy(pkt->data + 6, op->cfg.mac, 6);
-    f->packets[dir]++;
+    /* A GSO frame counts as the packets it will be cut into, as the flow's ends see them. */
+    uint32_t packets = 1;
+    if (HP_UNLIKELY(pkt->gso_size)) {
+        uint32_t hdrs = segment_headers(pkt->data, p);
+        uint32_t payload = p->ip_len > hdrs ? p->ip_len - hdrs : 0;
+        packets = payload > pkt->gso_size ? (payload + pkt->gso_size - 1) / pkt->gso_size : 1;
+    }
+    f->packets[dir] += packets;
     f->bytes[dir] += pkt->len;
     pkt->verdict = HP_VERDICT_FORWARD;
     pkt->out_port = out;
@@ -685,21 +710,33 @@ static enum hp_drop forward(struct ctx *c, struct hp_pkt *pkt, const struct hp_p
 {
     struct hp_engine *e = c->e;
     const struct hp_service_config *sc = &e->services[f->service].cfg;
-    if (HP_UNLIKELY(sc->mtu && p->ip_len > sc->mtu))
+    bool partial = pkt->flags & HP_PKT_CSUM_PARTIAL;
+    bool keep_partial = partial && (pkt->flags & HP_PKT_CSUM_OFFLOAD);
+    if (HP_UNLIKELY(pkt->gso_size && !keep_partial))
+        return HP_DROP_GSO_NO_OFFLOAD;
+    if (HP_UNLIKELY(sc->mtu && packet_size(pkt, p) > sc->mtu))
         return HP_DROP_MTU;
     if (f->proto == IPPROTO_TCP_) {
         tcp_track(f, dir, p->tcp_flags);
         if (HP_UNLIKELY((p->tcp_flags & TCP_SYN) && sc->mss_clamp) &&
-            hp_tcp_clamp_mss(pkt->data, p, sc->mss_clamp))
+            hp_tcp_clamp_mss(pkt->data, p, sc->mss_clamp, partial))
             c->port->counters[HP_CNT_MSS_CLAMPED]++;
     }
-    bool partial = pkt->flags & HP_PKT_CSUM_PARTIAL;
-    hp_nat_rewrite(pkt->data, p, f, dir, partial);
-    if (HP_UNLIKELY(partial))
+    if (HP_LIKELY(!partial)) {
+        hp_nat_rewrite(pkt->data, p, f, dir, HP_CSUM_UPDATE);
+    } else if (keep_partial) {
+        hp_nat_rewrite(pkt->data, p, f, dir, HP_CSUM_KEEP_PARTIAL);
+        c->port->counters[HP_CNT_CSUM_KEPT_PARTIAL]++;
+    } else {
+        hp_nat_rewrite(pkt->data, p, f, dir, HP_CSUM_COMPLETE);
+        pkt->flags &= (uint16_t)~HP_PKT_CSUM_PARTIAL;
         c->port->counters[HP_CNT_CSUM_COMPLETED]++;
+    }
+    if (HP_UNLIKELY(pkt->gso_size))
+        c->port->counters[HP_CNT_GSO_FRAMES]++;
 
     f->last_seen_s = e->now_s;
-    return emit(e, pkt, f, dir);
+    return emit(e, pkt, f, dir, p);
 }
 
 /* A miss on the backend side of a service's SNAT address: the flow is unknown or expired.
@@ -757,7 +794,7 @@ static enum hp_drop new_flow(struct ctx *c, struct hp_pkt *pkt, const struct hp_
         return HP_DROP_NO_SERVICE;
     if (sc->flags & HP_SVC_DISABLED)
         return HP_DROP_SERVICE_DISABLED;
-    if (sc->mtu && p->ip_len > sc->mtu)
+    if (sc->mtu && packet_size(pkt, p) > sc->mtu)
         return HP_DROP_MTU;
     uint16_t sg_port = p->proto == IPPROTO_ICMP_ ? p->icmp_type : p->dport;
     if (!hp_sg_allows(&c->port->sg[HP_SG_INGRESS], p->proto, p->sip, sg_port))
@@ -807,7 +844,9 @@ static enum hp_drop icmp_error(struct ctx *c, struct hp_pkt *pkt, const struct h
     if (e->services[f->service].cfg.flags & HP_SVC_DISABLED)
         return HP_DROP_SERVICE_DISABLED;
     hp_nat_rewrite_icmp_error(pkt->data, p, f, dir);
-    return emit(e, pkt, f, dir); /* an error does not keep its flow alive */
+    pkt->flags &= (uint16_t)~HP_PKT_CSUM_PARTIAL; /* its checksums were computed whole */
+    pkt->gso_size = 0;
+    return emit(e, pkt, f, dir, p); /* an error does not keep its flow alive */
 }
 
 /* Stage 1 of a frame: Ethernet, ARP (answered here), IPv4 parsing, and the hash of the
@@ -909,6 +948,11 @@ static enum hp_drop act(struct ctx *c, struct hp_pkt *pkt, const struct hp_parse
 static void finish(struct ctx *c, struct hp_pkt *pkt, enum hp_drop r)
 {
     pkt->drop_reason = (uint8_t)r;
+    if (pkt->verdict == HP_VERDICT_REPLY) {
+        /* an ARP reply or a RST, built here with full checksums */
+        pkt->flags &= (uint16_t)~HP_PKT_CSUM_PARTIAL;
+        pkt->gso_size = 0;
+    }
     if (r != HP_DROP_NONE) {
         c->port->drops[r]++;
         c->port->counters[HP_CNT_DROPPED]++;

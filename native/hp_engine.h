@@ -131,15 +131,29 @@ struct hp_backend {
 #define HP_VERDICT_FORWARD 1
 #define HP_VERDICT_REPLY 2         /* the frame was replaced by a reply for in_port */
 
-#define HP_PKT_CSUM_PARTIAL 0x01   /* L4 checksum not computed yet (veth CHECKSUM_PARTIAL) */
+/* Checksum and segmentation offload, as a veth hands them over (virtio-net header):
+ * HP_PKT_CSUM_PARTIAL  in/out: the L4 checksum field holds only the pseudo-header sum
+ *                      (CHECKSUM_PARTIAL); the sum over the segment is still to be done.
+ * HP_PKT_CSUM_OFFLOAD  in: whoever transmits the result can hand a partial checksum on
+ *                      (NEEDS_CSUM), so the engine keeps it partial and only updates the
+ *                      pseudo-header sum; without it, the engine completes the checksum.
+ * gso_size             in: payload bytes per segment of a GSO frame (several segments
+ *                      in one frame, cut by the receiving kernel); 0 for one packet. GSO
+ *                      frames need HP_PKT_CSUM_OFFLOAD (a checksum over the whole frame
+ *                      would be wrong for each segment).
+ * On the way out, HP_PKT_CSUM_PARTIAL says whether the frame still needs its checksum,
+ * and gso_size is kept for a forwarded frame and 0 for a frame the engine built. */
+#define HP_PKT_CSUM_PARTIAL 0x01
+#define HP_PKT_CSUM_OFFLOAD 0x02
 
 struct hp_pkt {
     uint8_t *data;                 /* frame, rewritten in place */
     uint32_t len;                  /* in: frame length; out: length to send */
-    uint16_t flags;                /* in: HP_PKT_* */
+    uint16_t flags;                /* in/out: HP_PKT_* */
     uint16_t out_port;             /* out: port to send on (in_port for a reply) */
     uint8_t verdict;               /* out: HP_VERDICT_* */
     uint8_t drop_reason;           /* out: why, for drops and for RST replies */
+    uint16_t gso_size;             /* in/out: segment payload of a GSO frame, 0: none */
 };
 
 #define HP_TCP_NONE 0

@@ -227,11 +227,14 @@ int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_ser
                      uint64_t client_hash);
 void hp_snat_prefetch(const struct hp_engine *e, const struct hp_service *svc,
                       const struct hp_backend *be, uint64_t client_hash);
+/* What a rewrite does to the L4 checksum: an incremental update of a full checksum; for a
+ * CHECKSUM_PARTIAL frame, completing it, or keeping it partial for the transmit path. */
+enum hp_csum_mode { HP_CSUM_UPDATE, HP_CSUM_COMPLETE, HP_CSUM_KEEP_PARTIAL };
 void hp_nat_rewrite(uint8_t *frame, const struct hp_parsed *p, const struct hp_flow *f, int dir,
-                    bool csum_partial);
+                    enum hp_csum_mode mode);
 bool hp_nat_rewrite_icmp_error(uint8_t *frame, const struct hp_parsed *p,
                                const struct hp_flow *f, int dir);
-bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss);
+bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss, bool csum_partial);
 void hp_l4_checksum_full(uint8_t *frame, const struct hp_parsed *p);
 
 #endif

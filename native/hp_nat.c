@@ -6,9 +6,13 @@
  *     dir 1:  (backend, bport, snat_ip, snat_port) ⇒ (vip, vport, client, cport)
  *
  * For ICMP echo the "port" is the echo identifier. Checksums are updated incrementally
- * (RFC 1624), except where the sender left the L4 checksum to be computed later
- * (CHECKSUM_PARTIAL), which gets a full computation, and the ICMP checksum of an error
- * message, which covers the quoted packet and is recomputed whole (errors are rare).
+ * (RFC 1624), except the ICMP checksum of an error message, which covers the quoted
+ * packet and is recomputed whole (errors are rare), and where the sender left the L4
+ * checksum to be computed later (CHECKSUM_PARTIAL). Such a field holds the folded
+ * pseudo-header sum, not complemented; the sum over the segment, ports included, is
+ * added by whoever finishes it. Either the engine finishes it here (a full computation),
+ * or, when the transmit path can hand it on, only the address change is applied to the
+ * pseudo-header sum and the ports are written without touching the field.
  */
 #include <string.h>
 
@@ -144,24 +148,32 @@ void hp_l4_checksum_full(uint8_t *frame, const struct hp_parsed *p)
 }
 
 void hp_nat_rewrite(uint8_t *frame, const struct hp_parsed *p, const struct hp_flow *f, int dir,
-                    bool csum_partial)
+                    enum hp_csum_mode mode)
 {
     uint32_t sip, dip;
     uint16_t sport, dport;
     out_tuple(f, dir, &sip, &sport, &dip, &dport);
     uint32_t addr_delta = rewrite_ip(frame + p->l3_off, sip, dip);
-    if (csum_partial) {
-        uint8_t *l4 = frame + p->l4_off;
-        if (p->proto == IPPROTO_ICMP_) {
-            hp_store16(l4 + 4, l4[0] == 8 ? sport : dport);
-        } else {
-            hp_store16(l4, sport);
-            hp_store16(l4 + 2, dport);
-        }
-        hp_l4_checksum_full(frame, p);
+    if (mode == HP_CSUM_UPDATE) {
+        rewrite_l4(frame + p->l4_off, p->l4_len, p->proto, addr_delta, sport, dport);
         return;
     }
-    rewrite_l4(frame + p->l4_off, p->l4_len, p->proto, addr_delta, sport, dport);
+    uint8_t *l4 = frame + p->l4_off;
+    if (p->proto == IPPROTO_ICMP_) {
+        hp_store16(l4 + 4, l4[0] == 8 ? sport : dport);
+    } else {
+        hp_store16(l4, sport);
+        hp_store16(l4 + 2, dport);
+    }
+    if (mode == HP_CSUM_COMPLETE) {
+        hp_l4_checksum_full(frame, p);
+    } else if (p->proto != IPPROTO_ICMP_) {
+        /* The field is a plain sum: complementing it on both sides of the RFC 1624
+         * update adds the address delta to it (ICMP has no pseudo-header to update). */
+        uint32_t coff = l4_csum_off(p->proto);
+        uint16_t sum = hp_load16(l4 + coff);
+        hp_store16(l4 + coff, (uint16_t)~hp_csum_apply((uint16_t)~sum, addr_delta));
+    }
 }
 
 /* An ICMP error travelling in direction `dir` of flow `f` quotes a packet of the other
@@ -193,8 +205,9 @@ bool hp_nat_rewrite_icmp_error(uint8_t *frame, const struct hp_parsed *p,
 }
 
 /* Lowers the MSS option of a SYN to `mss`. The option may sit at an odd offset, so the
- * checksum is updated over the two aligned words around it. Returns true if changed. */
-bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss)
+ * checksum is updated over the two aligned words around it; a partial checksum is left
+ * alone (the option is summed when it is finished). Returns true if changed. */
+bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss, bool csum_partial)
 {
     uint8_t *tcp = frame + p->l4_off;
     uint32_t doff = (tcp[12] >> 4) * 4u;
@@ -213,6 +226,10 @@ bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss)
             uint16_t old = hp_load16(tcp + i + 2);
             if (old <= mss)
                 return false;
+            if (csum_partial) {
+                hp_store16(tcp + i + 2, mss);
+                return true;
+            }
             uint32_t first = (i + 2) & ~1u; /* aligned words covering bytes i+2, i+3 */
             uint32_t nwords = (i + 2) & 1 ? 2 : 1;
             if (first + 2 * nwords > p->l4_len) {
