@@ -19,7 +19,7 @@ children get PR_SET_PDEATHSIG; processes are ended by the PIDs this script start
 by name. The root namespace is never changed. At the end the script checks that no
 `vx-` namespace or link is left.
 
-    sudo .venv/bin/python bench/afxdp/run.py                 # 3 runs × 3 modes, 5 s windows
+    sudo .venv/bin/python bench/afxdp/run.py                 # 3 runs × 5 modes, 5 s windows
     sudo .venv/bin/python bench/afxdp/run.py --modes afpacket,xdp-drv --runs 1
     sudo .venv/bin/python bench/afxdp/run.py --jumbo         # the MTU-9001 / multi-buffer checks
 """
@@ -59,6 +59,7 @@ MODES = {
     "xdp-drv": ["--rx", "xdp-drv", "--tx", "afpacket", "--frags"],
     "xdp-skb": ["--rx", "xdp-skb", "--tx", "afpacket"],
     "xdp-drv+xsk-tx": ["--rx", "xdp-drv", "--tx", "xsk", "--frags"],
+    "xdp-drv-ring256": ["--rx", "xdp-drv", "--tx", "afpacket", "--frags", "--ring", "256"],
 }
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -229,16 +230,31 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
 
 
-def cpu_busy() -> dict[int, tuple[int, int]]:
-    """(busy, total) jiffies per CPU from /proc/stat."""
+def cpu_busy() -> dict[int, tuple[int, int, int]]:
+    """(busy, steal, total) jiffies per CPU from /proc/stat; busy is user + nice + system
+    + irq + softirq, steal (time the hypervisor gave other guests) apart."""
     out = {}
     with open("/proc/stat") as f:
         for line in f:
             if line.startswith("cpu") and line[3].isdigit():
                 name, *vals = line.split()
-                v = [int(x) for x in vals]
-                idle = v[3] + v[4]
-                out[int(name[3:])] = (sum(v[:8]) - idle, sum(v[:8]))
+                v = [int(x) for x in vals[:8]]  # user nice system idle iowait irq softirq steal
+                out[int(name[3:])] = (v[0] + v[1] + v[2] + v[5] + v[6], v[7], sum(v))
+    return out
+
+
+def ksoftirqd_pids() -> dict[int, int]:
+    """CPU -> PID of its ksoftirqd thread (softirq work deferred there is not charged to
+    the process that raised it)."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                comm = open(f"/proc/{entry}/comm").read().strip()
+            except OSError:
+                continue
+            if comm.startswith("ksoftirqd/"):
+                out[int(comm.split("/")[1])] = int(entry)
     return out
 
 
@@ -279,11 +295,14 @@ def measure(xfwd: Path, mode: str, window: float, workdir: Path, frame_len: int 
             raise RuntimeError(f"trafgen ended early: {tg.stderr.read().decode(errors='replace')[-400:]}")
         g0, e0_0, s0 = (topo.counters(topo.gen, topo.gen_if), topo.counters(topo.fwd, topo.e0),
                         topo.counters(topo.sink, topo.sink_if))
+        ks = ksoftirqd_pids()
+        k0 = {cpu: proc_cpu_s(pid) for cpu, pid in ks.items()}
         c0, b0, t0 = proc_cpu_s(fwd.pid), cpu_busy(), time.monotonic()
         time.sleep(window)
         g1, e0_1, s1 = (topo.counters(topo.gen, topo.gen_if), topo.counters(topo.fwd, topo.e0),
                         topo.counters(topo.sink, topo.sink_if))
         c1, b1, t1 = proc_cpu_s(fwd.pid), cpu_busy(), time.monotonic()
+        k1 = {cpu: proc_cpu_s(pid) for cpu, pid in ks.items()}
         end(tg)
         end(fwd, signal.SIGINT, timeout=10)
         out, err = fwd.communicate(timeout=5)
@@ -291,7 +310,8 @@ def measure(xfwd: Path, mode: str, window: float, workdir: Path, frame_len: int 
         stats = json.loads(lines[-1]) if lines else {"error": err.decode(errors="replace")[-400:]}
         dt = t1 - t0
         sent, got = g1["tx_packets"] - g0["tx_packets"], s1["rx_packets"] - s0["rx_packets"]
-        busy = {cpu: 100.0 * (b1[cpu][0] - b0[cpu][0]) / max(1, b1[cpu][1] - b0[cpu][1]) for cpu in b1}
+        busy = {cpu: 100.0 * (b1[cpu][0] - b0[cpu][0]) / max(1, b1[cpu][2] - b0[cpu][2]) for cpu in b1}
+        steal = {cpu: 100.0 * (b1[cpu][1] - b0[cpu][1]) / max(1, b1[cpu][2] - b0[cpu][2]) for cpu in b1}
         return {"mode": mode, "ready": ready, "frame_len": frame_len, "window_s": round(dt, 3),
                 "offered_pps": sent / dt, "delivered_pps": got / dt,
                 "loss": (1 - got / sent) if sent else None,
@@ -300,11 +320,46 @@ def measure(xfwd: Path, mode: str, window: float, workdir: Path, frame_len: int 
                 "e0_rx_dropped": e0_1["rx_dropped"] - e0_0["rx_dropped"],
                 "fwd_cpu_pct": 100.0 * (c1 - c0) / dt,
                 "cpu_busy_pct": {str(k): round(v, 1) for k, v in busy.items()},
+                "cpu_steal_pct": {str(k): round(v, 1) for k, v in steal.items()},
+                "ksoftirqd_pct": {str(k): round(100.0 * (k1[k] - k0[k]) / dt, 1) for k in k0},
                 "xfwd": stats}
     finally:
         for p in (tg, fwd):
             if p is not None:
                 end(p, signal.SIGKILL)
+        topo.remove()
+
+
+def features(ns: str, ifname: str, names: list[str]) -> dict[str, bool]:
+    """The named offload features of `ifname` (pyroute2's ethtool, from inside `ns`)."""
+    from pyroute2.ethtool import Ethtool
+
+    def read() -> dict[str, bool]:
+        e = Ethtool()
+        try:
+            fs = e.get_features(ifname).features
+            return {n: fs[n].enable for n in names if n in fs}
+        finally:
+            e.close()
+    return in_netns_thread(ns, read)
+
+
+def attach_features(xfwd: Path, mode: str) -> dict:
+    """Which offloads the generator's veth (e0's peer) keeps while xfwd runs in `mode`:
+    attaching driver-mode XDP to a veth changes its peer's features."""
+    topo = Topology().create()
+    p = None
+    try:
+        p = popen(ns_argv(topo.fwd, [str(xfwd), "--in", topo.e0, "--out", topo.e1, "--dst-mac",
+                                     topo.macs[topo.sink_if], "--seconds", "2", *MODES[mode]]),
+                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_ready(p)
+        return {"generator veth": features(topo.gen, topo.gen_if, ["tx-checksum-ip-generic", "tx-tcp-segmentation",
+                                                                    "tx-generic-segmentation"]),
+                "e0": features(topo.fwd, topo.e0, ["rx-checksum", "rx-gro"])}
+    finally:
+        if p is not None:
+            end(p, signal.SIGKILL)
         topo.remove()
 
 
@@ -329,9 +384,16 @@ def attach_only(xfwd: Path, mode: str, extra: list[str]) -> str:
 
 # ---- reporting ------------------------------------------------------------------------------
 
+def us(r: dict, cpu: str) -> float:
+    """Microseconds of CPU `cpu` (whatever ran there: trafgen and the receive softirq on
+    CPU 0, the forwarder and the sink's receive on CPU 1) per frame delivered."""
+    return 1e4 * r["cpu_busy_pct"][cpu] / max(1.0, r["delivered_pps"])
+
+
 def summarize(results: list[dict]) -> str:
     rows = ["| mode | XDP attach | delivered pps, median (min–max) | offered pps, median | loss, median (min–max) "
-            "| forwarder CPU %, median | CPU 0 / CPU 1 busy %, median |", "|---|---|---|---|---|---|---|"]
+            "| forwarder CPU %, median | CPU 0 / CPU 1 busy %, median | CPU 0 / CPU 1 µs per delivered frame |",
+            "|---|---|---|---|---|---|---|---|"]
     for mode in dict.fromkeys(r["mode"] for r in results):
         rs = [r for r in results if r["mode"] == mode and "delivered_pps" in r]
         if not rs:
@@ -343,7 +405,8 @@ def summarize(results: list[dict]) -> str:
         rows.append(f"| {mode} | {rs[0]['xfwd'].get('attach', '?')} | {statistics.median(d):,.0f} "
                     f"({min(d):,.0f}–{max(d):,.0f}) | {statistics.median(r['offered_pps'] for r in rs):,.0f} "
                     f"| {statistics.median(loss):.1f} % ({min(loss):.1f}–{max(loss):.1f}) "
-                    f"| {statistics.median(r['fwd_cpu_pct'] for r in rs):.0f} | {c0:.0f} / {c1:.0f} |")
+                    f"| {statistics.median(r['fwd_cpu_pct'] for r in rs):.0f} | {c0:.0f} / {c1:.0f} "
+                    f"| {statistics.median(us(r, '0') for r in rs):.2f} / {statistics.median(us(r, '1') for r in rs):.2f} |")
     return "\n".join(rows)
 
 
@@ -357,9 +420,12 @@ def leftovers() -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--modes", default="afpacket,xdp-drv,xdp-skb")
+    ap.add_argument("--modes", default="afpacket,xdp-drv,xdp-skb,xdp-drv+xsk-tx,xdp-drv-ring256")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=5.0, help="measurement window per run (≤ 8)")
+    ap.add_argument("--rate", type=int, default=0,
+                    help="pace trafgen at this many pps (its sendto mode) instead of full speed, "
+                         "to compare CPU per frame at one offered rate")
     ap.add_argument("--jumbo", action="store_true", help="the MTU-9001 / multi-buffer checks instead")
     ap.add_argument("--out", default=str(HERE / "results.json"))
     args = ap.parse_args()
@@ -386,7 +452,7 @@ def main() -> int:
     xfwd = build()
     workdir = BUILD
     record: dict = {"kernel": os.uname().release, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "window_s": args.seconds, "runs": args.runs}
+                    "window_s": args.seconds, "runs": args.runs, "paced_pps": args.rate or None}
     try:
         if args.jumbo:
             record["attach"] = {
@@ -397,6 +463,8 @@ def main() -> int:
             }
             for k, v in record["attach"].items():
                 print(f"{k}: {v}", flush=True)
+            record["features"] = {m: attach_features(xfwd, m) for m in ("afpacket", "xdp-drv", "xdp-skb")}
+            print(json.dumps(record["features"]), flush=True)
             runs = []
             for mode, extra in (("afpacket", []), ("xdp-drv", []), ("xdp-skb", []), ("xdp-skb", ["--frags"])):
                 try:
@@ -412,19 +480,24 @@ def main() -> int:
             results = []
             for i in range(args.runs):
                 for mode in modes:
-                    r = measure(xfwd, mode, args.seconds, workdir)
+                    r = measure(xfwd, mode, args.seconds, workdir,
+                                rate=f"{args.rate}pps" if args.rate else None)
                     r["run"] = i + 1
+                    r["paced_pps"] = args.rate or None
                     results.append(r)
                     x = r["xfwd"]
                     print(f"run {i + 1} {mode:16s} delivered {r['delivered_pps']:>10,.0f} pps  offered "
                           f"{r['offered_pps']:>10,.0f}  loss {100 * (r['loss'] or 0):5.1f} %  fwd cpu "
-                          f"{r['fwd_cpu_pct']:5.1f} %  cpu {r['cpu_busy_pct']}  rx_drops "
+                          f"{r['fwd_cpu_pct']:5.1f} %  cpu {r['cpu_busy_pct']} steal {r['cpu_steal_pct']} "
+                          f"ksoftirqd {r['ksoftirqd_pct']}  rx_drops "
                           f"{x.get('rx_ring_drops')} xsk {x.get('xsk_rx')} tx_full {x.get('tx_ring_full')}",
                           flush=True)
             record["results"] = results
             record["table"] = summarize(results)
             print(record["table"])
             out = Path(args.out)
+            if args.rate and args.out == str(HERE / "results.json"):
+                out = HERE / f"results-paced-{args.rate}.json"
         record["load_average"] = open("/proc/loadavg").read().split()[:3]
         out.write_text(json.dumps(record, indent=1) + "\n")
         print(f"wrote {out}")
