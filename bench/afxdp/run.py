@@ -20,6 +20,7 @@ by name. The root namespace is never changed. At the end the script checks that 
 `vx-` namespace or link is left.
 
     sudo .venv/bin/python bench/afxdp/run.py                 # 3 runs × 5 modes, 5 s windows
+    sudo .venv/bin/python bench/afxdp/run.py --rate 200000   # paced: CPU per frame at one rate
     sudo .venv/bin/python bench/afxdp/run.py --modes afpacket,xdp-drv --runs 1
     sudo .venv/bin/python bench/afxdp/run.py --jumbo         # the MTU-9001 / multi-buffer checks
 """
@@ -60,6 +61,9 @@ MODES = {
     "xdp-skb": ["--rx", "xdp-skb", "--tx", "afpacket"],
     "xdp-drv+xsk-tx": ["--rx", "xdp-drv", "--tx", "xsk", "--frags"],
     "xdp-drv-ring256": ["--rx", "xdp-drv", "--tx", "afpacket", "--frags", "--ring", "256"],
+    # AF_PACKET as hp_io, plus an nft netdev ingress drop on e0: the packet tap has
+    # copied the frame by then, so the kernel's IP layer no longer sees (and drops) it.
+    "afpacket+ingress-drop": ["--rx", "afpacket", "--tx", "afpacket"],
 }
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -281,6 +285,14 @@ def measure(xfwd: Path, mode: str, window: float, workdir: Path, frame_len: int 
     topo = Topology().create()
     fwd = tg = None
     try:
+        if mode == "afpacket+ingress-drop":
+            run_in(topo.fwd, ["nft", "-f", "-"], input=f"""
+table netdev vxfwd {{
+    chain in {{
+        type filter hook ingress device "{topo.e0}" priority 0; policy drop;
+    }}
+}}
+""")
         cfg = workdir / f"trafgen-{frame_len}.cfg"
         cfg.write_text(trafgen_cfg(topo, frame_len))
         total = warm + window + 3
