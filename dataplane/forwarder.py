@@ -30,13 +30,31 @@ from netns_setup.nsenter import in_netns_thread
 NS_PER_S = 1_000_000_000
 
 
+def max_frame(slot_size: int = 0) -> int:
+    """The largest frame a receive slot of `slot_size` bytes takes (0: the default size):
+    GSO frames from the devices that transmit into the forwarder must not be larger
+    (netns_setup/offload.py)."""
+    return lib.hp_io_max_frame(slot_size)
+
+
 class Forwarder:
-    def __init__(self, engine: Engine) -> None:
+    """`ring_slots` and `slot_size` set each port's rings (0: hp_io.c's defaults);
+    `busy_poll_us` keeps the loop reading the rings that long after the last frame."""
+
+    def __init__(self, engine: Engine, *, ring_slots: int = 0, slot_size: int = 0,
+                 busy_poll_us: int = 0) -> None:
         self.engine = engine
         ptr = lib.hp_io_create(engine._e)
         if ptr == ffi.NULL:
             raise EngineError("could not create the forwarder (out of memory or eventfds)")
+        cfg = ffi.new("struct hp_io_config *", {"ring_slots": ring_slots, "slot_size": slot_size,
+                                                "busy_poll_us": busy_poll_us})
+        if lib.hp_io_configure(ptr, cfg) < 0:
+            error = ffi.string(lib.hp_io_last_error(ptr)).decode()
+            lib.hp_io_destroy(ptr)
+            raise EngineError(f"forwarder rings: {error}")
         self._io = ptr
+        self.slot_size = slot_size
         self._thread: threading.Thread | None = None
         self._run_error: str | None = None
         self.ports: dict[int, tuple[str, str | None]] = {}
@@ -54,6 +72,10 @@ class Forwarder:
         if rc < 0:
             raise EngineError(f"cannot open {where}: {ffi.string(lib.hp_io_last_error(self._io)).decode()}")
         self.ports[port] = (ifname, netns)
+
+    @property
+    def max_frame(self) -> int:
+        return max_frame(self.slot_size)
 
     # -- running --------------------------------------------------------------------------
 

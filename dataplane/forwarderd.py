@@ -25,12 +25,28 @@ from dataplane.fwdspec import Applied, apply_spec
 from dataplane.healthd import HealthRunner, choose_backends
 
 
+IO_SETTINGS = ("ring_slots", "slot_size", "busy_poll_us")
+
+
+def io_settings(spec: dict) -> dict[str, int]:
+    """The spec's "io" object: the forwarder's ring geometry and busy polling."""
+    io = spec.get("io", {})
+    unknown = sorted(set(io) - set(IO_SETTINGS))
+    if unknown:
+        raise EngineError(f"spec io: unknown setting(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(IO_SETTINGS)}")
+    for name, value in io.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise EngineError(f"spec io.{name}: {value!r} is not a non-negative integer")
+    return dict(io)
+
+
 class Daemon:
     def __init__(self, spec: dict, netns: str | None, health_netns: str | None = None) -> None:
         self.netns = netns
         self.engine = Engine(flow_capacity=spec.get("flow_capacity", 65536))
         self.applied = Applied()
-        self.forwarder = Forwarder(self.engine)
+        self.forwarder = Forwarder(self.engine, **io_settings(spec))
         self.health: HealthRunner | None = None
         if spec.get("health_checks"):
             if not health_netns:

@@ -1,15 +1,21 @@
 /* hp_io.c — AF_PACKET (TPACKET_V2) rings and the forwarder's poll loop; see hp_io.h.
  *
- * Ring geometry, per port (one socket): 256 slots of 16 KiB in each direction
- * (4 MiB + 4 MiB, one mapping), so a
- * slot holds a 9001-byte VPC jumbo frame with its headers, and a port can absorb a burst
- * of 256 frames while the loop serves another port.
+ * Ring geometry, per port (one socket, one mapping: receive ring, then transmit ring):
+ * ring_slots slots of slot_size bytes each way; by default 256 slots of 64 KiB (16 MiB +
+ * 16 MiB of kernel memory), so a slot holds a GSO frame of up to 65,460 bytes (seven
+ * 8460-byte VPC segments), and a port absorbs a burst of 256 frames while the loop
+ * serves another port. Per-frame costs dominate bulk TCP: 64 KiB slots carried 1.7x the
+ * throughput of 32 KiB slots in bench/ (bench/REPORT.md). Each slot is one ring block:
+ * slot sizes are powers of two because the kernel allocates blocks as power-of-two page
+ * runs (a 36 KiB block would take 64 KiB).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <endian.h>
 #include <errno.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/virtio_net.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -25,11 +31,19 @@
 
 #include "hp_io.h"
 
-#define SLOT_SIZE (1u << 14)
-#define SLOTS 256u
-#define BLOCK_SIZE (1u << 16) /* a ring is allocated in blocks; 4 slots each */
+#define DEFAULT_SLOTS 256u
+#define DEFAULT_SLOT_SIZE (1u << 16)
+#define MIN_SLOT_SIZE (1u << 12)
+#define MAX_SLOT_SIZE (1u << 18)
+#define MAX_SLOTS (1u << 16)
+#define VNET_LEN sizeof(struct virtio_net_hdr)
+/* Where a frame starts in a transmit slot: after the slot header, which the kernel reads
+ * as tpacket2_hdr, then the virtio-net header (PACKET_VNET_HDR). */
 #define TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
-#define TX_KICK_AT (SLOTS / 2)
+/* Where the kernel puts a received Ethernet frame in a slot (tpacket_rcv with a
+ * virtio-net header): the slot header and sockaddr_ll, 16 bytes for the MAC header,
+ * aligned, then the virtio-net header; the frame runs from there to the slot's end. */
+#define RX_MAC_OFF (TPACKET_ALIGN(TPACKET2_HDRLEN + 16) + VNET_LEN - ETH_HLEN)
 #define IDLE_POLL_MS 100      /* wake this often with no traffic, to age flows */
 #define IDLE_EXPIRE_SCAN 4096 /* flow slots aged per idle wake-up */
 
@@ -48,6 +62,9 @@ struct io_port {
 struct hp_io {
     struct hp_engine *engine;
     struct io_port *ports[HP_MAX_PORTS];
+    uint32_t n_open;          /* ports opened so far: the loop rebuilds its set on change */
+    uint32_t slots, slot_size, tx_kick_at;
+    uint64_t busy_poll_ns;
     int wake_fd;
     volatile int stop;
     int64_t clock_offset_ns;
@@ -78,15 +95,49 @@ struct hp_io *hp_io_create(struct hp_engine *engine)
         return NULL;
     }
     pthread_mutex_init(&io->lock, NULL);
+    hp_io_configure(io, &(struct hp_io_config){0});
     return io;
 }
 
-#define RING_BYTES ((size_t)SLOTS * SLOT_SIZE)
+int hp_io_configure(struct hp_io *io, const struct hp_io_config *cfg)
+{
+    uint32_t slots = cfg->ring_slots ? cfg->ring_slots : DEFAULT_SLOTS;
+    uint32_t size = cfg->slot_size ? cfg->slot_size : DEFAULT_SLOT_SIZE;
+    if (io->n_open) {
+        set_error(io, "the rings are set before the first port opens");
+        return -1;
+    }
+    if (size < MIN_SLOT_SIZE || size > MAX_SLOT_SIZE || (size & (size - 1))) {
+        set_error(io, "slot size %u is not a power of two from %u to %u bytes", size,
+                  MIN_SLOT_SIZE, MAX_SLOT_SIZE);
+        return -1;
+    }
+    if (slots < 2 * HP_IO_BATCH || slots > MAX_SLOTS) {
+        set_error(io, "%u slots per ring is outside %u-%u", slots, 2 * HP_IO_BATCH, MAX_SLOTS);
+        return -1;
+    }
+    if (cfg->busy_poll_us > 1000000) {
+        set_error(io, "busy polling for %u us is more than a second", cfg->busy_poll_us);
+        return -1;
+    }
+    io->slots = slots;
+    io->slot_size = size;
+    io->tx_kick_at = slots / 2;
+    io->busy_poll_ns = (uint64_t)cfg->busy_poll_us * 1000;
+    return 0;
+}
 
-static void port_close(struct io_port *p)
+uint32_t hp_io_max_frame(uint32_t slot_size)
+{
+    return (slot_size ? slot_size : DEFAULT_SLOT_SIZE) - (uint32_t)RX_MAC_OFF;
+}
+
+static size_t ring_bytes(const struct hp_io *io) { return (size_t)io->slots * io->slot_size; }
+
+static void port_close(const struct hp_io *io, struct io_port *p)
 {
     if (p->rx.base)
-        munmap(p->rx.base, 2 * RING_BYTES); /* one mapping: receive ring, then transmit */
+        munmap(p->rx.base, 2 * ring_bytes(io)); /* one mapping: receive ring, then transmit */
     if (p->fd >= 0)
         close(p->fd);
     free(p);
@@ -98,7 +149,7 @@ void hp_io_destroy(struct hp_io *io)
         return;
     for (int i = 0; i < HP_MAX_PORTS; i++)
         if (io->ports[i])
-            port_close(io->ports[i]);
+            port_close(io, io->ports[i]);
     close(io->wake_fd);
     pthread_mutex_destroy(&io->lock);
     free(io);
@@ -106,8 +157,10 @@ void hp_io_destroy(struct hp_io *io)
 
 /* The port's one AF_PACKET socket: bound to `ifindex` for every protocol, our own
  * transmissions not looped back to it, its transmissions past the qdisc (the forwarder
- * is the only sender on the hyperplane end of a veth), with a receive ring and a
- * transmit ring mapped together (the kernel lays them out receive ring first). */
+ * is the only sender on the hyperplane end of a veth), a virtio-net header on every
+ * frame both ways, malformed transmit frames skipped rather than stopping the ring
+ * (PACKET_LOSS), with a receive ring and a transmit ring mapped together (the kernel lays
+ * them out receive ring first). */
 static int port_socket(struct hp_io *io, int ifindex, struct io_port *p)
 {
     int one = 1, version = TPACKET_V2;
@@ -116,8 +169,8 @@ static int port_socket(struct hp_io *io, int ifindex, struct io_port *p)
         set_error(io, "socket(AF_PACKET): %s", strerror(errno));
         return -1;
     }
-    struct tpacket_req req = {.tp_block_size = BLOCK_SIZE, .tp_frame_size = SLOT_SIZE,
-                              .tp_block_nr = SLOTS * SLOT_SIZE / BLOCK_SIZE, .tp_frame_nr = SLOTS};
+    struct tpacket_req req = {.tp_block_size = io->slot_size, .tp_frame_size = io->slot_size,
+                              .tp_block_nr = io->slots, .tp_frame_nr = io->slots};
     struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_ifindex = ifindex,
                               .sll_protocol = htons(ETH_P_ALL)};
     /* In this order: the version before the rings, the rings before mmap. */
@@ -130,6 +183,8 @@ static int port_socket(struct hp_io *io, int ifindex, struct io_port *p)
         {PACKET_VERSION, &version, sizeof version, "PACKET_VERSION"},
         {PACKET_IGNORE_OUTGOING, &one, sizeof one, "PACKET_IGNORE_OUTGOING"},
         {PACKET_QDISC_BYPASS, &one, sizeof one, "PACKET_QDISC_BYPASS"},
+        {PACKET_VNET_HDR, &one, sizeof one, "PACKET_VNET_HDR"},
+        {PACKET_LOSS, &one, sizeof one, "PACKET_LOSS"},
         {PACKET_RX_RING, &req, sizeof req, "PACKET_RX_RING"},
         {PACKET_TX_RING, &req, sizeof req, "PACKET_TX_RING"},
     };
@@ -140,11 +195,11 @@ static int port_socket(struct hp_io *io, int ifindex, struct io_port *p)
             goto fail;
     }
     step = "mmap";
-    uint8_t *base = mmap(NULL, 2 * RING_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    uint8_t *base = mmap(NULL, 2 * ring_bytes(io), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED)
         goto fail;
     p->rx = (struct ring){.base = base};
-    p->tx = (struct ring){.base = base + RING_BYTES};
+    p->tx = (struct ring){.base = base + ring_bytes(io)};
     step = "bind";
     if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0)
         goto fail;
@@ -172,18 +227,19 @@ int hp_io_port_open(struct hp_io *io, uint16_t port, int ifindex)
     }
     p->fd = port_socket(io, ifindex, p);
     if (p->fd < 0) {
-        port_close(p); /* unmaps the rings if they were mapped before the failing step */
+        port_close(io, p); /* unmaps the rings if they were mapped before the failing step */
         return -1;
     }
     /* The loop reads the port table without the lock to build its poll set: publish the
-     * port only once it is complete. */
+     * port only once it is complete, then tell the loop the set changed. */
     __atomic_store_n(&io->ports[port], p, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&io->n_open, 1, __ATOMIC_RELEASE);
     return 0;
 }
 
-static inline struct tpacket2_hdr *slot(const struct ring *r, uint32_t i)
+static inline struct tpacket2_hdr *slot(const struct hp_io *io, const struct ring *r, uint32_t i)
 {
-    return (struct tpacket2_hdr *)(r->base + (size_t)(i % SLOTS) * SLOT_SIZE);
+    return (struct tpacket2_hdr *)(r->base + (size_t)(i % io->slots) * io->slot_size);
 }
 
 uint64_t hp_io_now_ns(const struct hp_io *io)
@@ -208,30 +264,49 @@ static void tx_kick(struct io_port *p)
         p->stats.tx_errors++;
 }
 
-/* Copies a frame into the next transmit slot of `port`, or counts why it could not. */
-static void tx_enqueue(struct hp_io *io, uint16_t port, const uint8_t *data, uint32_t len)
+/* Copies a frame into the next transmit slot of `port` behind the virtio-net header it
+ * leaves with, or counts why it could not. */
+static void tx_enqueue(struct hp_io *io, uint16_t port, const uint8_t *data, uint32_t len,
+                       const struct virtio_net_hdr *vh)
 {
     struct io_port *p = port < HP_MAX_PORTS ? io->ports[port] : NULL;
     if (!p)
         return; /* the engine knows a port that has no interface: nothing to send on */
-    if (len > SLOT_SIZE - TX_DATA_OFF) {
+    if (len > io->slot_size - TX_DATA_OFF - VNET_LEN) {
         p->stats.tx_too_big++;
         return;
     }
-    struct tpacket2_hdr *h = slot(&p->tx, p->tx.head);
+    struct tpacket2_hdr *h = slot(io, &p->tx, p->tx.head);
     if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_AVAILABLE) {
         p->stats.tx_ring_full++;
         return;
     }
-    memcpy((uint8_t *)h + TX_DATA_OFF, data, len);
-    h->tp_len = len;
+    uint8_t *out = (uint8_t *)h + TX_DATA_OFF;
+    memcpy(out, vh, VNET_LEN);
+    memcpy(out + VNET_LEN, data, len);
+    h->tp_len = (uint32_t)VNET_LEN + len;
     __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
     p->tx.head++;
     p->stats.tx_frames++;
     /* A burst longer than the ring would fill it before the loop's kick at the end of
      * the round: send what is queued once half the ring waits. */
-    if (++p->tx_pending >= TX_KICK_AT)
+    if (++p->tx_pending >= io->tx_kick_at)
         tx_kick(p);
+}
+
+/* The virtio-net header a processed frame leaves with: the received one while the
+ * checksum is still partial and the frame still a GSO frame (the engine rewrites no
+ * offsets), cleared of what the engine finished or of everything for a frame it built. */
+static void vnet_out(const struct hp_pkt *pkt, struct virtio_net_hdr *vh)
+{
+    if (!(pkt->flags & HP_PKT_CSUM_PARTIAL)) {
+        vh->flags = 0;
+        vh->csum_start = vh->csum_offset = 0;
+    }
+    if (!pkt->gso_size) {
+        vh->gso_type = VIRTIO_NET_HDR_GSO_NONE;
+        vh->gso_size = vh->hdr_len = 0;
+    }
 }
 
 static void tx_kick_all(struct hp_io *io)
@@ -243,77 +318,138 @@ static void tx_kick_all(struct hp_io *io)
     }
 }
 
+/* The engine's view of a received frame's virtio-net header (little-endian, as the
+ * kernel writes it for packet sockets). Every port's transmit path finishes partial
+ * checksums, so the engine may keep them partial. */
+static void vnet_in(struct io_port *p, const struct virtio_net_hdr *vh, struct hp_pkt *pkt)
+{
+    pkt->flags = HP_PKT_CSUM_OFFLOAD;
+    pkt->gso_size = 0;
+    if (vh->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        pkt->flags |= HP_PKT_CSUM_PARTIAL;
+        p->stats.rx_csum_partial++;
+    }
+    if (vh->gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+        pkt->gso_size = le16toh(vh->gso_size);
+        p->stats.rx_gso_frames++;
+    }
+}
+
 /* Takes every ready frame of one port, HP_IO_BATCH at a time. Returns frames taken. */
 static uint32_t drain(struct hp_io *io, uint16_t port, struct io_port *p)
 {
     struct hp_pkt pkts[HP_IO_BATCH];
+    struct virtio_net_hdr vhs[HP_IO_BATCH];
     struct tpacket2_hdr *hdrs[HP_IO_BATCH];
     uint32_t total = 0;
     for (;;) {
-        uint32_t n = 0;
-        while (n < HP_IO_BATCH) {
-            struct tpacket2_hdr *h = slot(&p->rx, p->rx.head + n);
+        uint32_t n = 0, taken = 0;
+        while (taken < HP_IO_BATCH) {
+            struct tpacket2_hdr *h = slot(io, &p->rx, p->rx.head + taken);
             uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
             if (!(status & TP_STATUS_USER))
                 break;
-            hdrs[n] = h;
-            pkts[n].data = (uint8_t *)h + h->tp_mac;
-            /* A frame cut by the slot size arrives short: the engine's length checks
-             * drop it as malformed rather than forward a truncated frame. */
+            hdrs[taken++] = h;
+            if (__builtin_expect(h->tp_snaplen < h->tp_len, 0)) {
+                /* cut by the slot size: never forward part of a frame */
+                p->stats.rx_truncated++;
+                continue;
+            }
+            uint8_t *frame = (uint8_t *)h + h->tp_mac;
+            memcpy(&vhs[n], frame - VNET_LEN, VNET_LEN);
+            pkts[n].data = frame;
             pkts[n].len = h->tp_snaplen;
-            pkts[n].flags = (status & TP_STATUS_CSUMNOTREADY) ? HP_PKT_CSUM_PARTIAL : 0;
+            vnet_in(p, &vhs[n], &pkts[n]);
             n++;
         }
-        if (n == 0)
+        if (taken == 0)
             break;
         pthread_mutex_lock(&io->lock);
         hp_process(io->engine, port, pkts, n, hp_io_now_ns(io));
-        for (uint32_t i = 0; i < n; i++)
-            if (pkts[i].verdict != HP_VERDICT_DROP)
-                tx_enqueue(io, pkts[i].out_port, pkts[i].data, pkts[i].len);
+        for (uint32_t i = 0; i < n; i++) {
+            if (pkts[i].verdict == HP_VERDICT_DROP)
+                continue;
+            vnet_out(&pkts[i], &vhs[i]);
+            tx_enqueue(io, pkts[i].out_port, pkts[i].data, pkts[i].len, &vhs[i]);
+        }
         pthread_mutex_unlock(&io->lock);
-        for (uint32_t i = 0; i < n; i++)
+        for (uint32_t i = 0; i < taken; i++)
             __atomic_store_n(&hdrs[i]->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
-        p->rx.head += n;
-        p->stats.rx_frames += n;
-        total += n;
+        p->rx.head += taken;
+        p->stats.rx_frames += taken;
+        total += taken;
     }
     if (total)
         p->stats.rx_wakeups++;
     return total;
 }
 
+static bool rx_ready(const struct hp_io *io, const struct io_port *p)
+{
+    return __atomic_load_n(&slot(io, &p->rx, p->rx.head)->tp_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+/* The loop: sleep in poll() until a ring has frames (or the idle timeout, to age flows),
+ * drain the ready ports, kick the transmit rings. With busy polling, after a round that
+ * moved frames it reads the rings' next slots directly, without sleeping, until
+ * busy_poll_us pass with nothing. */
 int hp_io_run(struct hp_io *io)
 {
     struct pollfd pfds[HP_MAX_PORTS + 1];
     uint16_t ids[HP_MAX_PORTS];
+    struct io_port *open_ports[HP_MAX_PORTS];
+    uint32_t known_open = UINT32_MAX;
+    int np = 0;
+    uint64_t busy_until = 0;
     io->stop = 0;
     while (!__atomic_load_n(&io->stop, __ATOMIC_ACQUIRE)) {
-        /* The poll set is rebuilt each round: ports may be opened while the loop runs. */
-        int np = 0;
-        struct io_port *open_ports[HP_MAX_PORTS];
-        for (int i = 0; i < HP_MAX_PORTS; i++) {
-            struct io_port *p = __atomic_load_n(&io->ports[i], __ATOMIC_ACQUIRE);
-            if (!p)
-                continue;
-            open_ports[np] = p;
-            pfds[np] = (struct pollfd){.fd = p->fd, .events = POLLIN};
-            ids[np++] = (uint16_t)i;
+        uint32_t n_open = __atomic_load_n(&io->n_open, __ATOMIC_ACQUIRE);
+        if (n_open != known_open) { /* ports may be opened while the loop runs */
+            known_open = n_open;
+            np = 0;
+            for (int i = 0; i < HP_MAX_PORTS; i++) {
+                struct io_port *p = __atomic_load_n(&io->ports[i], __ATOMIC_ACQUIRE);
+                if (!p)
+                    continue;
+                open_ports[np] = p;
+                pfds[np] = (struct pollfd){.fd = p->fd, .events = POLLIN};
+                ids[np++] = (uint16_t)i;
+            }
+            pfds[np] = (struct pollfd){.fd = io->wake_fd, .events = POLLIN};
         }
-        pfds[np] = (struct pollfd){.fd = io->wake_fd, .events = POLLIN};
-        int rc = poll(pfds, (nfds_t)np + 1, IDLE_POLL_MS);
-        if (rc < 0 && errno != EINTR) {
-            set_error(io, "poll: %s", strerror(errno));
-            return -1;
-        }
-        if (pfds[np].revents & POLLIN)
-            break;
         uint32_t frames = 0;
-        for (int i = 0; i < np; i++)
-            if (pfds[i].revents & POLLIN)
-                frames += drain(io, ids[i], open_ports[i]);
+        bool busy = busy_until && hp_io_now_ns(io) < busy_until;
+        if (busy) {
+            for (int i = 0; i < np; i++) {
+                open_ports[i]->stats.busy_polls++;
+                if (rx_ready(io, open_ports[i]))
+                    frames += drain(io, ids[i], open_ports[i]);
+            }
+        } else {
+            int rc = poll(pfds, (nfds_t)np + 1, IDLE_POLL_MS);
+            if (rc < 0 && errno != EINTR) {
+                set_error(io, "poll: %s", strerror(errno));
+                return -1;
+            }
+            if (pfds[np].revents & POLLIN)
+                break;
+            for (int i = 0; i < np; i++)
+                if (pfds[i].revents & POLLIN)
+                    frames += drain(io, ids[i], open_ports[i]);
+        }
         tx_kick_all(io);
-        if (frames == 0) {
+        if (frames && io->busy_poll_ns) {
+            busy_until = hp_io_now_ns(io) + io->busy_poll_ns;
+        } else if (busy) {
+            cpu_relax();
+        } else if (frames == 0) {
             pthread_mutex_lock(&io->lock);
             hp_expire(io->engine, hp_io_now_ns(io), IDLE_EXPIRE_SCAN);
             pthread_mutex_unlock(&io->lock);

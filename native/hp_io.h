@@ -11,9 +11,21 @@
  *     hp_process() them in place, in the ring → copy each forwarded frame into its out
  *     port's transmit ring → return the receive slots → kick the transmit rings
  *
- * Frames that the sender's kernel left with CHECKSUM_PARTIAL (a veth carrying locally
- * made traffic) arrive with TP_STATUS_CSUMNOTREADY and are handed to the engine with
- * HP_PKT_CSUM_PARTIAL, so they leave with full checksums.
+ * Offloads are carried through, as between a guest and its virtio-net device: every
+ * socket has PACKET_VNET_HDR, so each received frame comes with a virtio-net header that
+ * says whether its L4 checksum is still partial (CHECKSUM_PARTIAL: a veth carrying
+ * locally made traffic) and whether it is a GSO frame (up to one slot of TCP segments in
+ * one frame). The engine translates such a frame once and keeps its checksum partial
+ * (HP_PKT_CSUM_OFFLOAD), and the frame leaves with a header that asks the kernel to
+ * finish the checksum and, on the far side, to cut the segments. A sender must not hand
+ * over GSO frames larger than a slot takes (hp_io_max_frame()): the forwarder cuts the size
+ * the kernel may use on the devices that transmit into it (netns_setup/offload.py); a
+ * larger frame would arrive cut short and is dropped (rx_truncated).
+ *
+ * Ring geometry and polling are set once, before the first port opens
+ * (hp_io_configure): slots per ring, slot size (the largest frame), and busy polling,
+ * in which the loop keeps reading the rings for a while after the last frame instead of
+ * sleeping in poll() at once — a CPU spent for fewer wake-ups and less loss in bursts.
  *
  * Why TPACKET_V2, not V3: a V3 ring hands frames to user space a block at a time, when
  * the block is full or its retire timer (1 ms at the least) fires, so a lone packet
@@ -54,6 +66,13 @@
 
 struct hp_io;
 
+struct hp_io_config {
+    uint32_t ring_slots;           /* slots in each ring (receive, transmit); 0: 256 */
+    uint32_t slot_size;            /* bytes per slot, a power of two, 4 KiB-256 KiB; 0: 64 KiB */
+    uint32_t busy_poll_us;         /* read the rings this long after the last frame
+                                      before sleeping in poll(); 0: sleep at once */
+};
+
 struct hp_io_port_stats {
     uint64_t rx_frames;            /* frames taken from the receive ring */
     uint64_t rx_wakeups;           /* times the port was drained after a poll */
@@ -62,11 +81,17 @@ struct hp_io_port_stats {
     uint64_t tx_too_big;           /* frames dropped: larger than a transmit slot */
     uint64_t tx_errors;            /* failed kicks of the transmit ring */
     uint64_t rx_ring_drops;        /* frames the kernel dropped: the receive ring was full */
+    uint64_t rx_truncated;         /* frames dropped: larger than a receive slot */
+    uint64_t rx_gso_frames;        /* GSO frames received (several segments in one frame) */
+    uint64_t rx_csum_partial;      /* frames received with their L4 checksum still partial */
+    uint64_t busy_polls;           /* reads of the receive ring without a poll() wake-up */
 };
 
 struct hp_io *hp_io_create(struct hp_engine *engine);
 void hp_io_destroy(struct hp_io *io);
 const char *hp_io_last_error(const struct hp_io *io);
+int hp_io_configure(struct hp_io *io, const struct hp_io_config *cfg);
+uint32_t hp_io_max_frame(uint32_t slot_size); /* largest frame a receive slot takes; 0: default */
 int hp_io_port_open(struct hp_io *io, uint16_t port, int ifindex);
 int hp_io_run(struct hp_io *io);
 void hp_io_stop(struct hp_io *io);

@@ -6,8 +6,8 @@ told apart, and removed by `remove()` also when a test fails:
                                          tio-hp: forwarder
     endpoint ENI = port 0, 10.0.1.50     (no addresses)      NLB ENI = port 1, 10.0.2.100
 
-Segmentation offload is off on both eth0s, which transmit into the forwarder
-(netns_setup/offload.py says why).
+Both eth0s transmit into the forwarder: they keep segmentation offload, with GSO frames
+cut to what a ring slot takes (netns_setup/offload.py says why).
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ import textwrap
 
 from pyroute2 import NetNS, netns
 
-from netns_setup.offload import disable_segmentation_offload
+from dataplane.forwarder import max_frame
+from netns_setup.offload import cap_gso_size
 
 PREFIX = f"tio-{os.getpid()}"
 CLI, HP, SRV = f"{PREFIX}-cli", f"{PREFIX}-hp", f"{PREFIX}-srv"
@@ -70,7 +71,7 @@ def veth_into(host_ns: str, host_ip: str, eni: str) -> None:
         idx = ipr.link_lookup(ifname="eth0")[0]
         ipr.addr("add", index=idx, address=host_ip, prefixlen=24)
         ipr.link("set", index=idx, state="up")
-    disable_segmentation_offload("eth0", host_ns)  # it transmits into the forwarder
+    cap_gso_size("eth0", host_ns, max_frame())  # it transmits into the forwarder
     with NetNS(HP) as ipr:
         ipr.link("set", index=ipr.link_lookup(ifname=eni)[0], state="up")
 
