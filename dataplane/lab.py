@@ -45,6 +45,7 @@ from typing import Any
 from netns_setup import dns, kernel, nft, nsenter, offload, procs
 
 from . import control, hyperplane
+from .forwarder import max_frame as forwarder_max_frame
 from .topology import Lab, names
 
 ENI_MTU = 9001
@@ -324,6 +325,9 @@ def _up_vpc(lab: Lab, p: VpcPlan, st: State, prog: Progress) -> None:
                            i.eth_mark, ENI_MTU)
         kernel.ensure_address(i.netns, names.INSTANCE_IFNAME, i.ip, i.prefixlen)
         kernel.ensure_route(i.netns, "0.0.0.0/0", gateway=i.router)
+        # Its GSO frames may be forwarded to the Hyperplane: keep them within a ring slot
+        # (the router would cut larger ones into single segments).
+        offload.cap_gso_size(names.INSTANCE_IFNAME, i.netns, forwarder_max_frame())
         kernel.ensure_address(p.netns, i.eni, i.router, 32)
         kernel.ensure_route(p.netns, f"{i.ip}/32", ifname=i.eni)
 
@@ -406,7 +410,7 @@ def _up_hyperplane(lab: Lab, ports: list["hyperplane.Port"], st: State, prog: Pr
         kernel.ensure_address(vpc_ns, e.ifname, str(subnet.router), 32)
         kernel.ensure_route(vpc_ns, f"{e.ip}/32", ifname=e.ifname)
         nsenter.write_sysctls(vpc_ns, {f"net.ipv4.conf.{e.ifname}.send_redirects": 0})
-        offload.disable_segmentation_offload(e.ifname, vpc_ns)
+        offload.cap_gso_size(e.ifname, vpc_ns, forwarder_max_frame())
         macs[p.id] = (kernel.link_mac(hp_ns, p.hp_ifname), kernel.link_mac(vpc_ns, e.ifname))
 
     health_ns = names.health_netns(lab.name)
@@ -422,9 +426,16 @@ def _up_hyperplane(lab: Lab, ports: list["hyperplane.Port"], st: State, prog: Pr
                            ENI_MTU)
         kernel.ensure_address(health_ns, names.INSTANCE_IFNAME, hyperplane.HEALTH_NS_IP, 30)
         kernel.ensure_route(health_ns, "0.0.0.0/0", gateway=hyperplane.HEALTH_PORT_IP)
-        offload.disable_segmentation_offload(names.INSTANCE_IFNAME, health_ns)
+        offload.cap_gso_size(names.INSTANCE_IFNAME, health_ns, forwarder_max_frame())
         macs[hc] = (kernel.link_mac(hp_ns, hyperplane.HEALTH_IFNAME),
                     kernel.link_mac(health_ns, names.INSTANCE_IFNAME))
+
+    # The forwarder's sockets take every frame of its ports; the namespace's own IP stack
+    # (no addresses, no routes) must not spend time on them too.
+    port_ifnames = [p.hp_ifname for p in ports]
+    if health_ns in st.data["namespaces"]:
+        port_ifnames.append(hyperplane.HEALTH_IFNAME)
+    nft.apply(hp_ns, nft.render_ports_capture_only(names.nft_ports_table(lab.name), port_ifnames))
 
     hp = st.data["hyperplane"]
     prog.step(f"forwarder in {hp_ns}: {len(ports)} ENIs, control socket {hp['socket']}")

@@ -51,14 +51,21 @@ def format_stats(stats: dict, every_reason: bool = False) -> str:
     `every_reason` all of them (zeros included), each with its meaning."""
     lines = [f"flows {stats['flows']} of {stats['capacity']}, engine memory {human(stats['memory_bytes'])}B"]
     shown = ["rx_packets", "tx_packets", "dropped", "flows_created", "flows_expired",
-             "arp_replies", "tcp_rst_sent", "mss_clamped", "csum_completed"]
-    rows = []
-    for name, port in stats["ports"].items():
-        c = port["counters"]
-        rows.append([name] + [str(c[k]) for k in shown] +
-                    [str(port["io"].get(k, "-")) for k in ("rx_ring_drops", "tx_ring_full")])
-    lines.append(_table(["ENI"] + [k.replace("_", " ") for k in shown] +
-                        ["rx ring drops", "tx ring full"], rows))
+             "arp_replies", "tcp_rst_sent", "mss_clamped"]
+    rows = [[name] + [str(port["counters"].get(k, 0)) for k in shown]
+            for name, port in stats["ports"].items()]
+    lines.append(_table(["ENI"] + [k.replace("_", " ") for k in shown], rows))
+    # The rings: what arrived as GSO frames or with partial checksums, and what was lost
+    # outside the engine (its drop reasons never see these).
+    io_shown = [("gso_frames", "rx_gso_frames", "io"), ("csum partial", "rx_csum_partial", "io"),
+                ("kept partial", "csum_kept_partial", "counters"),
+                ("completed", "csum_completed", "counters"),
+                ("rx ring drops", "rx_ring_drops", "io"), ("rx truncated", "rx_truncated", "io"),
+                ("tx ring full", "tx_ring_full", "io")]
+    lines.append("")
+    lines.append(_table(["ENI"] + [title.replace("_", " ") for title, _, _ in io_shown],
+                        [[name] + [str(port[where].get(key, "-")) for _, key, where in io_shown]
+                         for name, port in stats["ports"].items()]))
     reasons = list(DROP_REASON_TEXT)[1:] if every_reason else None
     drops = [(name, reason, port["drops"].get(reason, 0)) for name, port in stats["ports"].items()
              for reason in (reasons or sorted(port["drops"]))]

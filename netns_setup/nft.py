@@ -108,6 +108,22 @@ def render(table: str, groups: dict[str, Iterable[str]], enis: list[dict[str, An
     return "\n".join(out) + "\n"
 
 
+def render_ports_capture_only(table: str, ifnames: Iterable[str]) -> str:
+    """The nft script that (re)creates `table netdev <table>`, dropping every frame that
+    arrives on `ifnames` at the ingress hook. A forwarder's AF_PACKET sockets have their
+    copy by then (packet taps run first); without the rule the same frame would go on up
+    into the namespace's own IPv4 stack, which has no address to deliver it to and only
+    spends about a quarter of the per-frame cost on dropping it (bench/afxdp/README.md)."""
+    devices = ", ".join(f'"{name}"' for name in sorted(set(ifnames)))
+    if not devices:
+        raise ValueError("no forwarder port to drop frames on")
+    return "\n".join([
+        f"table netdev {table}", f"delete table netdev {table}", f"table netdev {table} {{",
+        "  chain ports {",
+        f"    type filter hook ingress devices = {{ {devices} }} priority filter; policy drop;",
+        "  }", "}", ""])
+
+
 def apply(ns: str, script: str) -> None:
     """Load `script` with `nft -f -` inside namespace `ns` (atomic)."""
     proc = subprocess.run(["nft", "-f", "-"], input=script, text=True, capture_output=True,

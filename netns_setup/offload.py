@@ -1,21 +1,25 @@
 """Segmentation offload on the veths that carry traffic into the Hyperplane forwarder.
 
-A kernel sending over a veth hands the peer TCP segments of up to 64 KB (TSO/GSO: the
-"hardware" is expected to cut them). The forwarder reads frames from AF_PACKET rings
-slot by slot and translates them one by one, as AWS Hyperplane sees MTU-sized packets,
-so the device that *transmits into* a forwarder port must cut segments itself. This
-module turns the segmentation offloads off on such a device; checksum offload stays on
-(the engine completes CHECKSUM_PARTIAL checksums, which costs less than the kernel doing
-it). Carrying GSO through the forwarder (virtio-net headers on AF_PACKET) is a later
-optimisation, measured in bench/.
+A kernel sending over a veth hands the peer GSO frames: up to 64 KB of TCP segments in
+one frame, which the "hardware" is expected to cut. The forwarder carries them through
+whole, as a hypervisor's virtio-net device does (virtio-net headers on its AF_PACKET
+rings, native/hp_io.h), so the kernel cuts them only where they are delivered. A GSO
+frame must fit one ring slot, though: `cap_gso_size` lowers the largest GSO frame a
+device may send (its gso_max_size) to what a slot takes, on every device that transmits
+into a forwarder port and on the devices whose traffic is forwarded there. A frame that
+is still larger is dropped by the forwarder and counted (rx_truncated).
 
-Devices are reached through the ethtool ioctl, which acts in the caller's namespace, so
-the change runs in the device's namespace through nsenter.in_netns_thread.
+`disable_segmentation_offload` turns segmentation off altogether (the kernel then cuts
+every frame before it leaves the device); the benchmarks use it for like-for-like runs.
+
+The ethtool ioctl acts in the caller's namespace, so feature changes run in the device's
+namespace through nsenter.in_netns_thread; gso_max_size is set over rtnetlink.
 """
 from __future__ import annotations
 
 from pyroute2.ethtool import Ethtool
 
+from netns_setup import kernel
 from netns_setup.nsenter import in_netns_thread
 
 SEGMENTATION_FEATURES = (
@@ -47,3 +51,25 @@ def disable_segmentation_offload(ifname: str, netns: str | None = None) -> list[
             eth.close()
 
     return in_netns_thread(netns, change)
+
+
+def cap_gso_size(ifname: str, netns: str, max_frame: int) -> int:
+    """Lowers `ifname`'s gso_max_size to `max_frame` bytes (it is never raised) and
+    returns the size in force. TCP keeps a GSO frame, headers included, below the
+    device's gso_max_size, so no frame it sends through `ifname` is larger than
+    `max_frame`."""
+    if not netns:
+        raise ValueError(f"{ifname}: the GSO cap is set in a lab's namespace, never in the root one")
+    if max_frame < 1500:
+        raise ValueError(f"{ifname}: a GSO cap of {max_frame} bytes is below a 1500-byte frame")
+    with kernel.ipr(netns) as ipr:
+        (index,) = ipr.link_lookup(ifname=ifname) or [None]
+        if index is None:
+            raise OSError(f"{ifname}: no such interface in namespace {netns}")
+        current = ipr.get_links(index)[0].get_attr("IFLA_GSO_MAX_SIZE")
+        if current is None or current > max_frame:
+            ipr.link("set", index=index, gso_max_size=max_frame)
+            current = ipr.get_links(index)[0].get_attr("IFLA_GSO_MAX_SIZE")
+            if current is None or current > max_frame:
+                raise OSError(f"{ifname}: the kernel kept gso_max_size at {current}")
+        return current

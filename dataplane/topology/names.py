@@ -88,5 +88,10 @@ def nft_table(lab: str) -> str:
     return f"{lab}-sg"
 
 
+def nft_ports_table(lab: str) -> str:
+    """The hyperplane namespace's table that stops port frames after the forwarder."""
+    return f"{lab}-ports"
+
+
 def lab_dir(lab: str) -> str:
     return os.path.join(RUN_DIR, lab)

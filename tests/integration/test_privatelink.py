@@ -102,6 +102,13 @@ def test_curl_through_every_dns_name_reaches_a_target_that_sees_the_nlb(pl_lab) 
         lo = ipr.link_lookup(ifname="lo")[0]
         assert [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr() if a["index"] != lo] == []
         assert [r for r in ipr.get_routes(family=2, table=254)] == []
+    # Nor does it see the frames: they stop at its ports' ingress once the forwarder has
+    # them, before its IPv4 stack (which would count each in Ip InReceives).
+    from netns_setup.nsenter import in_netns_thread
+    snmp = in_netns_thread(st["hyperplane"]["netns"],
+                           lambda: open("/proc/thread-self/net/snmp").read())
+    ip_names, ip_values = [line.split() for line in snmp.splitlines() if line.startswith("Ip:")][:2]
+    assert int(ip_values[ip_names.index("InReceives")]) == 0
     # Only the consumer VPC resolves the endpoint's names.
     out = run_in("t4dns", "provider/web1", "getent", "hosts", dns["private"])
     assert out.returncode != 0 and not out.stdout
@@ -318,6 +325,13 @@ def test_iperf3_through_the_endpoint_with_checksums_verified_at_the_receivers(tm
     stats = control.call(st["hyperplane"]["socket"], "stats")["ports"]
     assert sum(p["counters"]["mss_clamped"] for p in stats.values()) >= 2
     assert not any(p["drops"].get("mtu") for p in stats.values())
+    # Segmentation offload carried through: the client's kernel handed over GSO frames
+    # with partial checksums, the forwarder kept both, none was too big for a slot.
+    print({name: p["io"] for name, p in stats.items()})
+    assert sum(p["io"]["rx_gso_frames"] for p in stats.values()) > 0
+    assert sum(p["counters"]["gso_frames"] for p in stats.values()) > 0
+    assert sum(p["counters"]["csum_kept_partial"] for p in stats.values()) > 0
+    assert not any(p["io"]["rx_truncated"] or p["io"]["tx_too_big"] for p in stats.values())
 
 
 def test_ping_gets_no_answer_from_an_endpoint(pl_lab) -> None:
