@@ -10,12 +10,27 @@ import time
 from bench.e2e import report, suite, topo
 
 
+def parse_io(text: str) -> dict[str, int]:
+    """"busy_poll_us=50,slot_size=65536" → {"busy_poll_us": 50, "slot_size": 65536}."""
+    from dataplane.forwarderd import IO_SETTINGS
+    out = {}
+    for item in filter(None, text.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or key not in IO_SETTINGS or not value.isdigit():
+            raise ValueError(f"{item!r} is not NAME=INTEGER with NAME one of {', '.join(IO_SETTINGS)}")
+        out[key] = int(value)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few seconds per figure, one run each")
     parser.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1)")
     parser.add_argument("--paths", help="comma-separated subset of vpclab,kernel-nat,kernel-route")
     parser.add_argument("--flows", help="comma-separated flow counts for the pps figure")
+    parser.add_argument("--forwarder-io", metavar="K=V,...",
+                        help="the vpclab forwarder's rings and polling, e.g. "
+                             "busy_poll_us=50,slot_size=65536,ring_slots=512")
     parser.add_argument("--out", help="results directory (default bench/results/<timestamp>)")
     parser.add_argument("--cleanup", action="store_true",
                         help="remove every vb-* namespace (and the processes in it) and exit")
@@ -37,6 +52,11 @@ def main(argv: list[str] | None = None) -> int:
         settings.paths = tuple(args.paths.split(","))
     if args.flows:
         settings.pps_flows = tuple(int(x) for x in args.flows.split(","))
+    if args.forwarder_io:
+        try:
+            settings.forwarder_io = parse_io(args.forwarder_io)
+        except ValueError as exc:
+            parser.error(f"--forwarder-io: {exc}")
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     out = args.out or os.path.join(here, "results", time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()))
     os.makedirs(out, exist_ok=True)

@@ -4,8 +4,10 @@ namespace only; generator and sink are the same for all three.
 vpclab         the Hyperplane forwarder (`python -m dataplane.forwarderd`, pinned to CPU 1)
                on vb-P-e0 (port 0, endpoint ENI 10.0.1.50) and vb-P-e1 (port 1, NLB ENI
                10.0.2.100). No addresses in the namespace: the forwarder answers ARP.
-               Segmentation offload is off on vb-P-gen and vb-P-sink, the devices that
-               transmit into it (netns_setup/offload.py says why).
+               Segmentation offload stays on: GSO frames and partial checksums go
+               through it whole (virtio-net headers on its rings), with vb-P-gen's and
+               vb-P-sink's gso_max_size cut to a ring slot (netns_setup/offload.py).
+               Its ring geometry and busy polling come from Settings.forwarder_io.
 kernel-nat     addresses on e0/e1, ip_forward=1, an nftables ruleset doing the same
                DNAT (endpoint → target) and SNAT (→ NLB address) with conntrack.
 kernel-route   addresses on e0/e1, ip_forward=1, no rules: the generator addresses the
@@ -20,9 +22,10 @@ target, tport)` in vpclab; conntrack's choice of SNAT port in the kernel):
     tcp 10.0.1.50:5201 ⇒ 10.0.2.20:5201          (iperf3)
     tcp 10.0.1.50:80   ⇒ 10.0.2.20:8080          (connections per second)
 
-CPUs: the vpclab forwarder runs on CPU 1, generators, clients and servers on CPU 0. The
-kernel paths steer e0's and e1's receive processing to CPU 1 (RPS), so that forwarding
-runs on CPU 1 too, for TCP, connections and latency; for the trafgen figures RPS is off
+CPUs: the vpclab forwarder runs on CPU 1, generators, clients and servers on CPU 0. Every
+path steers e0's and e1's receive processing to CPU 1 (RPS), so that forwarding (for
+vpclab: the copy into its receive rings) runs on CPU 1 too, for TCP, connections and
+latency; for the trafgen figures RPS is off
 (trafgen exits on the EAGAIN that RPS's backpressure gives it), so the kernel forwards in
 the generator's softirq on CPU 0, and vpclab is measured once more with its forwarder
 moved to CPU 0 (figures "CPU 0 only") for a like-for-like CPU budget.
@@ -37,7 +40,9 @@ import time
 
 from bench.e2e.topo import (EP_IP, FWD_IN_IP, FWD_OUT_IP, NLB_IP, SINK_IP, Topology, popen,
                             read_proc, run_in, write_sysctl)
-from netns_setup.offload import disable_segmentation_offload
+from dataplane.forwarder import max_frame
+from netns_setup import nft
+from netns_setup.offload import cap_gso_size, disable_segmentation_offload
 
 PATHS = ("vpclab", "kernel-nat", "kernel-route")
 GEN_CPU, FWD_CPU = 0, 1
@@ -69,6 +74,13 @@ class Path:
     def setup(self) -> None:
         raise NotImplementedError
 
+    def rps(self, on: bool) -> None:
+        """Steers e0's and e1's receive processing (for vpclab: the copy into the
+        forwarder's receive ring) to the forwarder's CPU, or back to the sender's."""
+        t = self.topo
+        for ifname in (t.e0, t.e1):
+            t.set_rps(t.fwd, ifname, 1 << FWD_CPU if on else 0)
+
     def stop(self) -> None:
         pass
 
@@ -84,11 +96,13 @@ class Path:
 
 class VpclabPath(Path):
     name = "vpclab"
-    offload = "off"
+    offload = "on (GSO through the forwarder)"
 
-    def __init__(self, topo: Topology, workdir: str, flow_capacity: int) -> None:
+    def __init__(self, topo: Topology, workdir: str, flow_capacity: int,
+                 io: dict[str, int] | None = None) -> None:
         super().__init__(topo, workdir)
         self.flow_capacity = flow_capacity
+        self.io = dict(io or {})
         self.proc: subprocess.Popen | None = None
         self.sock = os.path.join(workdir, f"fwd-{os.getpid()}.sock")
         self.base_rss = 0
@@ -103,6 +117,7 @@ class VpclabPath(Path):
             "backends": [{"ip": SINK_IP, "port": p} for p in backends]}
         return {
             "flow_capacity": self.flow_capacity,
+            "io": self.io,
             "ports": [
                 {"id": 0, "name": "endpoint", "ifname": t.e0, "mac": t.macs[t.e0], "addrs": [EP_IP],
                  "peer_mac": t.macs[t.gen_if]},
@@ -120,7 +135,9 @@ class VpclabPath(Path):
     def setup(self) -> None:
         t = self.topo
         for ns, ifname in ((t.gen, t.gen_if), (t.sink, t.sink_if)):
-            disable_segmentation_offload(ifname, ns)
+            cap_gso_size(ifname, ns, max_frame(self.io.get("slot_size", 0)))
+        # as in a lab: the forwarder's frames do not go on into the namespace's IP stack
+        nft.apply(t.fwd, nft.render_ports_capture_only("vb-ports", [t.e0, t.e1]))
         spec_file = os.path.join(self.workdir, "spec.json")
         with open(spec_file, "w") as f:
             json.dump(self.spec(), f)
@@ -132,6 +149,7 @@ class VpclabPath(Path):
             raise RuntimeError(f"the forwarder did not start: {line} {self.proc.stderr.read()}")
         time.sleep(0.2)
         self.base_rss = rss_bytes(self.proc.pid)
+        self.rps(True)
 
     def pin(self, cpu: int) -> None:
         """Moves every thread of the forwarder (its poll loop included) to `cpu`."""
@@ -165,10 +183,13 @@ class VpclabPath(Path):
             raise RuntimeError(f"the forwarder exited with {self.proc.returncode}: {err[-2000:]}")
 
     def cpu_roles(self) -> dict[str, str]:
-        return {"0": "trafgen, the clients and the sink's servers; the softirq that delivers e0's frames "
-                     "into the forwarder's AF_PACKET receive ring",
+        return {"0": "trafgen, the clients and the sink's servers; for packets per second and new flows "
+                     "also the softirq that delivers e0's frames into the forwarder's AF_PACKET receive "
+                     "ring (RPS off, as for the kernel paths)",
                 "1": "the forwarder process (python -m dataplane.forwarderd under taskset -c 1): its C poll "
-                     "loop, the translation, the transmit into e1 and with it the sink's receive softirq",
+                     "loop, the translation, the transmit into e1 and with it the sink's receive softirq; "
+                     "for TCP, connections and latency also the delivery into its receive rings, "
+                     "steered there by RPS on e0 and e1 as for the kernel paths",
                 "figures marked 'CPU 0 only'": "every thread of the forwarder moved to CPU 0 as well "
                      "(sched_setaffinity), the CPU budget the kernel paths have for packets per second"}
 
@@ -184,11 +205,6 @@ class KernelPath(Path):
         t.add_default_route(t.sink, FWD_OUT_IP)
         write_sysctl(t.fwd, "net/ipv4/ip_forward", "1")
         self.rps(True)
-
-    def rps(self, on: bool) -> None:
-        t = self.topo
-        for ifname in (t.e0, t.e1):
-            t.set_rps(t.fwd, ifname, 1 << FWD_CPU if on else 0)
 
     def disable_offload(self) -> None:
         t = self.topo
@@ -262,9 +278,10 @@ class KernelRoutePath(KernelPath):
         return SINK_IP, CPS_TPORT
 
 
-def make_path(name: str, topo: Topology, workdir: str, flow_capacity: int) -> Path:
+def make_path(name: str, topo: Topology, workdir: str, flow_capacity: int,
+              forwarder_io: dict[str, int] | None = None) -> Path:
     if name == "vpclab":
-        return VpclabPath(topo, workdir, flow_capacity)
+        return VpclabPath(topo, workdir, flow_capacity, forwarder_io)
     return {"kernel-nat": KernelNatPath, "kernel-route": KernelRoutePath}[name](topo, workdir)
 
 

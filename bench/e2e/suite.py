@@ -38,6 +38,8 @@ class Settings:
     latency_interval_s: float = 0.001
     flow_capacity: int = 1 << 21
     paths: tuple[str, ...] = PATHS
+    # the vpclab forwarder's rings and polling (forwarderd's spec "io"; {} = its defaults)
+    forwarder_io: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
     def quick(cls) -> "Settings":
@@ -72,7 +74,7 @@ def run_path(name: str, s: Settings, workdir: str) -> dict:
 
     with live_topology() as topo:
         measure.sink_drop_udp(topo)
-        path = make_path(name, topo, workdir, s.flow_capacity)
+        path = make_path(name, topo, workdir, s.flow_capacity, s.forwarder_io)
         path.setup()
         out["cpu_roles"] = path.cpu_roles()
         _gen_sysctls(topo)
@@ -113,8 +115,7 @@ def run_path(name: str, s: Settings, workdir: str) -> dict:
                 log(f"{name}: TCP throughput (segmentation offload off)")
                 attempt("tcp without offload", lambda: tcp("_nogso"))
 
-            if isinstance(path, KernelPath):
-                path.rps(False)      # trafgen cannot take the backpressure of RPS (paths.py)
+            path.rps(False)      # trafgen cannot take the backpressure of RPS (paths.py)
 
             def pps_all(suffix: str) -> None:
                 for flows in s.pps_flows:
@@ -154,11 +155,10 @@ def run_path(name: str, s: Settings, workdir: str) -> dict:
             def new_flows() -> None:
                 with live_topology() as topo:
                     measure.sink_drop_udp(topo)
-                    path = make_path(name, topo, workdir, s.flow_capacity)
+                    path = make_path(name, topo, workdir, s.flow_capacity, s.forwarder_io)
                     path.setup()
                     try:
-                        if isinstance(path, KernelPath):
-                            path.rps(False)
+                        path.rps(False)
                         if suffix:
                             path.pin(GEN_CPU)
                         keep(f"new_flows{suffix}", measure.measure_new_flows(topo, path, workdir, s.new_flows))
