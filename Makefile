@@ -35,8 +35,10 @@ sanitize:
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 VPCLAB_EXPECT_SANITIZE=1 \
 	  ../$(SAN_PY) -m pytest -p no:cacheprovider -q $(SANITIZE_TESTS)
 
+# The engine's micro-benchmarks (pytest-benchmark), then the end-to-end report below.
 bench: setup
 	$(PY) -m pytest bench --benchmark-columns=min,median,max,rounds -q -s
+	$(PY) -m bench.e2e $(if $(QUICK),--quick)
 
 # The forwarder end to end against the kernel's nftables NAT and plain routing on the
 # same namespaces (bench/e2e): results.json, report.md and plots in

@@ -35,7 +35,8 @@ def _figure_defs(raw: dict) -> list[tuple[str, str, str, object, bool]]:
                          "flows/s", lambda r: r["new_flows_per_s"], True))
     for k in sorted(k for k in keys if k.startswith("tcp_")):
         parts = k.split("_")
-        off = "segmentation offload off everywhere" if k.endswith("_nogso") else "each path's own offload"
+        off = ("the kernel paths with segmentation offload off (vpclab: the row above)"
+               if k.endswith("_nogso") else "segmentation offload on")
         defs.append((k, f"TCP throughput, iperf3, {parts[1]} stream(s), {off}", "Gbit/s",
                      lambda r: r["bits_per_second"] / 1e9, True))
     if "cps" in keys:
@@ -50,8 +51,9 @@ def _figure_defs(raw: dict) -> list[tuple[str, str, str, object, bool]]:
 
 def alias(key: str, path: str) -> str:
     """The figure a path's run stands for when it has no run of its own under `key`:
-    vpclab always runs with segmentation offload off (so its TCP figures are also the
-    '_nogso' ones), and the kernel paths' trafgen figures are all on CPU 0 already."""
+    vpclab runs TCP once, with segmentation offload carried through the forwarder (its
+    figure stands beside the kernel's '_nogso' ones too), and the kernel paths' trafgen
+    figures are all on CPU 0 already."""
     if key.endswith("_nogso") and path == "vpclab":
         return key[: -len("_nogso")]
     if key.endswith("_cpu0") and path != "vpclab":
@@ -75,10 +77,14 @@ METHOD = """\
   *kernel-nat* = ip_forward and an nftables ruleset doing the same DNAT (jhash over 32
   target ports for the pps service, as the engine's Maglev over 32 backends) and SNAT
   with conntrack; *kernel-route* = ip_forward, no rules, the generator addresses the sink.
-* **Segmentation offload**: off on the generator's and the sink's veths for vpclab (the
-  forwarder takes MTU-sized frames only, netns_setup/offload.py). The kernel paths keep
-  their offloads for every figure, and TCP throughput is measured on them once more with
-  offload off ("offload off everywhere"), the like-for-like comparison.
+* **Segmentation offload**: on for every path. The vpclab forwarder carries GSO frames
+  and partial checksums through (virtio-net headers on its AF_PACKET rings), with the
+  generator's and sink's gso_max_size cut to a ring slot (65,460 bytes with the default
+  64 KiB slots; netns_setup/offload.py). TCP throughput is measured on the kernel paths
+  once more with offload off, as they compare with a forwarder that cuts every segment.
+* **Forwarder ports**: an nftables netdev ingress rule drops the port frames once the
+  forwarder's packet sockets have them, so the forwarder namespace's IPv4 stack does not
+  process them too (as in a lab).
 * **Packets per second**: trafgen, 60-byte frames (64 with an FCS), flows by source
   address × source port; every flow is sent once before the window (established flows),
   then trafgen sends at full speed from its TX_RING and the sink's rx counter is read over
@@ -201,7 +207,8 @@ def markdown(res: dict) -> str:
              f"Run {res['started']}, {res['duration_s'] / 60:.1f} min; {m['cpus']} × {m['cpu']}, "
              f"{m['memory_gb']} GB, kernel {m['kernel']}, Python {m['python']}, commit {m['commit']}, "
              f"engine build {m['engine_build']}; load average at the end {' '.join(m['loadavg'])}. "
-             f"{m['trafgen']}; {m['iperf3']}; {m['nft']}.", "",
+             f"{m['trafgen']}; {m['iperf3']}; {m['nft']}. Forwarder rings and polling: "
+             f"{_io_text(res['settings'].get('forwarder_io') or {})}.", "",
              f"Each figure: median (min–max) of {res['settings']['runs']} run(s). Ratios are of medians, "
              "vpclab over the kernel path of the same run; for latency, lower is better, so a ratio "
              "above 1 means vpclab is slower.", "",
@@ -314,6 +321,12 @@ def plots(res: dict, out: str) -> list[str]:
         plt.close(fig)
         made.append("latency.png")
     return made
+
+
+def _io_text(io: dict) -> str:
+    """The forwarder's "io" settings as run, defaults named."""
+    return (f"{io.get('ring_slots') or 256} slots of {(io.get('slot_size') or 65536) // 1024} KiB "
+            f"per ring, busy polling " + (f"{io['busy_poll_us']} µs" if io.get("busy_poll_us") else "off"))
 
 
 def write(res: dict, out: str) -> None:
