@@ -26,6 +26,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,6 +45,7 @@
  * virtio-net header): the slot header and sockaddr_ll, 16 bytes for the MAC header,
  * aligned, then the virtio-net header; the frame runs from there to the slot's end. */
 #define RX_MAC_OFF (TPACKET_ALIGN(TPACKET2_HDRLEN + 16) + VNET_LEN - ETH_HLEN)
+#define DIRECT_SNDBUF (32 << 20)
 #define IDLE_POLL_MS 100      /* wake this often with no traffic, to age flows */
 #define IDLE_EXPIRE_SCAN 4096 /* flow slots aged per idle wake-up */
 
@@ -54,6 +56,7 @@ struct ring {
 
 struct io_port {
     int fd;                   /* one socket: both rings */
+    int direct_fd;            /* no ring, receives nothing: sends large frames */
     struct ring rx, tx;
     uint32_t tx_pending;      /* frames queued since the last kick */
     struct hp_io_port_stats stats;
@@ -140,6 +143,8 @@ static void port_close(const struct hp_io *io, struct io_port *p)
         munmap(p->rx.base, 2 * ring_bytes(io)); /* one mapping: receive ring, then transmit */
     if (p->fd >= 0)
         close(p->fd);
+    if (p->direct_fd >= 0)
+        close(p->direct_fd);
     free(p);
 }
 
@@ -210,6 +215,32 @@ fail:
     return -1;
 }
 
+/* The port's socket for large frames: no ring (a socket with a transmit ring sends
+ * only from it), protocol 0 (it receives nothing), the same header and qdisc bypass, and
+ * a send buffer for DIRECT_SNDBUF bytes of frames that receivers have not consumed yet
+ * (a frame counts until its skb is freed). */
+static int direct_socket(struct hp_io *io, int ifindex)
+{
+    int one = 1, sndbuf = DIRECT_SNDBUF;
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        set_error(io, "socket(AF_PACKET): %s", strerror(errno));
+        return -1;
+    }
+    struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_ifindex = ifindex};
+    /* SO_SNDBUFFORCE passes net.core.wmem_max (root only); without it, what wmem_max allows */
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    if (setsockopt(fd, SOL_PACKET, PACKET_QDISC_BYPASS, &one, sizeof one) < 0 ||
+        setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof one) < 0 ||
+        bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0) {
+        set_error(io, "interface %d: the socket for large frames: %s", ifindex, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int hp_io_port_open(struct hp_io *io, uint16_t port, int ifindex)
 {
     if (port >= HP_MAX_PORTS) {
@@ -225,8 +256,11 @@ int hp_io_port_open(struct hp_io *io, uint16_t port, int ifindex)
         set_error(io, "out of memory");
         return -1;
     }
+    p->direct_fd = -1;
     p->fd = port_socket(io, ifindex, p);
-    if (p->fd < 0) {
+    if (p->fd >= 0)
+        p->direct_fd = direct_socket(io, ifindex);
+    if (p->fd < 0 || p->direct_fd < 0) {
         port_close(io, p); /* unmaps the rings if they were mapped before the failing step */
         return -1;
     }
@@ -292,6 +326,27 @@ static void tx_enqueue(struct hp_io *io, uint16_t port, const uint8_t *data, uin
      * the round: send what is queued once half the ring waits. */
     if (++p->tx_pending >= io->tx_kick_at)
         tx_kick(p);
+}
+
+/* Sends a large frame straight from where it is (its receive slot), after the frames
+ * queued in the port's transmit ring (a kick sends them before it returns). */
+static void tx_direct(struct io_port *p, const uint8_t *data, uint32_t len,
+                      const struct virtio_net_hdr *vh)
+{
+    if (p->tx_pending)
+        tx_kick(p);
+    struct iovec iov[2] = {{.iov_base = (void *)vh, .iov_len = VNET_LEN},
+                           {.iov_base = (void *)data, .iov_len = len}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = 2};
+    if (sendmsg(p->direct_fd, &msg, MSG_DONTWAIT) < 0) {
+        if (errno == EAGAIN || errno == ENOBUFS)
+            p->stats.tx_ring_full++;
+        else
+            p->stats.tx_errors++;
+        return;
+    }
+    p->stats.tx_frames++;
+    p->stats.tx_direct++;
 }
 
 /* The virtio-net header a processed frame leaves with: the received one while the
@@ -370,7 +425,11 @@ static uint32_t drain(struct hp_io *io, uint16_t port, struct io_port *p)
             if (pkts[i].verdict == HP_VERDICT_DROP)
                 continue;
             vnet_out(&pkts[i], &vhs[i]);
-            tx_enqueue(io, pkts[i].out_port, pkts[i].data, pkts[i].len, &vhs[i]);
+            struct io_port *out = pkts[i].out_port < HP_MAX_PORTS ? io->ports[pkts[i].out_port] : NULL;
+            if (out && pkts[i].len >= HP_IO_DIRECT_MIN)
+                tx_direct(out, pkts[i].data, pkts[i].len, &vhs[i]);
+            else
+                tx_enqueue(io, pkts[i].out_port, pkts[i].data, pkts[i].len, &vhs[i]);
         }
         pthread_mutex_unlock(&io->lock);
         for (uint32_t i = 0; i < taken; i++)
