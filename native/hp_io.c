@@ -317,6 +317,14 @@ static void tx_enqueue(struct hp_io *io, uint16_t port, const uint8_t *data, uin
     }
     uint8_t *out = (uint8_t *)h + TX_DATA_OFF;
     memcpy(out, vh, VNET_LEN);
+    if (vh->gso_type == VIRTIO_NET_HDR_GSO_NONE) {
+        /* hdr_len is how much of the slot the kernel copies into the skb; the rest it
+         * would attach as the ring's own pages, which a receiver on this host must copy
+         * out again into a page of its own (skb_copy_ubufs). A single packet is copied
+         * whole: cheaper than a page allocation and a second copy per frame. */
+        struct virtio_net_hdr *ovh = (struct virtio_net_hdr *)out;
+        ovh->hdr_len = htole16((uint16_t)len);
+    }
     memcpy(out + VNET_LEN, data, len);
     h->tp_len = (uint32_t)VNET_LEN + len;
     __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);

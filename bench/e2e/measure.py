@@ -92,6 +92,25 @@ def _stop(proc: subprocess.Popen, timeout: float = 5) -> None:
         pass
 
 
+def cpu_times() -> dict[str, tuple[int, int]]:
+    """(busy, total) jiffies per CPU from /proc/stat; steal counts as busy (the CPU was
+    not ours to use)."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *vals = line.split()
+            if name.startswith("cpu") and name != "cpu":
+                v = [int(x) for x in vals]
+                out[name[3:]] = (sum(v[:8]) - v[3] - v[4], sum(v[:8]))
+    return out
+
+
+def cpu_busy(before: dict, after: dict) -> dict[str, float]:
+    """Each CPU's busy share between two cpu_times() readings."""
+    return {cpu: (after[cpu][0] - before[cpu][0]) / max(1, after[cpu][1] - before[cpu][1])
+            for cpu in before if cpu in after}
+
+
 def measure_pps(topo: Topology, path: Path, workdir: str, flows: int, duration: float,
                 max_pps: float = 5e6) -> dict:
     a, b = split_flows(flows)
@@ -111,7 +130,9 @@ def measure_pps(topo: Topology, path: Path, workdir: str, flows: int, duration: 
         if proc.poll() is not None:
             raise RuntimeError(f"trafgen ended early: {proc.stderr.read()[-500:]}")
         s0, g0, t0 = topo.counters(topo.sink, topo.sink_if), topo.counters(topo.gen, topo.gen_if), time.monotonic()
+        c0 = cpu_times()
         time.sleep(duration)
+        c1 = cpu_times()
         s1, g1, t1 = topo.counters(topo.sink, topo.sink_if), topo.counters(topo.gen, topo.gen_if), time.monotonic()
     finally:
         _stop(proc)
@@ -120,7 +141,7 @@ def measure_pps(topo: Topology, path: Path, workdir: str, flows: int, duration: 
     offered = (g1["tx_packets"] - g0["tx_packets"]) / dt
     return {"flows": a * b, "delivered_pps": delivered, "offered_pps": offered,
             "loss": max(0.0, 1 - delivered / offered) if offered else None, "window_s": dt,
-            "flows_in_table": path.flow_count()}
+            "flows_in_table": path.flow_count(), "cpu_busy": cpu_busy(c0, c1)}
 
 
 def measure_new_flows(topo: Topology, path: Path, workdir: str, count: int) -> dict:

@@ -2,6 +2,8 @@
 namespace only; generator and sink are the same for all three.
 
 vpclab         the Hyperplane forwarder (`python -m dataplane.forwarderd`, pinned to CPU 1)
+               as a lab runs it; *vpclab-busypoll* the same with busy polling
+               (io.busy_poll_us = BUSY_POLL_US): its loop never sleeps while traffic runs.
                on vb-P-e0 (port 0, endpoint ENI 10.0.1.50) and vb-P-e1 (port 1, NLB ENI
                10.0.2.100). No addresses in the namespace: the forwarder answers ARP.
                Segmentation offload stays on: GSO frames and partial checksums go
@@ -44,7 +46,12 @@ from dataplane.forwarder import max_frame
 from netns_setup import nft
 from netns_setup.offload import cap_gso_size, disable_segmentation_offload
 
-PATHS = ("vpclab", "kernel-nat", "kernel-route")
+PATHS = ("vpclab", "vpclab-busypoll", "kernel-nat", "kernel-route")
+VPCLAB_PATHS = ("vpclab", "vpclab-busypoll")
+# The busy-polling forwarder reads its rings for this long after the last frame before
+# it sleeps: longer than the latency figure's 1 ms between pings, so it never sleeps
+# while a figure runs (the spec's io.busy_poll_us; labs run without it).
+BUSY_POLL_US = 2000
 GEN_CPU, FWD_CPU = 0, 1
 UDP_VPORT, ECHO_PORT, IPERF_PORT, CPS_VPORT, CPS_TPORT = 9, 7, 5201, 80, 8080
 N_TARGETS, TARGET_PORT0 = 32, 10000
@@ -183,15 +190,21 @@ class VpclabPath(Path):
             raise RuntimeError(f"the forwarder exited with {self.proc.returncode}: {err[-2000:]}")
 
     def cpu_roles(self) -> dict[str, str]:
-        return {"0": "trafgen, the clients and the sink's servers; for packets per second and new flows "
-                     "also the softirq that delivers e0's frames into the forwarder's AF_PACKET receive "
-                     "ring (RPS off, as for the kernel paths)",
-                "1": "the forwarder process (python -m dataplane.forwarderd under taskset -c 1): its C poll "
-                     "loop, the translation, the transmit into e1 and with it the sink's receive softirq; "
-                     "for TCP, connections and latency also the delivery into its receive rings, "
-                     "steered there by RPS on e0 and e1 as for the kernel paths",
-                "figures marked 'CPU 0 only'": "every thread of the forwarder moved to CPU 0 as well "
-                     "(sched_setaffinity), the CPU budget the kernel paths have for packets per second"}
+        loop = (f"its C loop, busy polling (it reads the rings for {self.io['busy_poll_us']} µs after "
+                "the last frame before it sleeps, so it spins while traffic runs)"
+                if self.io.get("busy_poll_us") else "its C poll loop")
+        roles = {"0": "trafgen, the clients and the sink's servers; for packets per second and new flows "
+                      "also the softirq that delivers e0's frames into the forwarder's AF_PACKET receive "
+                      "ring (RPS off, as for the kernel paths)",
+                 "1": f"the forwarder process (python -m dataplane.forwarderd under taskset -c 1): {loop}, "
+                      "the translation, the transmit into e1 and with it the sink's receive softirq; "
+                      "for TCP, connections and latency also the delivery into its receive rings, "
+                      "steered there by RPS on e0 and e1 as for the kernel paths"}
+        if self.name == "vpclab":
+            roles["figures marked 'CPU 0 only'"] = (
+                "every thread of the forwarder moved to CPU 0 as well (sched_setaffinity), the CPU "
+                "budget the kernel paths have for packets per second")
+        return roles
 
 
 class KernelPath(Path):
@@ -282,6 +295,11 @@ def make_path(name: str, topo: Topology, workdir: str, flow_capacity: int,
               forwarder_io: dict[str, int] | None = None) -> Path:
     if name == "vpclab":
         return VpclabPath(topo, workdir, flow_capacity, forwarder_io)
+    if name == "vpclab-busypoll":
+        path = VpclabPath(topo, workdir, flow_capacity,
+                          {**(forwarder_io or {}), "busy_poll_us": BUSY_POLL_US})
+        path.name = name
+        return path
     return {"kernel-nat": KernelNatPath, "kernel-route": KernelRoutePath}[name](topo, workdir)
 
 

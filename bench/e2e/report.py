@@ -8,7 +8,7 @@ import platform
 import subprocess
 import time
 
-from bench.e2e.paths import PATHS
+from bench.e2e.paths import PATHS, VPCLAB_PATHS
 
 # figure key → (title, unit, how to get the value from one raw run, higher is better)
 def _figure_defs(raw: dict) -> list[tuple[str, str, str, object, bool]]:
@@ -54,9 +54,9 @@ def alias(key: str, path: str) -> str:
     vpclab runs TCP once, with segmentation offload carried through the forwarder (its
     figure stands beside the kernel's '_nogso' ones too), and the kernel paths' trafgen
     figures are all on CPU 0 already."""
-    if key.endswith("_nogso") and path == "vpclab":
+    if key.endswith("_nogso") and path in VPCLAB_PATHS:
         return key[: -len("_nogso")]
-    if key.endswith("_cpu0") and path != "vpclab":
+    if key.endswith("_cpu0") and path not in VPCLAB_PATHS:
         return key[: -len("_cpu0")]
     return key
 
@@ -182,13 +182,16 @@ def build(raw: dict, settings: dict, started: float, quick: bool) -> dict:
             "latency_samples_us": {n: p["latency_samples_us"] for n, p in raw["paths"].items()}}
 
 
+RATIOS = tuple(f"{v}/{k}" for k in ("kernel-nat", "kernel-route") for v in VPCLAB_PATHS)
+
+
 def _ratios(per_path: dict) -> dict:
     out = {}
-    v = per_path.get("vpclab")
-    for other in ("kernel-nat", "kernel-route"):
-        o = per_path.get(other)
+    for key in RATIOS:
+        mine, other = key.split("/")
+        v, o = per_path.get(mine), per_path.get(other)
         if v and o and o["median"]:
-            out[f"vpclab/{other}"] = v["median"] / o["median"]
+            out[key] = v["median"] / o["median"]
     return out
 
 
@@ -203,6 +206,7 @@ def _fmt(x: float) -> str:
 def markdown(res: dict) -> str:
     m = res["machine"]
     paths = [p for p in PATHS if p in res["cpu_roles"]]
+    ratio_keys = [k for k in RATIOS if all(p in paths for p in k.split("/"))]
     lines = [f"# vpclab end-to-end benchmark{' (quick)' if res['quick'] else ''}", "",
              f"Run {res['started']}, {res['duration_s'] / 60:.1f} min; {m['cpus']} × {m['cpu']}, "
              f"{m['memory_gb']} GB, kernel {m['kernel']}, Python {m['python']}, commit {m['commit']}, "
@@ -212,15 +216,16 @@ def markdown(res: dict) -> str:
              f"Each figure: median (min–max) of {res['settings']['runs']} run(s). Ratios are of medians, "
              "vpclab over the kernel path of the same run; for latency, lower is better, so a ratio "
              "above 1 means vpclab is slower.", "",
-             "| figure | unit | " + " | ".join(paths) + " | vpclab / kernel-nat | vpclab / kernel-route |",
-             "|---|---|" + "---|" * (len(paths) + 2)]
+             "| figure | unit | " + " | ".join(paths) + " | " +
+             " | ".join(k.replace("/", " / ") for k in ratio_keys) + " |",
+             "|---|---|" + "---|" * (len(paths) + len(ratio_keys))]
     for key, f in res["figures"].items():
         cells = []
         for p in paths:
             s = f["paths"].get(p)
             cells.append(f"{_fmt(s['median'])} ({_fmt(s['min'])}–{_fmt(s['max'])})" if s else "—")
         r = f["ratios"]
-        ratio = [f"{r[k]:.2f}" if k in r else "—" for k in ("vpclab/kernel-nat", "vpclab/kernel-route")]
+        ratio = [f"{r[k]:.2f}" if k in r else "—" for k in ratio_keys]
         lines.append(f"| {f['title']} | {f['unit']} | " + " | ".join(cells) + " | " + " | ".join(ratio) + " |")
     lines += ["", "![packets per second per path](pps.png)", "", "![latency distribution](latency.png)", ""]
     mem = res["memory"]
@@ -250,14 +255,18 @@ def markdown(res: dict) -> str:
         for p, errs in res["errors"].items():
             for e in errs:
                 lines.append(f"* {p}: {e.splitlines()[0]}")
-    lines += ["", "## Flow counts and loss", ""]
+    lines += ["", "## Flow counts, loss and CPU", "",
+              "How busy each CPU was over a packets-per-second window tells which side set the "
+              "rate: a CPU near 100 % is the bottleneck.", ""]
     for p in paths:
         raw = res["raw"][p]["figures"]
         bits = []
         for key in [k for k in raw if k.startswith("pps_")]:
             r = raw[key][-1]
+            busy = ", ".join(f"CPU {c} {100 * b:.0f} %" for c, b in sorted(r.get("cpu_busy", {}).items()))
             bits.append(f"{key}: {r['flows']:,} flows: offered {_fmt(r['offered_pps'])} pps, loss "
-                        f"{100 * (r['loss'] or 0):.1f} %, table {r['flows_in_table'] if r['flows_in_table'] is not None else '—'}")
+                        f"{100 * (r['loss'] or 0):.1f} %, table {r['flows_in_table'] if r['flows_in_table'] is not None else '—'}"
+                        + (f", busy {busy}" if busy else ""))
         for r in raw.get("new_flows", [])[-1:]:
             bits.append(f"new flows: {r['packets']:,} sent, {r['delivered']:,} delivered, "
                         f"table {r['flows_in_table'] if r['flows_in_table'] is not None else '—'}")
@@ -272,7 +281,8 @@ def plots(res: dict, out: str) -> list[str]:
 
     made = []
     paths = [p for p in PATHS if p in res["cpu_roles"]]
-    colors = {"vpclab": "#d62728", "kernel-nat": "#1f77b4", "kernel-route": "#7f7f7f"}
+    colors = {"vpclab": "#d62728", "vpclab-busypoll": "#ff9896", "kernel-nat": "#1f77b4",
+              "kernel-route": "#7f7f7f"}
     keys = [k for k in res["figures"] if k.startswith("pps_") or k.startswith("new_flows")]
     if keys:
         fig, ax = plt.subplots(figsize=(9, 4.5))
