@@ -25,11 +25,12 @@ from dataplane.fwdspec import Applied, apply_spec
 from dataplane.healthd import HealthRunner, choose_backends
 
 
-IO_SETTINGS = ("ring_slots", "slot_size", "busy_poll_us")
+IO_SETTINGS = ("ring_slots", "slot_size", "busy_poll_us", "rt_priority")
 
 
 def io_settings(spec: dict) -> dict[str, int]:
-    """The spec's "io" object: the forwarder's ring geometry and busy polling."""
+    """The spec's "io" object: the forwarder's ring geometry, busy polling and the
+    loop thread's real-time priority (dataplane/forwarder.py)."""
     io = spec.get("io", {})
     unknown = sorted(set(io) - set(IO_SETTINGS))
     if unknown:
@@ -102,6 +103,7 @@ class Daemon:
             io = self.forwarder.port_stats(pid) if pid in self.forwarder.ports else {}
             ports[self.port_name(pid)] = {"id": pid, "counters": counters, "drops": drops, "io": io}
         return {"ports": ports, "flows": self.engine.flow_count, "capacity": self.engine.capacity,
+                "loop": self.forwarder.scheduling,
                 "memory_bytes": self.engine.memory_bytes, "counter_names": list(COUNTERS)}
 
     def flows(self) -> list[dict]:

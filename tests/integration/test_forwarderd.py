@@ -78,6 +78,10 @@ def test_traffic_flows_and_stats_over_the_control_socket(daemon) -> None:
     assert flow["packets"][0] > 20 and flow["bytes"][0] > 200_000
     stats = call(sock, "stats")
     assert stats["ports"]["eni0"]["counters"]["flows_created"] == 1
+    # The loop thread runs real-time, as the kernel's packet processing would.
+    assert stats["loop"] == "SCHED_FIFO 10"
+    policies = [os.sched_getscheduler(int(t)) for t in os.listdir(f"/proc/{proc.pid}/task")]
+    assert policies.count(os.SCHED_FIFO) == 1  # the loop's thread, and only it
     # GSO frames: fewer frames than the flow's packets, at most a slot's worth each
     assert 200_000 // max_frame() <= stats["ports"]["eni1"]["io"]["tx_frames"] <= flow["packets"][0]
     with pytest.raises(ControlError, match="unknown command 'frobnicate'"):
