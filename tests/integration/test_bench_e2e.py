@@ -15,7 +15,9 @@ from pyroute2 import netns
 pytestmark = pytest.mark.root
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-PATHS = {"vpclab", "kernel-nat", "kernel-route"}
+PATHS = {"vpclab", "vpclab-busypoll", "kernel-nat", "kernel-route"}
+RATIOS = {f"{mine}/{kernel}" for mine in ("vpclab", "vpclab-busypoll")
+          for kernel in ("kernel-nat", "kernel-route")}
 FIGURES = {"pps_1", "pps_1000", "new_flows", "tcp_1", "tcp_4", "cps",
            "latency_p50", "latency_p99", "latency_p99.9"}
 
@@ -24,7 +26,7 @@ def test_quick_run_measures_every_path_and_leaves_nothing(tmp_path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "bench.e2e", "--quick", "--out", str(tmp_path)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        out, _ = proc.communicate(timeout=120)
+        out, _ = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -42,11 +44,11 @@ def test_quick_run_measures_every_path_and_leaves_nothing(tmp_path) -> None:
         for path in PATHS:
             figure = results["figures"][key]["paths"][path]
             assert figure["median"] > 0 and figure["min"] > 0, (key, path, figure)
-        assert set(results["figures"][key]["ratios"]) == {"vpclab/kernel-nat", "vpclab/kernel-route"}
+        assert set(results["figures"][key]["ratios"]) == RATIOS
     assert results["memory"]["vpclab"]["bytes_per_flow_table"] > 0
     assert results["machine"]["cpus"] >= 1
     report = (tmp_path / "report.md").read_text()
-    assert "vpclab / kernel-nat" in report
+    assert "vpclab / kernel-nat" in report and "vpclab-busypoll / kernel-nat" in report
     assert (tmp_path / "pps.png").stat().st_size > 0 and (tmp_path / "latency.png").stat().st_size > 0
 
 
