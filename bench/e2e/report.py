@@ -302,7 +302,8 @@ def plots(res: dict, out: str) -> list[str]:
                             + ("\nCPU 0 only" if k.endswith("_cpu0") else "") for k in keys], fontsize=8)
         ax.set_ylabel("thousand packets/s delivered (median, min–max)")
         ax.set_title("64-byte UDP through each path, at full offer")
-        ax.legend()
+        ax.set_ylim(top=ax.get_ylim()[1] * 1.2)   # room for the legend above the bars
+        ax.legend(ncol=len(paths), fontsize=8, loc="upper center")
         fig.tight_layout()
         fig.savefig(os.path.join(out, "pps.png"), dpi=110)
         plt.close(fig)
