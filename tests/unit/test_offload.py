@@ -10,8 +10,8 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from dataplane.engine import Backend, Engine
-from tests.unit.conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client
-from tests.unit.test_checksum_property import finish_partial, pseudo_sum
+from conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client
+from test_checksum_property import finish_partial, pseudo_sum
 
 CLIENT = "10.0.1.10"
 TARGET = Backend("10.0.1.20", 8080)
