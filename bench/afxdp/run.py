@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import ctypes
 import json
 import os
 import select
@@ -39,15 +38,15 @@ import sys
 import time
 from pathlib import Path
 
-from pyroute2 import IPRoute, netns
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from netns_setup.nsenter import in_netns_thread  # noqa: E402  (read-only use of the repo's helper)
+# the same generator → forwarder → sink shape as bench/e2e, under this script's prefix
+from bench.e2e import topo as e2e_topo  # noqa: E402
+from bench.e2e.topo import GEN_IP, SINK_IP, die_with_parent, run_in, stop_group  # noqa: E402
+from bench.e2e.topo import in_ns_argv as ns_argv  # noqa: E402
+from netns_setup.nsenter import in_netns_thread  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / "build"
-MTU = 9001
-GEN_IP, SINK_IP = "10.0.1.10", "10.0.2.20"
 UDP_PORT = 9
 GEN_CPU, FWD_CPU = 0, 1
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -66,13 +65,6 @@ MODES = {
     "afpacket+ingress-drop": ["--rx", "afpacket", "--tx", "afpacket"],
 }
 
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _die_with_parent() -> None:
-    _libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def build() -> Path:
     BUILD.mkdir(exist_ok=True)
     out = BUILD / "xfwd"
@@ -81,44 +73,16 @@ def build() -> Path:
     return out
 
 
-def ns_argv(ns: str, argv: list[str], cpu: int | None = None) -> list[str]:
-    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
-    return ["nsenter", f"--net=/run/netns/{ns}", *pin, *argv]
+class Topology(e2e_topo.Topology):
+    """bench/e2e's topology named `vx-<pid>-…`, whose sink drops the test traffic at its
+    nft netdev ingress hook (counted by the veth by then)."""
 
-
-def ipr_in(ns: str, fn):
-    def work():
-        with IPRoute() as ipr:
-            return fn(ipr)
-    return in_netns_thread(ns, work)
-
-
-def link_index(ipr, ifname: str) -> int:
-    deadline = time.monotonic() + 5
-    while not (found := ipr.link_lookup(ifname=ifname)):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"link {ifname} did not appear")
-        time.sleep(0.02)
-    return found[0]
-
-
-class Topology:
     def __init__(self) -> None:
-        p = f"vx-{os.getpid()}-"
-        self.prefix = p
-        self.gen, self.fwd, self.sink = f"{p}gen", f"{p}fwd", f"{p}sink"
-        self.gen_if, self.sink_if, self.e0, self.e1 = f"{p}gen", f"{p}sink", f"{p}e0", f"{p}e1"
-        self.macs: dict[str, str] = {}
+        super().__init__(prefix_root=e2e_topo.AFXDP_PREFIX_ROOT)
 
     def create(self) -> "Topology":
+        super().create()
         try:
-            for ns in (self.gen, self.fwd, self.sink):
-                netns.create(ns)
-            self._pair(self.gen, self.gen_if, GEN_IP, self.e0)
-            self._pair(self.sink, self.sink_if, SINK_IP, self.e1)
-            for ns, ifn in ((self.gen, self.gen_if), (self.fwd, self.e0), (self.fwd, self.e1), (self.sink, self.sink_if)):
-                self.macs[ifn] = ipr_in(ns, lambda ipr, ifn=ifn: ipr.link("get", index=link_index(ipr, ifn))[0]
-                                        .get_attr("IFLA_ADDRESS"))
             run_in(self.sink, ["nft", "-f", "-"], input=f"""
 table netdev vxsink {{
     chain in {{
@@ -132,54 +96,6 @@ table netdev vxsink {{
             raise
         return self
 
-    def _pair(self, host_ns: str, host_if: str, host_ip: str, fwd_if: str) -> None:
-        def host(ipr) -> None:
-            ipr.link("add", ifname=host_if, kind="veth", mtu=MTU,
-                     peer={"ifname": fwd_if, "net_ns_fd": self.fwd, "mtu": MTU})
-            idx = link_index(ipr, host_if)
-            ipr.addr("add", index=idx, address=host_ip, prefixlen=24)
-            ipr.link("set", index=idx, state="up")
-        ipr_in(host_ns, host)
-        ipr_in(self.fwd, lambda ipr: ipr.link("set", index=link_index(ipr, fwd_if), state="up"))
-
-    def counters(self, ns: str, ifname: str) -> dict[str, int]:
-        def read(ipr) -> dict[str, int]:
-            s = ipr.link("get", index=link_index(ipr, ifname))[0].get_attr("IFLA_STATS64")
-            return {k: s[k] for k in ("rx_packets", "tx_packets", "rx_dropped", "tx_dropped")}
-        return ipr_in(ns, read)
-
-    def remove(self) -> None:
-        for ns in (self.gen, self.fwd, self.sink):
-            remove_ns(ns)
-
-
-def run_in(ns: str, argv: list[str], input: str | None = None, timeout: float = 30) -> str:
-    out = subprocess.run(ns_argv(ns, argv), input=input, capture_output=True, text=True, timeout=timeout,
-                         preexec_fn=_die_with_parent)
-    if out.returncode:
-        raise RuntimeError(f"{argv[0]} in {ns}: {out.stderr.strip()}")
-    return out.stdout
-
-
-def remove_ns(ns: str) -> None:
-    """Ends what is still running inside `ns` (only ever this script's children), then
-    deletes it; its veths and any XDP program on them go with it."""
-    try:
-        inode = os.stat(f"/run/netns/{ns}").st_ino
-    except OSError:
-        return
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                if os.stat(f"/proc/{entry}/ns/net").st_ino == inode:
-                    os.kill(int(entry), signal.SIGKILL)
-            except OSError:
-                pass
-    try:
-        netns.remove(ns)
-    except OSError:
-        pass
-
 
 # ---- processes ----------------------------------------------------------------------------
 
@@ -187,26 +103,12 @@ STARTED: list[subprocess.Popen] = []
 
 
 def popen(argv: list[str], **kw) -> subprocess.Popen:
-    p = subprocess.Popen(argv, preexec_fn=_die_with_parent, start_new_session=True, **kw)
+    p = subprocess.Popen(argv, preexec_fn=die_with_parent, start_new_session=True, **kw)
     STARTED.append(p)
     return p
 
 
-def end(p: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 5) -> None:
-    """Ends a process this script started (and its group: trafgen forks its sender)."""
-    if p.poll() is None:
-        try:
-            os.killpg(p.pid, sig)
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(timeout)
-        except ProcessLookupError:
-            pass
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+end = stop_group  # ends a process this script started, and its group
 
 
 def wait_ready(p: subprocess.Popen, timeout: float = 10) -> str:

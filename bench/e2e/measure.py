@@ -18,14 +18,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import time
 
 from bench.e2e.paths import GEN_CPU, TARGET_PORT0, Path
-from bench.e2e.topo import Topology, in_ns_argv, popen, run_in
+from bench.e2e.topo import Topology, in_ns_argv, popen, run_in, stop_group
 
 TRAFGEN = ["trafgen", "--no-sock-mem", "--notouch-irq", "--no-cpu-stats", "-P", "1"]
 IP_10_0_1_0 = (10 << 24) | (1 << 8)
@@ -74,24 +73,6 @@ def _trafgen(topo: Topology, cfg_file: str, count: int) -> subprocess.Popen:
                  start_new_session=True)
 
 
-def _stop(proc: subprocess.Popen, timeout: float = 5) -> None:
-    """Stops a trafgen started by _trafgen: SIGINT to its process group (the group of
-    the child we started, by its PID), SIGKILL if it lingers."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGINT)
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout)
-        except ProcessLookupError:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)      # its forked sender, should it outlive it
-    except ProcessLookupError:
-        pass
-
-
 def cpu_times() -> dict[str, tuple[int, int]]:
     """(busy, total) jiffies per CPU from /proc/stat; steal counts as busy (the CPU was
     not ours to use)."""
@@ -122,7 +103,7 @@ def measure_pps(topo: Topology, path: Path, workdir: str, flows: int, duration: 
     try:
         warm.wait(timeout=max(30, a * b / 50_000))
     finally:
-        _stop(warm)
+        stop_group(warm)
     time.sleep(0.3)
     proc = _trafgen(topo, cfg, int(max_pps * (duration + 5)))
     try:
@@ -135,7 +116,7 @@ def measure_pps(topo: Topology, path: Path, workdir: str, flows: int, duration: 
         c1 = cpu_times()
         s1, g1, t1 = topo.counters(topo.sink, topo.sink_if), topo.counters(topo.gen, topo.gen_if), time.monotonic()
     finally:
-        _stop(proc)
+        stop_group(proc)
     dt = t1 - t0
     delivered = (s1["rx_packets"] - s0["rx_packets"]) / dt
     offered = (g1["tx_packets"] - g0["tx_packets"]) / dt
@@ -163,7 +144,7 @@ def measure_new_flows(topo: Topology, path: Path, workdir: str, count: int) -> d
             time.sleep(0.01)
         t_end = time.monotonic()
     finally:
-        _stop(proc)
+        stop_group(proc)
     time.sleep(0.3)                                  # let the last packets drain
     s1, g1 = topo.counters(topo.sink, topo.sink_if), topo.counters(topo.gen, topo.gen_if)
     delivered = s1["rx_packets"] - s0["rx_packets"]
@@ -339,7 +320,7 @@ def _paced_trial(topo: Topology, cfg: str, rate: int, seconds: float) -> float:
     except subprocess.TimeoutExpired:
         pass
     finally:
-        _stop(proc)
+        stop_group(proc)
     time.sleep(0.2)                                   # in flight
     s1, g1 = topo.counters(topo.sink, topo.sink_if), topo.counters(topo.gen, topo.gen_if)
     sent = g1["tx_packets"] - g0["tx_packets"]

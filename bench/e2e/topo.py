@@ -31,6 +31,7 @@ from pyroute2 import IPRoute, netns
 from netns_setup.nsenter import in_netns_thread
 
 PREFIX_ROOT = "vb-"
+AFXDP_PREFIX_ROOT = "vx-"   # bench/afxdp's experiment: the same shape, its own names
 MTU = 9001
 GEN_IP, SINK_IP = "10.0.1.10", "10.0.2.20"
 FWD_IN_IP, FWD_OUT_IP = "10.0.1.1", "10.0.2.1"          # kernel paths only
@@ -101,9 +102,31 @@ def read_proc(ns: str, path: str) -> str:
     return in_netns_thread(ns, read)
 
 
+def stop_group(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float = 5) -> None:
+    """Ends a process this bench started and its process group (trafgen forks its
+    sender): `sig` to the group of the child we started, by its PID, then SIGKILL if it
+    lingers, and SIGKILL once more for a forked child that should outlive it."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout)
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 class Topology:
-    def __init__(self, tag: str = "") -> None:
-        p = f"{PREFIX_ROOT}{os.getpid()}-"
+    """generator → forwarder → sink, named `<prefix_root><pid>-…` (the AF_XDP experiment
+    in bench/afxdp builds the same shape under its own prefix)."""
+
+    def __init__(self, tag: str = "", prefix_root: str = PREFIX_ROOT) -> None:
+        p = f"{prefix_root}{os.getpid()}-"
         self.prefix = p
         self.gen, self.fwd, self.sink = f"{p}gen", f"{p}fwd", f"{p}sink"
         self.gen_if, self.sink_if = f"{p}gen", f"{p}sink"
@@ -220,12 +243,12 @@ def leftovers() -> list[str]:
 
 
 def cleanup(only_dead: bool = False) -> list[str]:
-    """Removes every `vb-*` namespace (with `only_dead`, only those of bench processes
-    that no longer run). Root-namespace `vb-` links cannot come from the bench; any
-    found is reported, not touched."""
+    """Removes every `vb-*` (and bench/afxdp's `vx-*`) namespace (with `only_dead`, only
+    those of bench processes that no longer run). Root-namespace `vb-` links cannot come
+    from the bench; any found is reported, not touched."""
     removed = []
     for ns in sorted(netns.listnetns()):
-        if not ns.startswith(PREFIX_ROOT):
+        if not ns.startswith((PREFIX_ROOT, AFXDP_PREFIX_ROOT)):
             continue
         if only_dead:
             try:
