@@ -1,10 +1,11 @@
 /* hp_io.c — AF_PACKET (TPACKET_V2) rings and the forwarder's poll loop; see hp_io.h.
  *
  * Ring geometry, per port (one socket, one mapping: receive ring, then transmit ring):
- * ring_slots slots of slot_size bytes each way; by default 256 slots of 64 KiB (16 MiB +
- * 16 MiB of kernel memory), so a slot holds a GSO frame of up to 65,460 bytes (seven
+ * ring_slots slots each way; receive slots of slot_size bytes, by default 256 of 64 KiB
+ * (16 MiB of kernel memory), so a slot holds a GSO frame of up to 65,460 bytes (seven
  * 8460-byte VPC segments), and a port absorbs a burst of 256 frames while the loop
- * serves another port. Per-frame costs dominate bulk TCP: 64 KiB slots carried 1.7x the
+ * serves another port; transmit slots of 16 KiB (4 MiB), which hold any single packet
+ * up to a 9001-byte jumbo frame (GSO frames do not go through the transmit ring). Per-frame costs dominate bulk TCP: 64 KiB slots carried 1.7x the
  * throughput of 32 KiB slots in bench/ (bench/REPORT.md). Each slot is one ring block:
  * slot sizes are powers of two because the kernel allocates blocks as power-of-two page
  * runs (a 36 KiB block would take 64 KiB).
@@ -45,12 +46,14 @@
  * virtio-net header): the slot header and sockaddr_ll, 16 bytes for the MAC header,
  * aligned, then the virtio-net header; the frame runs from there to the slot's end. */
 #define RX_MAC_OFF (TPACKET_ALIGN(TPACKET2_HDRLEN + 16) + VNET_LEN - ETH_HLEN)
+#define TX_SLOT_SIZE (1u << 14)
 #define DIRECT_SNDBUF (32 << 20)
 #define IDLE_POLL_MS 100      /* wake this often with no traffic, to age flows */
 #define IDLE_EXPIRE_SCAN 4096 /* flow slots aged per idle wake-up */
 
 struct ring {
     uint8_t *base;
+    uint32_t slot_size;
     uint32_t head;            /* next slot to look at */
 };
 
@@ -135,12 +138,28 @@ uint32_t hp_io_max_frame(uint32_t slot_size)
     return (slot_size ? slot_size : DEFAULT_SLOT_SIZE) - (uint32_t)RX_MAC_OFF;
 }
 
-static size_t ring_bytes(const struct hp_io *io) { return (size_t)io->slots * io->slot_size; }
+/* A transmit slot holds any single packet up to a 9001-byte jumbo frame; what is larger
+ * (GSO frames) leaves by sendmsg() instead, so transmit slots stay small. */
+static uint32_t tx_slot_size(const struct hp_io *io)
+{
+    return io->slot_size < TX_SLOT_SIZE ? io->slot_size : TX_SLOT_SIZE;
+}
+
+static uint32_t tx_max_frame(const struct hp_io *io)
+{
+    return tx_slot_size(io) - (uint32_t)(TX_DATA_OFF + VNET_LEN);
+}
+
+/* One mapping per port: the receive ring, then the transmit ring. */
+static size_t mapping_bytes(const struct hp_io *io)
+{
+    return (size_t)io->slots * io->slot_size + (size_t)io->slots * tx_slot_size(io);
+}
 
 static void port_close(const struct hp_io *io, struct io_port *p)
 {
     if (p->rx.base)
-        munmap(p->rx.base, 2 * ring_bytes(io)); /* one mapping: receive ring, then transmit */
+        munmap(p->rx.base, mapping_bytes(io));
     if (p->fd >= 0)
         close(p->fd);
     if (p->direct_fd >= 0)
@@ -174,8 +193,10 @@ static int port_socket(struct hp_io *io, int ifindex, struct io_port *p)
         set_error(io, "socket(AF_PACKET): %s", strerror(errno));
         return -1;
     }
-    struct tpacket_req req = {.tp_block_size = io->slot_size, .tp_frame_size = io->slot_size,
-                              .tp_block_nr = io->slots, .tp_frame_nr = io->slots};
+    struct tpacket_req rx_req = {.tp_block_size = io->slot_size, .tp_frame_size = io->slot_size,
+                                 .tp_block_nr = io->slots, .tp_frame_nr = io->slots};
+    struct tpacket_req tx_req = {.tp_block_size = tx_slot_size(io), .tp_frame_size = tx_slot_size(io),
+                                 .tp_block_nr = io->slots, .tp_frame_nr = io->slots};
     struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_ifindex = ifindex,
                               .sll_protocol = htons(ETH_P_ALL)};
     /* In this order: the version before the rings, the rings before mmap. */
@@ -190,8 +211,8 @@ static int port_socket(struct hp_io *io, int ifindex, struct io_port *p)
         {PACKET_QDISC_BYPASS, &one, sizeof one, "PACKET_QDISC_BYPASS"},
         {PACKET_VNET_HDR, &one, sizeof one, "PACKET_VNET_HDR"},
         {PACKET_LOSS, &one, sizeof one, "PACKET_LOSS"},
-        {PACKET_RX_RING, &req, sizeof req, "PACKET_RX_RING"},
-        {PACKET_TX_RING, &req, sizeof req, "PACKET_TX_RING"},
+        {PACKET_RX_RING, &rx_req, sizeof rx_req, "PACKET_RX_RING"},
+        {PACKET_TX_RING, &tx_req, sizeof tx_req, "PACKET_TX_RING"},
     };
     const char *step = "";
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
@@ -200,11 +221,11 @@ static int port_socket(struct hp_io *io, int ifindex, struct io_port *p)
             goto fail;
     }
     step = "mmap";
-    uint8_t *base = mmap(NULL, 2 * ring_bytes(io), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    uint8_t *base = mmap(NULL, mapping_bytes(io), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED)
         goto fail;
-    p->rx = (struct ring){.base = base};
-    p->tx = (struct ring){.base = base + ring_bytes(io)};
+    p->rx = (struct ring){.base = base, .slot_size = io->slot_size};
+    p->tx = (struct ring){.base = base + (size_t)io->slots * io->slot_size, .slot_size = tx_slot_size(io)};
     step = "bind";
     if (bind(fd, (struct sockaddr *)&sll, sizeof sll) < 0)
         goto fail;
@@ -273,7 +294,7 @@ int hp_io_port_open(struct hp_io *io, uint16_t port, int ifindex)
 
 static inline struct tpacket2_hdr *slot(const struct hp_io *io, const struct ring *r, uint32_t i)
 {
-    return (struct tpacket2_hdr *)(r->base + (size_t)(i % io->slots) * io->slot_size);
+    return (struct tpacket2_hdr *)(r->base + (size_t)(i % io->slots) * r->slot_size);
 }
 
 uint64_t hp_io_now_ns(const struct hp_io *io)
@@ -306,7 +327,7 @@ static void tx_enqueue(struct hp_io *io, uint16_t port, const uint8_t *data, uin
     struct io_port *p = port < HP_MAX_PORTS ? io->ports[port] : NULL;
     if (!p)
         return; /* the engine knows a port that has no interface: nothing to send on */
-    if (len > io->slot_size - TX_DATA_OFF - VNET_LEN) {
+    if (len > tx_max_frame(io)) {
         p->stats.tx_too_big++;
         return;
     }
@@ -434,7 +455,7 @@ static uint32_t drain(struct hp_io *io, uint16_t port, struct io_port *p)
                 continue;
             vnet_out(&pkts[i], &vhs[i]);
             struct io_port *out = pkts[i].out_port < HP_MAX_PORTS ? io->ports[pkts[i].out_port] : NULL;
-            if (out && pkts[i].len >= HP_IO_DIRECT_MIN)
+            if (out && pkts[i].len > tx_max_frame(io))
                 tx_direct(out, pkts[i].data, pkts[i].len, &vhs[i]);
             else
                 tx_enqueue(io, pkts[i].out_port, pkts[i].data, pkts[i].len, &vhs[i]);

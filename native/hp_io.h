@@ -22,7 +22,7 @@
  * the kernel may use on the devices that transmit into it (netns_setup/offload.py); a
  * larger frame would arrive cut short and is dropped (rx_truncated).
  *
- * Large frames (GSO frames, HP_IO_DIRECT_MIN bytes or more) skip the transmit ring: they
+ * Frames larger than a transmit slot (16 KiB: GSO frames) skip the transmit ring: they
  * are sent with sendmsg() straight from their receive slot on a second, ring-less socket,
  * so the kernel copies them once into a fresh skb. Through the ring they would be copied
  * into it, then attached to the skb as the ring's own pages, which a receiver on this
@@ -71,13 +71,13 @@
 
 /* cffi:begin */
 #define HP_IO_BATCH 64
-#define HP_IO_DIRECT_MIN 16384     /* frames this large leave by sendmsg(), not the ring */
 
 struct hp_io;
 
 struct hp_io_config {
     uint32_t ring_slots;           /* slots in each ring (receive, transmit); 0: 256 */
-    uint32_t slot_size;            /* bytes per slot, a power of two, 4 KiB-256 KiB; 0: 64 KiB */
+    uint32_t slot_size;            /* bytes per receive slot, a power of two, 4 KiB-256 KiB;
+                                      0: 64 KiB (transmit slots: 16 KiB, or this if smaller) */
     uint32_t busy_poll_us;         /* read the rings this long after the last frame
                                       before sleeping in poll(); 0: sleep at once */
 };
