@@ -69,6 +69,7 @@ class Forwarder:
             raise EngineError(f"forwarder rings: {error}")
         self._io = ptr
         self.slot_size = slot_size
+        self.busy_poll_us = busy_poll_us
         self.rt_priority = rt_priority
         self.scheduling = "not started"   # how the loop thread is scheduled, once it runs
         self._thread: threading.Thread | None = None
