@@ -7,7 +7,7 @@
 | `nft` | security groups as an nftables ruleset loaded with `nft -f` (pyroute2 has no usable nftables support) |
 | `dns` | the per-VPC dnsmasq command line, its hosts file and the instances' resolv.conf |
 | `procs` | processes started in namespaces, identified by (PID, start time), stopped by PID |
-| `offload` | segmentation offload off on devices that transmit into the forwarder |
+| `offload` | gso_max_size cut to a forwarder ring slot on devices that feed it; segmentation offload off (for benchmarks) |
 
 This layer knows nothing of the lab model: it takes names, addresses and plain dicts.
 The naming scheme and address plan are in dataplane/topology/names.py and model.py;
