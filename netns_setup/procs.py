@@ -36,13 +36,19 @@ def start_time(pid: int) -> int | None:
     return int(rest[19])
 
 
+PF_EXITING = 0x4   # task flag: the process is tearing itself down (include/linux/sched.h)
+
+
 def is_zombie(pid: int) -> bool:
+    """Gone, a zombie, or on its way there: a killed process with large mappings (the
+    forwarder's packet rings) takes a moment to exit and is not alive meanwhile."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read().decode(errors="replace")
     except OSError:
         return True
-    return data[data.rindex(")") + 2:].split()[0] in ("Z", "X")
+    fields = data[data.rindex(")") + 2:].split()
+    return fields[0] in ("Z", "X") or bool(int(fields[6]) & PF_EXITING)
 
 
 def alive(pid: int, started: int | None) -> bool:
