@@ -10,7 +10,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from dataplane.engine import Backend, Engine
-from conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client
+from conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client, recomputed
 from test_checksum_property import finish_partial, pseudo_sum
 
 CLIENT = "10.0.1.10"
@@ -53,11 +53,10 @@ def test_a_gso_frame_is_forwarded_whole_with_its_checksum_left_partial(engine: E
                                     csum_offload=True, gso_size=MSS)
     assert (out.result.verdict, out.result.drop_reason) == ("forward", "none")
     assert (out.csum_partial, out.gso_size) == (True, MSS)
-    sent = Ether(finish_partial(out.result.frame))
+    sent = finish_partial(out.result.frame)
+    assert recomputed(sent) == sent
+    sent = Ether(sent)
     assert (sent[IP].dst, sent[TCP].dport, len(sent[TCP].payload)) == (TARGET.ip, TARGET.port, 3 * MSS)
-    want = Ether(bytes(sent))
-    del want[TCP].chksum
-    assert sent[TCP].chksum == Ether(bytes(want))[TCP].chksum
     counters = engine.counters(EP_PORT)
     assert counters["gso_frames"] == 1 and counters["csum_kept_partial"] == 2  # SYN too
 
@@ -109,11 +108,8 @@ def test_a_rst_built_for_a_partial_gso_frame_leaves_complete(engine: Engine) -> 
                                     csum_offload=True, gso_size=MSS)
     assert (out.result.verdict, out.result.drop_reason) == ("reply", "not_syn")
     assert (out.csum_partial, out.gso_size) == (False, 0)
-    rst = Ether(out.result.frame)
-    assert rst[TCP].flags.R
-    want = Ether(bytes(rst))
-    del want[TCP].chksum
-    assert rst[TCP].chksum == Ether(bytes(want))[TCP].chksum
+    assert Ether(out.result.frame)[TCP].flags.R
+    assert recomputed(out.result.frame) == out.result.frame
 
 
 def test_without_offload_flags_nothing_changes_for_plain_frames(engine: Engine) -> None:
