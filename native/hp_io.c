@@ -5,8 +5,9 @@
  * (16 MiB of kernel memory), so a slot holds a GSO frame of up to 65,460 bytes (seven
  * 8460-byte VPC segments), and a port absorbs a burst of 256 frames while the loop
  * serves another port; transmit slots of 16 KiB (4 MiB), which hold any single packet
- * up to a 9001-byte jumbo frame (GSO frames do not go through the transmit ring). Per-frame costs dominate bulk TCP: 64 KiB slots carried 1.7x the
- * throughput of 32 KiB slots in bench/ (bench/REPORT.md). Each slot is one ring block:
+ * up to a 9001-byte jumbo frame (GSO frames do not go through the transmit ring).
+ * Per-frame costs dominate bulk TCP: 64 KiB slots carried 1.7x the throughput of
+ * 32 KiB slots in bench/ (bench/REPORT.md). Each slot is one ring block:
  * slot sizes are powers of two because the kernel allocates blocks as power-of-two page
  * runs (a 36 KiB block would take 64 KiB).
  */
@@ -319,18 +320,11 @@ static void tx_kick(struct io_port *p)
         p->stats.tx_errors++;
 }
 
-/* Copies a frame into the next transmit slot of `port` behind the virtio-net header it
- * leaves with, or counts why it could not. */
-static void tx_enqueue(struct hp_io *io, uint16_t port, const uint8_t *data, uint32_t len,
+/* Copies a frame that fits a transmit slot into the next one of port `p`, behind the
+ * virtio-net header it leaves with, or counts why it could not. */
+static void tx_enqueue(struct hp_io *io, struct io_port *p, const uint8_t *data, uint32_t len,
                        const struct virtio_net_hdr *vh)
 {
-    struct io_port *p = port < HP_MAX_PORTS ? io->ports[port] : NULL;
-    if (!p)
-        return; /* the engine knows a port that has no interface: nothing to send on */
-    if (len > tx_max_frame(io)) {
-        p->stats.tx_too_big++;
-        return;
-    }
     struct tpacket2_hdr *h = slot(io, &p->tx, p->tx.head);
     if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_AVAILABLE) {
         p->stats.tx_ring_full++;
@@ -370,12 +364,27 @@ static void tx_direct(struct io_port *p, const uint8_t *data, uint32_t len,
     if (sendmsg(p->direct_fd, &msg, MSG_DONTWAIT) < 0) {
         if (errno == EAGAIN || errno == ENOBUFS)
             p->stats.tx_ring_full++;
+        else if (errno == EMSGSIZE)
+            p->stats.tx_too_big++; /* not a GSO frame, and more than the device's MTU */
         else
             p->stats.tx_errors++;
         return;
     }
     p->stats.tx_frames++;
     p->stats.tx_direct++;
+}
+
+/* Sends a processed frame out of its port: through the transmit ring if it fits a slot,
+ * else (a GSO frame) straight from its receive slot. */
+static void tx_send(struct hp_io *io, const struct hp_pkt *pkt, const struct virtio_net_hdr *vh)
+{
+    struct io_port *p = pkt->out_port < HP_MAX_PORTS ? io->ports[pkt->out_port] : NULL;
+    if (!p)
+        return; /* the engine knows a port that has no interface: nothing to send on */
+    if (pkt->len <= tx_max_frame(io))
+        tx_enqueue(io, p, pkt->data, pkt->len, vh);
+    else
+        tx_direct(p, pkt->data, pkt->len, vh);
 }
 
 /* The virtio-net header a processed frame leaves with: the received one while the
@@ -454,11 +463,7 @@ static uint32_t drain(struct hp_io *io, uint16_t port, struct io_port *p)
             if (pkts[i].verdict == HP_VERDICT_DROP)
                 continue;
             vnet_out(&pkts[i], &vhs[i]);
-            struct io_port *out = pkts[i].out_port < HP_MAX_PORTS ? io->ports[pkts[i].out_port] : NULL;
-            if (out && pkts[i].len > tx_max_frame(io))
-                tx_direct(out, pkts[i].data, pkts[i].len, &vhs[i]);
-            else
-                tx_enqueue(io, pkts[i].out_port, pkts[i].data, pkts[i].len, &vhs[i]);
+            tx_send(io, &pkts[i], &vhs[i]);
         }
         pthread_mutex_unlock(&io->lock);
         for (uint32_t i = 0; i < taken; i++)

@@ -88,7 +88,7 @@ struct hp_io_port_stats {
     uint64_t tx_frames;            /* frames sent: into the transmit ring, or direct */
     uint64_t tx_direct;            /* of which large frames sent straight from the receive slot */
     uint64_t tx_ring_full;         /* frames dropped: no free transmit slot or send buffer */
-    uint64_t tx_too_big;           /* frames dropped: larger than a transmit slot */
+    uint64_t tx_too_big;           /* frames dropped: larger than the out device takes */
     uint64_t tx_errors;            /* failed kicks of the transmit ring */
     uint64_t rx_ring_drops;        /* frames the kernel dropped: the receive ring was full */
     uint64_t rx_truncated;         /* frames dropped: larger than a receive slot */
