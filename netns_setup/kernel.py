@@ -13,14 +13,24 @@ gets an ownership mark, an interface altname (`vpclab.<lab>.…`, see
 dataplane/topology/names.py); `marked_links()` and `netns_mark()` are how cleanup
 recognises what is ours and leaves everything else alone.
 
+A socket "inside" a namespace (`ipr()`) is an rtnetlink socket opened by a short-lived
+thread of this process that entered the namespace (nsenter.in_netns_thread), handed to
+pyroute2 as a file descriptor: a socket keeps the namespace it was opened in, whichever
+thread uses it later. This takes about 2 ms where pyroute2's own `IPRoute(netns=NAME)`
+forks a helper for each socket (about 30 ms), which matters to callers that open many
+(a benchmark's topology, counters read in a loop).
+
 pyroute2 0.9.7 notes: namespace creation and requests that name another namespace run
-in a forked helper process (see `config.disable_mp_signal` below); a veth's `mtu` applies to the first end only, so the peer's MTU
-is set separately; `IPRoute(netns=NAME)` enters the namespace only to open its socket.
+in a forked helper process (see `config.disable_mp_signal` below); a veth's `mtu`
+applies to the first end only, so the peer's MTU is set separately; an `IPRoute()` made
+without a file descriptor opens its socket lazily, per thread, in the namespace of the
+thread that first uses it, so it must never be created in one thread and used in another.
 """
 from __future__ import annotations
 
 import errno
 import os
+import socket
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -28,7 +38,7 @@ from typing import Iterator
 from pyroute2 import IPRoute, config, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .nsenter import NETNS_RUN_DIR
+from .nsenter import NETNS_RUN_DIR, in_netns_thread
 
 # pyroute2 forks short-lived helpers (namespace creation, requests that name another
 # namespace) and ends them with SIGTERM: they must not inherit vpclab's SIGTERM handler,
@@ -37,6 +47,8 @@ config.disable_mp_signal = True
 
 WAIT_S = 5.0
 POLL_S = 0.005
+NETLINK_ROUTE = 0
+NUD_PERMANENT = 0x80
 
 
 class KernelError(RuntimeError):
@@ -74,7 +86,13 @@ def netns_inode(name: str) -> int | None:
 @contextmanager
 def ipr(name: str | None) -> Iterator[IPRoute]:
     """An rtnetlink socket inside namespace `name` (None: the current namespace)."""
-    sock = IPRoute(netns=name) if name else IPRoute()
+    if name:
+        def open_rtnetlink() -> int:
+            return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
+                                 NETLINK_ROUTE).detach()
+        sock = IPRoute(fileno=in_netns_thread(name, open_rtnetlink))
+    else:
+        sock = IPRoute()
     try:
         yield sock
     finally:
@@ -193,22 +211,23 @@ def ensure_veth(ns_a: str, if_a: str, mark_a: str, ns_b: str, if_b: str, mark_b:
     return created
 
 
-def link_index(ns: str, ifname: str) -> int:
-    with ipr(ns) as s:
-        found = s.link_lookup(ifname=ifname)
+def _index(s: IPRoute, ns: str, ifname: str) -> int:
+    found = s.link_lookup(ifname=ifname)
     if not found:
         raise KernelError(f"no link {ifname} in namespace {ns}")
     return found[0]
+
+
+def link_index(ns: str, ifname: str) -> int:
+    with ipr(ns) as s:
+        return _index(s, ns, ifname)
 
 
 # -- addresses and routes --------------------------------------------------------------
 def ensure_address(ns: str, ifname: str, address: str, prefixlen: int) -> bool:
     """`address/prefixlen` on `ifname` in `ns`. True if added."""
     with ipr(ns) as s:
-        idx = s.link_lookup(ifname=ifname)
-        if not idx:
-            raise KernelError(f"no link {ifname} in namespace {ns}")
-        idx = idx[0]
+        idx = _index(s, ns, ifname)
 
         def present() -> bool:
             return any(a.get("address") == address and a["prefixlen"] == prefixlen
@@ -233,10 +252,7 @@ def ensure_route(ns: str, dst: str, ifname: str | None = None,
     with ipr(ns) as s:
         kw: dict = {}
         if ifname:
-            found = s.link_lookup(ifname=ifname)
-            if not found:
-                raise KernelError(f"no link {ifname} in namespace {ns}")
-            kw["oif"] = found[0]
+            kw["oif"] = _index(s, ns, ifname)
         if gateway:
             kw["gateway"] = gateway
 
@@ -265,6 +281,31 @@ def ensure_route(ns: str, dst: str, ifname: str | None = None,
 
 def link_mac(ns: str, ifname: str) -> str:
     """The MAC address of `ifname` in namespace `ns`."""
-    index = link_index(ns, ifname)
     with ipr(ns) as s:
-        return s.get_links(index)[0].get_attr("IFLA_ADDRESS")
+        return s.get_links(_index(s, ns, ifname))[0].get_attr("IFLA_ADDRESS")
+
+
+def link_stats(ns: str, ifname: str) -> dict[str, int]:
+    """The 64-bit counters of `ifname` in namespace `ns` (rx_packets, tx_bytes, …)."""
+    with ipr(ns) as s:
+        return dict(s.get_links(_index(s, ns, ifname))[0].get_attr("IFLA_STATS64"))
+
+
+# -- neighbours ------------------------------------------------------------------------
+def ensure_neighbour(ns: str, ifname: str, address: str, mac: str) -> bool:
+    """A permanent ARP entry `address` → `mac` on `ifname` in `ns`. True if written."""
+    with ipr(ns) as s:
+        index = _index(s, ns, ifname)
+
+        def present() -> bool:
+            return any(n.get("dst") == address and n.get("lladdr") == mac.lower()
+                       and n["state"] == NUD_PERMANENT
+                       for n in s.get_neighbours(ifindex=index, family=2))
+        if present():
+            return False
+        try:
+            s.neigh("replace", dst=address, lladdr=mac, state=NUD_PERMANENT, ifindex=index)
+        except NetlinkError as e:
+            raise KernelError(f"neighbour {address} ({mac}) on {ifname} in {ns}: {e}") from e
+        _wait(f"neighbour {address} on {ifname} in {ns}", present)
+        return True
