@@ -8,13 +8,15 @@ other runs, and removed by name prefix even after the run was killed (`--cleanup
 
 Every veth has MTU 9001 (an AWS ENI's). The forwarder namespace gets no addresses
 here: each data path (paths.py) configures it, so the three paths share the identical
-wiring. Links are created inside their namespaces (the pair's peer is put straight
-into its namespace), so nothing of the bench ever appears in the root namespace.
+wiring. The namespaces, veths, addresses, routes and neighbours are made by
+netns_setup/scratch.py's builder (the one the forwarder's root tests use too): links are
+created inside their namespaces, so nothing of the bench ever appears in the root
+namespace.
 
 Removal: `Topology.remove()` in a `finally`, an atexit hook and SIGTERM/SIGINT/SIGHUP
 (turned into SystemExit so the `finally` runs); children are started with
 PR_SET_PDEATHSIG so they die with the bench even under SIGKILL; `cleanup()` removes
-every `vb-*` namespace and ends the processes still inside one, by PID.
+every `vb-<pid>-*` namespace and ends the processes still inside one, by PID.
 """
 from __future__ import annotations
 
@@ -24,11 +26,10 @@ import os
 import signal
 import socket
 import subprocess
-import time
 
-from pyroute2 import IPRoute, netns
-
-from netns_setup.nsenter import in_netns_thread
+from netns_setup import kernel
+from netns_setup.nsenter import in_netns_thread, write_sysctls
+from netns_setup.scratch import Scratch, remove_runs
 
 PREFIX_ROOT = "vb-"
 AFXDP_PREFIX_ROOT = "vx-"   # bench/afxdp's experiment: the same shape, its own names
@@ -39,28 +40,6 @@ EP_IP, NLB_IP = "10.0.1.50", "10.0.2.100"               # endpoint ENI, NLB ENI 
 
 _libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1
-
-
-def link_index(ipr, ifname: str, wait: float = 5.0) -> int:
-    """The link's index, waiting until the kernel shows it (a new veth's peer may take
-    a moment to appear in its namespace's dump)."""
-    deadline = time.monotonic() + wait
-    while True:
-        found = ipr.link_lookup(ifname=ifname)
-        if found:
-            return found[0]
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"link {ifname} did not appear")
-        time.sleep(0.02)
-
-
-def ipr_in(ns: str, fn):
-    """Runs `fn(ipr)` with an IPRoute whose socket was opened inside `ns` (from a thread
-    that entered it: netns_setup.nsenter.in_netns_thread)."""
-    def work():
-        with IPRoute() as ipr:
-            return fn(ipr)
-    return in_netns_thread(ns, work)
 
 
 def die_with_parent() -> None:
@@ -87,12 +66,8 @@ def run_in(ns: str, argv: list[str], timeout: float = 60, check: bool = True,
 
 
 def write_sysctl(ns: str, path: str, value: str) -> None:
-    """Writes a per-namespace sysctl through /proc/sys, from a thread inside `ns`
-    (/proc/sys/net resolves against the writing thread's namespace)."""
-    def write() -> None:
-        with open(f"/proc/sys/{path}", "w") as f:
-            f.write(value)
-    in_netns_thread(ns, write)
+    """Writes the per-namespace sysctl /proc/sys/`path` (e.g. net/ipv4/ip_forward) in `ns`."""
+    write_sysctls(ns, {path.replace("/", "."): value})
 
 
 def read_proc(ns: str, path: str) -> str:
@@ -126,9 +101,9 @@ class Topology:
     in bench/afxdp builds the same shape under its own prefix)."""
 
     def __init__(self, tag: str = "", prefix_root: str = PREFIX_ROOT) -> None:
-        p = f"{prefix_root}{os.getpid()}-"
-        self.prefix = p
-        self.gen, self.fwd, self.sink = f"{p}gen", f"{p}fwd", f"{p}sink"
+        self.scratch = Scratch(prefix_root)
+        p = self.prefix = self.scratch.prefix
+        self.gen, self.fwd, self.sink = (self.scratch.name(r) for r in ("gen", "fwd", "sink"))
         self.gen_if, self.sink_if = f"{p}gen", f"{p}sink"
         self.e0, self.e1 = f"{p}e0", f"{p}e1"
         self.macs: dict[str, str] = {}
@@ -136,51 +111,35 @@ class Topology:
     # -- building -------------------------------------------------------------------------
 
     def create(self) -> "Topology":
-        try:
-            for ns in (self.gen, self.fwd, self.sink):
-                netns.create(ns)
-            self._pair(self.gen, self.gen_if, GEN_IP, self.e0)
-            self._pair(self.sink, self.sink_if, SINK_IP, self.e1)
-            for ns in (self.gen, self.fwd, self.sink):
-                ipr_in(ns, lambda ipr: ipr.link("set", index=link_index(ipr, "lo"), state="up"))
+        with self.scratch.undone_on_failure() as s:
+            for role in ("gen", "fwd", "sink"):
+                s.namespace(role)
+            s.veth(self.gen, self.gen_if, self.fwd, self.e0, mtu=MTU)
+            s.veth(self.sink, self.sink_if, self.fwd, self.e1, mtu=MTU)
+            s.address(self.gen, self.gen_if, GEN_IP, 24)
+            s.address(self.sink, self.sink_if, SINK_IP, 24)
             self.macs = {self.gen_if: self.mac(self.gen, self.gen_if), self.e0: self.mac(self.fwd, self.e0),
                          self.e1: self.mac(self.fwd, self.e1), self.sink_if: self.mac(self.sink, self.sink_if)}
-        except BaseException:
-            self.remove()
-            raise
         return self
-
-    def _pair(self, host_ns: str, host_if: str, host_ip: str, fwd_if: str) -> None:
-        def host(ipr) -> None:
-            ipr.link("add", ifname=host_if, kind="veth", mtu=MTU,
-                     peer={"ifname": fwd_if, "net_ns_fd": self.fwd, "mtu": MTU})
-            idx = link_index(ipr, host_if)
-            ipr.addr("add", index=idx, address=host_ip, prefixlen=24)
-            ipr.link("set", index=idx, state="up")
-        ipr_in(host_ns, host)
-        ipr_in(self.fwd, lambda ipr: ipr.link("set", index=link_index(ipr, fwd_if), state="up"))
 
     @staticmethod
     def mac(ns: str, ifname: str) -> str:
-        return ipr_in(ns, lambda ipr: ipr.link("get", index=link_index(ipr, ifname))[0].get_attr("IFLA_ADDRESS"))
+        return kernel.link_mac(ns, ifname)
 
     def add_addr(self, ns: str, ifname: str, ip: str, prefixlen: int) -> None:
-        ipr_in(ns, lambda ipr: ipr.addr("add", index=link_index(ipr, ifname), address=ip, prefixlen=prefixlen))
+        self.scratch.address(ns, ifname, ip, prefixlen)
 
     def add_default_route(self, ns: str, gateway: str) -> None:
-        ipr_in(ns, lambda ipr: ipr.route("add", dst="0.0.0.0/0", gateway=gateway))
+        self.scratch.route(ns, "0.0.0.0/0", gateway=gateway)
 
     def add_neighbour(self, ns: str, ifname: str, ip: str, mac: str) -> None:
         """A permanent ARP entry, so that no resolution happens inside a measurement."""
-        ipr_in(ns, lambda ipr: ipr.neigh("replace", dst=ip, lladdr=mac, state=0x80,  # NUD_PERMANENT
-                                         ifindex=link_index(ipr, ifname)))
+        self.scratch.neighbour(ns, ifname, ip, mac)
 
     def counters(self, ns: str, ifname: str) -> dict[str, int]:
-        def read(ipr) -> dict[str, int]:
-            stats = ipr.link("get", index=link_index(ipr, ifname))[0].get_attr("IFLA_STATS64")
-            return {k: stats[k] for k in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes",
-                                           "rx_dropped", "tx_dropped")}
-        return ipr_in(ns, read)
+        stats = kernel.link_stats(ns, ifname)
+        return {k: stats[k] for k in ("rx_packets", "tx_packets", "rx_bytes", "tx_bytes",
+                                      "rx_dropped", "tx_dropped")}
 
     def set_rps(self, ns: str, ifname: str, cpu_mask: int) -> None:
         """Steers `ifname`'s receive processing to the CPUs of `cpu_mask` (RPS). sysfs
@@ -193,75 +152,22 @@ class Topology:
     # -- removal --------------------------------------------------------------------------
 
     def remove(self) -> None:
-        for ns in (self.gen, self.fwd, self.sink):
-            _remove_ns(ns)
-
-
-def _ns_inode(ns: str) -> int | None:
-    try:
-        return os.stat(f"/run/netns/{ns}").st_ino
-    except OSError:
-        return None
-
-
-def _pids_in(inode: int) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and int(entry) != os.getpid():
-            try:
-                if os.stat(f"/proc/{entry}/ns/net").st_ino == inode:
-                    pids.append(int(entry))
-            except OSError:
-                pass
-    return pids
-
-
-def _remove_ns(ns: str) -> None:
-    """Ends the processes still inside `ns` (by PID: they are the bench's own), then
-    removes it; the veths in it go with it."""
-    inode = _ns_inode(ns)
-    if inode is None:
-        return
-    pids = _pids_in(inode)
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    deadline = time.monotonic() + 5
-    while pids and time.monotonic() < deadline and _pids_in(inode):
-        time.sleep(0.05)
-    if ns in netns.listnetns():
-        netns.remove(ns)
+        """Ends the processes left inside the namespaces (by PID), removes them."""
+        self.scratch.remove()
 
 
 def leftovers() -> list[str]:
     """Every bench namespace in /run/netns, and any `vb-` link in this namespace."""
-    names = [ns for ns in netns.listnetns() if ns.startswith(PREFIX_ROOT)]
+    names = [ns for ns in kernel.list_netns() if ns.startswith(PREFIX_ROOT)]
     names += [f"link:{name}" for _, name in socket.if_nameindex() if name.startswith(PREFIX_ROOT)]
     return names
 
 
 def cleanup(only_dead: bool = False) -> list[str]:
-    """Removes every `vb-*` (and bench/afxdp's `vx-*`) namespace (with `only_dead`, only
-    those of bench processes that no longer run). Root-namespace `vb-` links cannot come
-    from the bench; any found is reported, not touched."""
-    removed = []
-    for ns in sorted(netns.listnetns()):
-        if not ns.startswith((PREFIX_ROOT, AFXDP_PREFIX_ROOT)):
-            continue
-        if only_dead:
-            try:
-                pid = int(ns.split("-")[1])
-                os.kill(pid, 0)
-                continue                      # that bench is still running
-            except (ValueError, IndexError):
-                continue
-            except ProcessLookupError:
-                pass
-        _remove_ns(ns)
-        removed.append(ns)
-    return removed
+    """Removes every `vb-<pid>-*` (and bench/afxdp's `vx-<pid>-*`) namespace (with
+    `only_dead`, only those of bench processes that no longer run). Root-namespace `vb-`
+    links cannot come from the bench; any found is reported, not touched."""
+    return remove_runs((PREFIX_ROOT, AFXDP_PREFIX_ROOT), only_dead=only_dead)
 
 
 _live: list[Topology] = []

@@ -1,6 +1,6 @@
-"""A three-namespace PrivateLink shape for the forwarder's root tests, built directly
-with pyroute2 (no lab layer), named `tio-<pid>-…` so parallel runs and leftovers are
-told apart, and removed by `remove()` also when a test fails:
+"""A three-namespace PrivateLink shape for the forwarder's root tests, built with
+netns_setup/scratch.py's builder (no lab layer), named `tio-<pid>-…` so parallel runs
+and leftovers are told apart, and removed by `remove()` also when a test fails:
 
     tio-cli   eth0 10.0.1.10/24 ── eni0 ┐            ┌ eni1 ── eth0 10.0.2.20/24   tio-srv
                                          tio-hp: forwarder
@@ -11,18 +11,18 @@ cut to what a ring slot takes (netns_setup/offload.py says why).
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
 
-from pyroute2 import NetNS, netns
-
 from dataplane.forwarder import max_frame
+from netns_setup.kernel import link_mac
 from netns_setup.offload import cap_gso_size
+from netns_setup.scratch import Scratch
 
-PREFIX = f"tio-{os.getpid()}"
-CLI, HP, SRV = f"{PREFIX}-cli", f"{PREFIX}-hp", f"{PREFIX}-srv"
+SCRATCH = Scratch("tio-")
+PREFIX = SCRATCH.prefix.rstrip("-")
+CLI, HP, SRV = SCRATCH.name("cli"), SCRATCH.name("hp"), SCRATCH.name("srv")
 EP_IP, NLB_IP, CLIENT_IP, TARGET_IP = "10.0.1.50", "10.0.2.100", "10.0.1.10", "10.0.2.20"
 
 SERVER = textwrap.dedent("""
@@ -58,41 +58,25 @@ def in_ns(ns: str, *argv: str, **kw) -> subprocess.CompletedProcess:
                           text=True, timeout=60, **kw)
 
 
-def link_mac(ns: str, ifname: str) -> str:
-    with NetNS(ns) as ipr:
-        (link,) = ipr.link("get", index=ipr.link_lookup(ifname=ifname)[0])
-        return link.get_attr("IFLA_ADDRESS")
-
-
 def veth_into(host_ns: str, host_ip: str, eni: str) -> None:
     """eth0 in `host_ns` (with an address, MTU 9001) paired with `eni` in the hyperplane."""
-    with NetNS(host_ns) as ipr:
-        ipr.link("add", ifname="eth0", kind="veth", mtu=9001, peer={"ifname": eni, "net_ns_fd": HP, "mtu": 9001})
-        idx = ipr.link_lookup(ifname="eth0")[0]
-        ipr.addr("add", index=idx, address=host_ip, prefixlen=24)
-        ipr.link("set", index=idx, state="up")
+    SCRATCH.veth(host_ns, "eth0", HP, eni, mtu=9001)
+    SCRATCH.address(host_ns, "eth0", host_ip, 24)
     cap_gso_size("eth0", host_ns, max_frame())  # it transmits into the forwarder
-    with NetNS(HP) as ipr:
-        ipr.link("set", index=ipr.link_lookup(ifname=eni)[0], state="up")
-
 
 
 def create() -> None:
     """Makes the three namespaces and two veth pairs; on failure removes what it made."""
-    try:
-        for ns in (CLI, HP, SRV):
-            netns.create(ns)
+    with SCRATCH.undone_on_failure():
+        for role in ("cli", "hp", "srv"):
+            SCRATCH.namespace(role)
         veth_into(CLI, CLIENT_IP, "eni0")
         veth_into(SRV, TARGET_IP, "eni1")
-    except BaseException:
-        remove()
-        raise
 
 
 def remove() -> None:
-    for ns in (CLI, HP, SRV):
-        if ns in netns.listnetns():
-            netns.remove(ns)
+    """Ends the processes left inside the namespaces (by PID), removes them."""
+    SCRATCH.remove()
 
 
 def port_specs() -> list[dict]:
