@@ -2,11 +2,12 @@
 
 | module | what |
 |---|---|
-| `kernel` | namespaces, veths, altnames, addresses, routes: pyroute2, idempotent `ensure_*` that wait until the kernel shows the object |
+| `kernel` | namespaces, veths, altnames, addresses, routes, neighbours, link counters: pyroute2, idempotent `ensure_*` that wait until the kernel shows the object |
 | `nsenter` | entering a namespace (setns) in this process, a forked child or a thread; private mount namespaces; per-namespace sysctls |
 | `nft` | security groups as an nftables ruleset loaded with `nft -f` (pyroute2 has no usable nftables support) |
 | `dns` | the per-VPC dnsmasq command line, its hosts file and the instances' resolv.conf |
 | `procs` | processes started in namespaces, identified by (PID, start time), stopped by PID |
+| `scratch` | the one builder of throwaway namespaces for root tests and benchmarks: `<root><pid>-<role>` names, `scratch.` marks, everything removed on exit or failure |
 | `offload` | gso_max_size cut to a forwarder ring slot on devices that feed it; segmentation offload off (for benchmarks) |
 
 This layer knows nothing of the lab model: it takes names, addresses and plain dicts.
