@@ -7,9 +7,9 @@ them with `--all`), with its meaning. Both ask the forwarder's control socket.
 """
 from __future__ import annotations
 
-from .. import control
+from ..forwarder import control
 from .. import lab as labmod
-from ..show import format_flows, format_stats
+from ..forwarder.show import format_flows, format_stats
 from .common import EXIT_OK, pick_lab
 
 

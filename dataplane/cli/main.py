@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..lab import LabError
-from ..topology import TopologyError
+from ..model import TopologyError
 from . import bench, capture, cleanup, down, endpoint, exec_, flows, status, up, validate
 from .common import EXIT_FAILED, EXIT_USAGE, CliError
 

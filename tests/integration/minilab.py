@@ -18,7 +18,7 @@ import textwrap
 
 from pyroute2 import NetNS, netns
 
-from dataplane.forwarder import max_frame
+from dataplane.forwarder.io import max_frame
 from netns_setup.offload import cap_gso_size
 
 PREFIX = f"tio-{os.getpid()}"

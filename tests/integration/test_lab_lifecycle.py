@@ -17,7 +17,7 @@ import pytest
 from pyroute2 import netns
 
 from dataplane import lab as labmod
-from dataplane.topology import Lab, names
+from dataplane.model import Lab, names
 from netns_setup import kernel, nft, procs
 
 from .conftest import CLI, REPO, leftovers, serve, vpclab, write_topology

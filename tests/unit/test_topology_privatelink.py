@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from dataplane import hyperplane
-from dataplane.topology import Lab, load, loads
-from dataplane.topology.model import TopologyError
+from dataplane.compile import privatelink as hyperplane
+from dataplane.model import Lab, load, loads
+from dataplane.model.topology import TopologyError
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "privatelink.yaml"
 

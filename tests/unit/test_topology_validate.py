@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dataplane.cli.main import main
-from dataplane.topology import TopologyError, check_document, loads, schema
+from dataplane.model import TopologyError, check_document, loads, schema
 
 GOOD = {
     "lab": "demo", "region": "us-east-1",

@@ -26,7 +26,7 @@ from typing import Any, Iterable
 import jsonschema
 
 from . import names
-from .model import DEFAULT_SG, FIRST_FREE_OFFSET, Problem
+from .topology import DEFAULT_SG, FIRST_FREE_OFFSET, Problem
 
 JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
               int: "a number", float: "a number", type(None): "nothing (null)"}

@@ -2,7 +2,7 @@
 
 A `Lab` is what a topology file says, nothing more: names, CIDRs, rules and requested
 addresses, in the order they were written. It is built the same way whether it comes
-from YAML (`dataplane.topology.load`) or from Python:
+from YAML (`dataplane.model.load`) or from Python:
 
     lab = Lab("demo", region="us-east-1")
     shop = lab.add_vpc("shop", "10.0.0.0/16")

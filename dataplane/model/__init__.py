@@ -6,7 +6,7 @@ raise `TopologyError`, whose `problems` are (field path, reason) pairs. See `mod
 for the address plan and `names.py` for how kernel objects are named.
 """
 from .loader import load, loads, parse
-from .model import (DEFAULT_SG, Instance, Lab, Problem, Rule, SecurityGroup, Subnet,
+from .topology import (DEFAULT_SG, Instance, Lab, Problem, Rule, SecurityGroup, Subnet,
                     TopologyError, Vpc)
 from .validate import check_document, schema
 

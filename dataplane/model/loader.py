@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .model import Lab, Problem, TopologyError
+from .topology import Lab, Problem, TopologyError
 from .validate import check_document, join
 
 

@@ -44,9 +44,10 @@ from typing import Any
 
 from netns_setup import dns, kernel, nft, nsenter, offload, procs
 
-from . import control, hyperplane
-from .forwarder import max_frame as forwarder_max_frame
-from .topology import Lab, names
+from dataplane.compile import privatelink as hyperplane
+from dataplane.forwarder import control
+from dataplane.forwarder.io import max_frame as forwarder_max_frame
+from dataplane.model import Lab, names
 
 ENI_MTU = 9001
 STATE_VERSION = 1
@@ -443,7 +444,7 @@ def _up_hyperplane(lab: Lab, ports: list["hyperplane.Port"], st: State, prog: Pr
     with open(hp["spec"], "w") as f:
         json.dump(spec, f, indent=1)
     hp["macs"] = {str(k): v for k, v in macs.items()}
-    argv = [sys.executable, "-m", "dataplane.forwarderd", "--spec", hp["spec"],
+    argv = [sys.executable, "-m", "dataplane.forwarder.daemon", "--spec", hp["spec"],
             "--socket", hp["socket"]]
     if spec.get("health_checks"):
         argv += ["--health-netns", health_ns]

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Callable
 
-from dataplane.health import HealthCheck, TargetGroupHealth, probe_http, probe_tcp
+from dataplane.forwarder.health import HealthCheck, TargetGroupHealth, probe_http, probe_tcp
 from netns_setup import nsenter
 
 Target = tuple[str, int]

@@ -1,4 +1,4 @@
-"""The forwarder process of one lab: `python -m dataplane.forwarderd --spec FILE --socket PATH`.
+"""The forwarder process of one lab: `python -m dataplane.forwarder.daemon --spec FILE --socket PATH`.
 
 It builds an Engine from the spec (fwdspec.py), opens every port's interface in the
 hyperplane namespace, runs the C poll loop in a thread (the GIL released: Python never
@@ -19,10 +19,10 @@ import socketserver
 import sys
 import threading
 
-from dataplane.engine import COUNTERS, Backend, Engine, EngineError
-from dataplane.forwarder import Forwarder
-from dataplane.fwdspec import Applied, apply_spec
-from dataplane.healthd import HealthRunner, choose_backends
+from dataplane.forwarder.engine import COUNTERS, Backend, Engine, EngineError
+from dataplane.forwarder.io import Forwarder
+from dataplane.forwarder.spec import Applied, apply_spec
+from dataplane.forwarder.healthd import HealthRunner, choose_backends
 
 
 IO_SETTINGS = ("ring_slots", "slot_size", "busy_poll_us", "rt_priority")

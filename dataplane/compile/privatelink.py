@@ -7,7 +7,7 @@ What `up` makes for a lab with load balancers or endpoints (names in topology/na
 | the forwarder's namespace, no addresses, no routes; a netdev ingress table dropping port frames once the forwarder has them | `<lab>.hyperplane`, table `netdev <lab>-ports` |
 | each NLB node's and endpoint's ENI: a veth | `eni-<11 hex>` in the VPC namespace ⇄ `hp<port>` in `<lab>.hyperplane` |
 | the VPC router's side of it | the subnet's `.1/32` on `eni-…`, a /32 route to the ENI's address; gso_max_size cut to a ring slot (it transmits into the forwarder, GSO frames included) |
-| the forwarder process | `python -m dataplane.forwarderd` in `<lab>.hyperplane`, spec `/run/vpclab/<lab>/forwarder.json`, control socket `/run/vpclab/<lab>/forwarder.sock` |
+| the forwarder process | `python -m dataplane.forwarder.daemon` in `<lab>.hyperplane`, spec `/run/vpclab/<lab>/forwarder.json`, control socket `/run/vpclab/<lab>/forwarder.sock` |
 | DNS | each endpoint's regional and zonal names, and its service's private DNS name when `private_dns` is on, in the consumer VPC's resolver only |
 
 How PrivateLink compiles (`compile_spec`), one engine service per endpoint ENI and
@@ -43,9 +43,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from dataplane.topology import names
-from dataplane.topology.model import Lab, Vpc
-from dataplane.topology.privatelink import (HyperplaneEni, endpoint_dns_names, endpoint_id,
+from dataplane.model import names
+from dataplane.model.topology import Lab, Vpc
+from dataplane.model.privatelink import (HyperplaneEni, endpoint_dns_names, endpoint_id,
                                             service_id)
 
 ENDPOINT_MTU = 8500           # PrivateLink (AWS-FACTS §1)
