@@ -28,10 +28,10 @@ import time
 
 from pyroute2 import IPRoute, netns
 
+from netns_setup import scratch_runs
 from netns_setup.nsenter import in_netns_thread
 
-PREFIX_ROOT = "vb-"
-AFXDP_PREFIX_ROOT = "vx-"   # bench/afxdp's experiment: the same shape, its own names
+PREFIX_ROOT, AFXDP_PREFIX_ROOT = scratch_runs.RUN_PREFIXES  # bench/afxdp: its own names
 MTU = 9001
 GEN_IP, SINK_IP = "10.0.1.10", "10.0.2.20"
 FWD_IN_IP, FWD_OUT_IP = "10.0.1.1", "10.0.2.1"          # kernel paths only
@@ -247,18 +247,10 @@ def cleanup(only_dead: bool = False) -> list[str]:
     those of bench processes that no longer run). Root-namespace `vb-` links cannot come
     from the bench; any found is reported, not touched."""
     removed = []
+    dead = set(scratch_runs.dead_run_namespaces()) if only_dead else None
     for ns in sorted(netns.listnetns()):
-        if not ns.startswith((PREFIX_ROOT, AFXDP_PREFIX_ROOT)):
+        if not ns.startswith(scratch_runs.RUN_PREFIXES) or (dead is not None and ns not in dead):
             continue
-        if only_dead:
-            try:
-                pid = int(ns.split("-")[1])
-                os.kill(pid, 0)
-                continue                      # that bench is still running
-            except (ValueError, IndexError):
-                continue
-            except ProcessLookupError:
-                pass
         _remove_ns(ns)
         removed.append(ns)
     return removed
