@@ -1,6 +1,6 @@
 """The forwarder process of one lab: `python -m dataplane.forwarder.daemon --spec FILE --socket PATH`.
 
-It builds an Engine from the spec (fwdspec.py), opens every port's interface in the
+It builds an Engine from the spec (spec.py), opens every port's interface in the
 hyperplane namespace, runs the C poll loop in a thread (the GIL released: Python never
 sees a packet), and answers the control socket (control.py) in the main thread. Table
 changes from `apply` are made with the loop held between two batches.
@@ -30,7 +30,7 @@ IO_SETTINGS = ("ring_slots", "slot_size", "busy_poll_us", "rt_priority")
 
 def io_settings(spec: dict) -> dict[str, int]:
     """The spec's "io" object: the forwarder's ring geometry, busy polling and the
-    loop thread's real-time priority (dataplane/forwarder.py)."""
+    loop thread's real-time priority (dataplane/forwarder/io.py)."""
     io = spec.get("io", {})
     unknown = sorted(set(io) - set(IO_SETTINGS))
     if unknown:

@@ -1,6 +1,6 @@
 """NLB health checks, run inside the forwarder process.
 
-The checks of a lab's spec (`health_checks`, compiled by dataplane/hyperplane.py) are
+The checks of a lab's spec (`health_checks`, compiled by dataplane/compile/privatelink.py) are
 probed from the namespace `<lab>.hyperplane.health`, through the forwarder's health
 services, so each leaves from its NLB node's address. A thread enters that namespace and
 runs an asyncio loop there: every check due (per its interval) is probed concurrently,
