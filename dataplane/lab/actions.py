@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 from dataplane.compile import hyperplane
-
 from dataplane.forwarder import control
 from dataplane.model import Lab
 
