@@ -116,9 +116,14 @@ def test_lab_reaches_the_forwarder_only_through_its_socket_and_constants() -> No
     assert offenders == []
 
 
-def test_vpclab_bench_runs_the_suite_as_a_child_process() -> None:
+def test_vpclab_bench_runs_the_suite_as_a_child_process(monkeypatch, tmp_path) -> None:
     from dataplane.cli import bench
+    from dataplane.cli.common import CliError
+    monkeypatch.setattr(bench, "REPO", REPO)      # an installed vpclab (make sanitize) too
     assert bench.suite_argv(["--quick"]) == [sys.executable, "-m", "bench.e2e", "--quick"]
+    monkeypatch.setattr(bench, "REPO", tmp_path)
+    with pytest.raises(CliError, match="runs from a source checkout"):
+        bench.suite_argv([])
 
 
 def test_constants_copied_from_the_engine_agree_with_it() -> None:
