@@ -18,7 +18,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from conftest import record
-from dataplane.engine import Backend, Engine
+from dataplane.forwarder.engine import Backend, Engine
 
 EP_MAC, NLB_MAC = "02:00:00:00:00:e0", "02:00:00:00:00:e1"
 ROUTER_MAC = "02:00:00:00:00:a0"

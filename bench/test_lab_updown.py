@@ -15,7 +15,7 @@ import time
 import pytest
 
 from dataplane import lab as labmod
-from dataplane.topology import Lab
+from dataplane.model import Lab
 from netns_setup import kernel
 
 pytestmark = pytest.mark.root

@@ -11,8 +11,8 @@
 | `offload` | gso_max_size cut to a forwarder ring slot on devices that feed it; segmentation offload off (for benchmarks) |
 
 This layer knows nothing of the lab model: it takes names, addresses and plain dicts.
-The naming scheme and address plan are in dataplane/topology/names.py and model.py;
+The naming scheme and address plan are in dataplane/model/names.py and topology.py;
 the orchestration (what is made in which order, the state file, rollback) is
-dataplane/lab.py. The root namespace is never changed: objects are created from
+dataplane/lab/. The root namespace is never changed: objects are created from
 sockets opened inside the target namespaces.
 """

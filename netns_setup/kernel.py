@@ -10,7 +10,7 @@ Nothing here touches the root namespace: a veth is created by a socket opened *i
 the first namespace, with its peer placed straight into the second one
 (`peer={'net_ns_fd': …}`), so neither end ever appears in the root namespace. Every link
 gets an ownership mark, an interface altname (`vpclab.<lab>.…`, see
-dataplane/topology/names.py); `marked_links()` and `netns_mark()` are how cleanup
+dataplane/model/names.py); `marked_links()` and `netns_mark()` are how cleanup
 recognises what is ours and leaves everything else alone.
 
 A socket "inside" a namespace (`ipr()`) is an rtnetlink socket made there by

@@ -42,6 +42,11 @@ class ScratchError(ValueError):
     """A scratch topology was asked for something it does not do; says what."""
 
 
+# Roots of the benchmarks' scratch runs (bench/e2e, bench/afxdp): `vpclab cleanup` removes
+# what killed runs of theirs left, without importing bench.
+BENCH_RUN_ROOTS = ("vb-", "vx-")
+
+
 def mark_of(namespace: str, ifname: str | None = None) -> str:
     """The ownership altname of `namespace`'s `lo`, or of its link `ifname`."""
     return f"{MARK}.{namespace}" + (f".{ifname}" if ifname else "")

@@ -12,7 +12,7 @@ from bench.e2e import report, suite, topo
 
 def parse_io(text: str) -> dict[str, int]:
     """"busy_poll_us=50,slot_size=65536" → {"busy_poll_us": 50, "slot_size": 65536}."""
-    from dataplane.forwarderd import IO_SETTINGS
+    from dataplane.forwarder.daemon import IO_SETTINGS
     out = {}
     for item in filter(None, text.split(",")):
         key, sep, value = item.partition("=")

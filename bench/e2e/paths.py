@@ -1,7 +1,7 @@
 """The three data paths, each set up on a fresh Topology (topo.py) in the forwarder
 namespace only; generator and sink are the same for all three.
 
-vpclab         the Hyperplane forwarder (`python -m dataplane.forwarderd`, pinned to CPU 1)
+vpclab         the Hyperplane forwarder (`python -m dataplane.forwarder.daemon`, pinned to CPU 1)
                as a lab runs it; *vpclab-busypoll* the same with busy polling
                (io.busy_poll_us = BUSY_POLL_US): its loop never sleeps while traffic runs.
                on vb-P-e0 (port 0, endpoint ENI 10.0.1.50) and vb-P-e1 (port 1, NLB ENI
@@ -42,7 +42,7 @@ import time
 
 from bench.e2e.topo import (EP_IP, FWD_IN_IP, FWD_OUT_IP, NLB_IP, SINK_IP, Topology, popen,
                             read_proc, run_in, write_sysctl)
-from dataplane.forwarder import max_frame
+from dataplane.forwarder.io import max_frame
 from netns_setup import nft
 from netns_setup.offload import cap_gso_size, disable_segmentation_offload
 
@@ -148,7 +148,7 @@ class VpclabPath(Path):
         spec_file = os.path.join(self.workdir, "spec.json")
         with open(spec_file, "w") as f:
             json.dump(self.spec(), f)
-        self.proc = popen(["taskset", "-c", str(FWD_CPU), sys.executable, "-m", "dataplane.forwarderd",
+        self.proc = popen(["taskset", "-c", str(FWD_CPU), sys.executable, "-m", "dataplane.forwarder.daemon",
                            "--spec", spec_file, "--socket", self.sock, "--netns", t.fwd],
                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
@@ -165,7 +165,7 @@ class VpclabPath(Path):
         self.cpu = cpu
 
     def stats(self) -> dict:
-        from dataplane.control import call
+        from dataplane.forwarder.control import call
         return call(self.sock, "stats")
 
     def flow_count(self) -> int | None:
@@ -196,7 +196,7 @@ class VpclabPath(Path):
         roles = {"0": "trafgen, the clients and the sink's servers; for packets per second and new flows "
                       "also the softirq that delivers e0's frames into the forwarder's AF_PACKET receive "
                       "ring (RPS off, as for the kernel paths)",
-                 "1": f"the forwarder process (python -m dataplane.forwarderd under taskset -c 1): {loop}, "
+                 "1": f"the forwarder process (python -m dataplane.forwarder.daemon under taskset -c 1): {loop}, "
                       "the translation, the transmit into e1 and with it the sink's receive softirq; "
                       "for TCP, connections and latency also the delivery into its receive rings, "
                       "steered there by RPS on e0 and e1 as for the kernel paths"}

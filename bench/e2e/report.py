@@ -71,7 +71,7 @@ METHOD = """\
 * **Topology**: three namespaces, generator → forwarder → sink, two veth pairs, MTU 9001,
   built afresh for each path (and for each new-flow run) with pyroute2; names `vb-<pid>-…`.
   Everything runs inside them; the root namespace is not changed.
-* **Paths**: *vpclab* = `python -m dataplane.forwarderd` on the two forwarder-side veths
+* **Paths**: *vpclab* = `python -m dataplane.forwarder.daemon` on the two forwarder-side veths
   (AF_PACKET TPACKET_V2 rings), PrivateLink DNAT+SNAT (endpoint 10.0.1.50 → NLB 10.0.2.100
   → target 10.0.2.20), services with rst_on_miss, hash_tcp_seq, MTU 8500, MSS clamp 8460;
   *kernel-nat* = ip_forward and an nftables ruleset doing the same DNAT (jhash over 32
@@ -138,7 +138,7 @@ def machine() -> dict:
         pass
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
-    from dataplane.engine import build_info
+    from dataplane.forwarder.engine import build_info
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()

@@ -4,11 +4,13 @@ routing on one topology, as ratios measured in the same run; results.json, repor
 and plots under bench/results/<timestamp>/. The same as `make bench-e2e`.
 
 The suite lives in the source tree (bench/ is not installed), so this verb runs from a
-checkout; its arguments are bench.e2e's.
+checkout: `python -m bench.e2e` as a child process with the checkout as its working
+directory (vpclab never imports bench/); its arguments are bench.e2e's.
 """
 from __future__ import annotations
 
 import pathlib
+import subprocess
 import sys
 
 from .common import CliError, EXIT_USAGE, need_root
@@ -23,17 +25,14 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_suite():
-    """bench.e2e from the checkout vpclab runs from, or a clear error."""
+def suite_argv(bench_args: list[str]) -> list[str]:
+    """The suite's command line, or a clear error when vpclab is not run from a checkout."""
     if not (REPO / "bench" / "e2e" / "__main__.py").exists():
         raise CliError(f"the benchmark suite is not here ({REPO}/bench/e2e): "
                        f"vpclab bench runs from a source checkout", EXIT_USAGE)
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
-    from bench.e2e import __main__ as suite
-    return suite
+    return [sys.executable, "-m", "bench.e2e", *bench_args]
 
 
 def run(args) -> int:
     need_root()
-    return load_suite().main(list(args.bench_args))
+    return subprocess.call(suite_argv(list(args.bench_args)), cwd=REPO)

@@ -6,13 +6,14 @@ their links and nftables tables), files. Without arguments it takes only labs wh
 `up`/`down` never finished and marked namespaces no state mentions; a LAB name takes
 that lab whatever its state; `--all` takes every vpclab lab, running ones too. Anything
 without a vpclab mark or state entry is left alone. It also removes what killed
-benchmark runs left (`vb-<pid>-…` namespaces whose process is gone), when run from a
-checkout that has the suite.
+benchmark runs left (`vb-<pid>-…`/`vx-<pid>-…` namespaces whose process is gone,
+netns_setup/scratch.py).
 """
 from __future__ import annotations
 
+from netns_setup import scratch
+
 from .. import lab as labmod
-from . import bench
 from .common import EXIT_OK, CliError, EXIT_USAGE, need_root
 
 
@@ -28,10 +29,7 @@ def run(args) -> int:
     if args.all and args.lab:
         raise CliError("give a LAB or --all, not both", EXIT_USAGE)
     report = labmod.cleanup(args.lab, everything=args.all)
-    try:
-        stale = bench.load_suite().topo.cleanup(only_dead=True)
-    except CliError:
-        stale = []
+    stale = scratch.remove_runs(scratch.BENCH_RUN_ROOTS, only_dead=True)
     if stale:
         report["bench"] = [f"namespace {ns}" for ns in stale]
     if not report:

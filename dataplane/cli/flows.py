@@ -7,9 +7,8 @@ them with `--all`), with its meaning. Both ask the forwarder's control socket.
 """
 from __future__ import annotations
 
-from .. import control
 from .. import lab as labmod
-from ..show import format_flows, format_stats
+from ..forwarder import control
 from .common import EXIT_OK, pick_lab
 
 
@@ -26,6 +25,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    # The drop reasons' sentences are the engine's: loaded here, not when vpclab starts,
+    # so that every other verb runs without the compiled engine.
+    from ..forwarder.show import format_flows, format_stats
     hp = labmod.hyperplane_of(pick_lab(args.lab))
     try:
         reply = control.call(hp["socket"], args.what)

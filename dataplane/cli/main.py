@@ -5,8 +5,9 @@ import argparse
 import sys
 
 from ..lab import LabError
-from ..topology import TopologyError
-from . import bench, capture, cleanup, down, endpoint, exec_, flows, status, up, validate
+from ..model import TopologyError
+from . import (  # one module per verb; `bench` runs bench/e2e as a child process
+    bench, capture, cleanup, down, endpoint, exec_, flows, status, up, validate)
 from .common import EXIT_FAILED, EXIT_USAGE, CliError
 
 VERBS = (validate, up, down, status, exec_, capture, flows, endpoint, bench, cleanup)

@@ -11,7 +11,7 @@ import os
 import signal
 
 from .. import lab as labmod
-from ..topology import TopologyError, load
+from ..model import TopologyError, load
 from .common import EXIT_OK, EXIT_USAGE, need_root, table
 from .validate import report
 

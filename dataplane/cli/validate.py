@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from ..topology import TopologyError, load
+from ..model import TopologyError, load
 from .common import EXIT_OK, EXIT_USAGE
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from dataplane import lab as labmod
-from dataplane.topology import names
+from dataplane.model import names
 from netns_setup import kernel
 
 HERE = pathlib.Path(__file__).resolve().parent

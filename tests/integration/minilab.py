@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 
-from dataplane.forwarder import max_frame
+from dataplane.forwarder.io import max_frame
 from netns_setup.kernel import link_mac
 from netns_setup.offload import cap_gso_size
 from netns_setup.scratch import Scratch

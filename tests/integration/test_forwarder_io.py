@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from dataplane.engine import Backend, Engine
-from dataplane.forwarder import Forwarder, max_frame
+from dataplane.forwarder.engine import Backend, Engine
+from dataplane.forwarder.io import Forwarder, max_frame
 from .minilab import (CLI, CLIENT, EP_IP, HP, NLB_IP, SRV, TARGET_IP, in_ns, link_mac, start_server,
                      tcp_csum_errors)
 from . import minilab

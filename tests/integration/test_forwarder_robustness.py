@@ -10,8 +10,8 @@ import time
 import pytest
 
 from . import minilab
-from dataplane.engine import Backend, Engine
-from dataplane.forwarder import Forwarder
+from dataplane.forwarder.engine import Backend, Engine
+from dataplane.forwarder.io import Forwarder
 from .minilab import CLI, CLIENT, EP_IP, HP, NLB_IP, TARGET_IP, in_ns, start_server
 
 pytestmark = pytest.mark.root

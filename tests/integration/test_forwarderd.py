@@ -1,6 +1,6 @@
 """The forwarder as a process: spec in, control socket out.
 
-Starts `python -m dataplane.forwarderd` on minilab's namespaces, carries real TCP
+Starts `python -m dataplane.forwarder.daemon` on minilab's namespaces, carries real TCP
 through it, reads `flows` and `stats` over the control socket, changes tables with
 `apply` while it runs (flows of an unchanged listener survive; a disabled service
 passes nothing), and stops it with SIGTERM and with SIGKILL: nothing of it may remain
@@ -19,9 +19,9 @@ import time
 import pytest
 
 from . import minilab
-from dataplane.control import ControlError, call
-from dataplane.forwarder import max_frame
-from dataplane.show import format_flows, format_stats
+from dataplane.forwarder.control import ControlError, call
+from dataplane.forwarder.io import max_frame
+from dataplane.forwarder.show import format_flows, format_stats
 from .minilab import CLI, CLIENT, EP_IP, HP, NLB_IP, TARGET_IP, in_ns, start_server
 
 pytestmark = pytest.mark.root
@@ -44,7 +44,7 @@ def daemon(tmp_path):
     sock = str(tmp_path / "forwarder.sock")
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps(spec()))
-    proc = subprocess.Popen([sys.executable, "-m", "dataplane.forwarderd", "--spec", str(spec_file),
+    proc = subprocess.Popen([sys.executable, "-m", "dataplane.forwarder.daemon", "--spec", str(spec_file),
                              "--socket", sock, "--netns", HP], stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -150,7 +150,7 @@ def test_sigkill_leaves_only_the_socket_file(daemon) -> None:
 def test_bad_spec_is_refused_with_a_clear_error(tmp_path) -> None:
     bad = tmp_path / "spec.json"
     bad.write_text(json.dumps({"ports": [], "services": [{"name": "x", "in_port": 0}]}))
-    out = subprocess.run([sys.executable, "-m", "dataplane.forwarderd", "--spec", str(bad),
+    out = subprocess.run([sys.executable, "-m", "dataplane.forwarder.daemon", "--spec", str(bad),
                           "--socket", str(tmp_path / "s")], capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "service x: 'out_port' is missing" in out.stderr
     assert not (tmp_path / "s").exists()

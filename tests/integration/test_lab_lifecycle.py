@@ -17,7 +17,8 @@ import pytest
 from pyroute2 import netns
 
 from dataplane import lab as labmod
-from dataplane.topology import Lab, names
+from dataplane.lab import processes
+from dataplane.model import Lab, names
 from netns_setup import kernel, nft, procs
 
 from .conftest import CLI, REPO, leftovers, serve, vpclab, write_topology
@@ -143,13 +144,13 @@ def test_failure_half_way_rolls_back_and_names_the_step(monkeypatch, teardown_la
         real_apply(ns, script)
     monkeypatch.setattr(nft, "apply", failing_apply)
     started = []
-    real_start = labmod._start
+    real_start = processes.start
 
     def recording_start(*a, **kw):
         pid = real_start(*a, **kw)
         started.append(pid)
         return pid
-    monkeypatch.setattr(labmod, "_start", recording_start)
+    monkeypatch.setattr(processes, "start", recording_start)
     with pytest.raises(labmod.LabError) as e:
         labmod.up(lab, progress=False)
     msg = str(e.value)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from dataplane import control
+from dataplane.forwarder import control
 from dataplane import lab as labmod
 
 from .conftest import CLIENT, connect, leftovers, run_in, serve, vpclab, write_topology

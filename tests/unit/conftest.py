@@ -13,7 +13,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 
-from dataplane.engine import Backend, Engine
+from dataplane.forwarder.engine import Backend, Engine
 
 EP_PORT, NLB_PORT = 0, 1
 EP_MAC, NLB_MAC = "02:00:00:00:00:e0", "02:00:00:00:00:e1"

@@ -8,7 +8,7 @@ import pytest
 from scapy.layers.inet import TCP
 
 from conftest import EP_IP, EP_MAC, EP_PORT, NLB_PORT, S, from_client, make_engine
-from dataplane.engine import (COUNTERS, DROP_REASON_TEXT, DROP_REASONS, Backend, Engine,
+from dataplane.forwarder.engine import (COUNTERS, DROP_REASON_TEXT, DROP_REASONS, Backend, Engine,
                               EngineError, SgRule, build_info)
 
 

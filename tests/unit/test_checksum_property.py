@@ -35,7 +35,7 @@ from scapy.packet import Raw
 
 from conftest import (CONSUMER_ROUTER_MAC, EP_MAC, EP_PORT, NLB_MAC, NLB_PORT,
                       PROVIDER_ROUTER_MAC, S, make_engine)
-from dataplane.engine import Backend, Engine, Result, int_to_ip, ip_to_int, mac_to_bytes
+from dataplane.forwarder.engine import Backend, Engine, Result, int_to_ip, ip_to_int, mac_to_bytes
 from test_icmp import recomputed_error
 
 PORT_MAC = {EP_PORT: EP_MAC, NLB_PORT: NLB_MAC}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dataplane.engine import Engine, EngineError
-from dataplane.forwarder import Forwarder, max_frame
-from dataplane.forwarderd import io_settings
+from dataplane.forwarder.engine import Engine, EngineError
+from dataplane.forwarder.io import Forwarder, max_frame
+from dataplane.forwarder.daemon import io_settings
 
 
 @pytest.mark.parametrize("settings, words", [

@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from dataplane.health import HealthCheck, TargetGroupHealth, probe_http, probe_tcp
+from dataplane.forwarder.health import HealthCheck, TargetGroupHealth, probe_http, probe_tcp
 
 A, B = ("10.0.2.20", 8080), ("10.0.2.21", 8080)
 
@@ -122,7 +122,7 @@ def test_probe_of_a_closed_port_fails() -> None:
 
 
 def test_backend_choice_prefers_own_az_then_other_azs_then_fails_open() -> None:
-    from dataplane.healthd import choose_backends
+    from dataplane.forwarder.healthd import choose_backends
     a1, a2, b1 = ({"ip": "10.0.1.4", "port": 80}, {"ip": "10.0.1.5", "port": 80},
                   {"ip": "10.0.2.4", "port": 80})
     backends, own = [a1, a2, b1], [["10.0.1.4", 80], ["10.0.1.5", 80]]

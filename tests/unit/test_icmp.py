@@ -34,7 +34,7 @@ from scapy.packet import Raw
 from conftest import (CLIENT, CONSUMER_ROUTER_MAC, EP_IP, EP_MAC, EP_PORT, NLB_IP, NLB_MAC,
                       NLB_PORT, PROVIDER_ROUTER_MAC, S, from_client, from_target, make_engine,
                       recomputed)
-from dataplane.engine import Backend, Engine
+from dataplane.forwarder.engine import Backend, Engine
 
 TARGET = "10.0.2.21"
 PROVIDER_ROUTER = "10.0.2.1"

@@ -6,7 +6,7 @@ from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
 from conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client, make_engine
-from dataplane.engine import Backend
+from dataplane.forwarder.engine import Backend
 
 
 def syn(sport: int) -> bytes:

@@ -13,7 +13,7 @@ from scapy.layers.l2 import Ether
 from scapy.layers.inet import IP
 
 from conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client, make_engine
-from dataplane.engine import Backend, Engine
+from dataplane.forwarder.engine import Backend, Engine
 
 BACKENDS = [Backend(f"10.0.2.{10 + i}", 8080) for i in range(10)]
 SYNS = [from_client(TCP(sport=1024 + i % 50000, dport=80, flags="S", seq=i), src=f"10.0.1.{10 + i // 50000}")

@@ -33,7 +33,7 @@ from scapy.packet import Raw
 from conftest import (CLIENT, CONSUMER_ROUTER_MAC, EP_IP, EP_MAC, EP_PORT, NLB_IP, NLB_MAC,
                       NLB_PORT, PROVIDER_ROUTER_MAC, S, TARGETS, from_client, from_target,
                       make_engine, recomputed)
-from dataplane.engine import DROP_REASONS, Backend, Engine
+from dataplane.forwarder.engine import DROP_REASONS, Backend, Engine
 
 BCAST = "ff:ff:ff:ff:ff:ff"
 L3 = 14                      # IPv4 header offset in an untagged frame

@@ -13,7 +13,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from conftest import (CLIENT, CONSUMER_ROUTER_MAC, EP_IP, EP_MAC, EP_PORT, NLB_IP, NLB_MAC,
                       NLB_PORT, PROVIDER_ROUTER_MAC, S, TARGETS, from_client, from_target,
                       make_engine, recomputed)
-from dataplane.engine import Backend, Engine
+from dataplane.forwarder.engine import Backend, Engine
 
 
 def to_target(l4, target: str) -> bytes:

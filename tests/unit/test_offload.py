@@ -9,7 +9,7 @@ from __future__ import annotations
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from dataplane.engine import Backend, Engine
+from dataplane.forwarder.engine import Backend, Engine
 from conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client, recomputed
 from test_checksum_property import finish_partial, pseudo_sum
 

@@ -7,7 +7,7 @@ import pytest
 from scapy.layers.inet import ICMP, TCP, UDP
 
 from conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client, from_target, make_engine
-from dataplane.engine import Backend, Engine, SgRule
+from dataplane.forwarder.engine import Backend, Engine, SgRule
 
 
 @pytest.fixture

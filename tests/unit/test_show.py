@@ -2,7 +2,7 @@
 reports (the same shapes forwarderd sends)."""
 from __future__ import annotations
 
-from dataplane.show import format_flows, format_stats, human
+from dataplane.forwarder.show import format_flows, format_stats, human
 
 
 def flow(**kw) -> dict:
@@ -47,5 +47,5 @@ def test_stats_can_list_every_reason() -> None:
              "ports": {"eni-0a1b": {"counters": counters, "io": {}, "drops": {}}}}
     assert "REASON" not in format_stats(stats)
     every = format_stats(stats, every_reason=True)
-    from dataplane.engine import DROP_REASONS
+    from dataplane.forwarder.engine import DROP_REASONS
     assert all(f" {r} " in every for r in DROP_REASONS[1:])

@@ -11,7 +11,7 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from conftest import CLIENT, EP_IP, EP_PORT, NLB_IP, NLB_PORT, S, TARGETS, from_client, from_target, make_engine
-from dataplane.engine import Backend, Engine
+from dataplane.forwarder.engine import Backend, Engine
 
 
 def open_connection(engine: Engine, sport: int = 40000, t: int = S):

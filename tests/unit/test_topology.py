@@ -7,8 +7,8 @@ import pathlib
 
 import pytest
 
-from dataplane.topology import DEFAULT_SG, Lab, TopologyError, load, loads, names
-from dataplane.topology.model import default_security_group
+from dataplane.model import DEFAULT_SG, Lab, TopologyError, load, loads, names
+from dataplane.model.topology import default_security_group
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"
 

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from dataplane import hyperplane
-from dataplane.topology import Lab, load, loads
-from dataplane.topology.model import TopologyError
+from dataplane.compile import hyperplane, privatelink
+from dataplane.model import Lab, load, loads
+from dataplane.model.topology import TopologyError
 
 EXAMPLE = pathlib.Path(__file__).resolve().parents[2] / "examples" / "privatelink.yaml"
 
@@ -97,7 +97,7 @@ def test_eni_addresses_follow_the_instances_and_ids_are_stable(lab: Lab) -> None
 
 
 def test_dns_names_follow_aws(lab: Lab) -> None:
-    records = hyperplane.dns_records(lab)
+    records = privatelink.dns_records(lab)
     assert set(records) == {"consumer"}                            # the consumer VPC only
     names = {n for n, _ in records["consumer"]}
     regional = [n for n in names if re.fullmatch(
@@ -112,7 +112,7 @@ def test_dns_names_follow_aws(lab: Lab) -> None:
 def test_compiled_spec(lab: Lab) -> None:
     ports = hyperplane.ports(lab)
     macs = {i: (f"02:00:00:00:01:{i:02x}", f"02:00:00:00:02:{i:02x}") for i in range(len(ports) + 1)}
-    pending = {k: {**v, "state": "pendingAcceptance"} for k, v in hyperplane.endpoint_states(lab).items()}
+    pending = {k: {**v, "state": "pendingAcceptance"} for k, v in privatelink.endpoint_states(lab).items()}
     spec = hyperplane.compile_spec(lab, ports, macs, pending)
     by_port = {p.id: p.eni for p in ports}
     svcs = [s for s in spec["services"] if not s["name"].startswith("health:")]
@@ -134,7 +134,7 @@ def test_compiled_spec(lab: Lab) -> None:
     assert checks[0]["check"] == {"protocol": "TCP", "interval": 5, "healthy_threshold": 2,
                                   "unhealthy_threshold": 2}
     health_port = spec["ports"][-1]
-    assert health_port["name"] == "health" and health_port["addrs"] == [hyperplane.HEALTH_PORT_IP]
+    assert health_port["name"] == "health" and health_port["addrs"] == [privatelink.HEALTH_PORT_IP]
 
 
 def test_validate_counts_the_privatelink_resources(capsys) -> None:

@@ -2,7 +2,7 @@
 import pathlib
 
 from dataplane import lab as labmod
-from dataplane.topology import load
+from dataplane.model import load
 from netns_setup import dns, nft
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dataplane.cli.main import main
-from dataplane.topology import TopologyError, check_document, loads, schema
+from dataplane.model import TopologyError, check_document, loads, schema
 
 GOOD = {
     "lab": "demo", "region": "us-east-1",
@@ -58,7 +58,7 @@ CASES = [
      ["vpcs.shop.subnets.web-a.zone: unknown key (allowed: az, cidr)"]),
     ("unknown top-level key",
      lambda d: d.update(vpc={}),
-     ["vpc: unknown key (allowed: lab, region, vpcs)"]),
+     ["vpc: unknown key (allowed: api_gateway, lab, region, vpcs)"]),
     ("missing key",
      lambda d: shop(d)["subnets"]["web-a"].pop("cidr"),
      ["vpcs.shop.subnets.web-a.cidr: required key is missing",

@@ -8,7 +8,7 @@ collide):
 |---|---|---|
 | VPC namespace (router + DNS) | `<lab>.<vpc>` | `demo.shop` |
 | Hyperplane namespace (the forwarder) | `<lab>.hyperplane` (no VPC may be called `hyperplane`) | `demo.hyperplane` |
-| Hyperplane ENI, VPC end | `eni-<11 hex>` in the VPC namespace (topology/privatelink.py) | `eni-3f2a9c01b7d` |
+| Hyperplane ENI, VPC end | `eni-<11 hex>` in the VPC namespace (model/enis.py) | `eni-3f2a9c01b7d` |
 | Hyperplane ENI, forwarder end | `hp<port>` in the Hyperplane namespace | `hp0` |
 | health checker's namespace | `<lab>.hyperplane.health`, its `eth0` ⇄ `hc0` in the Hyperplane namespace | `demo.hyperplane.health` |
 | instance namespace | `<lab>.<vpc>.<instance>` | `demo.shop.web1` |

@@ -1,6 +1,6 @@
-"""The forwarder process of one lab: `python -m dataplane.forwarderd --spec FILE --socket PATH`.
+"""The forwarder process of one lab: `python -m dataplane.forwarder.daemon --spec FILE --socket PATH`.
 
-It builds an Engine from the spec (fwdspec.py), opens every port's interface in the
+It builds an Engine from the spec (spec.py), opens every port's interface in the
 hyperplane namespace, runs the C poll loop in a thread (the GIL released: Python never
 sees a packet), and answers the control socket (control.py) in the main thread. Table
 changes from `apply` are made with the loop held between two batches.
@@ -19,10 +19,10 @@ import socketserver
 import sys
 import threading
 
-from dataplane.engine import COUNTERS, Backend, Engine, EngineError
-from dataplane.forwarder import Forwarder
-from dataplane.fwdspec import Applied, apply_spec
-from dataplane.healthd import HealthRunner, choose_backends
+from dataplane.forwarder.engine import COUNTERS, Backend, Engine, EngineError
+from dataplane.forwarder.io import Forwarder
+from dataplane.forwarder.spec import Applied, apply_spec
+from dataplane.forwarder.healthd import HealthRunner, choose_backends
 
 
 IO_SETTINGS = ("ring_slots", "slot_size", "busy_poll_us", "rt_priority")
@@ -30,7 +30,7 @@ IO_SETTINGS = ("ring_slots", "slot_size", "busy_poll_us", "rt_priority")
 
 def io_settings(spec: dict) -> dict[str, int]:
     """The spec's "io" object: the forwarder's ring geometry, busy polling and the
-    loop thread's real-time priority (dataplane/forwarder.py)."""
+    loop thread's real-time priority (dataplane/forwarder/io.py)."""
     io = spec.get("io", {})
     unknown = sorted(set(io) - set(IO_SETTINGS))
     if unknown:

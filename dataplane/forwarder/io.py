@@ -25,7 +25,7 @@ import threading
 from typing import Iterator
 
 from dataplane._native import ffi, lib
-from dataplane.engine import Engine, EngineError
+from dataplane.forwarder.engine import Engine, EngineError
 from netns_setup.nsenter import in_netns_thread
 
 NS_PER_S = 1_000_000_000

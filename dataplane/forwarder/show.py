@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from dataplane.engine import DROP_REASON_TEXT
+from dataplane.forwarder.engine import DROP_REASON_TEXT
 
 
 def _addr(pair) -> str:

@@ -2,7 +2,7 @@
 
 A `Lab` is what a topology file says, nothing more: names, CIDRs, rules and requested
 addresses, in the order they were written. It is built the same way whether it comes
-from YAML (`dataplane.topology.load`) or from Python:
+from YAML (`dataplane.model.load`) or from Python:
 
     lab = Lab("demo", region="us-east-1")
     shop = lab.add_vpc("shop", "10.0.0.0/16")
@@ -26,7 +26,14 @@ What the model adds to the file, as AWS does, is computed on demand and never st
 * instance addresses (`Lab.addresses()`): an instance with `ip:` gets it; the others
   get the lowest free address of their subnet, from network+4 upward, in file order,
   skipping the five addresses AWS reserves in every subnet: network, +1 (the VPC
-  router), +2 (DNS), +3 (future use) and broadcast.
+  router), +2 (DNS), +3 (future use) and broadcast;
+* Hyperplane ENIs (`Lab.hyperplane_enis()`): what every kind asks for, after the
+  instances (model/enis.py); `Lab.sg_members()` puts them in their security groups.
+
+Each resource kind adds its tables and builder methods through a mixin that `Lab` or
+`Vpc` inherits (`LabBuilder`, `VpcBuilder` in its model file), and its section of the
+document through `read`/`write`, all found through dataplane/kinds.py; this file names
+no kind. Validation (validate.py) never imports this file, so the two are no circle.
 """
 from __future__ import annotations
 
@@ -34,35 +41,16 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .privatelink import (Endpoint, EndpointService, HyperplaneEni, Listener, LoadBalancer,
-                          TargetGroup, eni_ids)
+from dataplane import kinds
 
-DEFAULT_REGION = "us-east-1"
-DEFAULT_SG = "default"
-# The five addresses AWS keeps in every subnet, by offset from the network address
-# (the last is the broadcast address, offset -1).
-RESERVED = {0: "the network address", 1: "reserved for the VPC router",
-            2: "reserved for the Amazon DNS server", 3: "reserved by AWS for future use",
-            -1: "the broadcast address"}
-FIRST_FREE_OFFSET = 4
+from .constants import DEFAULT_REGION, DEFAULT_SG, FIRST_FREE_OFFSET, RESERVED
+from .enis import HyperplaneEni, eni_ids
+from .problems import Problem, TopologyError, add_unique
+from .validate import check_document, check_port_count
 
-
-class TopologyError(Exception):
-    """A topology that cannot be built. `problems` lists every one as (path, reason)."""
-
-    def __init__(self, problems: list["Problem"]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One thing wrong with a topology: the dotted path to the field and why."""
-    path: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.reason}" if self.path else self.reason
+__all__ = ["Rule", "SecurityGroup", "Subnet", "Instance", "Vpc", "Lab", "next_free",
+           "default_security_group", "hyperplane_enis", "Problem", "TopologyError",
+           "DEFAULT_REGION", "DEFAULT_SG", "FIRST_FREE_OFFSET", "RESERVED"]
 
 
 @dataclass
@@ -190,24 +178,15 @@ class Instance:
         return d
 
 
-def _add(table: dict, name: str, obj: Any, what: str, where: str) -> Any:
-    if name in table:
-        raise TopologyError([Problem(f"{where}.{name}", f"duplicate {what} name")])
-    table[name] = obj
-    return obj
-
-
 @dataclass
-class Vpc:
+class Vpc(*kinds.builders("VpcBuilder")):
+    """A VPC: subnets, security groups, instances, and each kind's tables (the
+    `VpcBuilder` mixins of dataplane/kinds.py's kinds, PrivateLink's for one)."""
     name: str
     cidr: str
     subnets: dict[str, Subnet] = field(default_factory=dict)
     security_groups: dict[str, SecurityGroup] = field(default_factory=dict)
     instances: dict[str, Instance] = field(default_factory=dict)
-    load_balancers: dict[str, LoadBalancer] = field(default_factory=dict)
-    target_groups: dict[str, TargetGroup] = field(default_factory=dict)
-    endpoint_services: dict[str, EndpointService] = field(default_factory=dict)
-    endpoints: dict[str, Endpoint] = field(default_factory=dict)
     _path: str = field(default="", repr=False, compare=False)
 
     @property
@@ -220,7 +199,7 @@ class Vpc:
         return self.network.network_address + 2
 
     def add_subnet(self, name: str, cidr: str, az: str | None = None) -> Subnet:
-        return _add(self.subnets, name, Subnet(name, cidr, az), "subnet",
+        return add_unique(self.subnets, name, Subnet(name, cidr, az), "subnet",
                     f"{self._path}.subnets")
 
     def add_security_group(self, name: str, ingress: Iterable[Rule | Mapping] = (),
@@ -229,7 +208,7 @@ class Vpc:
         sg = SecurityGroup(name, [_rule(r, "source") for r in ingress],
                            None if egress is None else [_rule(r, "destination") for r in egress],
                            description)
-        return _add(self.security_groups, name, sg, "security group",
+        return add_unique(self.security_groups, name, sg, "security group",
                     f"{self._path}.security_groups")
 
     def add_instance(self, name: str, subnet: str | Subnet, ip: str | None = None,
@@ -237,36 +216,8 @@ class Vpc:
                      run: str | None = None) -> Instance:
         sn = subnet.name if isinstance(subnet, Subnet) else subnet
         groups = [g.name if isinstance(g, SecurityGroup) else g for g in security_groups]
-        return _add(self.instances, name, Instance(name, sn, ip, groups, run), "instance",
+        return add_unique(self.instances, name, Instance(name, sn, ip, groups, run), "instance",
                     f"{self._path}.instances")
-
-    # -- PrivateLink (privatelink.py) --------------------------------------------------
-    def add_load_balancer(self, name: str, subnets: Iterable[str],
-                          listeners: Iterable[Listener | Mapping] = (),
-                          type: str = "network") -> LoadBalancer:
-        ls = [l if isinstance(l, Listener) else
-              Listener(l.get("port"), l.get("target_group"), l.get("protocol", "TCP"),
-                       l.get("idle_timeout", 350)) for l in listeners]
-        return _add(self.load_balancers, name, LoadBalancer(name, list(subnets), ls, type),
-                    "load balancer", f"{self._path}.load_balancers")
-
-    def add_target_group(self, name: str, port: int, targets: Iterable[str] = (),
-                         protocol: str = "TCP",
-                         health_check: Mapping[str, Any] | None = None) -> TargetGroup:
-        tg = TargetGroup(name, port, list(targets), protocol, dict(health_check or {}))
-        return _add(self.target_groups, name, tg, "target group", f"{self._path}.target_groups")
-
-    def add_endpoint_service(self, name: str, load_balancers: Iterable[str],
-                             acceptance_required: bool = True,
-                             private_dns_name: str | None = None) -> EndpointService:
-        es = EndpointService(name, list(load_balancers), acceptance_required, private_dns_name)
-        return _add(self.endpoint_services, name, es, "endpoint service",
-                    f"{self._path}.endpoint_services")
-
-    def add_endpoint(self, name: str, service: str, subnets: Iterable[str],
-                     security_groups: Iterable[str] = (), private_dns: bool = False) -> Endpoint:
-        ep = Endpoint(name, service, list(subnets), list(security_groups), private_dns)
-        return _add(self.endpoints, name, ep, "endpoint", f"{self._path}.endpoints")
 
     def effective_security_groups(self) -> dict[str, SecurityGroup]:
         """The VPC's groups including the implicit `default` one."""
@@ -287,21 +238,18 @@ class Vpc:
             d["security_groups"] = {n: g.to_dict() for n, g in self.security_groups.items()}
         if self.instances:
             d["instances"] = {n: i.to_dict() for n, i in self.instances.items()}
-        for key in ("load_balancers", "target_groups", "endpoint_services", "endpoints"):
-            table = getattr(self, key)
-            if table:
-                d[key] = {n: obj.to_dict() for n, obj in table.items()}
         return d
 
 
 @dataclass
-class Lab:
+class Lab(*kinds.builders("LabBuilder")):
+    """A lab: its VPCs, and each kind's lab-wide tables (`LabBuilder` mixins)."""
     name: str
     region: str = DEFAULT_REGION
     vpcs: dict[str, Vpc] = field(default_factory=dict)
 
     def add_vpc(self, name: str, cidr: str) -> Vpc:
-        return _add(self.vpcs, name, Vpc(name, cidr, _path=f"vpcs.{name}"), "VPC", "vpcs")
+        return add_unique(self.vpcs, name, Vpc(name, cidr, _path=f"vpcs.{name}"), "VPC", "vpcs")
 
     # -- conversion --------------------------------------------------------------------
     @classmethod
@@ -318,29 +266,29 @@ class Lab:
             for iname, i in (v.get("instances") or {}).items():
                 vpc.add_instance(iname, i["subnet"], i.get("ip"),
                                  i.get("security_groups") or [], i.get("run"))
-            for n, lb in (v.get("load_balancers") or {}).items():
-                vpc.add_load_balancer(n, lb["subnets"], lb.get("listeners") or [],
-                                      lb.get("type", "network"))
-            for n, tg in (v.get("target_groups") or {}).items():
-                vpc.add_target_group(n, tg["port"], tg.get("targets") or [],
-                                     tg.get("protocol", "TCP"), tg.get("health_check"))
-            for n, es in (v.get("endpoint_services") or {}).items():
-                vpc.add_endpoint_service(n, es["load_balancers"],
-                                         es.get("acceptance_required", True),
-                                         es.get("private_dns_name"))
-            for n, ep in (v.get("endpoints") or {}).items():
-                vpc.add_endpoint(n, ep["service"], ep["subnets"],
-                                 ep.get("security_groups") or [], ep.get("private_dns", False))
+        for kind in kinds.models():
+            kind.read(lab, doc)
         return lab
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lab": self.name, "region": self.region,
-                "vpcs": {n: v.to_dict() for n, v in self.vpcs.items()}}
+        doc = {"lab": self.name, "region": self.region,
+               "vpcs": {n: v.to_dict() for n, v in self.vpcs.items()}}
+        for kind in kinds.models():
+            kind.write(self, doc)
+        return doc
 
     # -- checks and derived facts ------------------------------------------------------
     def problems(self) -> list[Problem]:
-        from .validate import check_document
-        return check_document(self.to_dict())
+        """Every problem of the document, then (when there is none) of what it asks
+        the Hyperplane for: ENI addresses and forwarder ports."""
+        return check_document(self.to_dict()) or self.allocation_problems()
+
+    def allocation_problems(self) -> list[Problem]:
+        try:
+            enis = self.hyperplane_enis()
+        except TopologyError as e:
+            return e.problems
+        return check_port_count(len(enis))
 
     def check(self) -> "Lab":
         """Raise TopologyError listing every problem; return self when there is none."""
@@ -351,6 +299,17 @@ class Lab:
 
     def hyperplane_enis(self) -> list[HyperplaneEni]:
         return hyperplane_enis(self)
+
+    def sg_members(self, vpc: "Vpc") -> dict[str, list[str]]:
+        """{group: private IPs} of the ENIs carrying each group of `vpc`: its instances',
+        then the Hyperplane ENIs' that carry groups (endpoints', VPC links'). `sg:`
+        references mean these, in nftables and in the forwarder alike."""
+        out = {g: vpc.members(g, self.addresses()) for g in vpc.effective_security_groups()}
+        for e in self.hyperplane_enis():
+            if e.vpc == vpc.name:
+                for g in e.security_groups:
+                    out.setdefault(g, []).append(e.ip)
+        return out
 
     def addresses(self) -> dict[tuple[str, str], str]:
         """{(vpc, instance): private IP} for every instance (see the module docstring)."""
@@ -374,26 +333,28 @@ class Lab:
 
 
 def hyperplane_enis(lab: "Lab") -> list[HyperplaneEni]:
-    """Every Hyperplane-managed ENI: one per NLB subnet, then one per endpoint subnet,
-    each at the lowest address of its subnet that no instance (or earlier ENI) holds."""
+    """Every Hyperplane-managed ENI, VPC by VPC, kinds in registry order (NLB nodes, then
+    endpoints, then VPC links): each at the lowest address of its subnet that no instance
+    (or earlier ENI) holds."""
     addresses = lab.addresses()
     out: list[HyperplaneEni] = []
     for vpc in lab.vpcs.values():
         taken = {s: {ipaddress.IPv4Address(addresses[(vpc.name, i.name)])
                      for i in vpc.instances.values() if i.subnet == s} for s in vpc.subnets}
-        owners = [("nlb", lb.name, lb.subnets) for lb in vpc.load_balancers.values()]
-        owners += [("vpce", ep.name, ep.subnets) for ep in vpc.endpoints.values()]
-        for kind, owner, subnets in owners:
-            for sname in subnets:
-                subnet = vpc.subnets[sname]
-                ip = next_free(subnet, taken[sname])
-                if ip is None:
-                    raise TopologyError([Problem(f"vpcs.{vpc.name}.subnets.{sname}",
-                                                 f"no free address for the {kind} ENI of {owner}")])
-                taken[sname].add(ip)
-                eni_id, ifname = eni_ids(lab.name, vpc.name, kind, owner, sname)
-                out.append(HyperplaneEni(vpc.name, kind, owner, sname, subnet.az, str(ip),
-                                         eni_id, ifname))
+        for kind in kinds.models():
+            for req in kind.eni_requests(lab, vpc):
+                for sname in req.subnets:
+                    subnet = vpc.subnets[sname]
+                    ip = next_free(subnet, taken[sname])
+                    if ip is None:
+                        raise TopologyError([Problem(
+                            f"vpcs.{vpc.name}.subnets.{sname}",
+                            f"no free address for the {req.kind} ENI of {req.owner}")])
+                    taken[sname].add(ip)
+                    eni_id, ifname = eni_ids(lab.name, vpc.name, req.kind, req.owner, sname)
+                    out.append(HyperplaneEni(vpc.name, req.kind, req.owner, sname, subnet.az,
+                                             str(ip), eni_id, ifname,
+                                             list(req.security_groups)))
     return out
 
 

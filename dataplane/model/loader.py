@@ -4,7 +4,7 @@ YAML is parsed safely (no tags, no Python objects). A plain YAML parser keeps th
 of two equal keys without a word; here the node tree is walked first and every
 duplicate key is reported at its path with its line, like any other problem. Then the
 document goes through `validate.check_document` and, when nothing is wrong, through
-`Lab.from_dict`. Nothing here touches the kernel, so a bad file never creates anything.
+`Lab.from_dict`, whose Hyperplane ENIs must find addresses and forwarder ports. Nothing here touches the kernel, so a bad file never creates anything.
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from typing import Any
 
 import yaml
 
-from .model import Lab, Problem, TopologyError
-from .validate import check_document, join
+from .problems import Problem, TopologyError, join
+from .topology import Lab
+from .validate import check_document
 
 
 def _duplicates(node: yaml.Node, path: list[Any], out: list[Problem]) -> None:
@@ -53,7 +54,11 @@ def loads(text: str, source: str = "<string>") -> Lab:
     problems += check_document(doc)
     if problems:
         raise TopologyError(problems)
-    return Lab.from_dict(doc)
+    lab = Lab.from_dict(doc)
+    problems = lab.allocation_problems()
+    if problems:
+        raise TopologyError(problems)
+    return lab
 
 
 def load(path: str | os.PathLike) -> Lab:

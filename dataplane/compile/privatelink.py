@@ -1,16 +1,19 @@
-"""A lab's Hyperplane: its namespace, its ENIs, and the forwarder tables they compile to.
+"""PrivateLink compiled: its forwarder services, NLB health checks, endpoint states and
+endpoint DNS names (the kind's compile floor; dataplane/kinds.py registers it).
 
-What `up` makes for a lab with load balancers or endpoints (names in topology/names.py):
+What `up` makes for a lab with load balancers or endpoints (names in model/names.py;
+compile/hyperplane.py assembles the spec, lab/hyperplane.py and
+lab/realise_privatelink.py make the rest):
 
 | what | where |
 |---|---|
 | the forwarder's namespace, no addresses, no routes; a netdev ingress table dropping port frames once the forwarder has them | `<lab>.hyperplane`, table `netdev <lab>-ports` |
 | each NLB node's and endpoint's ENI: a veth | `eni-<11 hex>` in the VPC namespace ⇄ `hp<port>` in `<lab>.hyperplane` |
 | the VPC router's side of it | the subnet's `.1/32` on `eni-…`, a /32 route to the ENI's address; gso_max_size cut to a ring slot (it transmits into the forwarder, GSO frames included) |
-| the forwarder process | `python -m dataplane.forwarderd` in `<lab>.hyperplane`, spec `/run/vpclab/<lab>/forwarder.json`, control socket `/run/vpclab/<lab>/forwarder.sock` |
+| the forwarder process | `python -m dataplane.forwarder.daemon` in `<lab>.hyperplane`, spec `/run/vpclab/<lab>/forwarder.json`, control socket `/run/vpclab/<lab>/forwarder.sock` |
 | DNS | each endpoint's regional and zonal names, and its service's private DNS name when `private_dns` is on, in the consumer VPC's resolver only |
 
-How PrivateLink compiles (`compile_spec`), one engine service per endpoint ENI and
+How PrivateLink compiles (`contribute`), one engine service per endpoint ENI and
 listener:
 
     (client, cport, endpoint ENI, listener port) ⇒ (NLB node ENI, snat port, target, tport)
@@ -34,19 +37,17 @@ pair gets a health service: a private address 198.18.x.y that the forwarder tran
 to (node address, port) → (target, check port). Every node checks every target of its
 target groups (a target sees checks from each node's address). A service's new flows go
 to the targets its node sees healthy, or to all of them when none is (fail open); a
-target that turns unhealthy has its flows reset (dataplane/healthd.py runs this).
+target that turns unhealthy has its flows reset (dataplane/forwarder/healthd.py runs this).
 """
 from __future__ import annotations
 
 import ipaddress
-import os
-from dataclasses import dataclass
 from typing import Any
 
-from dataplane.topology import names
-from dataplane.topology.model import Lab, Vpc
-from dataplane.topology.privatelink import (HyperplaneEni, endpoint_dns_names, endpoint_id,
-                                            service_id)
+from dataplane.model.privatelink import endpoint_dns_names, endpoint_id, service_id
+from dataplane.model.topology import Lab, Vpc
+
+from .hyperplane import SpecContext
 
 ENDPOINT_MTU = 8500           # PrivateLink (AWS-FACTS §1)
 ENDPOINT_MSS = ENDPOINT_MTU - 40
@@ -55,20 +56,14 @@ HEALTH_IFNAME = "hc0"         # the forwarder's end; the checker's is eth0
 HEALTH_VIPS = ipaddress.IPv4Network("198.18.0.0/15")   # RFC 2544 benchmarking range
 
 
-@dataclass
-class Port:
-    id: int
-    eni: HyperplaneEni
-    hp_ifname: str            # hp<port> in the Hyperplane namespace
+def has_health_checks(lab: Lab) -> bool:
+    """NLBs are checked, from the health namespace through the forwarder's health port."""
+    return any(v.load_balancers for v in lab.vpcs.values())
 
 
-def ports(lab: Lab) -> list[Port]:
-    """Every Hyperplane ENI with its forwarder port, in a stable order."""
-    return [Port(i, eni, f"hp{i}") for i, eni in enumerate(lab.hyperplane_enis())]
-
-
-def has_hyperplane(lab: Lab) -> bool:
-    return any(v.load_balancers or v.endpoints for v in lab.vpcs.values())
+def health_port_id(ports: list) -> int:
+    """The health port: the one after the last ENI's."""
+    return len(ports)
 
 
 def endpoint_states(lab: Lab, previous: dict[str, dict] | None = None) -> dict[str, dict]:
@@ -123,42 +118,18 @@ def _sg_rules(vpc: Vpc, groups: list[str], member_ips: dict[str, list[str]]) -> 
     return rules
 
 
-def _members(lab: Lab, vpc: Vpc) -> dict[str, list[str]]:
-    """Private IPs of the ENIs carrying each group: instances' and endpoints'."""
-    addresses = lab.addresses()
-    out = {g: vpc.members(g, addresses) for g in vpc.effective_security_groups()}
-    for e in lab.hyperplane_enis():
-        if e.vpc == vpc.name and e.kind == "vpce":
-            for g in vpc.endpoints[e.owner].effective_security_groups:
-                out.setdefault(g, []).append(e.ip)
-    return out
-
-
-def health_port_id(plist: list[Port]) -> int:
-    return len(plist)
-
-
-def compile_spec(lab: Lab, plist: list[Port], macs: dict[int, tuple[str, str]],
-                 states: dict[str, dict]) -> dict[str, Any]:
-    """The forwarder spec (dataplane/fwdspec.py) of a lab. `macs`: {port: (hp end MAC,
-    VPC end MAC)}, read from the kernel once the veths exist, the health port's too."""
-    addresses = lab.addresses()
-    spec_ports = []
-    for p in plist:
-        spec_ports.append({"id": p.id, "name": p.eni.eni_id, "ifname": p.hp_ifname,
-                           "mac": macs[p.id][0], "peer_mac": macs[p.id][1],
-                           "addrs": [p.eni.ip]})
-    services = []
-    by_owner: dict[tuple[str, str, str], list[Port]] = {}
-    for p in plist:
-        by_owner.setdefault((p.eni.vpc, p.eni.kind, p.eni.owner), []).append(p)
+def contribute(ctx: SpecContext, spec: dict[str, Any]) -> None:
+    """PrivateLink's part of the forwarder spec: each endpoint ENI's ingress rules, one
+    service per (endpoint ENI, listener), and the NLBs' health port, checks and services."""
+    lab, addresses, by_owner, spec_ports = ctx.lab, ctx.addresses, ctx.by_owner, spec["ports"]
+    services = spec["services"]
     for vpc in lab.vpcs.values():
-        members = _members(lab, vpc)
+        members = lab.sg_members(vpc)
         for ep in vpc.endpoints.values():
             svc_vpc_name, svc_name = ep.service_ref
             svc_vpc = lab.vpcs[svc_vpc_name]
             es = svc_vpc.endpoint_services[svc_name]
-            state = states[f"{vpc.name}/{ep.name}"]["state"]
+            state = ctx.states[f"{vpc.name}/{ep.name}"]["state"]
             rules = _sg_rules(vpc, ep.effective_security_groups, members)
             instance_ips = {i: addresses[(svc_vpc.name, i)] for i in svc_vpc.instances}
             for ep_port in by_owner[(vpc.name, "vpce", ep.name)]:
@@ -184,21 +155,21 @@ def compile_spec(lab: Lab, plist: list[Port], macs: dict[int, tuple[str, str]],
                         "disabled": state != "available",
                         "backends": [{"ip": ip, "port": port} for ip, port in targets],
                         "preferred": [[ip, port] for ip, port in local]})
-    checks = _health_checks(lab, plist, by_owner, addresses)
+    checks = _health_checks(lab, by_owner, addresses)
     if checks:
-        hc = health_port_id(plist)
+        hc = health_port_id(ctx.ports)
         spec_ports.append({"id": hc, "name": "health", "ifname": HEALTH_IFNAME,
-                           "mac": macs[hc][0], "peer_mac": macs[hc][1], "addrs": [HEALTH_PORT_IP]})
+                           "mac": ctx.macs[hc][0], "peer_mac": ctx.macs[hc][1],
+                           "addrs": [HEALTH_PORT_IP]})
         for c in checks:
             services.append({"name": f"health:{c['group']}:{c['target'][0]}:{c['target'][1]}",
                              "in_port": hc, "out_port": c["node_port"], "vip": c["vip"],
                              "vport": c["vport"], "proto": "tcp", "snat_ip": c["node_ip"],
                              "backends": [{"ip": c["target"][0], "port": c["vport"]}]})
-    return {"flow_capacity": 65536, "ports": spec_ports, "services": services,
-            "health_checks": checks}
+    spec["health_checks"] += checks
 
 
-def _health_checks(lab: Lab, plist: list[Port], by_owner: dict, addresses: dict) -> list[dict]:
+def _health_checks(lab: Lab, by_owner: dict, addresses: dict) -> list[dict]:
     """One check per (NLB node, target group, target): from the node's address, through
     a health service on its own private address (the module docstring says why)."""
     checks = []
@@ -227,9 +198,3 @@ def _az_of(vpc: Vpc, ip: str) -> str | None:
         if addr in s.network:
             return s.az
     return None
-
-
-def paths(lab_name: str) -> dict[str, str]:
-    d = names.lab_dir(lab_name)
-    return {"spec": os.path.join(d, "forwarder.json"), "socket": os.path.join(d, "forwarder.sock"),
-            "log": os.path.join(d, "forwarder.log")}

@@ -3,7 +3,7 @@ under the lab's run directory (/run/vpclab/<lab>/forwarder.sock).
 
 Requests are {"cmd": NAME, ...arguments}; replies are {"ok": true, ...} or
 {"ok": false, "error": "what was wrong"}. Commands: ping, stats, flows, apply (a new
-spec, see fwdspec.py), clock (move the engine's clock by offset_s seconds), stop.
+spec, see spec.py), clock (move the engine's clock by offset_s seconds), stop.
 """
 from __future__ import annotations
 

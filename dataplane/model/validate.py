@@ -21,16 +21,21 @@ import json
 import re
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Iterable
+from typing import Any
 
 import jsonschema
 
+from dataplane import kinds
+
 from . import names
-from .model import DEFAULT_SG, FIRST_FREE_OFFSET, Problem
+from .checks import mapping as _mapping
+from .checks import parse_net as _net
+from .constants import (DEFAULT_SG, FIRST_FREE_OFFSET, MAX_FORWARDER_PORTS, MAX_PREFIX,
+                        MIN_PREFIX, RESERVED)
+from .problems import Problem, join
 
 JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
               int: "a number", float: "a number", type(None): "nothing (null)"}
-MIN_PREFIX, MAX_PREFIX = 16, 28     # AWS: VPC and subnet CIDRs are /16 to /28
 
 
 @lru_cache(maxsize=1)
@@ -38,16 +43,6 @@ def schema() -> dict[str, Any]:
     """The JSON schema of a topology file (package data)."""
     text = resources.files(__package__).joinpath("schema.json").read_text()
     return json.loads(text)
-
-
-def join(path: Iterable[Any]) -> str:
-    out = ""
-    for p in path:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            out += ("." if out else "") + str(p)
-    return out
 
 
 def _kind(v: Any) -> str:
@@ -76,7 +71,7 @@ def _reason(err: jsonschema.ValidationError) -> str | None:
         return f"{inst!r} is out of range ({sch.get('minimum', '')}..{sch.get('maximum', '')})"
     if v == "minProperties":
         return "must not be empty"
-    if v == "minLength":
+    if v == "minLength" or (v == "minItems" and sch["minItems"] == 1):
         return "must not be empty"
     if v == "maxItems":
         return f"at most {sch['maxItems']} entries (AWS: security groups per ENI)"
@@ -110,25 +105,6 @@ def check_schema(doc: Any) -> list[Problem]:
     return problems
 
 
-def _net(value: Any, path: str, problems: list[Problem]) -> ipaddress.IPv4Network | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        net = ipaddress.IPv4Network(value, strict=True)
-    except ValueError as e:
-        if "host bits set" in str(e):
-            fixed = ipaddress.IPv4Network(value, strict=False)
-            problems.append(Problem(path, f"{value} has host bits set (did you mean {fixed}?)"))
-        else:
-            problems.append(Problem(path, f"{value} is not a valid IPv4 CIDR"))
-        return None
-    return net
-
-
-def _mapping(v: Any) -> dict:
-    return v if isinstance(v, dict) else {}
-
-
 def check_semantics(doc: Any) -> list[Problem]:
     problems: list[Problem] = []
     if not isinstance(doc, dict):
@@ -143,145 +119,19 @@ def check_semantics(doc: Any) -> list[Problem]:
             problems.append(Problem(vp, f"{names.HYPERPLANE!r} is the name of the lab's "
                                     f"Hyperplane namespace; choose another VPC name"))
         problems += _check_vpc(lab, region, str(vname), vpc, vp)
-        problems += _check_privatelink(str(vname), vpc, vp, _mapping(doc.get("vpcs")))
+    for kind in kinds.models():
+        problems += kind.check(doc)
     return problems
 
 
-PRIVATE_TARGET_RANGES = [ipaddress.IPv4Network(n) for n in
-                         ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")]
-
-
-def _one_subnet_per_az(subnet_names: Any, vpc: dict, path: str, what: str) -> list[Problem]:
-    """Subnets that exist, carry an AZ, and are at most one per AZ (AWS's rule for NLB
-    nodes and endpoint ENIs)."""
-    problems: list[Problem] = []
-    if not isinstance(subnet_names, list):
-        return problems
-    subnets = _mapping(vpc.get("subnets"))
-    seen: dict[str, str] = {}
-    for k, sname in enumerate(subnet_names):
-        sp = f"{path}[{k}]"
-        if not isinstance(sname, str):
-            continue
-        if sname not in subnets:
-            problems.append(Problem(sp, f"unknown subnet {sname!r} (subnets: "
-                                    f"{', '.join(subnets) or 'none'})"))
-            continue
-        az = _mapping(subnets[sname]).get("az")
-        if not isinstance(az, str):
-            problems.append(Problem(sp, f"subnet {sname} has no az; {what} needs the "
-                                    f"availability zone of each of its subnets"))
-            continue
-        if az in seen:
-            problems.append(Problem(sp, f"subnets {seen[az]} and {sname} are both in {az}: "
-                                    f"{what} takes at most one subnet per availability zone"))
-        seen[az] = sname
-    return problems
-
-
-def _azs(subnet_names: Any, vpc: dict) -> set[str]:
-    subnets = _mapping(vpc.get("subnets"))
-    return {_mapping(subnets.get(s)).get("az") for s in subnet_names or []
-            if isinstance(s, str) and s in subnets} - {None}
-
-
-def _check_privatelink(vname: str, vpc: dict, vp: str, vpcs: dict) -> list[Problem]:
-    """NLBs, target groups, endpoint services and endpoints: references resolve, one
-    subnet per AZ, targets are private, an NLB backs one service, endpoints sit in AZs
-    their service is in."""
-    problems: list[Problem] = []
-    tgs = _mapping(vpc.get("target_groups"))
-    lbs = _mapping(vpc.get("load_balancers"))
-    instances = _mapping(vpc.get("instances"))
-    for lname, lb in lbs.items():
-        lp = f"{vp}.load_balancers.{lname}"
-        if not isinstance(lb, dict):
-            continue
-        problems += _one_subnet_per_az(lb.get("subnets"), vpc, f"{lp}.subnets", "a load balancer")
-        ports: set[int] = set()
-        for k, ls in enumerate(lb.get("listeners") or []):
-            if not isinstance(ls, dict):
-                continue
-            if ls.get("port") in ports:
-                problems.append(Problem(f"{lp}.listeners[{k}].port",
-                                        f"port {ls.get('port')} has a listener already"))
-            ports.add(ls.get("port"))
-            tg = ls.get("target_group")
-            if isinstance(tg, str) and tg not in tgs:
-                problems.append(Problem(f"{lp}.listeners[{k}].target_group",
-                                        f"unknown target group {tg!r} in VPC {vname}"))
-    vnet = None
-    try:
-        vnet = ipaddress.IPv4Network(vpc.get("cidr"))
-    except (ValueError, TypeError):
-        pass
-    for tname, tg in tgs.items():
-        if not isinstance(tg, dict):
-            continue
-        for k, target in enumerate(tg.get("targets") or []):
-            if not isinstance(target, str):
-                continue
-            tp = f"{vp}.target_groups.{tname}.targets[{k}]"
-            host, _, port = target.partition(":")
-            if port and not 1 <= int(port) <= 65535:
-                problems.append(Problem(tp, f"port {port} is not 1-65535"))
-            try:
-                ip = ipaddress.IPv4Address(host)
-            except ValueError:
-                if host not in instances:
-                    problems.append(Problem(tp, f"{host!r} is neither an instance of VPC "
-                                            f"{vname} nor an IP address"))
-                continue
-            in_vpc = vnet is not None and ip in vnet
-            if not in_vpc and not any(ip in n for n in PRIVATE_TARGET_RANGES):
-                problems.append(Problem(tp, f"{host} is publicly routable: ip targets must be "
-                                        f"in the VPC, RFC 1918 ranges or 100.64.0.0/10"))
-    backed: dict[str, str] = {}
-    for sname, es in _mapping(vpc.get("endpoint_services")).items():
-        if not isinstance(es, dict):
-            continue
-        for k, lname in enumerate(es.get("load_balancers") or []):
-            sp = f"{vp}.endpoint_services.{sname}.load_balancers[{k}]"
-            if isinstance(lname, str) and lname not in lbs:
-                problems.append(Problem(sp, f"unknown load balancer {lname!r} in VPC {vname}"))
-            elif lname in backed:
-                problems.append(Problem(sp, f"NLB {lname} already backs endpoint service "
-                                        f"{backed[lname]} (an NLB backs at most one)"))
-            else:
-                backed[lname] = sname
-    for ename, ep in _mapping(vpc.get("endpoints")).items():
-        if not isinstance(ep, dict):
-            continue
-        ep_ = f"{vp}.endpoints.{ename}"
-        problems += _one_subnet_per_az(ep.get("subnets"), vpc, f"{ep_}.subnets", "an endpoint")
-        groups = set(_mapping(vpc.get("security_groups"))) | {DEFAULT_SG}
-        for k, g in enumerate(ep.get("security_groups") or []):
-            if isinstance(g, str) and g not in groups:
-                problems.append(Problem(f"{ep_}.security_groups[{k}]",
-                                        f"unknown security group {g!r} in VPC {vname}"))
-        if ep.get("ip_address_type", "ipv4") != "ipv4":
-            problems.append(Problem(f"{ep_}.ip_address_type", "ipv6 and dualstack endpoints "
-                                    "are not supported by vpclab"))
-        svc = ep.get("service")
-        if not isinstance(svc, str) or "/" not in svc:
-            continue
-        svpc_name, _, sname = svc.partition("/")
-        svpc = _mapping(vpcs.get(svpc_name))
-        es = _mapping(_mapping(svpc.get("endpoint_services")).get(sname))
-        if not es:
-            problems.append(Problem(f"{ep_}.service", f"no endpoint service {sname!r} in VPC "
-                                    f"{svpc_name!r}"))
-            continue
-        service_azs: set[str] = set()
-        for lname in es.get("load_balancers") or []:
-            service_azs |= _azs(_mapping(_mapping(svpc.get("load_balancers")).get(lname)).get("subnets"), svpc)
-        for k, s_ in enumerate(ep.get("subnets") or []):
-            azs = _azs([s_], vpc)
-            if azs and not azs <= service_azs:
-                problems.append(Problem(f"{ep_}.subnets[{k}]", f"{s_} is in {', '.join(azs)}, where "
-                                        f"{svc} has no load balancer node (its AZs: "
-                                        f"{', '.join(sorted(service_azs)) or 'none'})"))
-    return problems
+def check_port_count(n_enis: int) -> list[Problem]:
+    """Every Hyperplane ENI (NLB node, endpoint, VPC link) is a forwarder port, and
+    health checks take one more: at most MAX_FORWARDER_PORTS in one lab."""
+    if n_enis + 1 <= MAX_FORWARDER_PORTS:
+        return []
+    return [Problem("", f"the lab asks for {n_enis} Hyperplane ENIs (NLB nodes, endpoints, "
+                        f"VPC links); the forwarder has {MAX_FORWARDER_PORTS} ports, one "
+                        f"for health checks, so at most {MAX_FORWARDER_PORTS - 1}")]
 
 
 def _check_vpc(lab: str | None, region: str | None, vname: str, vpc: dict,
@@ -386,10 +236,7 @@ def _check_vpc(lab: str | None, region: str | None, vname: str, vpc: dict,
             problems.append(Problem(f"{ip_}.ip", f"{ip} is outside subnet {sname} ({snet})"))
             continue
         offset = int(addr) - int(snet.network_address)
-        reserved = ({0: "the network address", 1: "reserved for the VPC router",
-                     2: "reserved for the Amazon DNS server",
-                     3: "reserved by AWS for future use"}.get(offset)
-                    or ("the broadcast address" if addr == snet.broadcast_address else None))
+        reserved = RESERVED[-1] if addr == snet.broadcast_address else RESERVED.get(offset)
         if reserved:
             problems.append(Problem(f"{ip_}.ip", f"{ip} is {reserved} of subnet {sname} "
                                     f"(AWS reserves the first four and the last address)"))

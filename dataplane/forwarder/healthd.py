@@ -1,6 +1,6 @@
 """NLB health checks, run inside the forwarder process.
 
-The checks of a lab's spec (`health_checks`, compiled by dataplane/hyperplane.py) are
+The checks of a lab's spec (`health_checks`, compiled by dataplane/compile/privatelink.py) are
 probed from the namespace `<lab>.hyperplane.health`, through the forwarder's health
 services, so each leaves from its NLB node's address. A thread enters that namespace and
 runs an asyncio loop there: every check due (per its interval) is probed concurrently,
@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Callable
 
-from dataplane.health import HealthCheck, TargetGroupHealth, probe_http, probe_tcp
+from dataplane.forwarder.health import HealthCheck, TargetGroupHealth, probe_http, probe_tcp
 from netns_setup import nsenter
 
 Target = tuple[str, int]

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataplane.engine import Backend, Engine, EngineError, SgRule
+from dataplane.forwarder.engine import Backend, Engine, EngineError, SgRule
 
 # Fields that identify a listener: if any differs, the old service and its flows go.
 LISTENER_FIELDS = ("in_port", "out_port", "vip", "vport", "proto", "snat_ip", "snat_ports",

@@ -1,0 +1,86 @@
+"""A lab's Hyperplane compiled: its forwarder ports, the spec every kind adds to, the
+DNS records every kind asks for, and where the forwarder's files go.
+
+Every Hyperplane ENI (model/enis.py: NLB nodes, endpoints, VPC links, in that order) is
+one forwarder port `hp<n>`, n its position. `compile_spec` builds the ports, then lets
+each registered kind's compiler (dataplane/kinds.py) add its security groups, services
+and health checks through `contribute(ctx, spec)`. The result is the spec the forwarder
+applies (dataplane/forwarder/spec.py documents it): plain data, written to the lab's
+state directory and sent over the control socket, never a live object.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from dataplane import kinds
+from dataplane.model import names
+from dataplane.model.enis import HyperplaneEni
+from dataplane.model.topology import Lab
+
+FLOW_CAPACITY = 65536
+
+
+@dataclass
+class Port:
+    id: int
+    eni: HyperplaneEni
+    hp_ifname: str            # hp<port> in the Hyperplane namespace
+
+
+def ports(lab: Lab) -> list[Port]:
+    """Every Hyperplane ENI with its forwarder port, in a stable order."""
+    return [Port(i, eni, f"hp{i}") for i, eni in enumerate(lab.hyperplane_enis())]
+
+
+def has_hyperplane(lab: Lab) -> bool:
+    """A lab has a Hyperplane (namespace, forwarder) when any kind asks for an ENI."""
+    return bool(lab.hyperplane_enis())
+
+
+@dataclass
+class SpecContext:
+    """What every kind's compiler gets: the lab, its ports (also by (vpc, ENI kind,
+    owner)), the MACs read from the kernel ({port: (forwarder end, VPC end)}), the
+    runtime states kept in the lab's state file (endpoint acceptance), addresses."""
+    lab: Lab
+    ports: list[Port]
+    macs: dict[int, tuple[str, str]]
+    states: dict[str, dict]
+    addresses: dict[tuple[str, str], str] = field(default_factory=dict)
+    by_owner: dict[tuple[str, str, str], list[Port]] = field(default_factory=dict)
+
+
+def compile_spec(lab: Lab, plist: list[Port], macs: dict[int, tuple[str, str]],
+                 states: dict[str, dict]) -> dict[str, Any]:
+    """The forwarder spec of a lab. `macs`: {port: (hp end MAC, VPC end MAC)}, read from
+    the kernel once the veths exist (extra ports' too, e.g. the health port)."""
+    ctx = SpecContext(lab, plist, macs, states, lab.addresses())
+    for p in plist:
+        ctx.by_owner.setdefault((p.eni.vpc, p.eni.kind, p.eni.owner), []).append(p)
+    spec: dict[str, Any] = {
+        "flow_capacity": FLOW_CAPACITY,
+        "ports": [{"id": p.id, "name": p.eni.eni_id, "ifname": p.hp_ifname,
+                   "mac": macs[p.id][0], "peer_mac": macs[p.id][1], "addrs": [p.eni.ip]}
+                  for p in plist],
+        "services": [], "health_checks": []}
+    for kind in kinds.compilers():
+        kind.contribute(ctx, spec)
+    return spec
+
+
+def dns_records(lab: Lab) -> dict[str, list[tuple[str, str]]]:
+    """{vpc: [(name, ip)]}: what each VPC's resolver answers besides its instances'
+    names, from every kind that has names (endpoints' regional, zonal, private names)."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for kind in kinds.compilers():
+        for vpc, records in kind.dns_records(lab).items():
+            out.setdefault(vpc, []).extend(records)
+    return out
+
+
+def paths(lab_name: str) -> dict[str, str]:
+    d = names.lab_dir(lab_name)
+    return {"spec": os.path.join(d, "forwarder.json"), "socket": os.path.join(d, "forwarder.sock"),
+            "log": os.path.join(d, "forwarder.log")}

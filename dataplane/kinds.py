@@ -1,0 +1,66 @@
+"""The resource kinds vpclab knows, in the order `up` realises them: the one registry.
+
+A kind (PrivateLink, HTTP-API VPC links, …) lives in up to three files, one per floor,
+and is registered here with one `Kind(...)` line naming them:
+
+* `model` — `dataplane.model.<kind>`: its dataclasses and builder methods (a
+  `LabBuilder` and/or `VpcBuilder` mixin that `Lab` and `Vpc` inherit), `read(lab, doc)`
+  and `write(lab, doc)` for its section of the topology document, `check(doc)` for the
+  meaning of that section (the JSON schema checks its shape), and
+  `eni_requests(lab, vpc)` for the Hyperplane ENIs it puts in a VPC;
+* `compile` — `dataplane.compile.<kind>`: `contribute(ctx, spec)` adds its ports'
+  security groups, services and health checks to the forwarder spec, `dns_records(lab)`
+  its names for the VPC resolvers (None: nothing to compile yet);
+* `realise` — `dataplane.lab.realise_<kind>`: `steps(lab, st)` are its steps in `up`,
+  run once the Hyperplane's ENIs exist and before the forwarder starts, and
+  `status(lab, state, health)` its part of `vpclab status` (None: nothing to make).
+
+Modules are named, not imported, here: the model is loaded with `dataplane.model`, the
+compilers and realise steps only by `up`, `status` and the actions, so `vpclab validate`
+loads neither the kernel side nor the compiled engine.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    model: str
+    compile: str | None = None
+    realise: str | None = None
+
+    def model_module(self) -> ModuleType:
+        return importlib.import_module(self.model)
+
+    def compile_module(self) -> ModuleType | None:
+        return importlib.import_module(self.compile) if self.compile else None
+
+    def realise_module(self) -> ModuleType | None:
+        return importlib.import_module(self.realise) if self.realise else None
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind("privatelink", "dataplane.model.privatelink", "dataplane.compile.privatelink", "dataplane.lab.realise_privatelink"),
+    Kind("vpc_link", "dataplane.model.vpc_link"),
+)
+
+
+def models() -> list[ModuleType]:
+    return [k.model_module() for k in KINDS]
+
+
+def compilers() -> list[ModuleType]:
+    return [m for m in (k.compile_module() for k in KINDS) if m is not None]
+
+
+def realisers() -> list[ModuleType]:
+    return [m for m in (k.realise_module() for k in KINDS) if m is not None]
+
+
+def builders(name: str) -> tuple[type, ...]:
+    """The `name` mixins (`LabBuilder`, `VpcBuilder`) of every kind that has one."""
+    return tuple(getattr(m, name) for m in models() if hasattr(m, name))

@@ -1,0 +1,132 @@
+"""The steps that make one VPC, in order (lab/up.py runs them):
+
+1. the VPC namespace `<lab>.<vpc>` (the VPC router and resolver);
+2. per instance, its namespace `<lab>.<vpc>.<instance>` and its ENI: a veth
+   `eni-<instance>` (VPC side) ⇄ `eth0` (instance side), MTU 9001. The instance gets its
+   private IP with the subnet's prefix and a default route via the subnet's `.1`; the
+   router side gets `.1/32` and a /32 host route to the instance. With proxy ARP on
+   every `eni-…` the router answers ARP for every other address of the subnet, so no two
+   instances share an L2 segment and every packet crosses the router, as on the AWS
+   fabric;
+3. the router: IP forwarding on, the VPC's DNS address (base+2) on `lo`;
+4. security groups: `table inet <lab>-sg` (netns_setup/nft.py) and AWS's
+   connection-tracking timeouts as the namespace's conntrack sysctls;
+5. DNS: a hosts file (instances' names and every kind's records) and resolv.conf under
+   /run/vpclab/<lab>/, then dnsmasq in the VPC namespace on base+2 (netns_setup/dns.py);
+6. `run:` commands, each in its instance namespace (private mount namespace, the VPC's
+   resolv.conf over /etc/resolv.conf), output in /run/vpclab/<lab>/<vpc>.<instance>.log.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from netns_setup import dns, kernel, nft, nsenter, offload, procs
+
+from dataplane.compile.hyperplane import dns_records
+from dataplane.forwarder.frames import MAX_FRAME
+from dataplane.model import Lab, names
+
+from . import processes
+from .plan import ENI_MTU, InstancePlan, VpcPlan
+from .progress import Step, check_interrupt
+from .state import LabError, State
+
+DNS_READY_S = 5.0
+
+
+def record(p: VpcPlan, lab: Lab) -> dict[str, Any]:
+    """The VPC's entry in the state file."""
+    d = names.lab_dir(lab.name)
+    return {"netns": p.netns, "cidr": p.cidr, "dns": p.dns,
+            "resolv_conf": os.path.join(d, f"{p.name}.resolv.conf"),
+            "hosts": os.path.join(d, f"{p.name}.hosts"),
+            "nft_table": names.nft_table(lab.name),
+            "instances": {i.name: {"netns": i.netns, "ip": i.ip, "prefixlen": i.prefixlen,
+                                   "subnet": i.subnet, "router": i.router, "eni": i.eni,
+                                   "security_groups": i.security_groups,
+                                   "run": i.run,
+                                   "log": os.path.join(d, f"{p.name}.{i.name}.log")
+                                   if i.run else None}
+                          for i in p.instances}}
+
+
+def steps(lab: Lab, p: VpcPlan, st: State) -> list[Step]:
+    mark = names.lo_altname(lab.name)
+    out = [Step(f"namespace {p.netns} (VPC {p.name} router)",
+                lambda: kernel.ensure_netns(p.netns, mark))]
+    out += [Step(f"instance {i.vpc}/{i.name}: namespace {i.netns}, ENI {i.eni} ⇄ eth0 "
+                 f"{i.ip}/{i.prefixlen}", lambda i=i: _instance(p, i, mark))
+            for i in p.instances]
+    out.append(Step(f"VPC router in {p.netns}: forwarding, proxy ARP, DNS address {p.dns}",
+                    lambda: _router(p)))
+    out.append(Step(f"security groups in {p.netns}: table inet {names.nft_table(lab.name)}",
+                    lambda: _security_groups(lab, p, st)))
+    out.append(Step(f"DNS for VPC {p.name}: dnsmasq on {p.dns} in {p.netns}",
+                    lambda: _dns(lab, p, st)))
+    rec = lambda: st.data["vpcs"][p.name]     # noqa: E731 (read when the step runs)
+    out += [Step(f"run in {i.vpc}/{i.name}: {i.run}",
+                 lambda i=i: processes.start(st, "run", p.name, i.name, i.netns,
+                                             ["/bin/sh", "-c", i.run],
+                                             rec()["instances"][i.name]["log"],
+                                             rec()["resolv_conf"]))
+            for i in p.instances if i.run]
+    return out
+
+
+def _instance(p: VpcPlan, i: InstancePlan, mark: str) -> None:
+    kernel.ensure_netns(i.netns, mark)
+    kernel.ensure_veth(p.netns, i.eni, i.eni_mark, i.netns, names.INSTANCE_IFNAME,
+                       i.eth_mark, ENI_MTU)
+    kernel.ensure_address(i.netns, names.INSTANCE_IFNAME, i.ip, i.prefixlen)
+    kernel.ensure_route(i.netns, "0.0.0.0/0", gateway=i.router)
+    # Its GSO frames may be forwarded to the Hyperplane: keep them within a ring slot
+    # (the router would cut larger ones into single segments).
+    offload.cap_gso_size(names.INSTANCE_IFNAME, i.netns, MAX_FRAME)
+    kernel.ensure_address(p.netns, i.eni, i.router, 32)
+    kernel.ensure_route(p.netns, f"{i.ip}/32", ifname=i.eni)
+
+
+def _router(p: VpcPlan) -> None:
+    kernel.ensure_address(p.netns, "lo", p.dns, 32)
+    sysctls: dict[str, Any] = {"net.ipv4.ip_forward": 1,
+                               "net.ipv6.conf.all.disable_ipv6": 1,
+                               "net.ipv6.conf.default.disable_ipv6": 1}
+    for i in p.instances:
+        sysctls[f"net.ipv4.conf.{i.eni}.proxy_arp"] = 1
+        sysctls[f"net.ipv4.conf.{i.eni}.send_redirects"] = 0
+        # Proxy ARP replies to broadcast requests are delayed by a random 0-800 ms
+        # by default (neigh proxy_delay); the AWS fabric answers at once.
+        sysctls[f"net.ipv4.neigh.{i.eni}.proxy_delay"] = 0
+    nsenter.write_sysctls(p.netns, sysctls)
+    for i in p.instances:
+        nsenter.write_sysctls(i.netns, {"net.ipv6.conf.all.disable_ipv6": 1})
+
+
+def _security_groups(lab: Lab, p: VpcPlan, st: State) -> None:
+    script = nft.render(names.nft_table(lab.name), p.groups, p.enis)
+    with open(os.path.join(st.dir, f"{p.name}.nft"), "w") as f:
+        f.write(script)
+    nft.apply(p.netns, script)
+    nsenter.write_sysctls(p.netns, nft.CONNTRACK_SYSCTLS)
+
+
+def _dns(lab: Lab, p: VpcPlan, st: State) -> None:
+    rec = st.data["vpcs"][p.name]
+    with open(rec["hosts"], "w") as f:
+        f.write(dns.hosts_file(lab.region, [(i.name, i.ip) for i in p.instances]))
+        # Every kind's names (endpoints' regional, zonal, private DNS): this VPC's only.
+        f.writelines(f"{ip} {name}\n" for name, ip in dns_records(lab).get(p.name, []))
+    with open(rec["resolv_conf"], "w") as f:
+        f.write(dns.resolv_conf(p.dns, lab.region))
+    log = os.path.join(st.dir, f"dns-{p.name}.log")
+    argv = dns.dnsmasq_argv(p.dns, lab.region, rec["hosts"], log,
+                            os.path.join(st.dir, f"dns-{p.name}.pid"))
+    pid = processes.start(st, "dns", p.name, None, p.netns, argv, log, None)
+    deadline = time.monotonic() + DNS_READY_S
+    while not procs.udp_listening(pid, p.dns, 53):
+        check_interrupt()
+        if not procs.alive(pid, None) or time.monotonic() > deadline:
+            raise LabError(f"dnsmasq for VPC {p.name} did not start: {processes.tail(log)}")
+        time.sleep(0.01)

@@ -1,0 +1,78 @@
+"""The lab's record: /run/vpclab/<lab>/state.json, and the error every lab step raises.
+
+The state file is written *before* anything is made (the full list of planned
+namespaces, after checking that none exists yet) and updated as each process starts, so
+`down`, `status` and `cleanup` need nothing but it, even after a `kill -9` half-way.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from netns_setup import procs
+
+from dataplane.model import names
+
+STATE_VERSION = 1
+
+
+class LabError(RuntimeError):
+    """Bringing a lab up or down failed; the message says what and what was done."""
+
+
+
+class State:
+    """The lab's record in /run/vpclab/<lab>/state.json (see the module docstring)."""
+
+    def __init__(self, data: dict[str, Any]):
+        self.data = data
+
+    @property
+    def lab(self) -> str:
+        return self.data["lab"]
+
+    @property
+    def dir(self) -> str:
+        return names.lab_dir(self.lab)
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.dir, "state.json")
+
+    @classmethod
+    def load(cls, lab: str) -> "State | None":
+        try:
+            with open(os.path.join(names.lab_dir(lab), "state.json")) as f:
+                return cls(json.load(f))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise LabError(f"state of lab {lab} is unreadable: {e}") from e
+
+    def save(self) -> None:
+        os.makedirs(self.dir, mode=0o755, exist_ok=True)
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.data, f, indent=1)
+        os.replace(tmp, self.path)
+
+    def owner_alive(self) -> bool:
+        return procs.alive(self.data.get("owner_pid", 0), self.data.get("owner_start"))
+
+
+def state_labs() -> list[str]:
+    try:
+        return sorted(d for d in os.listdir(names.RUN_DIR)
+                      if os.path.isdir(os.path.join(names.RUN_DIR, d)))
+    except FileNotFoundError:
+        return []
+
+
+def labs_up() -> list[str]:
+    out = []
+    for lab in state_labs():
+        st = State.load(lab)
+        if st and st.data.get("status") == "up":
+            out.append(lab)
+    return out

@@ -1,0 +1,79 @@
+"""What a lab's state file says and what the kernel shows: `vpclab status`, and the
+check `up` makes before calling a lab already up."""
+from __future__ import annotations
+
+from typing import Any
+
+from netns_setup import kernel, procs
+
+from dataplane import kinds
+from dataplane.forwarder import control
+from dataplane.model import Lab, names
+
+from .state import LabError, State
+
+
+def check_present(st: State) -> list[str]:
+    """What the state says exists but the kernel doesn't show (empty if all is well)."""
+    missing = [f"namespace {n}" for n in st.data.get("namespaces", [])
+               if not kernel.netns_exists(n)]
+    missing += [f"{p['role']} process {p['pid']} ({p['vpc']}"
+                f"{'/' + p['instance'] if p.get('instance') else ''})"
+                for p in st.data.get("processes", []) if not procs.alive(p["pid"], p["start"])]
+    return missing
+
+
+def status(lab: str) -> dict[str, Any]:
+    st = State.load(lab)
+    if st is None:
+        raise LabError(f"no lab {lab} (no state in {names.lab_dir(lab)})")
+    d = st.data
+    out: dict[str, Any] = {"lab": lab, "status": d.get("status"), "region": d.get("region"),
+                           "state_dir": st.dir, "vpcs": {}, "processes": []}
+    if d.get("status") != "up" and not st.owner_alive():
+        out["status"] = f"{d.get('status')} (unfinished: run vpclab cleanup)"
+    for vname, v in d.get("vpcs", {}).items():
+        out["vpcs"][vname] = {
+            "netns": v["netns"], "present": kernel.netns_exists(v["netns"]),
+            "cidr": v["cidr"], "dns": v["dns"],
+            "instances": {n: {**{k: i[k] for k in ("netns", "ip", "prefixlen", "subnet",
+                                                   "eni", "security_groups", "log")},
+                              "present": kernel.netns_exists(i["netns"])}
+                          for n, i in v["instances"].items()}}
+    for p in d.get("processes", []):
+        out["processes"].append({**{k: p[k] for k in ("pid", "role", "vpc", "instance",
+                                                      "log", "argv")},
+                                 "running": procs.alive(p["pid"], p["start"])})
+    if d.get("hyperplane"):
+        out["hyperplane"] = _hyperplane_status(d)
+    return out
+
+
+def _hyperplane_status(d: dict[str, Any]) -> dict[str, Any]:
+    """The Hyperplane's namespace and socket, then each kind's part (for PrivateLink:
+    endpoints with state, ENIs and DNS names; NLBs with nodes, targets and health)."""
+    hp = d["hyperplane"]
+    lab = Lab.from_dict(d["topology"])
+    try:
+        health = control.call(hp["socket"], "health", timeout=2)["health"]
+    except (control.ControlError, OSError):
+        health = None
+    out = {"netns": hp["netns"], "present": kernel.netns_exists(hp["netns"]),
+           "socket": hp["socket"]}
+    for kind in kinds.realisers():
+        out.update(kind.status(lab, hp, health))
+    return out
+
+
+def interfaces_table(st: State) -> list[tuple[str, str, str, str]]:
+    """(namespace, interface, address, what) rows of everything the lab made."""
+    rows = []
+    for vname, v in st.data["vpcs"].items():
+        rows.append((v["netns"], "lo", f"{v['dns']}/32", f"VPC {vname} DNS (base+2)"))
+        for n, i in v["instances"].items():
+            rows.append((v["netns"], i["eni"], f"{i['router']}/32",
+                         f"VPC router → {n} ({i['ip']})"))
+        for n, i in v["instances"].items():
+            rows.append((i["netns"], names.INSTANCE_IFNAME, f"{i['ip']}/{i['prefixlen']}",
+                         f"{vname}/{n} in {i['subnet']}, sg: {', '.join(i['security_groups'])}"))
+    return rows

@@ -1,0 +1,346 @@
+"""PrivateLink resources of a VPC: Network Load Balancers, target groups, endpoint
+services (provider side) and interface endpoints (consumer side).
+
+As the rest of the model, these are what the file says; what AWS derives is computed:
+
+* IDs are stable hashes of the lab and the resource's path, in AWS's formats:
+  `vpce-<17 hex>`, `vpce-svc-<17 hex>`, `eni-<17 hex>`; the ENI's interface name in
+  the VPC namespace is `eni-<11 hex>` (15 characters, the kernel's limit).
+* ENI addresses (`Lab.hyperplane_enis()`, model/enis.py): one NLB ENI per NLB subnet,
+  then one endpoint ENI per endpoint subnet, each the lowest address of its subnet that
+  no instance holds, skipping AWS's five reserves.
+* DNS names of an endpoint (AWS-FACTS §1): regional
+  `vpce-<id>-<suffix>.vpce-svc-<id>.<region>.vpce.amazonaws.com` (every ENI), zonal
+  `vpce-<id>-<suffix>-<az>.vpce-svc-…` (that AZ's ENI), and, with `private_dns`, the
+  service's private DNS name (every ENI), all answered by the consumer VPC's resolver.
+
+The YAML shape (accepted as written in issue 4):
+
+    load_balancers:
+      web-nlb: {type: network, subnets: [svc-a, svc-b],
+                listeners: [{port: 80, protocol: TCP, target_group: web-tg}]}
+    target_groups:
+      web-tg: {protocol: TCP, port: 8080, targets: [web1, web2],
+               health_check: {protocol: TCP, interval: 5, healthy_threshold: 2}}
+    endpoint_services:
+      web-svc: {load_balancers: [web-nlb], acceptance_required: false,
+                private_dns_name: web.provider.internal}
+    endpoints:
+      web-ep: {service: provider/web-svc, subnets: [app-a, app-b],
+               security_groups: [endpoint-sg], private_dns: true}
+
+The kind registers in dataplane/kinds.py; this file is its model floor: the
+`VpcBuilder` mixin (`vpc.add_load_balancer(...)` and the rest), `read`/`write` of its
+sections, `check` (the meaning of those sections) and its `eni_requests`.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from .checks import known_groups, mapping, one_subnet_per_az, subnet_azs
+from .enis import EniRequest, HyperplaneEni, eni_ids, stable_hex
+from .problems import Problem, add_unique
+
+__all__ = ["Listener", "LoadBalancer", "TargetGroup", "EndpointService", "Endpoint",
+           "VpcBuilder", "HyperplaneEni", "eni_ids", "stable_hex", "endpoint_id", "service_id",
+           "endpoint_dns_names", "read", "write", "check", "eni_requests"]
+
+DEFAULT_IDLE_TIMEOUT = 350   # NLB TCP listener default (60-6000)
+SECTIONS = ("load_balancers", "target_groups", "endpoint_services", "endpoints")
+
+
+@dataclass
+class Listener:
+    port: int
+    target_group: str
+    protocol: str = "TCP"
+    idle_timeout: int = DEFAULT_IDLE_TIMEOUT
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"port": self.port, "protocol": self.protocol,
+                             "target_group": self.target_group}
+        if self.idle_timeout != DEFAULT_IDLE_TIMEOUT:
+            d["idle_timeout"] = self.idle_timeout
+        return d
+
+
+@dataclass
+class LoadBalancer:
+    name: str
+    subnets: list[str]
+    listeners: list[Listener] = field(default_factory=list)
+    type: str = "network"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, "subnets": list(self.subnets),
+                "listeners": [l.to_dict() for l in self.listeners]}
+
+
+@dataclass
+class TargetGroup:
+    name: str
+    port: int
+    targets: list[str] = field(default_factory=list)   # instance name, or ip / ip:port
+    protocol: str = "TCP"
+    health_check: dict[str, Any] = field(default_factory=dict)
+
+    def target_addresses(self, instance_ips: Mapping[str, str]) -> list[tuple[str, int]]:
+        """(ip, port) of every target: an instance's address, or the one written."""
+        out = []
+        for t in self.targets:
+            host, _, port = t.partition(":")
+            out.append((instance_ips.get(host, host), int(port) if port else self.port))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"protocol": self.protocol, "port": self.port,
+                             "targets": list(self.targets)}
+        if self.health_check:
+            d["health_check"] = dict(self.health_check)
+        return d
+
+
+@dataclass
+class EndpointService:
+    name: str
+    load_balancers: list[str]
+    acceptance_required: bool = True     # AWS's default: manual acceptance
+    private_dns_name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"load_balancers": list(self.load_balancers),
+                             "acceptance_required": self.acceptance_required}
+        if self.private_dns_name:
+            d["private_dns_name"] = self.private_dns_name
+        return d
+
+
+@dataclass
+class Endpoint:
+    name: str
+    service: str                          # "<vpc>/<endpoint service>"
+    subnets: list[str]
+    security_groups: list[str] = field(default_factory=list)
+    private_dns: bool = False
+
+    @property
+    def service_ref(self) -> tuple[str, str]:
+        vpc, _, svc = self.service.partition("/")
+        return vpc, svc
+
+    @property
+    def effective_security_groups(self) -> list[str]:
+        """None named: the VPC's default group, as on AWS."""
+        return list(self.security_groups) or ["default"]
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"service": self.service, "subnets": list(self.subnets)}
+        if self.security_groups:
+            d["security_groups"] = list(self.security_groups)
+        if self.private_dns:
+            d["private_dns"] = True
+        return d
+
+
+def endpoint_id(lab: str, vpc: str, name: str) -> str:
+    return "vpce-" + stable_hex(lab, vpc, "vpce", name)
+
+
+def service_id(lab: str, vpc: str, name: str) -> str:
+    return "vpce-svc-" + stable_hex(lab, vpc, "svc", name)
+
+
+def endpoint_dns_names(lab: str, region: str, vpc: str, endpoint: str, svc_vpc: str,
+                       svc: str, az: str | None) -> tuple[str, str | None]:
+    """(regional name, zonal name for `az`) of an endpoint (AWS-FACTS §1)."""
+    suffix = stable_hex(lab, vpc, endpoint, "dns", n=8)
+    base = f"{endpoint_id(lab, vpc, endpoint)}-{suffix}"
+    domain = f"{service_id(lab, svc_vpc, svc)}.{region}.vpce.amazonaws.com"
+    return f"{base}.{domain}", (f"{base}-{az}.{domain}" if az else None)
+
+
+@dataclass(kw_only=True)
+class VpcBuilder:
+    """PrivateLink's part of `Vpc`: its tables and builder methods (`Vpc` inherits it)."""
+    load_balancers: dict[str, LoadBalancer] = field(default_factory=dict)
+    target_groups: dict[str, TargetGroup] = field(default_factory=dict)
+    endpoint_services: dict[str, EndpointService] = field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+
+    def add_load_balancer(self, name: str, subnets: Iterable[str],
+                          listeners: Iterable[Listener | Mapping] = (),
+                          type: str = "network") -> LoadBalancer:
+        ls = [l if isinstance(l, Listener) else
+              Listener(l.get("port"), l.get("target_group"), l.get("protocol", "TCP"),
+                       l.get("idle_timeout", DEFAULT_IDLE_TIMEOUT)) for l in listeners]
+        return add_unique(self.load_balancers, name, LoadBalancer(name, list(subnets), ls, type),
+                          "load balancer", f"{self._path}.load_balancers")
+
+    def add_target_group(self, name: str, port: int, targets: Iterable[str] = (),
+                         protocol: str = "TCP",
+                         health_check: Mapping[str, Any] | None = None) -> TargetGroup:
+        tg = TargetGroup(name, port, list(targets), protocol, dict(health_check or {}))
+        return add_unique(self.target_groups, name, tg, "target group",
+                          f"{self._path}.target_groups")
+
+    def add_endpoint_service(self, name: str, load_balancers: Iterable[str],
+                             acceptance_required: bool = True,
+                             private_dns_name: str | None = None) -> EndpointService:
+        es = EndpointService(name, list(load_balancers), acceptance_required, private_dns_name)
+        return add_unique(self.endpoint_services, name, es, "endpoint service",
+                          f"{self._path}.endpoint_services")
+
+    def add_endpoint(self, name: str, service: str, subnets: Iterable[str],
+                     security_groups: Iterable[str] = (), private_dns: bool = False) -> Endpoint:
+        ep = Endpoint(name, service, list(subnets), list(security_groups), private_dns)
+        return add_unique(self.endpoints, name, ep, "endpoint", f"{self._path}.endpoints")
+
+
+def read(lab: Any, doc: Mapping[str, Any]) -> None:
+    """Build this kind's resources of a checked document into `lab` (its VPCs exist)."""
+    for vname, v in doc["vpcs"].items():
+        vpc = lab.vpcs[vname]
+        for n, lb in (v.get("load_balancers") or {}).items():
+            vpc.add_load_balancer(n, lb["subnets"], lb.get("listeners") or [],
+                                  lb.get("type", "network"))
+        for n, tg in (v.get("target_groups") or {}).items():
+            vpc.add_target_group(n, tg["port"], tg.get("targets") or [],
+                                 tg.get("protocol", "TCP"), tg.get("health_check"))
+        for n, es in (v.get("endpoint_services") or {}).items():
+            vpc.add_endpoint_service(n, es["load_balancers"], es.get("acceptance_required", True),
+                                     es.get("private_dns_name"))
+        for n, ep in (v.get("endpoints") or {}).items():
+            vpc.add_endpoint(n, ep["service"], ep["subnets"], ep.get("security_groups") or [],
+                             ep.get("private_dns", False))
+
+
+def write(lab: Any, doc: dict[str, Any]) -> None:
+    """This kind's sections of `lab`, into the document `Lab.to_dict()` is making."""
+    for vname, vpc in lab.vpcs.items():
+        for key in SECTIONS:
+            table = getattr(vpc, key)
+            if table:
+                doc["vpcs"][vname][key] = {n: obj.to_dict() for n, obj in table.items()}
+
+
+def eni_requests(lab: Any, vpc: Any) -> list[EniRequest]:
+    """One ENI per NLB subnet (no security groups: NLBs here have none), then one per
+    endpoint subnet (the endpoint's groups)."""
+    out = [EniRequest("nlb", lb.name, tuple(lb.subnets)) for lb in vpc.load_balancers.values()]
+    out += [EniRequest("vpce", ep.name, tuple(ep.subnets), tuple(ep.effective_security_groups))
+            for ep in vpc.endpoints.values()]
+    return out
+
+
+def check(doc: dict[str, Any]) -> list[Problem]:
+    """The meaning of every VPC's PrivateLink sections (their shape is the schema's)."""
+    problems: list[Problem] = []
+    vpcs = mapping(doc.get("vpcs"))
+    for vname, vpc in vpcs.items():
+        if isinstance(vpc, dict):
+            problems += _check_vpc(str(vname), vpc, f"vpcs.{vname}", vpcs)
+    return problems
+
+
+PRIVATE_TARGET_RANGES = [ipaddress.IPv4Network(n) for n in
+                         ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")]
+
+
+def _check_vpc(vname: str, vpc: dict, vp: str, vpcs: dict) -> list[Problem]:
+    """NLBs, target groups, endpoint services and endpoints: references resolve, one
+    subnet per AZ, targets are private, an NLB backs one service, endpoints sit in AZs
+    their service is in."""
+    problems: list[Problem] = []
+    tgs = mapping(vpc.get("target_groups"))
+    lbs = mapping(vpc.get("load_balancers"))
+    instances = mapping(vpc.get("instances"))
+    for lname, lb in lbs.items():
+        lp = f"{vp}.load_balancers.{lname}"
+        if not isinstance(lb, dict):
+            continue
+        problems += one_subnet_per_az(lb.get("subnets"), vpc, f"{lp}.subnets", "a load balancer")
+        ports: set[int] = set()
+        for k, ls in enumerate(lb.get("listeners") or []):
+            if not isinstance(ls, dict):
+                continue
+            if ls.get("port") in ports:
+                problems.append(Problem(f"{lp}.listeners[{k}].port",
+                                        f"port {ls.get('port')} has a listener already"))
+            ports.add(ls.get("port"))
+            tg = ls.get("target_group")
+            if isinstance(tg, str) and tg not in tgs:
+                problems.append(Problem(f"{lp}.listeners[{k}].target_group",
+                                        f"unknown target group {tg!r} in VPC {vname}"))
+    vnet = None
+    try:
+        vnet = ipaddress.IPv4Network(vpc.get("cidr"))
+    except (ValueError, TypeError):
+        pass
+    for tname, tg in tgs.items():
+        if not isinstance(tg, dict):
+            continue
+        for k, target in enumerate(tg.get("targets") or []):
+            if not isinstance(target, str):
+                continue
+            tp = f"{vp}.target_groups.{tname}.targets[{k}]"
+            host, _, port = target.partition(":")
+            if port and not 1 <= int(port) <= 65535:
+                problems.append(Problem(tp, f"port {port} is not 1-65535"))
+            try:
+                ip = ipaddress.IPv4Address(host)
+            except ValueError:
+                if host not in instances:
+                    problems.append(Problem(tp, f"{host!r} is neither an instance of VPC "
+                                            f"{vname} nor an IP address"))
+                continue
+            in_vpc = vnet is not None and ip in vnet
+            if not in_vpc and not any(ip in n for n in PRIVATE_TARGET_RANGES):
+                problems.append(Problem(tp, f"{host} is publicly routable: ip targets must be "
+                                        f"in the VPC, RFC 1918 ranges or 100.64.0.0/10"))
+    backed: dict[str, str] = {}
+    for sname, es in mapping(vpc.get("endpoint_services")).items():
+        if not isinstance(es, dict):
+            continue
+        for k, lname in enumerate(es.get("load_balancers") or []):
+            sp = f"{vp}.endpoint_services.{sname}.load_balancers[{k}]"
+            if isinstance(lname, str) and lname not in lbs:
+                problems.append(Problem(sp, f"unknown load balancer {lname!r} in VPC {vname}"))
+            elif lname in backed:
+                problems.append(Problem(sp, f"NLB {lname} already backs endpoint service "
+                                        f"{backed[lname]} (an NLB backs at most one)"))
+            else:
+                backed[lname] = sname
+    for ename, ep in mapping(vpc.get("endpoints")).items():
+        if not isinstance(ep, dict):
+            continue
+        ep_ = f"{vp}.endpoints.{ename}"
+        problems += one_subnet_per_az(ep.get("subnets"), vpc, f"{ep_}.subnets", "an endpoint")
+        problems += known_groups(ep.get("security_groups"), vpc, vname,
+                                 f"{ep_}.security_groups")
+        if ep.get("ip_address_type", "ipv4") != "ipv4":
+            problems.append(Problem(f"{ep_}.ip_address_type", "ipv6 and dualstack endpoints "
+                                    "are not supported by vpclab"))
+        svc = ep.get("service")
+        if not isinstance(svc, str) or "/" not in svc:
+            continue
+        svpc_name, _, sname = svc.partition("/")
+        svpc = mapping(vpcs.get(svpc_name))
+        es = mapping(mapping(svpc.get("endpoint_services")).get(sname))
+        if not es:
+            problems.append(Problem(f"{ep_}.service", f"no endpoint service {sname!r} in VPC "
+                                    f"{svpc_name!r}"))
+            continue
+        service_azs: set[str] = set()
+        for lname in es.get("load_balancers") or []:
+            service_azs |= subnet_azs(mapping(mapping(svpc.get("load_balancers")).get(lname)).get("subnets"), svpc)
+        for k, s_ in enumerate(ep.get("subnets") or []):
+            azs = subnet_azs([s_], vpc)
+            if azs and not azs <= service_azs:
+                problems.append(Problem(f"{ep_}.subnets[{k}]", f"{s_} is in {', '.join(azs)}, where "
+                                        f"{svc} has no load balancer node (its AZs: "
+                                        f"{', '.join(sorted(service_azs)) or 'none'})"))
+    return problems
+
+
