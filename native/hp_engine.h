@@ -99,6 +99,8 @@ struct hp_sg_rule {
     uint32_t cidr;
 };
 
+#define HP_KIND_PRIVATELINK 0      /* a listener ⇒ a backend by Maglev (hp_service_add) */
+
 #define HP_SG_INGRESS 0            /* checked on the ingress port: (client, vport) */
 #define HP_SG_EGRESS 1             /* checked on the egress port: (backend, bport) */
 
