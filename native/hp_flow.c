@@ -284,6 +284,7 @@ void hp_flow_info_of(const struct hp_engine *e, uint32_t slot, struct hp_flow_in
     memset(o, 0, sizeof *o);
     o->id = slot;
     o->service = f->service;
+    o->kind = e->services[f->service].kind;
     o->in_port = f->in_port;
     o->out_port = f->out_port;
     o->proto = f->proto;

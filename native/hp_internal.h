@@ -186,6 +186,7 @@ struct hp_service {
     uint16_t *maglev;       /* maglev_size entries, backend index; NULL: no backend */
     struct hp_index_key *keys;
     uint32_t n_keys;
+    struct hp_link_config *link; /* a VPC link's tables (HP_KIND_VPC_NAT); NULL otherwise */
 };
 
 /* Open-addressing index from (key type, port, proto, ip, l4port) to a service id, rebuilt
@@ -242,7 +243,7 @@ struct hp_kind_ops {
     void (*prefetch_new_flow)(const struct hp_ctx *c, const struct hp_parsed *p, int32_t sid);
 };
 
-extern const struct hp_kind_ops hp_kind_privatelink;
+extern const struct hp_kind_ops hp_kind_privatelink, hp_kind_vpc_nat;
 
 /* hp_mem.c */
 void hp_set_error(struct hp_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -259,6 +260,8 @@ bool hp_port_ok(struct hp_engine *e, uint16_t port);
 uint64_t hp_svc_key(int type, uint16_t port, uint8_t proto, uint32_t ip, uint16_t l4port);
 int32_t hp_svc_index_find(const struct hp_engine *e, uint64_t key);
 bool hp_service_ok(struct hp_engine *e, int service);
+int hp_service_check_limits(struct hp_engine *e, struct hp_service_config *c);
+bool hp_service_uses_port(const struct hp_service *s, uint16_t port);
 int hp_service_install(struct hp_engine *e, struct hp_service *tmpl);
 void hp_service_free(struct hp_engine *e, struct hp_service *s);
 
@@ -304,7 +307,7 @@ bool hp_sg_allows(const struct hp_sg *sg, uint8_t proto, uint32_t ip, uint16_t p
 int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc,
                      uint64_t client_hash);
 void hp_snat_prefetch(const struct hp_engine *e, const struct hp_service *svc,
-                      const struct hp_backend *be, uint64_t client_hash);
+                      const struct hp_flow *f, uint64_t client_hash);
 /* What a rewrite does to the L4 checksum: an incremental update of a full checksum; for a
  * CHECKSUM_PARTIAL frame, completing it, or keeping it partial for the transmit path. */
 enum hp_csum_mode { HP_CSUM_UPDATE, HP_CSUM_COMPLETE, HP_CSUM_KEEP_PARTIAL };

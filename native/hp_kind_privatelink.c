@@ -36,19 +36,8 @@ int hp_service_add(struct hp_engine *e, const struct hp_service_config *cfg_in)
         }
         c.snat_ip = e->ports[c.out_port].cfg.addrs[0];
     }
-    if (c.snat_port_min == 0 && c.snat_port_max == 0) {
-        c.snat_port_min = 1024;
-        c.snat_port_max = 65535;
-    }
-    if (c.snat_port_min == 0 || c.snat_port_min > c.snat_port_max) {
-        hp_set_error(e, "SNAT port range %u-%u is empty or starts at 0", c.snat_port_min,
-                     c.snat_port_max);
+    if (hp_service_check_limits(e, &c) != 0)
         return -1;
-    }
-    if (c.mtu != 0 && c.mtu < 68) {
-        hp_set_error(e, "MTU %u is below IPv4's minimum of 68", c.mtu);
-        return -1;
-    }
     if (hp_svc_index_find(e, hp_svc_key(HP_KEY_LISTENER, c.in_port, c.proto, c.vip, c.vport)) >= 0) {
         hp_set_error(e, "port %u already has a service on %u.%u.%u.%u:%u/%u", c.in_port,
                      c.vip >> 24, (c.vip >> 16) & 0xff, (c.vip >> 8) & 0xff, c.vip & 0xff,
@@ -89,7 +78,10 @@ static void prefetch_new_flow(const struct hp_ctx *c, const struct hp_parsed *p,
     if (!e->services[sid].maglev)
         return;
     const struct hp_service *s = &e->services[sid];
-    hp_snat_prefetch(e, s, choose_backend(e, s, p), p->hash);
+    const struct hp_backend *be = choose_backend(e, s, p);
+    struct hp_flow f = {.out_port = (uint8_t)s->cfg.out_port, .proto = s->cfg.proto,
+                        .snat_ip = s->cfg.snat_ip, .backend_ip = be->ip, .backend_port = be->port};
+    hp_snat_prefetch(e, s, &f, p->hash);
 }
 
 static enum hp_drop new_flow(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p, int32_t sid,

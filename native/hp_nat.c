@@ -52,14 +52,15 @@ int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_ser
 }
 
 /* Prefetches the bucket of the first SNAT candidate hp_snat_allocate() will try, for a
- * packet that is about to open a flow: that bucket is a cache miss nothing else warms. */
+ * packet that is about to open a flow: that bucket is a cache miss nothing else warms.
+ * `f` is the flow to be, as far as known: its out_port, proto, snat_ip and backend. */
 void hp_snat_prefetch(const struct hp_engine *e, const struct hp_service *svc,
-                      const struct hp_backend *be, uint64_t client_hash)
+                      const struct hp_flow *f, uint64_t client_hash)
 {
     uint32_t range = (uint32_t)svc->cfg.snat_port_max - svc->cfg.snat_port_min + 1;
-    struct hp_flow_key k = {.sip = be->ip, .sport = be->port, .dip = svc->cfg.snat_ip,
+    struct hp_flow_key k = {.sip = f->backend_ip, .sport = f->backend_port, .dip = f->snat_ip,
                             .dport = (uint16_t)(svc->cfg.snat_port_min + client_hash % range),
-                            .port = svc->cfg.out_port, .proto = svc->cfg.proto};
+                            .port = f->out_port, .proto = f->proto};
     hp_flow_prefetch_buckets(&e->ft, hp_flow_hash(&e->ft, &k));
 }
 

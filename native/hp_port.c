@@ -47,7 +47,7 @@ int hp_port_remove(struct hp_engine *e, uint16_t port)
         return -1;
     for (uint32_t i = 0; i < e->cfg.max_services; i++) {
         const struct hp_service *s = &e->services[i];
-        if (s->present && (s->cfg.in_port == port || s->cfg.out_port == port)) {
+        if (s->present && hp_service_uses_port(s, port)) {
             hp_set_error(e, "port %u is used by service %u; remove the service first", port, i);
             return -1;
         }

@@ -25,6 +25,7 @@
 /* Every translation kind, by the kind number a service carries (HP_KIND_*). */
 static const struct hp_kind_ops *const kinds[] = {
     [HP_KIND_PRIVATELINK] = &hp_kind_privatelink,
+    [HP_KIND_VPC_NAT] = &hp_kind_vpc_nat,
 };
 
 static inline const struct hp_kind_ops *kind_of(const struct hp_engine *e, int32_t sid)
@@ -33,10 +34,13 @@ static inline const struct hp_kind_ops *kind_of(const struct hp_engine *e, int32
 }
 
 /* Stage 2 for a packet whose bucket is empty, so that it opens a flow if anything: lets
- * the kind of the listener it goes to warm what its new_flow() will read. */
+ * the kind of the service it goes to (as act() will find it) warm what its new_flow()
+ * will read. */
 static void prefetch_new_flow(const struct hp_ctx *c, const struct hp_parsed *p)
 {
     int32_t sid = hp_svc_index_find(c->e, hp_svc_key(HP_KEY_LISTENER, c->in_port, p->proto, p->dip, p->dport));
+    if (sid < 0 && c->port->prefix_service)
+        sid = c->port->prefix_service - 1;
     if (sid >= 0 && kind_of(c->e, sid)->prefetch_new_flow)
         kind_of(c->e, sid)->prefetch_new_flow(c, p, sid);
 }

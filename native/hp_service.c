@@ -119,11 +119,43 @@ bool hp_service_ok(struct hp_engine *e, int service)
     return true;
 }
 
+/* The limits every kind shares, checked (and defaulted) in place: the SNAT pool
+ * (0/0: 1024-65535) and the MTU. Returns -1 (error set) when one is wrong. */
+int hp_service_check_limits(struct hp_engine *e, struct hp_service_config *c)
+{
+    if (c->snat_port_min == 0 && c->snat_port_max == 0) {
+        c->snat_port_min = 1024;
+        c->snat_port_max = 65535;
+    }
+    if (c->snat_port_min == 0 || c->snat_port_min > c->snat_port_max) {
+        hp_set_error(e, "SNAT port range %u-%u is empty or starts at 0", c->snat_port_min,
+                     c->snat_port_max);
+        return -1;
+    }
+    if (c->mtu != 0 && c->mtu < 68) {
+        hp_set_error(e, "MTU %u is below IPv4's minimum of 68", c->mtu);
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether `port` carries any of the service's traffic (so that it must not go first). */
+bool hp_service_uses_port(const struct hp_service *s, uint16_t port)
+{
+    if (s->cfg.in_port == port || s->cfg.out_port == port)
+        return true;
+    for (uint32_t k = 0; k < s->n_keys; k++)
+        if (s->keys[k].port == port)
+            return true;
+    return false;
+}
+
 void hp_service_free(struct hp_engine *e, struct hp_service *s)
 {
     hp_free(e, s->backends, s->n_backends, sizeof *s->backends);
     hp_free(e, s->maglev, e->cfg.maglev_size, sizeof *s->maglev);
     hp_free(e, s->keys, s->n_keys, sizeof *s->keys);
+    hp_free(e, s->link, 1, sizeof *s->link);
     memset(s, 0, sizeof *s);
 }
 
@@ -178,6 +210,10 @@ int hp_service_set_backends(struct hp_engine *e, int service, const struct hp_ba
         return -1;
     }
     struct hp_service *s = &e->services[service];
+    if (s->kind != HP_KIND_PRIVATELINK) {
+        hp_set_error(e, "service %d is a VPC link: it has ENIs, not backends", service);
+        return -1;
+    }
     for (uint32_t i = 0; i < n; i++)
         if (s->cfg.proto != IPPROTO_ICMP_ && b[i].port == 0) {
             hp_set_error(e, "service %d: backend %u has port 0", service, i);

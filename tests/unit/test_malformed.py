@@ -12,6 +12,10 @@ arp_not_ours, ip_truncated, ip_version, ip_ihl, ip_length, ip_checksum, ip_fragm
 l4_truncated, tcp_doff, udp_length, proto, icmp_type, icmp_inner, icmp_no_flow and
 unknown_port (a port that does not exist: it has a test of its own).
 
+The table runs through both kinds of service: the PrivateLink listeners below, and a VPC
+link attached on the endpoint port whose ENI is the NLB port (the same frames, the same
+reasons: bad input is refused before any kind sees it).
+
 Below the table: the controls (the unpatched frames the rows start from are accepted,
 so a row's drop is caused by its patch), what is tolerated (one 802.1Q or 802.1ad tag,
 kept on the way out; DF; Ethernet padding), and a hypothesis fuzz test: random bytes and
@@ -33,7 +37,7 @@ from scapy.packet import Raw
 from conftest import (CLIENT, CONSUMER_ROUTER_MAC, EP_IP, EP_MAC, EP_PORT, NLB_IP, NLB_MAC,
                       NLB_PORT, PROVIDER_ROUTER_MAC, S, TARGETS, from_client, from_target,
                       make_engine, recomputed)
-from dataplane.engine import DROP_REASONS, Backend, Engine
+from dataplane.engine import DROP_REASONS, Backend, Engine, LinkEni
 
 BCAST = "ff:ff:ff:ff:ff:ff"
 L3 = 14                      # IPv4 header offset in an untagged frame
@@ -269,14 +273,30 @@ def services(engine: Engine, tcp_service: int) -> Engine:
     return engine
 
 
+@pytest.fixture(params=["privatelink", "vpc_nat"])
+def any_kind(request, services: Engine) -> Engine:
+    """`services`, or a VPC link attached on the endpoint port reaching 10/8 through one ENI
+    on the NLB port (with the NLB's address)."""
+    if request.param == "privatelink":
+        return services
+
+    def link_engine() -> Engine:
+        eng = make_engine()
+        eng.add_vpc_link(EP_PORT, ["10.0.0.0/8"], [LinkEni(NLB_PORT, NLB_IP)])
+        return eng
+    control = link_engine()
+    assert control.simulate(GOOD_SYN, EP_PORT, S).verdict == "forward"  # the rows' origin passes
+    return link_engine()
+
+
 def snapshot(engine: Engine, port: int) -> tuple[dict[str, int], dict[str, int]]:
     return engine.drops(port), engine.counters(port)
 
 
 @pytest.mark.parametrize("frame, port, reason", MALFORMED)
-def test_malformed_frame_is_dropped_and_counted(services: Engine, frame: bytes, port: int,
+def test_malformed_frame_is_dropped_and_counted(any_kind: Engine, frame: bytes, port: int,
                                                 reason: str) -> None:
-    engine = services
+    engine = any_kind
     drops_before, counters_before = snapshot(engine, port)
     out = engine.simulate(frame, port, S)
     assert (out.verdict, out.drop_reason) == ("drop", reason)
