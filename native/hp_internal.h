@@ -306,6 +306,9 @@ bool hp_sg_allows(const struct hp_sg *sg, uint8_t proto, uint32_t ip, uint16_t p
 /* hp_nat.c */
 int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc,
                      uint64_t client_hash);
+enum hp_drop hp_nat_open_flow(struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
+                              int32_t sid, uint16_t out_port, uint32_t snat_ip, uint32_t backend_ip,
+                              uint16_t backend_port, uint32_t *slot);
 void hp_snat_prefetch(const struct hp_engine *e, const struct hp_service *svc,
                       const struct hp_flow *f, uint64_t client_hash);
 /* What a rewrite does to the L4 checksum: an incremental update of a full checksum; for a

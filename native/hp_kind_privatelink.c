@@ -114,20 +114,7 @@ static enum hp_drop new_flow(struct hp_ctx *c, struct hp_pkt *pkt, const struct 
     uint16_t be_sg_port = p->proto == IPPROTO_ICMP_ ? p->icmp_type : be->port;
     if (!hp_sg_allows(&e->ports[sc->out_port].sg[HP_SG_EGRESS], p->proto, be->ip, be_sg_port))
         return HP_DROP_SG_EGRESS;
-    if (e->ft.free_top == 0)
-        return HP_DROP_FLOW_TABLE_FULL;
-
-    struct hp_flow f = {
-        .client_ip = p->sip, .vip = p->dip, .snat_ip = sc->snat_ip, .backend_ip = be->ip,
-        .client_port = p->sport, .vport = p->dport, .backend_port = be->port,
-        .in_port = c->in_port, .out_port = sc->out_port, .service = (uint16_t)sid,
-        .proto = p->proto, .tcp_state = p->proto == IPPROTO_TCP_ ? HP_TCP_SYN_SENT : HP_TCP_NONE,
-        .created_s = e->now_s, .last_seen_s = e->now_s,
-    };
-    if (hp_snat_allocate(e, &f, s, p->hash) != 0)
-        return HP_DROP_PORT_ALLOCATION;
-    *slot = hp_flow_insert(e, &f);
-    return *slot == HP_NONE ? HP_DROP_FLOW_TABLE_FULL : HP_DROP_NONE;
+    return hp_nat_open_flow(e, p, c->in_port, sid, sc->out_port, sc->snat_ip, be->ip, be->port, slot);
 }
 
 /* A miss on the backend side of a service's SNAT address: the flow is unknown or expired.

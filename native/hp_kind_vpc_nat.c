@@ -100,20 +100,8 @@ static enum hp_drop new_flow(struct hp_ctx *c, struct hp_pkt *pkt, const struct 
     const struct hp_link_eni *eni = choose_eni(l, p);
     if (!hp_sg_allows(&e->ports[eni->port].sg[HP_SG_EGRESS], p->proto, p->dip, p->dport))
         return HP_DROP_SG_EGRESS;
-    if (e->ft.free_top == 0)
-        return HP_DROP_FLOW_TABLE_FULL;
-
-    struct hp_flow f = {
-        .client_ip = p->sip, .vip = p->dip, .snat_ip = eni->ip, .backend_ip = p->dip,
-        .client_port = p->sport, .vport = p->dport, .backend_port = p->dport,
-        .in_port = c->in_port, .out_port = (uint8_t)eni->port, .service = (uint16_t)sid,
-        .proto = p->proto, .tcp_state = p->proto == IPPROTO_TCP_ ? HP_TCP_SYN_SENT : HP_TCP_NONE,
-        .created_s = e->now_s, .last_seen_s = e->now_s,
-    };
-    if (hp_snat_allocate(e, &f, s, p->hash) != 0)
-        return HP_DROP_PORT_ALLOCATION;
-    *slot = hp_flow_insert(e, &f);
-    return *slot == HP_NONE ? HP_DROP_FLOW_TABLE_FULL : HP_DROP_NONE;
+    /* the destination is kept: backend = (dst, dport) */
+    return hp_nat_open_flow(e, p, c->in_port, sid, eni->port, eni->ip, p->dip, p->dport, slot);
 }
 
 /* Stage 2's hint for a packet that will probably open a flow: the bucket of its first

@@ -51,6 +51,29 @@ int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_ser
     return -1;
 }
 
+/* Opens the flow a kind has decided on for packet `p` arriving on `in_port` for service
+ * `sid`: (client, cport, vip, vport) = the packet's tuple, translated to (snat_ip,
+ * snat_port, backend, bport) out of `out_port`, with snat_port from the service's pool.
+ * Returns HP_DROP_NONE with the flow's slot in *slot, or why it could not be made. */
+enum hp_drop hp_nat_open_flow(struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
+                              int32_t sid, uint16_t out_port, uint32_t snat_ip, uint32_t backend_ip,
+                              uint16_t backend_port, uint32_t *slot)
+{
+    if (e->ft.free_top == 0)
+        return HP_DROP_FLOW_TABLE_FULL;
+    struct hp_flow f = {
+        .client_ip = p->sip, .vip = p->dip, .snat_ip = snat_ip, .backend_ip = backend_ip,
+        .client_port = p->sport, .vport = p->dport, .backend_port = backend_port,
+        .in_port = (uint8_t)in_port, .out_port = (uint8_t)out_port, .service = (uint16_t)sid,
+        .proto = p->proto, .tcp_state = p->proto == IPPROTO_TCP_ ? HP_TCP_SYN_SENT : HP_TCP_NONE,
+        .created_s = e->now_s, .last_seen_s = e->now_s,
+    };
+    if (hp_snat_allocate(e, &f, &e->services[sid], p->hash) != 0)
+        return HP_DROP_PORT_ALLOCATION;
+    *slot = hp_flow_insert(e, &f);
+    return *slot == HP_NONE ? HP_DROP_FLOW_TABLE_FULL : HP_DROP_NONE;
+}
+
 /* Prefetches the bucket of the first SNAT candidate hp_snat_allocate() will try, for a
  * packet that is about to open a flow: that bucket is a cache miss nothing else warms.
  * `f` is the flow to be, as far as known: its out_port, proto, snat_ip and backend. */
