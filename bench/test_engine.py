@@ -1,5 +1,7 @@
 """Micro-benchmarks of the C engine alone (no sockets): ns per packet of an established
-flow, ns per new flow, ns per packet with 1,000,000 live flows, bytes per flow.
+flow, ns per new flow, ns per packet with 1,000,000 live flows, bytes per flow — for a
+PrivateLink listener (an exact VIP match) and for a VPC link (VPC-to-VPC NAT: a prefix
+match on the attachment port, consulted after the exact lookup misses).
 
 The loops run in C (native/hp_bench.c), so the Python call is paid once per run of
 hundreds of thousands of packets. Each packet is copied into a batch slot and given its
@@ -18,7 +20,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 
 from conftest import record
-from dataplane.forwarder.engine import Backend, Engine
+from dataplane.forwarder.engine import Backend, Engine, LinkEni
 
 EP_MAC, NLB_MAC = "02:00:00:00:00:e0", "02:00:00:00:00:e1"
 ROUTER_MAC = "02:00:00:00:00:a0"
@@ -28,10 +30,23 @@ FRAME = bytes(Ether(src=ROUTER_MAC, dst=EP_MAC) / IP(src="10.0.1.10", dst="10.0.
 ROUNDS = 5
 
 
-def engine(capacity: int) -> Engine:
+KINDS = ["privatelink", "vpc_nat"]
+
+
+def engine(capacity: int, kind: str = "privatelink") -> Engine:
+    """Port 0 receives FRAME. PrivateLink: a UDP listener on its address, 64 backends
+    behind port 1. VPC link: attached on port 0, reaching 10.0.0.0/8 (FRAME's
+    destination included) through 16 ENIs on ports 1-16, chosen by hash (no route), so
+    that 500,000 flows to FRAME's one destination find SNAT ports (64,512 per ENI)."""
     eng = Engine(flow_capacity=capacity)
     eng.set_port(0, EP_MAC, ["10.0.1.50"], peer_mac=ROUTER_MAC)
     eng.set_port(1, NLB_MAC, ["10.0.1.100"], peer_mac=ROUTER_MAC)
+    if kind == "vpc_nat":
+        enis = [LinkEni(i, f"10.0.3.{i}") for i in range(1, 17)]
+        for eni in enis[1:]:
+            eng.set_port(eni.port, f"02:00:00:00:01:{eni.port:02x}", [eni.ip], peer_mac=ROUTER_MAC)
+        eng.add_vpc_link(0, ["10.0.0.0/8"], enis)
+        return eng
     sid = eng.add_service(0, 1, "10.0.1.50", 53, "udp")
     eng.set_backends(sid, [Backend(f"10.0.2.{i}", 53) for i in range(1, 65)])
     return eng
@@ -43,10 +58,11 @@ def timed(fn) -> tuple[float, int]:
     return time.perf_counter_ns() - t0, n
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("n_flows", [1, 1000])
 @pytest.mark.parametrize("batch", [32, 256])
-def test_established_packet(benchmark, batch: int, n_flows: int) -> None:
-    eng = engine(4096)
+def test_established_packet(benchmark, batch: int, n_flows: int, kind: str) -> None:
+    eng = engine(4096, kind)
     assert eng.bench_new_flows(0, FRAME, 0, batch, n_flows) == n_flows
     packets = 2_000_000
     runs = []
@@ -57,7 +73,7 @@ def test_established_packet(benchmark, batch: int, n_flows: int) -> None:
         runs.append(ns / packets)
 
     benchmark.pedantic(run, rounds=ROUNDS, iterations=1, warmup_rounds=1)
-    record(f"established packet, {n_flows} flow(s), batch {batch}", "ns/packet", runs[1:], "≤ 50")
+    record(f"{kind}: established packet, {n_flows} flow(s), batch {batch}", "ns/packet", runs[1:], "≤ 50")
 
 
 def test_harness_alone(benchmark) -> None:
@@ -76,12 +92,13 @@ def test_harness_alone(benchmark) -> None:
     record("harness alone (copy, patch, empty call), batch 32", "ns/packet", runs[1:], "-")
 
 
-def test_new_flow(benchmark) -> None:
+@pytest.mark.parametrize("kind", KINDS)
+def test_new_flow(benchmark, kind: str) -> None:
     flows = 500_000
     runs = []
 
     def setup():
-        return (engine(1 << 20),), {}
+        return (engine(1 << 20, kind),), {}
 
     def run(eng: Engine):
         ns, forwarded = timed(lambda: eng.bench_new_flows(0, FRAME, 0, 32, flows))
@@ -89,7 +106,7 @@ def test_new_flow(benchmark) -> None:
         runs.append(ns / flows)
 
     benchmark.pedantic(run, setup=setup, rounds=ROUNDS, iterations=1)
-    record("new flow (both keys installed, SNAT port allocated)", "ns/flow", runs, "≤ 250")
+    record(f"{kind}: new flow (both keys installed, SNAT port allocated)", "ns/flow", runs, "≤ 250")
 
 
 def test_established_with_a_million_flows(benchmark) -> None:

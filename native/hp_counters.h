@@ -35,6 +35,7 @@
     X(SERVICE_DISABLED,   "service_disabled",   "service is disabled (endpoint pending acceptance or rejected)") \
     X(NOT_SYN,            "not_syn",            "TCP segment that is not a SYN and matches no flow") \
     X(NO_FLOW,            "no_flow",            "packet on the backend side matching no flow (backends cannot open flows)") \
+    X(LINK_ONE_WAY,       "link_one_way",       "SYN or datagram toward a VPC link ENI: the customer side cannot open flows over a link") \
     X(SG_INGRESS,         "sg_ingress",         "refused by the ingress port's security group rules") \
     X(SG_EGRESS,          "sg_egress",          "refused by the egress port's security group rules") \
     X(NO_BACKEND,         "no_backend",         "service has no backend to choose") \

@@ -9,7 +9,8 @@
  *     drop (with a reason)  |  forward out of port N (headers rewritten)  |  reply on the
  *     same port (an ARP reply or a TCP RST built in place of the frame)
  *
- * A *service* is a listener: (ingress port, VIP, protocol, port). Its backends are
+ * A *service* is one translation, of one of two kinds. A PrivateLink service
+ * (HP_KIND_PRIVATELINK) is a listener: (ingress port, VIP, protocol, port). Its backends are
  * (IP, port, weight) reached through one egress port, with the source rewritten to an
  * address of that port and a source port from the service's pool. A flow is created on a
  * flow's first packet and pinned to its backend and SNAT port for its whole life:
@@ -20,6 +21,18 @@
  * Both directions index one flow entry. The backend is chosen by a Maglev table over
  * the 5-tuple (plus the SYN's sequence number for TCP, as NLB does), so changing the
  * backend set moves only ~1/N of new flows and never an existing one.
+ *
+ * A VPC link (HP_KIND_VPC_NAT, VPC-to-VPC NAT, the construct behind HTTP-API VPC links)
+ * keeps the destination and rewrites only the source, to one of the link's ENIs in the
+ * customer's VPC; it matches destinations by prefix on its attachment port, not one VIP:
+ *
+ *     (src, sport, dst, dport) ⇒ (eni_ip, snat_port, dst, dport)                   forward
+ *     (dst, dport, eni_ip, snat_port) ⇒ (dst, dport, src, sport)                   reply
+ *
+ * Its configuration is one struct (hp_link_config: prefixes, ENIs, routes), given once to
+ * hp_link_add(): a link is immutable, as AWS's are. Everything else — removal, the
+ * disabled flag, flow dumps, expiry, counters — is the same call for both kinds, by
+ * service id; struct hp_flow_info says the kind. native/hp_kind_*.c say more.
  *
  * How to call it
  * --------------
@@ -99,6 +112,9 @@ struct hp_sg_rule {
     uint32_t cidr;
 };
 
+#define HP_KIND_PRIVATELINK 0      /* a listener ⇒ a backend by Maglev (hp_service_add) */
+#define HP_KIND_VPC_NAT 1          /* a VPC link: source NAT out of a link ENI (hp_link_add) */
+
 #define HP_SG_INGRESS 0            /* checked on the ingress port: (client, vport) */
 #define HP_SG_EGRESS 1             /* checked on the egress port: (backend, bport) */
 
@@ -119,6 +135,53 @@ struct hp_service_config {
     uint32_t idle_timeout_s;       /* TCP established or UDP/ICMP idle; 0: 350 TCP, config UDP/ICMP */
     uint16_t mtu;                  /* IPv4 packets longer than this are dropped; 0: no limit */
     uint16_t mss_clamp;            /* SYN MSS lowered to this; 0: not clamped */
+};
+
+/* A VPC link (VPC-to-VPC NAT, kind HP_KIND_VPC_NAT): flows opened on the attachment
+ * port toward any address of `prefixes` leave from one of `enis` with its address:
+ *
+ *     (src, sport, dst, dport) on in_port ⇒ (eni ip, snat port, dst, dport) out of the ENI's port
+ *     (dst, dport, eni ip, snat port) on the ENI's port ⇒ (dst, dport, src, sport) out of in_port
+ *
+ * The ENI of a new flow: the longest of `routes` covering dst, else a hash of the
+ * 5-tuple over `enis`. Its port's EGRESS security group decides whether the flow may
+ * leave. One way: nothing arriving on an ENI opens a flow (drop link_one_way). A link is
+ * immutable, as on AWS: to change one, remove its service and add it again. */
+#define HP_LINK_MAX_PREFIXES 16
+#define HP_LINK_MAX_ENIS 16
+#define HP_LINK_MAX_ROUTES 64
+
+struct hp_prefix {
+    uint32_t addr;
+    uint8_t len;
+};
+
+struct hp_link_eni {
+    uint16_t port;                 /* the ENI's port (its veth in the customer's VPC) */
+    uint32_t ip;                   /* the ENI's address: the flows' source there */
+};
+
+struct hp_link_route {
+    uint32_t cidr;                 /* destinations (a customer subnet) ... */
+    uint8_t prefix_len;
+    uint8_t eni;                   /* ... reached from this index of `enis` */
+};
+
+struct hp_link_config {
+    uint16_t in_port;              /* the link's attachment port (API Gateway's side) */
+    uint8_t proto;                 /* 0: TCP and UDP; 6 or 17: that one only */
+    uint8_t flags;                 /* HP_SVC_DISABLED or 0 */
+    uint16_t snat_port_min;        /* SNAT pool per ENI address, inclusive; 0/0: 1024-65535 */
+    uint16_t snat_port_max;
+    uint32_t idle_timeout_s;       /* TCP established and UDP; 0: 350 (Hyperplane's) */
+    uint16_t mtu;                  /* as hp_service_config */
+    uint16_t mss_clamp;
+    uint32_t n_prefixes;           /* 1..HP_LINK_MAX_PREFIXES: the link VPC's CIDRs */
+    struct hp_prefix prefixes[HP_LINK_MAX_PREFIXES];
+    uint32_t n_enis;               /* 1..HP_LINK_MAX_ENIS */
+    struct hp_link_eni enis[HP_LINK_MAX_ENIS];
+    uint32_t n_routes;             /* 0..HP_LINK_MAX_ROUTES */
+    struct hp_link_route routes[HP_LINK_MAX_ROUTES];
 };
 
 struct hp_backend {
@@ -163,9 +226,12 @@ struct hp_pkt {
 #define HP_TCP_CLOSING 4           /* both FINs seen */
 #define HP_TCP_CLOSED 5            /* RST seen */
 
+/* For a VPC link's flow (kind HP_KIND_VPC_NAT): client = the source on API Gateway's
+ * side, vip = backend = the destination, snat = the ENI's address and port. */
 struct hp_flow_info {
     uint32_t id;                   /* slot in the flow table */
     uint16_t service;
+    uint8_t kind;                  /* HP_KIND_* of the service */
     uint16_t in_port;
     uint16_t out_port;
     uint8_t proto;
@@ -192,6 +258,9 @@ int hp_port_sg_set(struct hp_engine *e, uint16_t port, int direction,
 int hp_port_sg_clear(struct hp_engine *e, uint16_t port, int direction);
 
 int hp_service_add(struct hp_engine *e, const struct hp_service_config *cfg);
+/* Adds a VPC link; returns its service id (removed, disabled and dumped like any service)
+ * or -1. */
+int hp_link_add(struct hp_engine *e, const struct hp_link_config *cfg);
 int hp_service_remove(struct hp_engine *e, int service);
 int hp_service_set_flags(struct hp_engine *e, int service, uint8_t flags);
 int hp_service_set_backends(struct hp_engine *e, int service,

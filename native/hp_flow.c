@@ -284,6 +284,7 @@ void hp_flow_info_of(const struct hp_engine *e, uint32_t slot, struct hp_flow_in
     memset(o, 0, sizeof *o);
     o->id = slot;
     o->service = f->service;
+    o->kind = e->services[f->service].kind;
     o->in_port = f->in_port;
     o->out_port = f->out_port;
     o->proto = f->proto;
@@ -349,3 +350,60 @@ uint32_t hp_expired_read(struct hp_engine *e, struct hp_flow_info *out, uint32_t
 }
 
 uint64_t hp_expired_lost(const struct hp_engine *e) { return e->expired_lost; }
+
+uint64_t hp_flow_bytes_per_flow(const struct hp_engine *e)
+{
+    const struct hp_flow_table *ft = &e->ft;
+    uint64_t bytes = (uint64_t)ft->capacity * (sizeof *ft->slots + sizeof *ft->free_list) +
+                     ((uint64_t)ft->bucket_mask + 1) * sizeof *ft->buckets;
+    return bytes / ft->capacity;
+}
+
+/* ---- timeouts ------------------------------------------------------------------------- */
+
+static uint32_t min_u32(uint32_t a, uint32_t b) { return a < b ? a : b; }
+
+/* The idle timeout of flow `f` now: by TCP state from the engine's configuration, the
+ * service's idle timeout for established TCP (350 s, Hyperplane's, when the service says
+ * 0), UDP and ICMP (the engine's defaults when the service says 0). */
+uint32_t hp_flow_timeout_s(const struct hp_engine *e, const struct hp_flow *f)
+{
+    const struct hp_service_config *c = &e->services[f->service].cfg;
+    switch (f->proto) {
+    case IPPROTO_TCP_:
+        switch (f->tcp_state) {
+        case HP_TCP_SYN_SENT: return e->cfg.timeout_tcp_syn_s;
+        case HP_TCP_FIN_WAIT: return e->cfg.timeout_tcp_fin_s;
+        case HP_TCP_CLOSING:
+        case HP_TCP_CLOSED: return e->cfg.timeout_tcp_close_s;
+        default: return c->idle_timeout_s ? c->idle_timeout_s : 350;
+        }
+    case IPPROTO_UDP_: return c->idle_timeout_s ? c->idle_timeout_s : e->cfg.timeout_udp_s;
+    default: return c->idle_timeout_s ? c->idle_timeout_s : e->cfg.timeout_icmp_s;
+    }
+}
+
+/* Recomputes the shortest timeout any flow can have (below it, no flow is idle, and
+ * lookups skip the per-flow computation). Called when the services change. */
+void hp_flow_update_min_timeout(struct hp_engine *e)
+{
+    const struct hp_engine_config *c = &e->cfg;
+    uint32_t m = min_u32(min_u32(c->timeout_tcp_syn_s, c->timeout_tcp_fin_s),
+                         min_u32(c->timeout_tcp_close_s, min_u32(c->timeout_udp_s, c->timeout_icmp_s)));
+    for (uint32_t i = 0; i < c->max_services; i++)
+        if (e->services[i].present && e->services[i].cfg.idle_timeout_s)
+            m = min_u32(m, e->services[i].cfg.idle_timeout_s);
+    e->min_timeout_s = m;
+}
+
+/* Removes every flow of `service` (when >= 0) and every flow through `port` (when >= 0):
+ * a whole-table walk, for the control path only. */
+void hp_flow_remove_where(struct hp_engine *e, int service, int port)
+{
+    for (uint32_t i = 0; i < e->ft.capacity; i++) {
+        struct hp_flow *f = &e->ft.slots[i];
+        if (f->live && ((service >= 0 && f->service == service) ||
+                        (port >= 0 && (f->in_port == port || f->out_port == port))))
+            hp_flow_remove(e, i, false);
+    }
+}

@@ -1,14 +1,25 @@
 /* hp_internal.h — the engine's own structures, shared by its .c files and by nobody else.
  *
- * Files, one per concern (VPP style):
- *   hp_parse.c    Ethernet/ARP/IPv4/TCP/UDP/ICMP parsing with every bound checked
- *   hp_csum.h     checksums: full sums and RFC 1624 incremental updates
- *   hp_flow.c     the flow table: fixed slots, two keys per flow in 8-way buckets, expiry
+ * Files, one per concern (VPP style); calls go down this list, never up:
+ *   hp_engine.c   hp_engine_create()/destroy(): sizes every table once
+ *   hp_process.c  the pipeline, hp_process(): classify → lookup → act → emit
+ *   hp_kind_*.c   one translation kind each, behind struct hp_kind_ops (as OVS's
+ *                 ct_l4_proto): its configuration call, new_flow, reply_miss
+ *   hp_service.c  services and their index (listener and SNAT keys, prefix ports)
+ *   hp_port.c     ports, their security groups and counters
+ *   hp_reply.c    ARP replies and TCP RSTs built in place
+ *   hp_nat.c      SNAT port allocation and header rewriting (incl. ICMP errors, MSS)
  *   hp_maglev.c   Maglev lookup tables for backend choice
  *   hp_sg.c       security-group rule matching
- *   hp_nat.c      SNAT port allocation and header rewriting (incl. ICMP errors, MSS)
- *   hp_engine.c   ports, services, ARP/RST replies, hp_process(), counters, errors
+ *   hp_flow.c     the flow table: fixed slots, two keys per flow in 8-way buckets, expiry,
+ *                 timeouts
+ *   hp_parse.c    Ethernet/ARP/IPv4/TCP/UDP/ICMP parsing with every bound checked
+ *   hp_hash.c     hash functions
+ *   hp_names.c    names and sentences of drop reasons and counters
+ *   hp_mem.c      errors and accounted allocators
+ *   hp_csum.h     checksums: full sums and RFC 1624 incremental updates
  *   hp_bench.c    C-side benchmark drivers
+ *   hp_io_afpacket.c  the forwarder's AF_PACKET rings and poll loop (hp_io.h), above it all
  *
  * All addresses and ports inside the engine are host byte order, as in the public API;
  * conversion happens once when a header is parsed and once when it is written.
@@ -148,23 +159,38 @@ struct hp_sg {
 struct hp_port {
     bool present;
     bool peer_learnt;       /* peer_mac came from rx, not from configuration */
+    uint16_t prefix_service;/* 1 + the id of the service matching by prefix here; 0: none */
     struct hp_port_config cfg;
     struct hp_sg sg[2];
     uint64_t counters[HP_CNT__COUNT];
     uint64_t drops[HP_DROP__COUNT];
 };
 
+/* What a service asks the index to send it (hp_service.c explains the types). */
+enum hp_key_type { HP_KEY_LISTENER, HP_KEY_SNAT, HP_KEY_PREFIX_PORT };
+
+struct hp_index_key {
+    uint8_t type;           /* enum hp_key_type */
+    uint8_t proto;
+    uint16_t port;
+    uint32_t ip;
+    uint16_t l4port;
+};
+
 struct hp_service {
     bool present;
+    uint8_t kind;           /* HP_KIND_*: the hp_kind_ops that open its flows */
     struct hp_service_config cfg;
     struct hp_backend *backends;
     uint32_t n_backends;
     uint16_t *maglev;       /* maglev_size entries, backend index; NULL: no backend */
+    struct hp_index_key *keys;
+    uint32_t n_keys;
+    struct hp_link_config *link; /* a VPC link's tables (HP_KIND_VPC_NAT); NULL otherwise */
 };
 
-/* Open-addressing index from (kind, port, proto, ip, l4port) to a service id, rebuilt
- * whole on every service change (control path only). Kind 0 = listener (vip, vport);
- * kind 1 = SNAT address on the egress port (snat_ip, 0), to answer stale replies. */
+/* Open-addressing index from (key type, port, proto, ip, l4port) to a service id, rebuilt
+ * whole on every service change (control path only); at most half full. */
 struct hp_svc_index {
     uint64_t *keys;
     int32_t *ids;
@@ -188,17 +214,67 @@ struct hp_engine {
     char error[256];
 };
 
-/* hp_engine.c */
+/* ---- the pipeline's view of a translation kind --------------------------------------- */
+
+/* One batch's context: the engine and the port the frames arrived on. */
+struct hp_ctx {
+    struct hp_engine *e;
+    uint16_t in_port;
+    struct hp_port *port;
+};
+
+/* What differs between translation kinds, as OVS's ct_l4_proto separates protocols. A
+ * kind decides how a flow starts; every packet of a flow, the first included, then takes
+ * the same path (hp_process.c's forward()). A kind never calls up into the pipeline. */
+struct hp_kind_ops {
+    const char *name;
+    /* A packet of no flow that service `sid` claims (its listener key, or the in port's
+     * prefix service): whether it may open a flow, and the flow. Returns HP_DROP_NONE
+     * with the new flow's slot in *slot, or a drop reason (having maybe built a RST in
+     * `pkt`, verdict HP_VERDICT_REPLY). */
+    enum hp_drop (*new_flow)(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p,
+                             int32_t sid, uint32_t *slot);
+    /* A packet of no flow to one of the service's SNAT addresses: a reply to a lost or
+     * expired flow, or the far side trying to open one. Returns the drop reason. */
+    enum hp_drop (*reply_miss)(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p,
+                               int32_t sid);
+    /* Optional: stage 2's hint for a packet to a listener of `sid` with an empty bucket,
+     * which will probably open a flow: prefetch what new_flow() will read. */
+    void (*prefetch_new_flow)(const struct hp_ctx *c, const struct hp_parsed *p, int32_t sid);
+};
+
+extern const struct hp_kind_ops hp_kind_privatelink, hp_kind_vpc_nat;
+
+/* hp_mem.c */
 void hp_set_error(struct hp_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void *hp_calloc(struct hp_engine *e, size_t n, size_t size);
 void hp_free(struct hp_engine *e, void *p, size_t n, size_t size);
 void *hp_table_alloc(struct hp_engine *e, size_t n, size_t size);
 void hp_table_free(struct hp_engine *e, void *p, size_t n, size_t size);
-uint32_t hp_flow_timeout_s(const struct hp_engine *e, const struct hp_flow *f);
+void *hp_dup_array(struct hp_engine *e, const void *src, uint32_t n, size_t size, const char *what);
+
+/* hp_port.c */
+bool hp_port_ok(struct hp_engine *e, uint16_t port);
+
+/* hp_service.c */
+uint64_t hp_svc_key(int type, uint16_t port, uint8_t proto, uint32_t ip, uint16_t l4port);
+int32_t hp_svc_index_find(const struct hp_engine *e, uint64_t key);
+bool hp_service_ok(struct hp_engine *e, int service);
+int hp_service_check_limits(struct hp_engine *e, struct hp_service_config *c);
+bool hp_service_uses_port(const struct hp_service *s, uint16_t port);
+int hp_service_install(struct hp_engine *e, struct hp_service *tmpl);
+void hp_service_free(struct hp_engine *e, struct hp_service *s);
+
+/* hp_reply.c */
+void hp_count_tx(struct hp_port *p, uint32_t len);
+enum hp_drop hp_arp_reply(struct hp_port *port, struct hp_pkt *pkt, uint16_t l3);
+void hp_tcp_rst_reply(struct hp_port *port, struct hp_pkt *pkt, const struct hp_parsed *p);
 
 /* hp_parse.c */
 enum hp_drop hp_parse_l2(const uint8_t *d, uint32_t len, uint16_t *l3_off, uint16_t *ethertype);
 enum hp_drop hp_parse_ipv4(const uint8_t *d, uint32_t len, struct hp_parsed *p);
+uint32_t hp_segment_headers(const uint8_t *frame, const struct hp_parsed *p);
+uint32_t hp_packet_size(const struct hp_pkt *pkt, const struct hp_parsed *p);
 
 /* hp_flow.c */
 int hp_flow_table_init(struct hp_engine *e, uint32_t capacity, uint32_t seed);
@@ -212,9 +288,14 @@ void hp_flow_remove(struct hp_engine *e, uint32_t slot, bool expired);
 void hp_flow_key_of(const struct hp_flow *f, int dir, struct hp_flow_key *k);
 void hp_flow_info_of(const struct hp_engine *e, uint32_t slot, struct hp_flow_info *out);
 bool hp_flow_is_idle(const struct hp_engine *e, const struct hp_flow *f);
+uint32_t hp_flow_timeout_s(const struct hp_engine *e, const struct hp_flow *f);
+void hp_flow_update_min_timeout(struct hp_engine *e);
+void hp_flow_remove_where(struct hp_engine *e, int service, int port);
 
 /* hp_maglev.c */
 uint16_t *hp_maglev_build(struct hp_engine *e, const struct hp_backend *b, uint32_t n);
+
+/* hp_hash.c */
 uint32_t hp_hash32(const void *data, size_t len, uint32_t seed);
 uint32_t hp_mix32(uint64_t a, uint64_t b, uint32_t seed);
 uint64_t hp_mix64(uint64_t a, uint64_t b, uint32_t seed);
@@ -225,8 +306,11 @@ bool hp_sg_allows(const struct hp_sg *sg, uint8_t proto, uint32_t ip, uint16_t p
 /* hp_nat.c */
 int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc,
                      uint64_t client_hash);
+enum hp_drop hp_nat_open_flow(struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
+                              int32_t sid, uint16_t out_port, uint32_t snat_ip, uint32_t backend_ip,
+                              uint16_t backend_port, uint32_t *slot);
 void hp_snat_prefetch(const struct hp_engine *e, const struct hp_service *svc,
-                      const struct hp_backend *be, uint64_t client_hash);
+                      const struct hp_flow *f, uint64_t client_hash);
 /* What a rewrite does to the L4 checksum: an incremental update of a full checksum; for a
  * CHECKSUM_PARTIAL frame, completing it, or keeping it partial for the transmit path. */
 enum hp_csum_mode { HP_CSUM_UPDATE, HP_CSUM_COMPLETE, HP_CSUM_KEEP_PARTIAL };

@@ -51,15 +51,39 @@ int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_ser
     return -1;
 }
 
+/* Opens the flow a kind has decided on for packet `p` arriving on `in_port` for service
+ * `sid`: (client, cport, vip, vport) = the packet's tuple, translated to (snat_ip,
+ * snat_port, backend, bport) out of `out_port`, with snat_port from the service's pool.
+ * Returns HP_DROP_NONE with the flow's slot in *slot, or why it could not be made. */
+enum hp_drop hp_nat_open_flow(struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
+                              int32_t sid, uint16_t out_port, uint32_t snat_ip, uint32_t backend_ip,
+                              uint16_t backend_port, uint32_t *slot)
+{
+    if (e->ft.free_top == 0)
+        return HP_DROP_FLOW_TABLE_FULL;
+    struct hp_flow f = {
+        .client_ip = p->sip, .vip = p->dip, .snat_ip = snat_ip, .backend_ip = backend_ip,
+        .client_port = p->sport, .vport = p->dport, .backend_port = backend_port,
+        .in_port = (uint8_t)in_port, .out_port = (uint8_t)out_port, .service = (uint16_t)sid,
+        .proto = p->proto, .tcp_state = p->proto == IPPROTO_TCP_ ? HP_TCP_SYN_SENT : HP_TCP_NONE,
+        .created_s = e->now_s, .last_seen_s = e->now_s,
+    };
+    if (hp_snat_allocate(e, &f, &e->services[sid], p->hash) != 0)
+        return HP_DROP_PORT_ALLOCATION;
+    *slot = hp_flow_insert(e, &f);
+    return *slot == HP_NONE ? HP_DROP_FLOW_TABLE_FULL : HP_DROP_NONE;
+}
+
 /* Prefetches the bucket of the first SNAT candidate hp_snat_allocate() will try, for a
- * packet that is about to open a flow: that bucket is a cache miss nothing else warms. */
+ * packet that is about to open a flow: that bucket is a cache miss nothing else warms.
+ * `f` is the flow to be, as far as known: its out_port, proto, snat_ip and backend. */
 void hp_snat_prefetch(const struct hp_engine *e, const struct hp_service *svc,
-                      const struct hp_backend *be, uint64_t client_hash)
+                      const struct hp_flow *f, uint64_t client_hash)
 {
     uint32_t range = (uint32_t)svc->cfg.snat_port_max - svc->cfg.snat_port_min + 1;
-    struct hp_flow_key k = {.sip = be->ip, .sport = be->port, .dip = svc->cfg.snat_ip,
+    struct hp_flow_key k = {.sip = f->backend_ip, .sport = f->backend_port, .dip = f->snat_ip,
                             .dport = (uint16_t)(svc->cfg.snat_port_min + client_hash % range),
-                            .port = svc->cfg.out_port, .proto = svc->cfg.proto};
+                            .port = f->out_port, .proto = f->proto};
     hp_flow_prefetch_buckets(&e->ft, hp_flow_hash(&e->ft, &k));
 }
 

@@ -145,3 +145,20 @@ enum hp_drop hp_parse_ipv4(const uint8_t *d, uint32_t len, struct hp_parsed *p)
         return HP_DROP_PROTO;
     }
 }
+
+/* Bytes of IPv4, TCP/UDP headers in front of each segment's payload. */
+uint32_t hp_segment_headers(const uint8_t *frame, const struct hp_parsed *p)
+{
+    uint32_t l4_hdr = p->proto == IPPROTO_TCP_ ? (frame[p->l4_off + 12] >> 4) * 4u : 8u;
+    return (uint32_t)(p->l4_off - p->l3_off) + l4_hdr;
+}
+
+/* The largest IPv4 packet a frame stands for: itself, or each segment of a GSO frame
+ * (what the MTU applies to: the receiving kernel cuts the frame before the wire would). */
+uint32_t hp_packet_size(const struct hp_pkt *pkt, const struct hp_parsed *p)
+{
+    if (HP_LIKELY(!pkt->gso_size))
+        return p->ip_len;
+    uint32_t seg = hp_segment_headers(pkt->data, p) + pkt->gso_size;
+    return seg < p->ip_len ? seg : p->ip_len;
+}

@@ -8,7 +8,7 @@
  *
  * Receive (--rx):
  *   afpacket  an AF_PACKET socket on --in with a TPACKET_V2 receive ring of 256 slots of
- *             16 KiB, as native/hp_io.c: poll(), drain HP_IO_BATCH (64) slots at a time.
+ *             16 KiB, as native/hp_io_afpacket.c: poll(), drain HP_IO_BATCH (64) slots at a time.
  *   xdp-drv   an XDP program attached to --in in driver ("native") mode, redirecting
  *             every frame of receive queue q to the AF_XDP socket in slot q of an XSKMAP
  *             (XDP_PASS when the slot is empty); one AF_XDP socket on queue 0 of --in in
@@ -123,7 +123,7 @@ struct counters {
 };
 static struct counters c;
 
-/* ---- AF_PACKET rings (as hp_io.c) -------------------------------------------------- */
+/* ---- AF_PACKET rings (as hp_io_afpacket.c) -------------------------------------------------- */
 
 struct pring {
     int fd;

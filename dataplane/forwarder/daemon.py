@@ -64,8 +64,10 @@ class Daemon:
         return choose_backends(svc.get("backends", []), svc.get("preferred", []), healthy)
 
     def _with_health(self, spec: dict) -> dict:
-        """The spec with each service's backends cut to those its NLB node may use now."""
-        services = [{**s, "backends": self._usable(s)} for s in spec.get("services", [])]
+        """The spec with each service's backends cut to those its NLB node may use now
+        (services without backends, such as VPC links, are left as they are)."""
+        services = [{**s, "backends": self._usable(s)} if "backends" in s else s
+                    for s in spec.get("services", [])]
         return {**spec, "services": services}
 
     def on_health_change(self, group: str, target: tuple[str, int], state: str) -> None:
@@ -110,9 +112,11 @@ class Daemon:
         with self.forwarder.locked():
             flows = self.engine.flows()
             now = self.forwarder.now_ns()
+            names = {sid: name for name, (sid, _) in self.applied.services.items()}
         out = []
         for f in flows:
             d = dataclasses.asdict(f)
+            d["service_name"] = names.get(f.service, str(f.service))
             d["in_port_name"], d["out_port_name"] = self.port_name(f.in_port), self.port_name(f.out_port)
             d["idle_s"] = max(0, (now - f.last_seen_ns) // 1_000_000_000)
             out.append(d)

@@ -16,6 +16,13 @@ clock, so a test moves time by passing a larger `now_ns`).
     svc = eng.add_service(in_port=0, out_port=1, vip="10.0.1.50", vport=80, proto="tcp")
     eng.set_backends(svc, [Backend("10.0.1.20", 8080)])
     verdict, out_port, frame, reason = eng.simulate(frame_bytes, in_port=0)
+
+A VPC link (VPC-to-VPC NAT, the second kind of service) is added whole, with its
+destination prefixes, ENIs and routes, and is then a service id like any other:
+
+    link = eng.add_vpc_link(in_port=5, prefixes=["10.0.0.0/16"],
+                            enis=[LinkEni(6, "10.0.1.4"), LinkEni(7, "10.0.2.4")],
+                            routes=[LinkRoute("10.0.1.0/24", 0), LinkRoute("10.0.2.0/24", 1)])
 """
 from __future__ import annotations
 
@@ -41,6 +48,7 @@ COUNTERS: tuple[str, ...] = tuple(
 COUNTER_TEXT: dict[str, str] = {
     name: ffi.string(lib.hp_counter_text(i)).decode() for i, name in enumerate(COUNTERS)}
 SG_DIRECTIONS = {"ingress": lib.HP_SG_INGRESS, "egress": lib.HP_SG_EGRESS}
+KINDS = {lib.HP_KIND_PRIVATELINK: "privatelink", lib.HP_KIND_VPC_NAT: "vpc_nat"}
 NS_PER_S = 1_000_000_000
 
 
@@ -96,6 +104,27 @@ class SgRule:
     port_hi: int = 65535
 
 
+@dataclass(frozen=True)
+class LinkEni:
+    """One ENI of a VPC link: its port and its address (the flows' source there)."""
+    port: int
+    ip: str
+
+
+@dataclass(frozen=True)
+class LinkRoute:
+    """Destinations in `cidr` (a customer subnet) leave from the link's ENI number `eni`."""
+    cidr: str
+    eni: int
+
+
+def _network(cidr: str, what: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(cidr, strict=False)
+    except ValueError:
+        raise EngineError(f"{what} {cidr!r} is not an IPv4 CIDR") from None
+
+
 class Result(NamedTuple):
     verdict: str           # 'drop', 'forward' or 'reply'
     out_port: int
@@ -111,8 +140,12 @@ class OffloadResult(NamedTuple):
 
 @dataclass(frozen=True)
 class FlowInfo:
+    """One flow. For a VPC link's flow (kind 'vpc_nat'): client = the source on API
+    Gateway's side, snat = the link ENI's address and port, vip = backend = the
+    destination in the customer's VPC."""
     id: int
     service: int
+    kind: str                  # 'privatelink' or 'vpc_nat'
     in_port: int
     out_port: int
     protocol: str
@@ -129,7 +162,8 @@ class FlowInfo:
     @classmethod
     def _from_c(cls, f) -> "FlowInfo":
         return cls(
-            id=f.id, service=f.service, in_port=f.in_port, out_port=f.out_port,
+            id=f.id, service=f.service, kind=KINDS.get(f.kind, str(f.kind)),
+            in_port=f.in_port, out_port=f.out_port,
             protocol=PROTOCOL_NAMES.get(f.proto, str(f.proto)),
             tcp_state=TCP_STATES.get(f.tcp_state, str(f.tcp_state)),
             client=(int_to_ip(f.client_ip), f.client_port), vip=(int_to_ip(f.vip), f.vport),
@@ -233,6 +267,47 @@ class Engine:
             "snat_port_min": snat_ports[0], "snat_port_max": snat_ports[1],
             "idle_timeout_s": idle_timeout_s, "mtu": mtu, "mss_clamp": mss_clamp})
         return self._check(lib.hp_service_add(self._e, cfg))
+
+    def add_vpc_link(self, in_port: int, prefixes: Sequence[str],
+                     enis: Sequence[LinkEni | tuple], routes: Sequence[LinkRoute | tuple] = (),
+                     protocols: Sequence[str] = ("tcp", "udp"), *,
+                     snat_ports: tuple[int, int] = (0, 0), idle_timeout_s: int = 0,
+                     mtu: int = 0, mss_clamp: int = 0, disabled: bool = False) -> int:
+        """A VPC link (VPC-to-VPC NAT) attached on `in_port`; returns its service id.
+
+        Maps (src, sport, dst, dport) on in_port, dst in `prefixes`, ⇒ (ENI ip, snat
+        port, dst, dport) out of the ENI that the longest covering route names (else
+        one by hash), replies back. `protocols`: 'tcp', 'udp' or both. A link cannot
+        be changed: remove it and add it again."""
+        protos = sorted({_proto(p) for p in protocols})
+        if not protos or any(p not in (PROTOCOLS["tcp"], PROTOCOLS["udp"]) for p in protos):
+            raise EngineError(f"a VPC link carries 'tcp', 'udp' or both, not {list(protocols)!r}")
+        es = [e if isinstance(e, LinkEni) else LinkEni(*e) for e in enis]
+        rs = [r if isinstance(r, LinkRoute) else LinkRoute(*r) for r in routes]
+        limits = [(prefixes, lib.HP_LINK_MAX_PREFIXES, "prefixes"), (es, lib.HP_LINK_MAX_ENIS, "ENIs"),
+                  (rs, lib.HP_LINK_MAX_ROUTES, "routes")]
+        for items, most, what in limits:
+            if len(items) > most:
+                raise EngineError(f"a VPC link has at most {most} {what}, not {len(items)}")
+        cfg = ffi.new("struct hp_link_config *", {
+            "in_port": in_port, "proto": protos[0] if len(protos) == 1 else 0,
+            "flags": self._flags(disabled, False, False),
+            "snat_port_min": snat_ports[0], "snat_port_max": snat_ports[1],
+            "idle_timeout_s": idle_timeout_s, "mtu": mtu, "mss_clamp": mss_clamp,
+            "n_prefixes": len(prefixes), "n_enis": len(es), "n_routes": len(rs)})
+        for i, cidr in enumerate(prefixes):
+            net = _network(cidr, "VPC link prefix")
+            cfg.prefixes[i].addr, cfg.prefixes[i].len = int(net.network_address), net.prefixlen
+        for i, eni in enumerate(es):
+            cfg.enis[i].port, cfg.enis[i].ip = eni.port, ip_to_int(eni.ip)
+        for i, route in enumerate(rs):
+            net = _network(route.cidr, "VPC link route")
+            cfg.routes[i].cidr, cfg.routes[i].prefix_len = int(net.network_address), net.prefixlen
+            if not 0 <= route.eni < len(es):
+                raise EngineError(f"VPC link route {route.cidr} names ENI {route.eni}; "
+                                  f"the link has {len(es)} (0-{len(es) - 1})")
+            cfg.routes[i].eni = route.eni
+        return self._check(lib.hp_link_add(self._e, cfg))
 
     @staticmethod
     def _flags(disabled: bool, rst_on_miss: bool, hash_tcp_seq: bool) -> int:

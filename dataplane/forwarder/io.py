@@ -49,7 +49,7 @@ RT_PRIORITY = 10
 
 
 class Forwarder:
-    """`ring_slots` and `slot_size` set each port's rings (0: hp_io.c's defaults);
+    """`ring_slots` and `slot_size` set each port's rings (0: hp_io_afpacket.c's defaults);
     `busy_poll_us` keeps the loop reading the rings that long after the last frame;
     `rt_priority` is the loop thread's SCHED_FIFO priority (0: ordinary scheduling)."""
 

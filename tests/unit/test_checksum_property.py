@@ -9,6 +9,10 @@ in both directions:
     client → backend: (client, cport, vip, vport)          ⇒ (snat_ip, snat_port, backend, bport)
     backend → client: (backend, bport, snat_ip, snat_port) ⇒ (vip, vport, client, cport)
 
+The service is of either kind: a PrivateLink listener, or (TCP and UDP) a VPC link, whose
+destination is kept (backend = vip, bport = vport), reached through one ENI whose address
+is the SNAT address, with a random prefix of the destination as the link's reach.
+
 Packets are random too: TCP with random flags, sequence numbers, options (MSS at even and
 odd offsets) and payload; UDP with a computed or a zero ("none") checksum; ICMP echo with
 random identifier, sequence and payload; random IPv4 TOS/TTL/ID/DF and options, and an
@@ -35,7 +39,8 @@ from scapy.packet import Raw
 
 from conftest import (CONSUMER_ROUTER_MAC, EP_MAC, EP_PORT, NLB_MAC, NLB_PORT,
                       PROVIDER_ROUTER_MAC, S, make_engine)
-from dataplane.forwarder.engine import Backend, Engine, Result, int_to_ip, ip_to_int, mac_to_bytes
+from dataplane.forwarder.engine import (Backend, Engine, LinkEni, Result, int_to_ip, ip_to_int,
+                                        mac_to_bytes)
 from test_icmp import recomputed_error
 
 PORT_MAC = {EP_PORT: EP_MAC, NLB_PORT: NLB_MAC}
@@ -52,6 +57,7 @@ ports = st.integers(1, 65535)
 
 @dataclass(frozen=True)
 class Setup:
+    kind: str              # 'privatelink' or 'vpc_nat'
     proto: str
     in_port: int
     vip: str
@@ -63,6 +69,7 @@ class Setup:
     client: str
     cport: int             # the echo identifier for ICMP
     mss_clamp: int
+    prefix_len: int        # a VPC link's reach: vip/prefix_len
 
     @property
     def out_port(self) -> int:
@@ -70,6 +77,11 @@ class Setup:
 
     def engine(self) -> Engine:
         eng = make_engine(capacity=64)
+        if self.kind == "vpc_nat":
+            eng.add_vpc_link(self.in_port, [f"{self.vip}/{self.prefix_len}"],
+                             [LinkEni(self.out_port, self.snat_ip)], protocols=[self.proto],
+                             snat_ports=self.pool, mss_clamp=self.mss_clamp)
+            return eng
         svc = eng.add_service(self.in_port, self.out_port, self.vip, self.vport, self.proto,
                               snat_ip=self.snat_ip, snat_ports=self.pool, mss_clamp=self.mss_clamp)
         eng.set_backends(svc, [Backend(self.backend, self.bport)])
@@ -79,17 +91,22 @@ class Setup:
 @st.composite
 def setups(draw, proto: str, clamp: bool = True, pool: tuple[int, int] | None = None) -> Setup:
     icmp = proto == "icmp"
+    kind = "privatelink" if icmp else draw(st.sampled_from(["privatelink", "vpc_nat"]), "kind")
     if pool is None:
         lo = draw(ports, "pool start")
         pool = (lo, draw(st.integers(lo, min(65535, lo + draw(st.sampled_from([0, 10, 1000, 65535]))))))
+    vip, vport = draw(addresses, "vip"), 0 if icmp else draw(ports, "vport")
+    link = kind == "vpc_nat"  # the destination is kept
     return Setup(
-        proto=proto, in_port=draw(st.sampled_from([EP_PORT, NLB_PORT]), "client side"),
-        vip=draw(addresses, "vip"), vport=0 if icmp else draw(ports, "vport"),
-        backend=draw(addresses, "backend"), bport=0 if icmp else draw(ports, "bport"),
+        kind=kind, proto=proto, in_port=draw(st.sampled_from([EP_PORT, NLB_PORT]), "client side"),
+        vip=vip, vport=vport,
+        backend=vip if link else draw(addresses, "backend"),
+        bport=vport if link or icmp else draw(ports, "bport"),
         snat_ip=draw(addresses, "snat"), pool=pool,
         client=draw(addresses, "client"), cport=draw(st.integers(0 if icmp else 1, 65535), "cport"),
         mss_clamp=draw(st.one_of(st.just(0), st.integers(1, 65535)), "mss clamp")
-        if proto == "tcp" and clamp else 0)
+        if proto == "tcp" and clamp else 0,
+        prefix_len=draw(st.integers(0, 32), "link prefix length"))
 
 
 # ---- random packets --------------------------------------------------------------------

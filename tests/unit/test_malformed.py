@@ -12,10 +12,14 @@ arp_not_ours, ip_truncated, ip_version, ip_ihl, ip_length, ip_checksum, ip_fragm
 l4_truncated, tcp_doff, udp_length, proto, icmp_type, icmp_inner, icmp_no_flow and
 unknown_port (a port that does not exist: it has a test of its own).
 
+The table runs through both kinds of service: the PrivateLink listeners below, and a VPC
+link attached on the endpoint port whose ENI is the NLB port (the same frames, the same
+reasons: bad input is refused before any kind sees it).
+
 Below the table: the controls (the unpatched frames the rows start from are accepted,
 so a row's drop is caused by its patch), what is tolerated (one 802.1Q or 802.1ad tag,
-kept on the way out; DF; Ethernet padding), and a hypothesis fuzz test: random bytes and
-truncated or bit-flipped valid frames never crash the engine, always get a verdict, a
+kept on the way out; DF; Ethernet padding), and a hypothesis fuzz test, for both kinds:
+random bytes and truncated or bit-flipped valid frames never crash the engine, always get a verdict, a
 known reason and consistent counters, and never grow the buffer they were given.
 """
 from __future__ import annotations
@@ -33,7 +37,7 @@ from scapy.packet import Raw
 from conftest import (CLIENT, CONSUMER_ROUTER_MAC, EP_IP, EP_MAC, EP_PORT, NLB_IP, NLB_MAC,
                       NLB_PORT, PROVIDER_ROUTER_MAC, S, TARGETS, from_client, from_target,
                       make_engine, recomputed)
-from dataplane.forwarder.engine import DROP_REASONS, Backend, Engine
+from dataplane.forwarder.engine import DROP_REASONS, Backend, Engine, LinkEni
 
 BCAST = "ff:ff:ff:ff:ff:ff"
 L3 = 14                      # IPv4 header offset in an untagged frame
@@ -269,14 +273,30 @@ def services(engine: Engine, tcp_service: int) -> Engine:
     return engine
 
 
+@pytest.fixture(params=["privatelink", "vpc_nat"])
+def any_kind(request, services: Engine) -> Engine:
+    """`services`, or a VPC link attached on the endpoint port reaching 10/8 through one ENI
+    on the NLB port (with the NLB's address)."""
+    if request.param == "privatelink":
+        return services
+
+    def link_engine() -> Engine:
+        eng = make_engine()
+        eng.add_vpc_link(EP_PORT, ["10.0.0.0/8"], [LinkEni(NLB_PORT, NLB_IP)])
+        return eng
+    control = link_engine()
+    assert control.simulate(GOOD_SYN, EP_PORT, S).verdict == "forward"  # the rows' origin passes
+    return link_engine()
+
+
 def snapshot(engine: Engine, port: int) -> tuple[dict[str, int], dict[str, int]]:
     return engine.drops(port), engine.counters(port)
 
 
 @pytest.mark.parametrize("frame, port, reason", MALFORMED)
-def test_malformed_frame_is_dropped_and_counted(services: Engine, frame: bytes, port: int,
+def test_malformed_frame_is_dropped_and_counted(any_kind: Engine, frame: bytes, port: int,
                                                 reason: str) -> None:
-    engine = services
+    engine = any_kind
     drops_before, counters_before = snapshot(engine, port)
     out = engine.simulate(frame, port, S)
     assert (out.verdict, out.drop_reason) == ("drop", reason)
@@ -422,6 +442,29 @@ def _fuzz_engine() -> tuple[Engine, list[tuple[bytes, int]]]:
     return eng, valid
 
 
+def _fuzz_link_engine() -> tuple[Engine, list[tuple[bytes, int]]]:
+    """The same for a VPC link attached on the endpoint port (its ENI on the NLB port):
+    live TCP and UDP flows toward the endpoint address (the destination is kept), their
+    replies, an ICMP error about one, and a SYN the customer side may not open."""
+    eng = make_engine(capacity=64)
+    eng.add_vpc_link(EP_PORT, ["10.0.0.0/8"], [LinkEni(NLB_PORT, NLB_IP)], mss_clamp=1200)
+    mss_syn = from_client(TCP(sport=40000, dport=80, flags="S", options=[("NOP", None), ("MSS", 1460)]))
+    for frame in (mss_syn, GOOD_UDP):
+        assert eng.simulate(frame, EP_PORT, S).verdict == "forward"
+    flows = {f.protocol: f for f in eng.flows()}
+    tcp, udp = flows["tcp"], flows["udp"]
+    sent = bytes(IP(src=NLB_IP, dst=tcp.backend[0]) / TCP(sport=tcp.snat[1], dport=tcp.backend[1], flags="S"))
+    valid = [
+        (mss_syn, EP_PORT), (GOOD_UDP, EP_PORT), (GOOD_ICMP, EP_PORT), (GOOD_ARP, EP_PORT),
+        (from_target(TCP(sport=tcp.backend[1], dport=tcp.snat[1], flags="SA", ack=1001), src=tcp.backend[0]),
+         NLB_PORT),
+        (from_target(UDP(sport=udp.backend[1], dport=udp.snat[1]) / b"answer", src=udp.backend[0]), NLB_PORT),
+        (from_target(ICMP(type=3, code=4, nexthopmtu=1400) / sent, src=PROVIDER_ROUTER_IP), NLB_PORT),
+        (from_target(TCP(sport=443, dport=2000, flags="S"), src=TARGET), NLB_PORT),
+    ]
+    return eng, valid
+
+
 def _refix_ip_checksum(frame: bytearray) -> None:
     """Makes the IPv4 header checksum right again if the header is there to sum, so a
     mutation gets past the checksum check into the L4 and NAT code."""
@@ -464,8 +507,9 @@ def _mutate(data: st.DataObject, valid: list[tuple[bytes, int]]) -> tuple[bytes,
 @settings(max_examples=400, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_fuzzed_frames_never_crash_and_always_get_a_verdict(data: st.DataObject) -> None:
-    eng, valid = _fuzz_engine()
+@pytest.mark.parametrize("make", [_fuzz_engine, _fuzz_link_engine], ids=["privatelink", "vpc_nat"])
+def test_fuzzed_frames_never_crash_and_always_get_a_verdict(make, data: st.DataObject) -> None:
+    eng, valid = make()
     frame, port = _mutate(data, valid)
     partial = data.draw(st.booleans(), "csum_partial")
     before = eng.counters(port)

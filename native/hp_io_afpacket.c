@@ -1,4 +1,4 @@
-/* hp_io.c — AF_PACKET (TPACKET_V2) rings and the forwarder's poll loop; see hp_io.h.
+/* hp_io_afpacket.c — AF_PACKET (TPACKET_V2) rings and the forwarder's poll loop; see hp_io.h.
  *
  * Ring geometry, per port (one socket, one mapping: receive ring, then transmit ring):
  * ring_slots slots each way; receive slots of slot_size bytes, by default 256 of 64 KiB
