@@ -61,6 +61,19 @@ static uint16_t u16(struct input *in)
             __builtin_trap();                                                                  \
     } while (0)
 
+/* A control call: one that refuses (-1) must say why and leave the engine unchanged. */
+#define CONTROL(f, call)                                                                       \
+    ({                                                                                         \
+        uint64_t memory_ = hp_engine_memory((f)->e);                                           \
+        uint32_t flows_ = hp_flow_count((f)->e);                                               \
+        int rc_ = (call);                                                                      \
+        if (rc_ < 0) {                                                                         \
+            CHECK(hp_last_error((f)->e)[0] != '\0');                                           \
+            CHECK(hp_engine_memory((f)->e) == memory_ && hp_flow_count((f)->e) == flows_);    \
+        }                                                                                      \
+        rc_;                                                                                   \
+    })
+
 /* ---- the topology: conftest.py's, so the golden tests' frames fit it ------------------ */
 
 #define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
@@ -137,7 +150,7 @@ static void port_set(struct fuzz *f, int idx, uint8_t variant)
         pc.mac[0] = 0x01;
     if (variant & 8)
         pc.n_addrs = HP_PORT_MAX_ADDRS + 1;
-    if (hp_port_set(f->e, port_ids[idx], &pc) == 0)
+    if (CONTROL(f, hp_port_set(f->e, port_ids[idx], &pc)) == 0)
         f->port_present[idx] = true;
 }
 
@@ -167,14 +180,16 @@ static int pick_service(struct fuzz *f, uint8_t sel)
 static void service_backends(struct fuzz *f, int svc, struct input *in)
 {
     struct hp_backend b[4];
-    uint32_t n = u8(in) % 5;
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t n = u8(in) % 6;
+    if (n == 5)                /* over the limit: refused before a backend is read */
+        n = HP_MAX_BACKENDS + 1;
+    for (uint32_t i = 0; i < n && i < 4; i++) {
         uint8_t sel = u8(in);
         b[i].ip = addrs[sel & 15];
         b[i].port = l4ports[sel >> 4];
         b[i].weight = (uint16_t)(u8(in) % 4);
     }
-    hp_service_set_backends(f->e, svc, b, n);
+    CONTROL(f, hp_service_set_backends(f->e, svc, b, n));
 }
 
 static const uint8_t protos[4] = {6, 17, 1, 47}; /* 47: refused */
@@ -190,7 +205,8 @@ static void privatelink_service_add(struct fuzz *f, struct input *in)
         .proto = protos[(what >> 4) & 3],
         .flags = (uint8_t)(opts & 7),
     };
-    c.vport = c.proto == 1 ? 0 : l4ports[u8(in) & 15];
+    uint8_t vport = u8(in);    /* ICMP on port 0 unless the top bit asks for a refusal */
+    c.vport = c.proto == 1 && !(vport & 0x80) ? 0 : l4ports[vport & 15];
     if (opts & 0x08)
         c.snat_ip = addrs[u8(in) & 15];
     if (opts & 0x10) {         /* a pool of a few ports, to run out of them */
@@ -203,7 +219,7 @@ static void privatelink_service_add(struct fuzz *f, struct input *in)
         c.mss_clamp = (uint16_t)(u8(in) * 8);
     if (opts & 0x80)
         c.idle_timeout_s = u8(in) % 8;
-    int id = hp_service_add(f->e, &c);
+    int id = CONTROL(f, hp_service_add(f->e, &c));
     remember_service(f, id);
     service_backends(f, id, in); /* read even if refused: an input's layout never shifts */
 }
@@ -219,12 +235,15 @@ static void privatelink_control(struct fuzz *f, struct input *in)
         break;
     case PL_REMOVE: {
         uint8_t sel = u8(in);
-        if (hp_service_remove(f->e, pick_service(f, sel)) == 0)
+        if (CONTROL(f, hp_service_remove(f->e, pick_service(f, sel))) == 0)
             f->services[sel % MAX_SERVICES] = -1;
         break;
     }
     case PL_FLAGS:
-        hp_service_set_flags(f->e, pick_service(f, u8(in)), u8(in));
+    {
+        int svc = pick_service(f, u8(in));
+        CONTROL(f, hp_service_set_flags(f->e, svc, u8(in)));
+    }
         break;
     case PL_BACKENDS:
         service_backends(f, pick_service(f, u8(in)), in);
@@ -232,7 +251,7 @@ static void privatelink_control(struct fuzz *f, struct input *in)
     case PL_RESET: {
         int svc = pick_service(f, u8(in));
         uint8_t sel = u8(in);
-        hp_service_reset_backend(f->e, svc, addrs[sel & 15], l4ports[sel >> 4]);
+        CONTROL(f, hp_service_reset_backend(f->e, svc, addrs[sel & 15], l4ports[sel >> 4]));
         break;
     }
     }
@@ -778,8 +797,10 @@ static void sg_set(struct fuzz *f, struct input *in)
 {
     uint8_t sel = u8(in);
     struct hp_sg_rule rules[4];
-    uint32_t n = (sel >> 4) % 5;
-    for (uint32_t i = 0; i < n; i++) {
+    uint32_t n = (sel >> 4) % 6;
+    if (n == 5)                /* over the limit: refused before a rule is read */
+        n = HP_MAX_SG_RULES + 1;
+    for (uint32_t i = 0; i < n && i < 4; i++) {
         uint8_t a = u8(in), b = u8(in);
         rules[i] = (struct hp_sg_rule){
             .proto = protos[a & 3] == 47 ? 0 : protos[a & 3],
@@ -790,7 +811,7 @@ static void sg_set(struct fuzz *f, struct input *in)
         };
     }
     int direction = (sel & 0xf0) == 0xf0 ? 2 : (sel >> 3) & 1; /* 2: refused */
-    hp_port_sg_set(f->e, port_ids[(sel & 7) % N_PORT_IDS], direction, rules, n);
+    CONTROL(f, hp_port_sg_set(f->e, port_ids[(sel & 7) % N_PORT_IDS], direction, rules, n));
 }
 
 /* The reporting calls: flows (checked in dump_flows), expired flows, and each port's
@@ -808,6 +829,15 @@ static void read_state(struct fuzz *f, bool drops)
     if (dropped == UINT32_MAX)
         for (dropped = 0; strcmp(hp_counter_name(dropped), "dropped") != 0; dropped++)
             CHECK(dropped < hp_counter_count());
+    for (uint32_t r = 0; r <= hp_drop_reason_count(); r++)
+        CHECK(hp_drop_reason_name(r)[0] && hp_drop_reason_text(r)[0]);
+    for (uint32_t c = 0; c <= hp_counter_count(); c++)
+        CHECK(hp_counter_name(c)[0] && hp_counter_text(c)[0]);
+    for (int i = 0; i < MAX_SERVICES; i++)
+        for (uint32_t h = 0; h < 4; h++)
+            CHECK(hp_service_backend_of(f->e, f->services[i], h * 0x9e3779b9u) < 4);
+    CHECK(hp_flow_bytes_per_flow(f->e) > 0 && hp_build_info()[0]);
+    (void)hp_expired_lost(f->e);
     for (uint32_t i = 0; i < N_PORT_IDS; i++) {
         uint64_t sum = 0;
         for (uint32_t r = 0; r < hp_drop_reason_count(); r++)
@@ -839,7 +869,7 @@ static void run(struct fuzz *f, struct input *in)
         case OP_PORT_REMOVE: {
             uint16_t port = port_ids[u8(in) % N_PORT_IDS];
             int idx = port_index(port);
-            if (hp_port_remove(f->e, port) == 0 && idx >= 0)
+            if (CONTROL(f, hp_port_remove(f->e, port)) == 0 && idx >= 0)
                 f->port_present[idx] = false;
             break;
         }
@@ -848,7 +878,7 @@ static void run(struct fuzz *f, struct input *in)
             break;
         case OP_SG_CLEAR: {
             uint8_t sel = u8(in);
-            hp_port_sg_clear(f->e, port_ids[(sel & 7) % N_PORT_IDS], (sel >> 3) & 1);
+            CONTROL(f, hp_port_sg_clear(f->e, port_ids[(sel & 7) % N_PORT_IDS], (sel >> 3) & 1));
             break;
         }
         case OP_KIND_CONTROL:
@@ -896,6 +926,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         f.services[i] = -1;
     f.capacity = cfg.flow_capacity;
     f.now_ns = SEC;
+    if (eng & 0x80) {          /* first a configuration that must be refused, with a reason */
+        struct hp_engine_config bad = cfg;
+        switch (seed & 3) {
+        case 0: bad.flow_capacity = 0; break;
+        case 1: bad.flow_capacity = (1u << 30) + 1; break;
+        case 2: bad.maglev_size = 8 + (seed >> 2); break;   /* 8..71: primes are allowed */
+        case 3: bad.max_services = 65536; break;
+        }
+        struct hp_engine *e = hp_engine_create(&bad);
+        CHECK(e == NULL ? hp_last_error(NULL)[0] != '\0' : (seed & 3) == 2);
+        hp_engine_destroy(e);
+    }
     f.e = hp_engine_create(&cfg);
     CHECK(f.e != NULL);
     /* low two bits: the kind (so adding one leaves existing inputs' meaning alone) */
