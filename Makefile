@@ -38,8 +38,9 @@ sanitize:
 # The engine under libFuzzer, ASan and UBSan (native/fuzz/README.md): the engine's sources
 # (not its I/O or benchmark drivers) and native/fuzz/hp_fuzz.c, built with clang, run from
 # a seed corpus of the golden tests' packets for FUZZ_SECONDS, or FUZZ_RUNS inputs if set
-# (fuzz-ci: 1,000,000). Crashers land in build/fuzz/crashers/ and stop the run.
-CLANG        ?= $(firstword $(shell command -v clang-14 clang 2>/dev/null) clang)
+# (fuzz-ci: 1,000,000). Crashers land in build/fuzz/crashers/ and stop the run. clang-14
+# comes from setup (Debian's package; libclang-rt-14-dev holds libFuzzer).
+CLANG        ?= clang-14
 FUZZ_DIR     := build/fuzz
 FUZZ_BIN     := $(FUZZ_DIR)/hp_fuzz
 FUZZ_SOURCES := native/fuzz/hp_fuzz.c \
@@ -51,7 +52,7 @@ FUZZ_FLAGS   := -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 '-DHP_BUILD_INFO="fuzz,asan,ubsan"' -Inative
 
-$(FUZZ_BIN): $(FUZZ_SOURCES) $(wildcard native/*.h)
+$(FUZZ_BIN): $(FUZZ_SOURCES) $(wildcard native/*.h) | setup
 	@mkdir -p $(FUZZ_DIR)
 	$(CLANG) $(FUZZ_FLAGS) $(FUZZ_SOURCES) -o $@
 
