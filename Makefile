@@ -5,7 +5,7 @@ PY        := $(VENV)/bin/python
 SAN_PY    := $(SAN_VENV)/bin/python
 LIBASAN   := $(shell gcc -print-file-name=libasan.so)
 
-.PHONY: setup build demo test unit sanitize bench bench-e2e clean
+.PHONY: setup build demo test unit sanitize fuzz fuzz-ci bench bench-e2e clean
 
 setup:
 	@tools/setup.sh $(VENV)
@@ -34,6 +34,41 @@ sanitize:
 	cd tests && LD_PRELOAD=$(LIBASAN) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 VPCLAB_EXPECT_SANITIZE=1 \
 	  ../$(SAN_PY) -m pytest -p no:cacheprovider -q $(SANITIZE_TESTS)
+
+# The engine under libFuzzer, ASan and UBSan (native/fuzz/README.md): the engine's sources
+# (not its I/O or benchmark drivers) and native/fuzz/hp_fuzz.c, built with clang, run from
+# a seed corpus of the golden tests' packets for FUZZ_SECONDS, or FUZZ_RUNS inputs if set
+# (fuzz-ci: 1,000,000). Crashers land in build/fuzz/crashers/ and stop the run. clang-14
+# comes from setup (Debian's package; libclang-rt-14-dev holds libFuzzer).
+CLANG        ?= clang-14
+FUZZ_DIR     := build/fuzz
+FUZZ_BIN     := $(FUZZ_DIR)/hp_fuzz
+FUZZ_SOURCES := native/fuzz/hp_fuzz.c \
+                $(filter-out native/hp_io%.c native/hp_bench%.c,$(wildcard native/hp_*.c))
+FUZZ_SECONDS ?= 300
+FUZZ_RUNS    ?=
+FUZZ_FLAGS   := -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
+                -fno-strict-aliasing -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                '-DHP_BUILD_INFO="fuzz,asan,ubsan"' -Inative
+
+$(FUZZ_BIN): $(FUZZ_SOURCES) $(wildcard native/*.h) | setup
+	@mkdir -p $(FUZZ_DIR)
+	$(CLANG) $(FUZZ_FLAGS) $(FUZZ_SOURCES) -o $@
+
+$(FUZZ_DIR)/seeds.stamp: native/fuzz/make_corpus.py $(wildcard tests/unit/*.py) | setup
+	$(PY) native/fuzz/make_corpus.py $(FUZZ_DIR)/seeds
+	@touch $@
+
+fuzz: $(FUZZ_BIN) $(FUZZ_DIR)/seeds.stamp
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/crashers
+	cd $(FUZZ_DIR) && UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ./hp_fuzz \
+	  $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS),-max_total_time=$(FUZZ_SECONDS)) \
+	  -max_len=4096 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	  -artifact_prefix=crashers/ corpus seeds
+
+fuzz-ci:
+	@$(MAKE) --no-print-directory fuzz FUZZ_RUNS=1000000
 
 # The engine's micro-benchmarks (pytest-benchmark), then the end-to-end report below.
 bench: setup
