@@ -199,7 +199,7 @@ def recorded() -> list[bytes]:
     """Runs the golden tests with every batch they send recorded; one input per engine."""
     import pytest
 
-    from dataplane import engine as engine_module
+    from dataplane.forwarder import engine as engine_module
 
     batches: dict[tuple[str, int], list[tuple]] = defaultdict(list)
     current = {"test": ""}
