@@ -45,7 +45,7 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("privatelink", "dataplane.model.privatelink", "dataplane.compile.privatelink", "dataplane.lab.realise_privatelink"),
-    Kind("vpc_link", "dataplane.model.vpc_link"),
+    Kind("vpc_link", "dataplane.model.vpc_link", "dataplane.compile.vpc_link", "dataplane.lab.realise_vpc_link"),
 )
 
 

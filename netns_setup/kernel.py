@@ -278,6 +278,14 @@ def ensure_route(ns: str, dst: str, ifname: str | None = None,
         return True
 
 
+def link_exists(ns: str, ifname: str) -> bool:
+    """Whether namespace `ns` exists and holds a link `ifname`."""
+    if not netns_exists(ns):
+        return False
+    with ipr(ns) as s:
+        return bool(s.link_lookup(ifname=ifname))
+
+
 def link_mac(ns: str, ifname: str) -> str:
     """The MAC address of `ifname` in namespace `ns`."""
     with ipr(ns) as s:

@@ -52,6 +52,19 @@ def target(st: State, spec: str) -> tuple[str, dict | None, dict]:
     return inst["netns"], inst, vpc
 
 
+def api_gateway_target(st: State, link: str | None) -> str:
+    """The namespace of API Gateway's VPC, or of one of its VPC links' routing domains."""
+    apigw = st.data.get("hyperplane", {}).get("api_gateway")
+    if apigw is None:
+        raise CliError(f"lab {st.lab} has no API Gateway VPC (it has no VPC links)", EXIT_USAGE)
+    if link is None:
+        return apigw["netns"]
+    if link not in apigw["vpc_links"]:
+        raise CliError(f"lab {st.lab} has no VPC link {link!r} "
+                       f"(VPC links: {', '.join(apigw['vpc_links'])})", EXIT_USAGE)
+    return apigw["vpc_links"][link]["netns"]
+
+
 def table(rows: list[tuple], header: tuple, out=sys.stdout) -> None:
     rows = [tuple(str(c) for c in r) for r in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h))
@@ -61,4 +74,4 @@ def table(rows: list[tuple], header: tuple, out=sys.stdout) -> None:
 
 
 __all__ = ["CliError", "LabError", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "need_root",
-           "pick_lab", "target", "table"]
+           "pick_lab", "target", "api_gateway_target", "table"]

@@ -1,10 +1,14 @@
 """`vpclab exec [-l LAB] VPC[/INSTANCE] -- CMD…`: run a command inside an instance.
+`vpclab exec [-l LAB] apigw [--link LINK] -- CMD…`: run it in API Gateway's VPC.
 
 The command runs in the instance's network namespace and in a private mount namespace
 where the VPC's resolv.conf (under /run/vpclab/<lab>/) covers /etc/resolv.conf, so
 `getent hosts web1` and `curl http://web1:8080/` resolve through the VPC's DNS. With
-only `VPC` it runs in the VPC router's namespace. vpclab exec's process *becomes* the
-command (exec), so its exit status is the command's.
+only `VPC` it runs in the VPC router's namespace. `apigw` is API Gateway's own VPC;
+with `--link LINK` the command runs in that HTTP-API VPC link's routing domain, where
+the link VPC's CIDR is reached over the link (the target sees the link ENI's address),
+so a user reaches customer resources over a link before any API exists. vpclab exec's
+process *becomes* the command (exec), so its exit status is the command's.
 """
 from __future__ import annotations
 
@@ -13,13 +17,17 @@ import sys
 
 from netns_setup import nsenter
 
-from .common import CliError, EXIT_USAGE, need_root, pick_lab, target
+from dataplane.model.names import APIGW
+
+from .common import CliError, EXIT_USAGE, api_gateway_target, need_root, pick_lab, target
 
 
 def register(sub) -> None:
     p = sub.add_parser("exec", help="run a command in an instance (or VPC router)")
     p.add_argument("-l", "--lab")
-    p.add_argument("target", metavar="VPC/INSTANCE")
+    p.add_argument("target", metavar="VPC/INSTANCE|apigw")
+    p.add_argument("--link", metavar="LINK",
+                   help="with apigw: run in this HTTP-API VPC link's routing domain")
     p.add_argument("cmd", nargs="*", metavar="-- CMD")
     p.set_defaults(func=run)
 
@@ -29,8 +37,15 @@ def run(args) -> int:
     if not args.cmd:
         raise CliError("no command given: vpclab exec VPC/INSTANCE -- CMD…", EXIT_USAGE)
     st = pick_lab(args.lab)
-    netns, _inst, vpc = target(st, args.target)
-    nsenter.enter(netns, resolv_conf=vpc["resolv_conf"])
+    if args.target == APIGW:
+        netns, resolv_conf = api_gateway_target(st, args.link), None
+    elif args.link:
+        raise CliError(f"--link goes with the target {APIGW} (API Gateway's VPC), "
+                       f"not {args.target}", EXIT_USAGE)
+    else:
+        netns, _inst, vpc = target(st, args.target)
+        resolv_conf = vpc["resolv_conf"]
+    nsenter.enter(netns, resolv_conf=resolv_conf, private=resolv_conf is None)
     sys.stdout.flush()
     try:
         os.execvp(args.cmd[0], args.cmd)

@@ -35,6 +35,12 @@ def run(args) -> int:
         raise labmod.LabError(str(e)) from None
     if args.what == "flows":
         flows = [f for f in reply["flows"] if args.health or f["in_port_name"] != "health"]
+        # The forwarder knows a VPC link by its ID; the lab knows its name too.
+        links = {l["id"]: name for name, l in
+                 hp.get("api_gateway", {}).get("vpc_links", {}).items()}
+        for f in flows:
+            if f["service_name"] in links:
+                f["service_name"] = f"{links[f['service_name']]} {f['service_name']}"
         print(format_flows(flows))
     else:
         print(format_stats(reply, every_reason=args.all))

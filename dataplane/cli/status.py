@@ -83,4 +83,22 @@ def _print_hyperplane(hp: dict) -> bool:
                 why = f" {h['reason']}" if h["reason"] else ""
                 err = f" ({h['last_error']})" if h["last_error"] else ""
                 print(f"    {tg} target {target} seen from {node}: {h['state']}{why}{err}")
-    return hp["present"]
+    return hp["present"] and _print_api_gateway(hp.get("api_gateway"))
+
+
+def _print_api_gateway(apigw: dict | None) -> bool:
+    """API Gateway's VPC and its VPC links; False when any part is missing."""
+    if apigw is None:
+        return True
+    print(f"  API Gateway VPC: namespace {apigw['netns']} ({apigw['cidr']}) "
+          f"{'ok' if apigw['present'] else 'MISSING'}")
+    healthy = apigw["present"]
+    for name, link in apigw["vpc_links"].items():
+        why = f": {link['message']}" if link["message"] else ""
+        print(f"  VPC link {name} {link['id']}: {link['state']}{why}")
+        print(f"    into {link['vpc']}, subnets {', '.join(link['subnets'])}, "
+              f"sg {', '.join(link['security_groups'])}; routing domain {link['netns']}")
+        for x in link["enis"]:
+            print(f"    ENI {x['eni_id']} {x['ip']} in {x['subnet']} ({x['az']})")
+        healthy &= link["state"] == "AVAILABLE"
+    return healthy

@@ -17,7 +17,7 @@ from typing import Any
 from dataplane import kinds
 from dataplane.model import names
 from dataplane.model.enis import HyperplaneEni
-from dataplane.model.topology import Lab
+from dataplane.model.topology import Lab, Vpc
 
 FLOW_CAPACITY = 65536
 
@@ -50,6 +50,23 @@ class SpecContext:
     states: dict[str, dict]
     addresses: dict[tuple[str, str], str] = field(default_factory=dict)
     by_owner: dict[tuple[str, str, str], list[Port]] = field(default_factory=dict)
+
+
+def sg_rules(vpc: Vpc, groups: list[str], members: dict[str, list[str]],
+             direction: str) -> list[dict]:
+    """The `direction` ("ingress" or "egress") rules of `groups` as the forwarder's port
+    rules: CIDRs as written, `sg:<group>` as its members' /32s (`Lab.sg_members`)."""
+    rules = []
+    effective = vpc.effective_security_groups()
+    for g in groups:
+        group = effective[g]
+        for r in group.ingress if direction == "ingress" else group.effective_egress:
+            lo, hi = r.port_range or (0, 65535)
+            peers = ([f"{ip}/32" for ip in members.get(r.peer_group, [])]
+                     if r.peer_group else [r.peer])
+            rules += [{"protocol": r.protocol, "cidr": p, "port_lo": lo, "port_hi": hi}
+                      for p in peers]
+    return rules
 
 
 def compile_spec(lab: Lab, plist: list[Port], macs: dict[int, tuple[str, str]],

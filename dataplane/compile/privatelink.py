@@ -47,7 +47,7 @@ from typing import Any
 from dataplane.model.privatelink import endpoint_dns_names, endpoint_id, service_id
 from dataplane.model.topology import Lab, Vpc
 
-from .hyperplane import SpecContext
+from .hyperplane import SpecContext, sg_rules
 
 ENDPOINT_MTU = 8500           # PrivateLink (AWS-FACTS §1)
 ENDPOINT_MSS = ENDPOINT_MTU - 40
@@ -104,20 +104,6 @@ def dns_records(lab: Lab) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def _sg_rules(vpc: Vpc, groups: list[str], member_ips: dict[str, list[str]]) -> list[dict]:
-    """Ingress rules of `groups` as engine rules: CIDRs as written, `sg:` as members' /32s."""
-    rules = []
-    effective = vpc.effective_security_groups()
-    for g in groups:
-        for r in effective[g].ingress:
-            lo, hi = r.port_range or (0, 65535)
-            peers = ([f"{ip}/32" for ip in member_ips.get(r.peer_group, [])]
-                     if r.peer_group else [r.peer])
-            rules += [{"protocol": r.protocol, "cidr": p, "port_lo": lo, "port_hi": hi}
-                      for p in peers]
-    return rules
-
-
 def contribute(ctx: SpecContext, spec: dict[str, Any]) -> None:
     """PrivateLink's part of the forwarder spec: each endpoint ENI's ingress rules, one
     service per (endpoint ENI, listener), and the NLBs' health port, checks and services."""
@@ -130,7 +116,7 @@ def contribute(ctx: SpecContext, spec: dict[str, Any]) -> None:
             svc_vpc = lab.vpcs[svc_vpc_name]
             es = svc_vpc.endpoint_services[svc_name]
             state = ctx.states[f"{vpc.name}/{ep.name}"]["state"]
-            rules = _sg_rules(vpc, ep.effective_security_groups, members)
+            rules = sg_rules(vpc, ep.effective_security_groups, members, "ingress")
             instance_ips = {i: addresses[(svc_vpc.name, i)] for i in svc_vpc.instances}
             for ep_port in by_owner[(vpc.name, "vpce", ep.name)]:
                 spec_ports[ep_port.id]["security_groups"] = {"ingress": rules}

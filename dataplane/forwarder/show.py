@@ -6,6 +6,11 @@ Flows read like `conntrack -L`, one line per flow, the translation spelled out:
     ENI            PROTO  CLIENT              ENDPOINT        ⇒ NLB                 TARGET           STATE        IDLE  PKTS →/←   BYTES →/←
     eni-0a1b2c3d   tcp    10.0.1.10:43512     10.0.1.50:80    ⇒ 10.0.1.100:17823    10.0.1.20:8080   ESTABLISHED  3s    12/10      1.2K/8.9K
 
+and a VPC link's flows (VPC-to-VPC NAT: the destination is kept) in a table of their own:
+
+    VPC LINK                   PROTO  SOURCE             ⇒ LINK ENI            DESTINATION      STATE        IDLE  PKTS →/←   BYTES →/←
+    vpclink-0a1b2c3d4e5f6a7b8  tcp    169.254.0.2:40112  ⇒ 10.0.1.5:1024       10.0.1.4:8080    ESTABLISHED  0s    6/4        420/380
+
 Stats list each ENI's counters, then every drop reason that is not zero (or, asked,
 every one there is) with its meaning, so a drop is never a bare number.
 """
@@ -34,16 +39,31 @@ def _table(header: list[str], rows: Iterable[list[str]]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows)
 
 
+def _counts(f: dict) -> list[str]:
+    return [f["tcp_state"], f"{f['idle_s']}s", f"{f['packets'][0]}/{f['packets'][1]}",
+            f"{human(f['bytes'][0])}/{human(f['bytes'][1])}"]
+
+
 def format_flows(flows: list[dict]) -> str:
     if not flows:
         return "no flows"
-    header = ["ENI", "PROTO", "CLIENT", "ENDPOINT", "⇒ NLB", "TARGET", "STATE", "IDLE",
-              "PKTS →/←", "BYTES →/←"]
-    rows = [[f["in_port_name"], f["protocol"], _addr(f["client"]), _addr(f["vip"]),
-             "⇒ " + _addr(f["snat"]), _addr(f["backend"]), f["tcp_state"], f"{f['idle_s']}s",
-             f"{f['packets'][0]}/{f['packets'][1]}", f"{human(f['bytes'][0])}/{human(f['bytes'][1])}"]
-            for f in sorted(flows, key=lambda f: (f["in_port_name"], f["client"]))]
-    return _table(header, rows) + f"\n{len(flows)} flow(s)"
+    tail = ["STATE", "IDLE", "PKTS →/←", "BYTES →/←"]
+    links = [f for f in flows if f.get("kind") == "vpc_nat"]
+    listeners = [f for f in flows if f.get("kind") != "vpc_nat"]
+    tables = []
+    if listeners:
+        tables.append(_table(
+            ["ENI", "PROTO", "CLIENT", "ENDPOINT", "⇒ NLB", "TARGET", *tail],
+            [[f["in_port_name"], f["protocol"], _addr(f["client"]), _addr(f["vip"]),
+              "⇒ " + _addr(f["snat"]), _addr(f["backend"]), *_counts(f)]
+             for f in sorted(listeners, key=lambda f: (f["in_port_name"], f["client"]))]))
+    if links:
+        tables.append(_table(
+            ["VPC LINK", "PROTO", "SOURCE", "⇒ LINK ENI", "DESTINATION", *tail],
+            [[f["service_name"], f["protocol"], _addr(f["client"]), "⇒ " + _addr(f["snat"]),
+              _addr(f["backend"]), *_counts(f)]
+             for f in sorted(links, key=lambda f: (f["service_name"], f["client"]))]))
+    return "\n\n".join(tables) + f"\n{len(flows)} flow(s)"
 
 
 def format_stats(stats: dict, every_reason: bool = False) -> str:

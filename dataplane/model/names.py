@@ -11,6 +11,8 @@ collide):
 | Hyperplane ENI, VPC end | `eni-<11 hex>` in the VPC namespace (model/enis.py) | `eni-3f2a9c01b7d` |
 | Hyperplane ENI, forwarder end | `hp<port>` in the Hyperplane namespace | `hp0` |
 | health checker's namespace | `<lab>.hyperplane.health`, its `eth0` ⇄ `hc0` in the Hyperplane namespace | `demo.hyperplane.health` |
+| API Gateway's VPC (the service's account) | `<lab>.apigw` (no VPC may be called `apigw`) | `demo.apigw` |
+| an HTTP-API VPC link's routing domain | `<lab>.apigw.<link>`, its `vpclink0` ⇄ `hp<port>` in the Hyperplane namespace | `demo.apigw.app-link` |
 | instance namespace | `<lab>.<vpc>.<instance>` | `demo.shop.web1` |
 | ENI, VPC (router) end | `eni-<instance>` in the VPC namespace | `eni-web1` |
 | ENI, instance end | `eth0` in the instance namespace | `eth0` |
@@ -35,6 +37,8 @@ RUN_DIR = os.environ.get("VPCLAB_RUN_DIR", "/run/vpclab")
 
 
 HYPERPLANE = "hyperplane"
+APIGW = "apigw"
+RESERVED_VPC_NAMES = (HYPERPLANE, APIGW)
 
 
 def hyperplane_netns(lab: str) -> str:
@@ -95,3 +99,14 @@ def nft_ports_table(lab: str) -> str:
 
 def lab_dir(lab: str) -> str:
     return os.path.join(RUN_DIR, lab)
+
+
+def apigw_netns(lab: str) -> str:
+    """API Gateway's own VPC: where its front end runs (issue 10 on)."""
+    return f"{lab}.{APIGW}"
+
+
+def vpc_link_netns(lab: str, link: str) -> str:
+    """One HTTP-API VPC link's routing domain: its attachment to the Hyperplane and a
+    route to the link VPC's CIDR, nothing else (the kernel here has no VRFs)."""
+    return f"{lab}.{APIGW}.{link}"

@@ -288,7 +288,7 @@ class Lab(*kinds.builders("LabBuilder")):
             enis = self.hyperplane_enis()
         except TopologyError as e:
             return e.problems
-        return check_port_count(len(enis))
+        return check_port_count(len(enis), len(self.vpc_links))
 
     def check(self) -> "Lab":
         """Raise TopologyError listing every problem; return self when there is none."""

@@ -115,23 +115,26 @@ def check_semantics(doc: Any) -> list[Problem]:
         if not isinstance(vpc, dict):
             continue
         vp = f"vpcs.{vname}"
-        if vname == names.HYPERPLANE:
-            problems.append(Problem(vp, f"{names.HYPERPLANE!r} is the name of the lab's "
-                                    f"Hyperplane namespace; choose another VPC name"))
+        if vname in names.RESERVED_VPC_NAMES:
+            problems.append(Problem(vp, f"{vname!r} is the name of the lab's "
+                                    f"{'Hyperplane' if vname == names.HYPERPLANE else 'API Gateway VPC'}"
+                                    f" namespace; choose another VPC name"))
         problems += _check_vpc(lab, region, str(vname), vpc, vp)
     for kind in kinds.models():
         problems += kind.check(doc)
     return problems
 
 
-def check_port_count(n_enis: int) -> list[Problem]:
-    """Every Hyperplane ENI (NLB node, endpoint, VPC link) is a forwarder port, and
-    health checks take one more: at most MAX_FORWARDER_PORTS in one lab."""
-    if n_enis + 1 <= MAX_FORWARDER_PORTS:
+def check_port_count(n_enis: int, n_attachments: int = 0) -> list[Problem]:
+    """Every Hyperplane ENI (NLB node, endpoint, VPC link) is a forwarder port, health
+    checks take one more and each VPC link's attachment on API Gateway's side one more:
+    at most MAX_FORWARDER_PORTS in one lab."""
+    if n_enis + 1 + n_attachments <= MAX_FORWARDER_PORTS:
         return []
     return [Problem("", f"the lab asks for {n_enis} Hyperplane ENIs (NLB nodes, endpoints, "
-                        f"VPC links); the forwarder has {MAX_FORWARDER_PORTS} ports, one "
-                        f"for health checks, so at most {MAX_FORWARDER_PORTS - 1}")]
+                        f"VPC links) and {n_attachments} VPC link attachments; the "
+                        f"forwarder has {MAX_FORWARDER_PORTS} ports, one for health "
+                        f"checks, so at most {MAX_FORWARDER_PORTS - 1} together")]
 
 
 def _check_vpc(lab: str | None, region: str | None, vname: str, vpc: dict,

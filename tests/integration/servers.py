@@ -14,6 +14,10 @@ import sys
 import threading
 
 
+def tagged(tag: bytes, peer: tuple) -> bytes:
+    return tag.replace(b"{peer}", peer[0].encode())
+
+
 def listening(port: int) -> socket.socket:
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -32,7 +36,7 @@ def serve(port: int, tag: bytes) -> None:
                 c.recv(4096)
             except OSError:
                 pass
-            body = tag.replace(b"{peer}", peer[0].encode()) + b"\n"
+            body = tagged(tag, peer) + b"\n"
             c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
         finally:
             c.close()
@@ -60,7 +64,7 @@ def serve_udp(port: int, tag: bytes) -> None:
     s.bind(("0.0.0.0", port))
     while True:
         _, peer = s.recvfrom(4096)
-        s.sendto(tag, peer)
+        s.sendto(tagged(tag, peer), peer)
 
 
 if __name__ == "__main__":

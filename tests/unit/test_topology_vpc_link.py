@@ -183,13 +183,16 @@ def test_more_than_ten_subnets_is_refused() -> None:
 
 def test_the_registry_holds_the_kind_in_one_line() -> None:
     (kind,) = [k for k in kinds.KINDS if k.name == "vpc_link"]
-    assert kind.model == "dataplane.model.vpc_link"
+    assert (kind.model, kind.compile, kind.realise) == (
+        "dataplane.model.vpc_link", "dataplane.compile.vpc_link", "dataplane.lab.realise_vpc_link")
     assert [k.name for k in kinds.KINDS].index("privatelink") < [k.name for k in kinds.KINDS].index("vpc_link")
 
 
-def test_link_enis_count_toward_the_forwarder_ports() -> None:
-    # 16 subnets of /28 in one AZ each is not possible; many links over 4 subnets are.
-    n_links = MAX_FORWARDER_PORTS // 4 + 1
+def test_link_enis_and_attachments_count_toward_the_forwarder_ports() -> None:
+    # Each link over 4 subnets takes 5 forwarder ports: 4 ENIs and its attachment on API
+    # Gateway's side; one port more is the health port's.
+    per_link = 5
+    n_links = (MAX_FORWARDER_PORTS - 1) // per_link + 1
     text = LINK_FILE.split("api_gateway:")[0].replace(
         "      a2: {cidr: 10.0.3.0/24, az: us-east-1a}\n",
         "      a2: {cidr: 10.0.3.0/24, az: us-east-1a}\n"
@@ -197,10 +200,11 @@ def test_link_enis_count_toward_the_forwarder_ports() -> None:
     links = "".join(f"    l{k}: {{vpc: app, subnets: [a, b, c, d]}}\n" for k in range(n_links))
     found = problems(text + "api_gateway:\n  vpc_links:\n" + links)
     assert found == [f"the lab asks for {4 * n_links} Hyperplane ENIs (NLB nodes, endpoints, "
-                     f"VPC links); the forwarder has {MAX_FORWARDER_PORTS} ports, one for health "
-                     f"checks, so at most {MAX_FORWARDER_PORTS - 1}"]
-    fits = "".join(f"    l{k}: {{vpc: app, subnets: [a, b, c, d]}}\n" for k in range(n_links - 2))
-    assert len(loads(text + "api_gateway:\n  vpc_links:\n" + fits).hyperplane_enis()) == 4 * (n_links - 2)
+                     f"VPC links) and {n_links} VPC link attachments; the forwarder has "
+                     f"{MAX_FORWARDER_PORTS} ports, one for health checks, so at most "
+                     f"{MAX_FORWARDER_PORTS - 1} together"]
+    fits = "".join(f"    l{k}: {{vpc: app, subnets: [a, b, c, d]}}\n" for k in range(n_links - 1))
+    assert len(loads(text + "api_gateway:\n  vpc_links:\n" + fits).hyperplane_enis()) == 4 * (n_links - 1)
 
 
 def test_a_full_subnet_is_named_for_the_link_eni() -> None:
