@@ -39,5 +39,7 @@ def run(args) -> int:
         n = sum(len(getattr(v, attr)) for v in lab.vpcs.values())
         if n or attr in ("subnets", "instances"):
             counts.append((n, noun))
+    if lab.vpc_links:
+        counts.append((len(lab.vpc_links), "VPC link"))
     print(f"OK: lab {lab.name}: " + ", ".join(f"{n} {noun}{'s' * (n != 1)}" for n, noun in counts))
     return EXIT_OK
