@@ -162,6 +162,9 @@ class Instance:
     ip: str | None = None
     security_groups: list[str] = field(default_factory=list)
     run: str | None = None
+    # AWS's SourceDestCheck: the ENI sends only from and receives only for its own
+    # address. Off for an instance that forwards others' packets (a NAT instance).
+    source_dest_check: bool = True
 
     @property
     def effective_security_groups(self) -> list[str]:
@@ -175,6 +178,8 @@ class Instance:
             d["security_groups"] = list(self.security_groups)
         if self.run is not None:
             d["run"] = self.run
+        if not self.source_dest_check:
+            d["source_dest_check"] = False
         return d
 
 
@@ -213,11 +218,11 @@ class Vpc(*kinds.builders("VpcBuilder")):
 
     def add_instance(self, name: str, subnet: str | Subnet, ip: str | None = None,
                      security_groups: Iterable[str | SecurityGroup] = (),
-                     run: str | None = None) -> Instance:
+                     run: str | None = None, source_dest_check: bool = True) -> Instance:
         sn = subnet.name if isinstance(subnet, Subnet) else subnet
         groups = [g.name if isinstance(g, SecurityGroup) else g for g in security_groups]
-        return add_unique(self.instances, name, Instance(name, sn, ip, groups, run), "instance",
-                    f"{self._path}.instances")
+        inst = Instance(name, sn, ip, groups, run, source_dest_check)
+        return add_unique(self.instances, name, inst, "instance", f"{self._path}.instances")
 
     def effective_security_groups(self) -> dict[str, SecurityGroup]:
         """The VPC's groups including the implicit `default` one."""
@@ -265,7 +270,8 @@ class Lab(*kinds.builders("LabBuilder")):
                                        g.get("description"))
             for iname, i in (v.get("instances") or {}).items():
                 vpc.add_instance(iname, i["subnet"], i.get("ip"),
-                                 i.get("security_groups") or [], i.get("run"))
+                                 i.get("security_groups") or [], i.get("run"),
+                                 i.get("source_dest_check", True))
         for kind in kinds.models():
             kind.read(lab, doc)
         return lab
