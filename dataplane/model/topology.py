@@ -43,7 +43,8 @@ from typing import Any, Iterable, Mapping
 
 from dataplane import kinds
 
-from .constants import DEFAULT_REGION, DEFAULT_SG, FIRST_FREE_OFFSET, RESERVED
+from .constants import (DEFAULT_REGION, DEFAULT_SG, FIRST_FREE_OFFSET, MAX_FORWARDER_SERVICES,
+                        MAX_SG_RULES, RESERVED)
 from .enis import HyperplaneEni, eni_ids
 from .problems import Problem, TopologyError, add_unique
 from .validate import check_document, check_port_count
@@ -290,11 +291,44 @@ class Lab(*kinds.builders("LabBuilder")):
         return check_document(self.to_dict()) or self.allocation_problems()
 
     def allocation_problems(self) -> list[Problem]:
+        """What `up` would find late: a Hyperplane ENI with no free address, more ENIs
+        than forwarder ports, more services than the forwarder holds, a port whose
+        security groups compile to more rules than the engine takes."""
         try:
             enis = self.hyperplane_enis()
         except TopologyError as e:
             return e.problems
-        return check_port_count(len(enis))
+        problems = check_port_count(len(enis))
+        services = sum(kind.forwarder_services(self) for kind in kinds.models()
+                       if hasattr(kind, "forwarder_services"))
+        if services > MAX_FORWARDER_SERVICES:
+            problems.append(Problem("", f"the lab compiles to {services} forwarder services "
+                                    f"(one per endpoint ENI and listener, one per NLB node "
+                                    f"and target health check); the forwarder holds "
+                                    f"{MAX_FORWARDER_SERVICES}"))
+        for kind in kinds.models():
+            if hasattr(kind, "lab_problems"):
+                problems += kind.lab_problems(self)
+        return problems + self._sg_rule_problems(enis)
+
+    def _sg_rule_problems(self, enis: list[HyperplaneEni]) -> list[Problem]:
+        """Each Hyperplane ENI's groups, as the engine gets them (one rule per `sg:`
+        member), fit MAX_SG_RULES in each direction."""
+        problems = []
+        members = {v: self.sg_members(self.vpcs[v]) for v in {e.vpc for e in enis
+                                                              if e.security_groups}}
+        for e in enis:
+            groups = self.vpcs[e.vpc].effective_security_groups()
+            for direction in ("ingress", "effective_egress"):
+                n = sum(len(members[e.vpc].get(r.peer_group, [])) if r.peer_group else 1
+                        for g in e.security_groups for r in getattr(groups[g], direction))
+                if n > MAX_SG_RULES:
+                    problems.append(Problem(
+                        f"vpcs.{e.vpc}.security_groups", f"the {direction.split('_')[-1]} "
+                        f"rules of {', '.join(e.security_groups)} on the {e.kind} ENI of "
+                        f"{e.owner} in {e.subnet} are {n} once sg: references name each "
+                        f"member; the forwarder takes {MAX_SG_RULES} per ENI"))
+        return problems
 
     def check(self) -> "Lab":
         """Raise TopologyError listing every problem; return self when there is none."""
