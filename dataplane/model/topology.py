@@ -43,6 +43,7 @@ from typing import Any, Iterable, Mapping
 
 from dataplane import kinds
 
+from . import names
 from .constants import (DEFAULT_REGION, DEFAULT_SG, FIRST_FREE_OFFSET, MAX_FORWARDER_SERVICES,
                         MAX_SG_RULES, RESERVED)
 from .enis import HyperplaneEni, eni_ids
@@ -309,6 +310,13 @@ class Lab(*kinds.builders("LabBuilder")):
         for kind in kinds.models():
             if hasattr(kind, "lab_problems"):
                 problems += kind.lab_problems(self)
+        for e in enis:
+            vpc = self.vpcs[e.vpc]
+            clash = next((i for i in vpc.instances if names.eni_ifname(i) == e.ifname), None)
+            if clash:
+                problems.append(Problem(f"vpcs.{e.vpc}.instances.{clash}", f"its ENI would be "
+                                        f"{e.ifname}, the interface of the {e.kind} ENI of "
+                                        f"{e.owner}; choose another instance name"))
         return problems + self._sg_rule_problems(enis)
 
     def _sg_rule_problems(self, enis: list[HyperplaneEni]) -> list[Problem]:

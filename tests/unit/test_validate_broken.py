@@ -18,10 +18,14 @@ from dataplane.model import TopologyError, load, loads
 from dataplane.model import loader as loader_mod
 from dataplane.model.constants import (MAX_BACKENDS, MAX_FORWARDER_PORTS,
                                        MAX_FORWARDER_SERVICES, MAX_SG_RULES)
+from dataplane.model.enis import eni_ids
 from dataplane.model.names import ALTNAMSIZ, IFNAMSIZ
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 GOOD = yaml.safe_load((REPO / "examples" / "privatelink.yaml").read_text())
+
+
+ENDPOINT_IFNAME = eni_ids("pl", "consumer", "vpce", "web-ep", "app-a")[1]
 
 
 def consumer(d):
@@ -100,6 +104,10 @@ DOC_CASES = [
     ("instance name longer than an interface name allows", lambda d: consumer(d)["instances"]
      .update({"a" * 12: {"subnet": "app-a"}}),
      [("vpcs.consumer.instances." + "a" * 12, f"({IFNAMSIZ} characters)")]),
+    ("an instance named like a Hyperplane ENI's interface", lambda d: consumer(d)["instances"]
+     .update({ENDPOINT_IFNAME[4:]: {"subnet": "app-a"}}),
+     [("vpcs.consumer.instances." + ENDPOINT_IFNAME[4:],
+       f"its ENI would be {ENDPOINT_IFNAME}, the interface of the vpce ENI of web-ep")]),
     ("subnet with no free address for an ENI", lambda d: (
         consumer(d)["subnets"]["app-a"].update(cidr="10.0.1.0/28"),
         consumer(d)["instances"].update({f"c{i}": {"subnet": "app-a"} for i in range(10)})),
