@@ -113,6 +113,10 @@ def test_spoofed_sources_from_an_instance_reach_nothing_and_are_counted(lab):
     assert seen == [("10.0.1.11", "10.0.1.10")] * 2
     assert drops(lab, "c", "client") == {"source": before["source"] + 12,
                                          "destination": before["destination"]}
+    # What the README tells a user to run: the counters in the VPC router's namespace.
+    listed = run_in(LAB, "c", "nft", "list", "counter", "inet", f"{LAB}-sg",
+                    "source_eni_client").stdout
+    assert f"packets {before['source'] + 12} " in listed
 
 
 def test_with_the_check_off_spoofed_sources_pass_and_are_not_counted(lab):
