@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from typing import Any
 
@@ -143,10 +144,14 @@ def _dns(lab: Lab, p: VpcPlan, st: State) -> None:
 
 def source_dest_drops(st: State) -> dict[str, dict[str, dict[str, int]]]:
     """{vpc: {instance: {"source": packets, "destination": packets}}}: what each instance
-    ENI's source/destination check dropped (instances with the check off are absent)."""
+    ENI's source/destination check dropped (instances with the check off, and VPCs whose
+    namespace is gone, are absent)."""
     out: dict[str, dict[str, dict[str, int]]] = {}
     for vname, v in st.data.get("vpcs", {}).items():
-        counts = nft.counters(v["netns"], v["nft_table"])
+        try:
+            counts = nft.counters(v["netns"], v["nft_table"])
+        except (RuntimeError, OSError, subprocess.SubprocessError):
+            continue            # the namespace or its table is gone (status says so)
         for iname, i in v["instances"].items():
             if not i.get("source_dest_check", True):
                 continue

@@ -331,8 +331,11 @@ class Lab(*kinds.builders("LabBuilder")):
                 n = sum(len(members[e.vpc].get(r.peer_group, [])) if r.peer_group else 1
                         for g in e.security_groups for r in getattr(groups[g], direction))
                 if n > MAX_SG_RULES:
+                    where = {"vpce": f"vpcs.{e.vpc}.endpoints.{e.owner}",
+                             "vpclink": f"api_gateway.vpc_links.{e.owner}"}.get(e.kind)
                     problems.append(Problem(
-                        f"vpcs.{e.vpc}.security_groups", f"the {direction.split('_')[-1]} "
+                        f"{where}.security_groups" if where else f"vpcs.{e.vpc}.security_groups",
+                        f"the {direction.split('_')[-1]} "
                         f"rules of {', '.join(e.security_groups)} on the {e.kind} ENI of "
                         f"{e.owner} in {e.subnet} are {n} once sg: references name each "
                         f"member; the forwarder takes {MAX_SG_RULES} per ENI"))

@@ -134,7 +134,8 @@ DOC_CASES = [
                                          for i in range(MAX_SG_RULES + 1)}),
         consumer(d)["security_groups"]["endpoint-sg"]["ingress"].append(
             {"protocol": "tcp", "ports": 80, "source": "sg:default"})),
-     [("vpcs.consumer.security_groups", f"the forwarder takes {MAX_SG_RULES} per ENI")]),
+     [("vpcs.consumer.endpoints.web-ep.security_groups",
+       f"the forwarder takes {MAX_SG_RULES} per ENI")]),
 ]
 
 
