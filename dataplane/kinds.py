@@ -7,7 +7,10 @@ and is registered here with one `Kind(...)` line naming them:
   `LabBuilder` and/or `VpcBuilder` mixin that `Lab` and `Vpc` inherit), `read(lab, doc)`
   and `write(lab, doc)` for its section of the topology document, `check(doc)` for the
   meaning of that section (the JSON schema checks its shape), and
-  `eni_requests(lab, vpc)` for the Hyperplane ENIs it puts in a VPC;
+  `eni_requests(lab, vpc)` for the Hyperplane ENIs it puts in a VPC; optionally
+  `forwarder_services(lab)`, how many forwarder services it compiles to (checked
+  against the engine's table), and `lab_problems(lab)`, what it can only check once
+  addresses are planned;
 * `compile` — `dataplane.compile.<kind>`: `contribute(ctx, spec)` adds its ports'
   security groups, services and health checks to the forwarder spec, `dns_records(lab)`
   its names for the VPC resolvers (None: nothing to compile yet);

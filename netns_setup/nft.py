@@ -21,16 +21,35 @@ A refused packet is dropped in silence (no RST, no ICMP), as on AWS. Traffic to 
 VPC's own addresses (the router, DNS at base+2) goes through `input`, which has no
 rules: DNS to the Route 53 Resolver ignores security groups on AWS too.
 
+The same table holds AWS's source/destination check of each instance ENI whose
+`source_dest_check` is on (EC2's default). Two more hooks, each a vmap to one chain
+per ENI that lets the ENI's own address through and counts and drops the rest:
+
+    prerouting, priority raw (before conntrack): iifname "eni-…" → ip saddr must be its address
+    postrouting:                                 oifname "eni-…" → ip daddr must be its address
+
+The source check sits before conntrack and before routing, so a spoofed packet costs
+no conntrack entry, reaches neither the router's own addresses nor the Hyperplane,
+and is counted where it entered. Each ENI has two named counters,
+`source_<eni>` and `destination_<eni>` (packets and bytes dropped; `counters()`
+reads them). An nftables rule was chosen over the kernel's reverse-path filter
+(rp_filter) because rp_filter counts its drops in one namespace-wide number
+(IPReversePathFilter), not per ENI; it checks sources only, never the destination of
+a packet delivered to an instance; and its verdict depends on the routes, which
+vpclab will grow (route tables that point at an instance), while this check says
+exactly what AWS's does: an ENI sends and receives for its own address only.
+
 Input, as plain data (this layer knows nothing of the model):
 
     groups = {"web-sg": ["10.0.1.4", "10.0.2.50"], ...}
-    enis   = [{"ifname": "eni-web1",
+    enis   = [{"ifname": "eni-web1", "address": "10.0.1.4", "source_dest_check": True,
                "ingress": [{"protocol": "tcp", "ports": (8080, 8080),
                             "peer": "10.0.0.0/16"}, {..., "peer": "sg:admin-sg"}],
                "egress":  [{"protocol": "all", "ports": None, "peer": "0.0.0.0/0"}]}]
 """
 from __future__ import annotations
 
+import json
 import subprocess
 from typing import Any, Iterable
 
@@ -52,6 +71,37 @@ def _chain_name(direction: str, ifname: str) -> str:
 
 def _set_name(group: str) -> str:
     return "sg_" + group.replace("-", "_")
+
+
+CHECKS = (("source", "prerouting", "raw", "iifname", "saddr"),
+          ("destination", "postrouting", "filter", "oifname", "daddr"))
+
+
+def check_counter(check: str, ifname: str) -> str:
+    """The named counter of one ENI's `source` or `destination` check."""
+    return f"{check}_{ifname.replace('-', '_')}"
+
+
+def _source_dest_check(enis: list[dict[str, Any]]) -> list[str]:
+    """Counters, hooks and per-ENI chains of the source/destination check."""
+    checked = [e for e in enis if e.get("source_dest_check", True)]
+    if not checked:
+        return []
+    out = []
+    for e in checked:
+        for check, *_ in CHECKS:
+            out.append(f"  counter {check_counter(check, e['ifname'])} {{ }}")
+    for check, hook, priority, dev_key, addr_key in CHECKS:
+        jumps = ", ".join(f'"{e["ifname"]}" : jump {check_counter(check, e["ifname"])}'
+                          for e in checked)
+        out += [f"  chain {check}_check {{",
+                f"    type filter hook {hook} priority {priority}; policy accept;",
+                f"    {dev_key} vmap {{ {jumps} }}", "  }"]
+        for e in checked:
+            name = check_counter(check, e["ifname"])
+            out += [f"  chain {name} {{", f"    ip {addr_key} {e['address']} return",
+                    f'    counter name "{name}" drop', "  }"]
+    return out
 
 
 def _match(rule: dict[str, Any], direction: str) -> str:
@@ -97,6 +147,7 @@ def render(table: str, groups: dict[str, Iterable[str]], enis: list[dict[str, An
                         for e in enis)
         out += [f"    iifname vmap {{ {eg} }}", f"    oifname vmap {{ {ing} }}"]
     out += ["    accept", "  }"]
+    out += _source_dest_check(enis)
     for e in enis:
         for direction, verdict in (("egress", "return"), ("ingress", "accept")):
             out.append(f"  chain {_chain_name(direction, e['ifname'])} {{")
@@ -130,6 +181,19 @@ def apply(ns: str, script: str) -> None:
                           preexec_fn=lambda: setns(ns), timeout=30)
     if proc.returncode != 0:
         raise RuntimeError(f"nft in namespace {ns}: {proc.stderr.strip()}")
+
+
+def counters(ns: str, table: str) -> dict[str, dict[str, int]]:
+    """{name: {"packets", "bytes"}} of every named counter of `table inet <table>` in
+    namespace `ns` ({} when the table has none)."""
+    proc = subprocess.run(["nft", "-j", "list", "counters", "table", "inet", table],
+                          text=True, capture_output=True, preexec_fn=lambda: setns(ns),
+                          timeout=30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"nft in namespace {ns}: {proc.stderr.strip()}")
+    return {c["name"]: {"packets": c["packets"], "bytes": c["bytes"]}
+            for item in json.loads(proc.stdout)["nftables"]
+            if (c := item.get("counter")) is not None}
 
 
 def list_tables(ns: str) -> list[str]:

@@ -41,14 +41,15 @@ def run(args) -> int:
         rows = []
         for vname, v in r["vpcs"].items():
             rows.append((vname, "-", v["netns"], f"{v['cidr']} dns {v['dns']}",
-                         "-", "ok" if v["present"] else "MISSING"))
+                         "-", "-", "ok" if v["present"] else "MISSING"))
             healthy &= v["present"]
             for n, i in v["instances"].items():
                 rows.append((vname, n, i["netns"], f"{i['ip']}/{i['prefixlen']}",
-                             ",".join(i["security_groups"]),
+                             ",".join(i["security_groups"]), _source_dest(i),
                              "ok" if i["present"] else "MISSING"))
                 healthy &= i["present"]
-        table(rows, ("VPC", "INSTANCE", "NAMESPACE", "ADDRESS", "SG", "STATE"))
+        table(rows, ("VPC", "INSTANCE", "NAMESPACE", "ADDRESS", "SG", "SRC/DST CHECK DROPS",
+                     "STATE"))
         for p in r["processes"]:
             where = p["vpc"] + (f"/{p['instance']}" if p["instance"] else "")
             print(f"  {p['role']} {where}: pid {p['pid']} "
@@ -57,6 +58,16 @@ def run(args) -> int:
             healthy &= _print_hyperplane(r["hyperplane"])
         print()
     return EXIT_OK if healthy else EXIT_FAILED
+
+
+def _source_dest(instance: dict) -> str:
+    """The source/destination check: `off`, or the packets it dropped each way."""
+    if not instance.get("source_dest_check", True):
+        return "off"
+    dropped = instance.get("source_dest_dropped")
+    if dropped is None:
+        return "?"
+    return f"src {dropped['source']} dst {dropped['destination']}"
 
 
 def _print_hyperplane(hp: dict) -> bool:

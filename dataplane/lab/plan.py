@@ -26,6 +26,7 @@ class InstancePlan:
     eth_mark: str
     security_groups: list[str]
     run: str | None
+    source_dest_check: bool = True
 
 
 @dataclass
@@ -55,13 +56,14 @@ def plan(lab: Lab) -> list[VpcPlan]:
                 sn.name, ip, sn.network.prefixlen, str(sn.router), names.eni_ifname(inst.name),
                 names.eni_altname(lab.name, vpc.name, inst.name),
                 names.eth_altname(lab.name, vpc.name, inst.name),
-                inst.effective_security_groups, inst.run))
+                inst.effective_security_groups, inst.run, inst.source_dest_check))
 
             def plain(rules):
                 return [{"protocol": r.protocol, "ports": r.port_range, "peer": r.peer}
                         for r in rules]
             sgs = [groups[g] for g in inst.effective_security_groups]
-            vp.enis.append({"ifname": names.eni_ifname(inst.name),
+            vp.enis.append({"ifname": names.eni_ifname(inst.name), "address": ip,
+                            "source_dest_check": inst.source_dest_check,
                             "ingress": plain(r for g in sgs for r in g.ingress),
                             "egress": plain(r for g in sgs for r in g.effective_egress)})
         out.append(vp)

@@ -9,8 +9,12 @@
    instances share an L2 segment and every packet crosses the router, as on the AWS
    fabric;
 3. the router: IP forwarding on, the VPC's DNS address (base+2) on `lo`;
-4. security groups: `table inet <lab>-sg` (netns_setup/nft.py) and AWS's
-   connection-tracking timeouts as the namespace's conntrack sysctls;
+4. security groups and the source/destination check of each instance ENI:
+   `table inet <lab>-sg` (netns_setup/nft.py) and AWS's connection-tracking timeouts
+   as the namespace's conntrack sysctls. The kernel's reverse-path filter is off in the
+   VPC namespace (a new namespace inherits the host's), so that the nftables check is
+   the one that decides and counts, and an instance without the check (a NAT
+   instance) may send from any address; `source_dest_drops()` reads the counts;
 5. DNS: a hosts file (instances' names and every kind's records) and resolv.conf under
    /run/vpclab/<lab>/, then dnsmasq in the VPC namespace on base+2 (netns_setup/dns.py);
 6. `run:` commands, each in its instance namespace (private mount namespace, the VPC's
@@ -19,6 +23,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from typing import Any
 
@@ -46,6 +51,7 @@ def record(p: VpcPlan, lab: Lab) -> dict[str, Any]:
             "instances": {i.name: {"netns": i.netns, "ip": i.ip, "prefixlen": i.prefixlen,
                                    "subnet": i.subnet, "router": i.router, "eni": i.eni,
                                    "security_groups": i.security_groups,
+                                   "source_dest_check": i.source_dest_check,
                                    "run": i.run,
                                    "log": os.path.join(d, f"{p.name}.{i.name}.log")
                                    if i.run else None}
@@ -92,8 +98,12 @@ def _router(p: VpcPlan) -> None:
     kernel.ensure_address(p.netns, "lo", p.dns, 32)
     sysctls: dict[str, Any] = {"net.ipv4.ip_forward": 1,
                                "net.ipv6.conf.all.disable_ipv6": 1,
-                               "net.ipv6.conf.default.disable_ipv6": 1}
+                               "net.ipv6.conf.default.disable_ipv6": 1,
+                               # the source check is nftables' (module docstring)
+                               "net.ipv4.conf.all.rp_filter": 0,
+                               "net.ipv4.conf.default.rp_filter": 0}
     for i in p.instances:
+        sysctls[f"net.ipv4.conf.{i.eni}.rp_filter"] = 0
         sysctls[f"net.ipv4.conf.{i.eni}.proxy_arp"] = 1
         sysctls[f"net.ipv4.conf.{i.eni}.send_redirects"] = 0
         # Proxy ARP replies to broadcast requests are delayed by a random 0-800 ms
@@ -130,3 +140,22 @@ def _dns(lab: Lab, p: VpcPlan, st: State) -> None:
         if not procs.alive(pid, None) or time.monotonic() > deadline:
             raise LabError(f"dnsmasq for VPC {p.name} did not start: {processes.tail(log)}")
         time.sleep(0.01)
+
+
+def source_dest_drops(st: State) -> dict[str, dict[str, dict[str, int]]]:
+    """{vpc: {instance: {"source": packets, "destination": packets}}}: what each instance
+    ENI's source/destination check dropped (instances with the check off, and VPCs whose
+    namespace is gone, are absent)."""
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for vname, v in st.data.get("vpcs", {}).items():
+        try:
+            counts = nft.counters(v["netns"], v["nft_table"])
+        except (RuntimeError, OSError, subprocess.SubprocessError):
+            continue            # the namespace or its table is gone (status says so)
+        for iname, i in v["instances"].items():
+            if not i.get("source_dest_check", True):
+                continue
+            out.setdefault(vname, {})[iname] = {
+                check: counts.get(nft.check_counter(check, i["eni"]), {}).get("packets", 0)
+                for check in ("source", "destination")}
+    return out

@@ -10,6 +10,7 @@ from dataplane import kinds
 from dataplane.forwarder import control
 from dataplane.model import Lab, names
 
+from . import realise_vpc
 from .state import LabError, State
 
 
@@ -32,13 +33,17 @@ def status(lab: str) -> dict[str, Any]:
                            "state_dir": st.dir, "vpcs": {}, "processes": []}
     if d.get("status") != "up" and not st.owner_alive():
         out["status"] = f"{d.get('status')} (unfinished: run vpclab cleanup)"
+    checked = realise_vpc.source_dest_drops(st)
     for vname, v in d.get("vpcs", {}).items():
         out["vpcs"][vname] = {
             "netns": v["netns"], "present": kernel.netns_exists(v["netns"]),
             "cidr": v["cidr"], "dns": v["dns"],
             "instances": {n: {**{k: i[k] for k in ("netns", "ip", "prefixlen", "subnet",
                                                    "eni", "security_groups", "log")},
-                              "present": kernel.netns_exists(i["netns"])}
+                              "present": kernel.netns_exists(i["netns"]),
+                              "source_dest_check": i.get("source_dest_check", True),
+                              # packets the check dropped: {"source": n, "destination": n}
+                              "source_dest_dropped": checked.get(vname, {}).get(n)}
                           for n, i in v["instances"].items()}}
     for p in d.get("processes", []):
         out["processes"].append({**{k: p[k] for k in ("pid", "role", "vpc", "instance",

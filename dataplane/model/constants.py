@@ -17,3 +17,14 @@ MIN_PREFIX, MAX_PREFIX = 16, 28     # AWS: VPC and subnet CIDRs are /16 to /28
 # The forwarder's port table (HP_MAX_PORTS in native/hp_engine.h; a unit test checks
 # they agree): every Hyperplane ENI is one port, and NLB health checks take one more.
 MAX_FORWARDER_PORTS = 256
+# The engine's other tables (native/hp_engine.h; the same unit test checks them): a
+# service's backends (a target group's targets), the rules of one security group of a
+# port (its groups' rules, `sg:` peers expanded to one per member), and the services of
+# the forwarder (the daemon leaves max_services at its default, 1024 in hp_engine.c):
+# one per endpoint ENI and listener, one per NLB node and target health check.
+MAX_BACKENDS = 4096
+MAX_SG_RULES = 1000
+MAX_FORWARDER_SERVICES = 1024
+# A VPC link's routes in the engine (HP_LINK_MAX_ROUTES): one per subnet of the link's VPC
+# in an AZ where the link has an ENI (compile/vpc_link.py).
+MAX_LINK_ROUTES = 64

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from .checks import known_groups, mapping, one_subnet_per_az, subnet_azs
+from .constants import MAX_BACKENDS
 from .enis import EniRequest, HyperplaneEni, eni_ids, stable_hex
 from .problems import Problem, add_unique
 
@@ -234,6 +235,50 @@ def eni_requests(lab: Any, vpc: Any) -> list[EniRequest]:
     return out
 
 
+def forwarder_services(lab: Any) -> int:
+    """How many forwarder services PrivateLink compiles (compile/privatelink.py): one per
+    endpoint ENI and listener of the NLB node in its AZ, one per NLB node, target group
+    and target for health checks."""
+    enis = lab.hyperplane_enis()
+    n = 0
+    for vpc in lab.vpcs.values():
+        for ep in vpc.endpoints.values():
+            svc_vpc, svc = ep.service_ref
+            provider = lab.vpcs[svc_vpc]
+            lbs = provider.endpoint_services[svc].load_balancers
+            for e in enis:
+                if (e.vpc, e.kind, e.owner) != (vpc.name, "vpce", ep.name):
+                    continue
+                node = next((x for lb in lbs for x in enis if (x.vpc, x.kind, x.owner, x.az)
+                             == (svc_vpc, "nlb", lb, e.az)), None)
+                if node is not None:
+                    n += len(provider.load_balancers[node.owner].listeners)
+        for lb in vpc.load_balancers.values():
+            groups = dict.fromkeys(l.target_group for l in lb.listeners)
+            n += len(lb.subnets) * sum(len(vpc.target_groups[g].targets) for g in groups)
+    return n
+
+
+def lab_problems(lab: Any) -> list[Problem]:
+    """What needs the address plan: a target group must not name one target twice (an
+    instance and its address are one target; the forwarder would get the same health
+    check twice, and AWS registers a target once)."""
+    problems = []
+    addresses = lab.addresses()
+    for vpc in lab.vpcs.values():
+        ips = {i: addresses[(vpc.name, i)] for i in vpc.instances}
+        for tg in vpc.target_groups.values():
+            seen: dict[tuple[str, int], str] = {}
+            for k, (target, resolved) in enumerate(zip(tg.targets, tg.target_addresses(ips))):
+                if resolved in seen:
+                    problems.append(Problem(
+                        f"vpcs.{vpc.name}.target_groups.{tg.name}.targets[{k}]",
+                        f"{target} is {resolved[0]}:{resolved[1]}, already a target as "
+                        f"{seen[resolved]}"))
+                seen.setdefault(resolved, target)
+    return problems
+
+
 def check(doc: dict[str, Any]) -> list[Problem]:
     """The meaning of every VPC's PrivateLink sections (their shape is the schema's)."""
     problems: list[Problem] = []
@@ -241,6 +286,31 @@ def check(doc: dict[str, Any]) -> list[Problem]:
     for vname, vpc in vpcs.items():
         if isinstance(vpc, dict):
             problems += _check_vpc(str(vname), vpc, f"vpcs.{vname}", vpcs)
+    return problems
+
+
+def _check_private_dns(vname: str, vpc: dict, vp: str, vpcs: dict) -> list[Problem]:
+    """At most one endpoint of a VPC answers each private DNS name (AWS refuses a second
+    endpoint with private DNS for the same service, or for a name already taken)."""
+    problems: list[Problem] = []
+    taken: dict[str, str] = {}
+    for ename, ep in mapping(vpc.get("endpoints")).items():
+        if not isinstance(ep, dict) or ep.get("private_dns") is not True:
+            continue
+        svc = ep.get("service")
+        if not isinstance(svc, str) or "/" not in svc:
+            continue
+        svpc_name, _, sname = svc.partition("/")
+        es = mapping(mapping(mapping(vpcs.get(svpc_name)).get("endpoint_services")).get(sname))
+        name = es.get("private_dns_name")
+        if not isinstance(name, str):
+            continue
+        if name in taken:
+            problems.append(Problem(f"{vp}.endpoints.{ename}.private_dns", f"endpoint "
+                                    f"{taken[name]} of VPC {vname} already answers {name}; "
+                                    f"private DNS can be on for one endpoint per name in a VPC"))
+        else:
+            taken[name] = str(ename)
     return problems
 
 
@@ -278,9 +348,14 @@ def _check_vpc(vname: str, vpc: dict, vp: str, vpcs: dict) -> list[Problem]:
         vnet = ipaddress.IPv4Network(vpc.get("cidr"))
     except (ValueError, TypeError):
         pass
+    problems += _check_private_dns(vname, vpc, vp, vpcs)
     for tname, tg in tgs.items():
         if not isinstance(tg, dict):
             continue
+        if isinstance(tg.get("targets"), list) and len(tg["targets"]) > MAX_BACKENDS:
+            problems.append(Problem(f"{vp}.target_groups.{tname}.targets",
+                                    f"{len(tg['targets'])} targets; the forwarder takes at "
+                                    f"most {MAX_BACKENDS} per target group"))
         for k, target in enumerate(tg.get("targets") or []):
             if not isinstance(target, str):
                 continue

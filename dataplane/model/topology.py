@@ -43,7 +43,9 @@ from typing import Any, Iterable, Mapping
 
 from dataplane import kinds
 
-from .constants import DEFAULT_REGION, DEFAULT_SG, FIRST_FREE_OFFSET, RESERVED
+from . import names
+from .constants import (DEFAULT_REGION, DEFAULT_SG, FIRST_FREE_OFFSET, MAX_FORWARDER_SERVICES,
+                        MAX_SG_RULES, RESERVED)
 from .enis import HyperplaneEni, eni_ids
 from .problems import Problem, TopologyError, add_unique
 from .validate import check_document, check_port_count
@@ -162,6 +164,9 @@ class Instance:
     ip: str | None = None
     security_groups: list[str] = field(default_factory=list)
     run: str | None = None
+    # AWS's SourceDestCheck: the ENI sends only from and receives only for its own
+    # address. Off for an instance that forwards others' packets (a NAT instance).
+    source_dest_check: bool = True
 
     @property
     def effective_security_groups(self) -> list[str]:
@@ -175,6 +180,8 @@ class Instance:
             d["security_groups"] = list(self.security_groups)
         if self.run is not None:
             d["run"] = self.run
+        if not self.source_dest_check:
+            d["source_dest_check"] = False
         return d
 
 
@@ -213,11 +220,11 @@ class Vpc(*kinds.builders("VpcBuilder")):
 
     def add_instance(self, name: str, subnet: str | Subnet, ip: str | None = None,
                      security_groups: Iterable[str | SecurityGroup] = (),
-                     run: str | None = None) -> Instance:
+                     run: str | None = None, source_dest_check: bool = True) -> Instance:
         sn = subnet.name if isinstance(subnet, Subnet) else subnet
         groups = [g.name if isinstance(g, SecurityGroup) else g for g in security_groups]
-        return add_unique(self.instances, name, Instance(name, sn, ip, groups, run), "instance",
-                    f"{self._path}.instances")
+        inst = Instance(name, sn, ip, groups, run, source_dest_check)
+        return add_unique(self.instances, name, inst, "instance", f"{self._path}.instances")
 
     def effective_security_groups(self) -> dict[str, SecurityGroup]:
         """The VPC's groups including the implicit `default` one."""
@@ -265,7 +272,8 @@ class Lab(*kinds.builders("LabBuilder")):
                                        g.get("description"))
             for iname, i in (v.get("instances") or {}).items():
                 vpc.add_instance(iname, i["subnet"], i.get("ip"),
-                                 i.get("security_groups") or [], i.get("run"))
+                                 i.get("security_groups") or [], i.get("run"),
+                                 i.get("source_dest_check", True))
         for kind in kinds.models():
             kind.read(lab, doc)
         return lab
@@ -284,11 +292,54 @@ class Lab(*kinds.builders("LabBuilder")):
         return check_document(self.to_dict()) or self.allocation_problems()
 
     def allocation_problems(self) -> list[Problem]:
+        """What `up` would find late: a Hyperplane ENI with no free address, more ENIs
+        than forwarder ports, more services than the forwarder holds, a port whose
+        security groups compile to more rules than the engine takes."""
         try:
             enis = self.hyperplane_enis()
         except TopologyError as e:
             return e.problems
-        return check_port_count(len(enis), len(self.vpc_links))
+        problems = check_port_count(len(enis), len(self.vpc_links))
+        services = sum(kind.forwarder_services(self) for kind in kinds.models()
+                       if hasattr(kind, "forwarder_services"))
+        if services > MAX_FORWARDER_SERVICES:
+            problems.append(Problem("", f"the lab compiles to {services} forwarder services "
+                                    f"(one per endpoint ENI and listener, one per NLB node "
+                                    f"and target health check); the forwarder holds "
+                                    f"{MAX_FORWARDER_SERVICES}"))
+        for kind in kinds.models():
+            if hasattr(kind, "lab_problems"):
+                problems += kind.lab_problems(self)
+        for e in enis:
+            vpc = self.vpcs[e.vpc]
+            clash = next((i for i in vpc.instances if names.eni_ifname(i) == e.ifname), None)
+            if clash:
+                problems.append(Problem(f"vpcs.{e.vpc}.instances.{clash}", f"its ENI would be "
+                                        f"{e.ifname}, the interface of the {e.kind} ENI of "
+                                        f"{e.owner}; choose another instance name"))
+        return problems + self._sg_rule_problems(enis)
+
+    def _sg_rule_problems(self, enis: list[HyperplaneEni]) -> list[Problem]:
+        """Each Hyperplane ENI's groups, as the engine gets them (one rule per `sg:`
+        member), fit MAX_SG_RULES in each direction."""
+        problems = []
+        members = {v: self.sg_members(self.vpcs[v]) for v in {e.vpc for e in enis
+                                                              if e.security_groups}}
+        for e in enis:
+            groups = self.vpcs[e.vpc].effective_security_groups()
+            for direction in ("ingress", "effective_egress"):
+                n = sum(len(members[e.vpc].get(r.peer_group, [])) if r.peer_group else 1
+                        for g in e.security_groups for r in getattr(groups[g], direction))
+                if n > MAX_SG_RULES:
+                    where = {"vpce": f"vpcs.{e.vpc}.endpoints.{e.owner}",
+                             "vpclink": f"api_gateway.vpc_links.{e.owner}"}.get(e.kind)
+                    problems.append(Problem(
+                        f"{where}.security_groups" if where else f"vpcs.{e.vpc}.security_groups",
+                        f"the {direction.split('_')[-1]} "
+                        f"rules of {', '.join(e.security_groups)} on the {e.kind} ENI of "
+                        f"{e.owner} in {e.subnet} are {n} once sg: references name each "
+                        f"member; the forwarder takes {MAX_SG_RULES} per ENI"))
+        return problems
 
     def check(self) -> "Lab":
         """Raise TopologyError listing every problem; return self when there is none."""

@@ -35,7 +35,20 @@ from .constants import (DEFAULT_SG, FIRST_FREE_OFFSET, MAX_FORWARDER_PORTS, MAX_
 from .problems import Problem, join
 
 JSON_TYPES = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-              int: "a number", float: "a number", type(None): "nothing (null)"}
+              int: "a whole number", float: "a decimal number", type(None): "nothing (null)"}
+
+# JSON Schema counts 80.0 as an integer; the engine, the kernel and every port field
+# take whole numbers only, so here an integer is a Python int (and never a bool).
+_TYPES = jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+    "integer", lambda checker, v: isinstance(v, int) and not isinstance(v, bool))
+Validator = jsonschema.validators.extend(jsonschema.Draft202012Validator, type_checker=_TYPES)
+
+# Ranges the kernel does not route as unicast, and AWS does not allow in a VPC.
+SPECIAL_RANGES = {ipaddress.IPv4Network(n): what for n, what in (
+    ("0.0.0.0/8", "'this network' (0.0.0.0/8)"), ("127.0.0.0/8", "loopback (127.0.0.0/8)"),
+    ("169.254.0.0/16", "link-local (169.254.0.0/16)"),
+    ("224.0.0.0/4", "multicast (224.0.0.0/4)"),
+    ("240.0.0.0/4", "reserved and broadcast (240.0.0.0/4)"))}
 
 
 @lru_cache(maxsize=1)
@@ -54,6 +67,9 @@ def _reason(err: jsonschema.ValidationError) -> str | None:
     v, inst, sch = err.validator, err.instance, err.schema
     if v == "pattern":
         return f"{inst!r} is not valid: {sch.get('x-reason', 'must match ' + sch['pattern'])}"
+    if v == "maxLength":
+        why = f": {sch['x-reason']}" if "x-reason" in sch else ""
+        return f"{len(inst)} characters, at most {sch['maxLength']}{why}"
     if v == "type":
         want = sch["type"] if isinstance(sch["type"], list) else [sch["type"]]
         kinds = " or ".join({"object": "a mapping", "array": "a list", "string": "a string",
@@ -80,7 +96,7 @@ def _reason(err: jsonschema.ValidationError) -> str | None:
 
 def check_schema(doc: Any) -> list[Problem]:
     problems: list[Problem] = []
-    validator = jsonschema.Draft202012Validator(schema())
+    validator = Validator(schema())
     for err in validator.iter_errors(doc):
         path = list(err.absolute_path)
         if err.validator == "additionalProperties" and isinstance(err.instance, dict):
@@ -144,6 +160,12 @@ def _check_vpc(lab: str | None, region: str | None, vname: str, vpc: dict,
     if vnet is not None and not MIN_PREFIX <= vnet.prefixlen <= MAX_PREFIX:
         problems.append(Problem(f"{vp}.cidr", f"a VPC CIDR must be /{MIN_PREFIX} to "
                                 f"/{MAX_PREFIX}, not /{vnet.prefixlen}"))
+        vnet = None
+    special = next((what for net, what in SPECIAL_RANGES.items()
+                    if vnet is not None and vnet.overlaps(net)), None)
+    if special:
+        problems.append(Problem(f"{vp}.cidr", f"{vnet} is in the {special} range, which "
+                                f"is not unicast: a VPC CIDR cannot be there"))
         vnet = None
 
     # Subnets: inside the VPC, no overlap, sane size, AZ in the lab's region.

@@ -25,7 +25,9 @@ What the model derives, as for PrivateLink:
   `sg:<link-sg>` admits them (`Lab.sg_members`, used by nftables and the forwarder).
 
 Checked (`check`): the VPC, subnets and groups exist; the subnets are in the link's VPC,
-carry an AZ, at most one per AZ and at most 10 (AWS's quota of subnets per link).
+carry an AZ, at most one per AZ and at most 10 (AWS's quota of subnets per link); and
+(`lab_problems`) the link's routes fit the engine: one per subnet of the VPC in an AZ
+where the link has an ENI. Each link is one forwarder service (`forwarder_services`).
 """
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from .checks import known_groups, mapping, one_subnet_per_az
-from .constants import DEFAULT_SG
+from .constants import DEFAULT_SG, MAX_LINK_ROUTES
 from .enis import EniRequest, stable_hex
 from .problems import Problem, add_unique
 
@@ -119,4 +121,24 @@ def check(doc: dict[str, Any]) -> list[Problem]:
         problems += one_subnet_per_az(subnets, vpc, f"{lp}.subnets", "a VPC link", vname)
         problems += known_groups(link.get("security_groups"), vpc, vname,
                                  f"{lp}.security_groups")
+    return problems
+
+
+def forwarder_services(lab: Any) -> int:
+    """One `vpc_nat` service per link (compile/vpc_link.py)."""
+    return len(lab.vpc_links)
+
+
+def lab_problems(lab: Any) -> list[Problem]:
+    """A link routes each subnet of its VPC in an AZ where it has an ENI to that ENI; the
+    engine holds MAX_LINK_ROUTES such routes per link."""
+    problems = []
+    for name, link in lab.vpc_links.items():
+        vpc = lab.vpcs[link.vpc]
+        azs = {vpc.subnets[s].az for s in link.subnets}
+        n = sum(1 for s in vpc.subnets.values() if s.az in azs)
+        if n > MAX_LINK_ROUTES:
+            problems.append(Problem(f"{PATH}.{name}.subnets",
+                                    f"VPC {link.vpc} has {n} subnets in the link's AZs, each a "
+                                    f"route of the link; the forwarder takes {MAX_LINK_ROUTES}"))
     return problems

@@ -87,3 +87,21 @@ def test_apigw_is_not_a_vpc_name() -> None:
                    for p in e.problems)
     else:
         raise AssertionError("a VPC named apigw was accepted")
+
+
+def test_a_link_whose_vpc_has_more_subnets_in_its_azs_than_the_engine_routes_is_refused() -> None:
+    from dataplane.model.problems import TopologyError
+    lab = load(EXAMPLE)
+    app = lab.vpcs["app"]
+    for k in range(63):          # with a and b: 65 subnets in the link's two AZs
+        app.add_subnet(f"x{k}", f"10.0.{100 + k}.0/28", az="us-east-1a")
+    try:
+        lab.check()
+    except TopologyError as e:
+        assert [str(p) for p in e.problems] == [
+            "api_gateway.vpc_links.app-link.subnets: VPC app has 65 subnets in the link's AZs, "
+            "each a route of the link; the forwarder takes 64"]
+    else:
+        raise AssertionError("65 routes were accepted")
+    del app.subnets["x62"]
+    lab.check()                  # 64 fit

@@ -130,6 +130,19 @@ def test_constants_copied_from_the_engine_agree_with_it() -> None:
     from dataplane._native import lib
     from dataplane.forwarder.frames import MAX_FRAME
     from dataplane.forwarder.io import max_frame
-    from dataplane.model.constants import MAX_FORWARDER_PORTS
+    from dataplane.forwarder.engine import Engine, EngineError
+    from dataplane.model.constants import (MAX_BACKENDS, MAX_FORWARDER_PORTS,
+                                           MAX_FORWARDER_SERVICES, MAX_LINK_ROUTES,
+                                           MAX_SG_RULES)
     assert MAX_FRAME == max_frame() == lib.hp_io_max_frame(0)
     assert MAX_FORWARDER_PORTS == lib.HP_MAX_PORTS
+    assert MAX_BACKENDS == lib.HP_MAX_BACKENDS
+    assert MAX_SG_RULES == lib.HP_MAX_SG_RULES
+    assert MAX_LINK_ROUTES == lib.HP_LINK_MAX_ROUTES
+    engine = Engine(flow_capacity=1024)       # as the daemon makes it: default services
+    engine.set_port(0, "02:00:00:00:00:01", ["10.0.0.1"])
+    engine.set_port(1, "02:00:00:00:00:02", ["10.1.0.1"])
+    for n in range(MAX_FORWARDER_SERVICES):
+        engine.add_service(0, 1, "10.0.0.1", n + 1, "tcp")
+    with pytest.raises(EngineError, match="services are in use"):
+        engine.add_service(0, 1, "10.0.0.1", 65000, "tcp")
