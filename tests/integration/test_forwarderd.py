@@ -152,5 +152,5 @@ def test_bad_spec_is_refused_with_a_clear_error(tmp_path) -> None:
     bad.write_text(json.dumps({"ports": [], "services": [{"name": "x", "in_port": 0}]}))
     out = subprocess.run([sys.executable, "-m", "dataplane.forwarder.daemon", "--spec", str(bad),
                           "--socket", str(tmp_path / "s")], capture_output=True, text=True, timeout=30)
-    assert out.returncode == 2 and "service x: 'out_port' is missing" in out.stderr
+    assert out.returncode == 2 and "services[0]: 'out_port' is missing" in out.stderr
     assert not (tmp_path / "s").exists()
