@@ -9,7 +9,7 @@ edge (the `--spec` file, the control socket's `apply`), and refuses anything it 
 use with a `SpecError` that names the field's path and what is wrong with it:
 
     services[1].backends[0].ip: '10.0.1.300' is not an IPv4 address
-    ports[0]: unknown field 'adress'; known: id, name, ifname, mac, addrs, peer_mac, security_groups
+    ports[0]: unknown field 'adress'; known: id, name, ifname, mac, peer_mac, addrs, security_groups
     services[0]: 'out_port' is missing
 
 `to_json()` writes it back. A field is written when it is required, when its value is
@@ -30,6 +30,7 @@ they are (forwarder/engine.py imports them from here).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import re
 import types
@@ -129,6 +130,11 @@ def _parse(tp: Any, value: Any, path: str) -> Any:
     raise TypeError(f"no JSON reading for {tp!r}")
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, include_extras=True)
+
+
 def _dump(value: Any) -> Any:
     if isinstance(value, Record):
         return value.to_json()
@@ -156,7 +162,7 @@ class Record:
         """Reads and checks `doc`; a SpecError names the first field that is wrong."""
         if not isinstance(doc, dict):
             raise SpecError("", f"{doc!r} is not an object")
-        hints = typing.get_type_hints(cls, include_extras=True)
+        hints = _type_hints(cls)
         fields = cls._fields()
         known = [f.name for f in fields] + (["kind"] if cls.KIND else [])
         unknown = [k for k in doc if k not in known]
@@ -221,17 +227,17 @@ class SecurityGroups(Record):
     egress: tuple[SgRule, ...] | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ForwarderPort(Record):
     """One port of the forwarder: its MAC, the addresses it answers ARP for, the MAC of
     whatever is at the other end (the VPC router), its interface in the Hyperplane
     namespace (needed by the daemon, not by an engine in a test) and its filters."""
     id: Count
-    mac: Mac
     name: str | None = None
     ifname: str | None = None
-    addrs: tuple[Address, ...] = ()
+    mac: Mac
     peer_mac: Mac | None = None
+    addrs: tuple[Address, ...] = ()
     security_groups: SecurityGroups = SecurityGroups()
 
     @property
@@ -249,7 +255,7 @@ class Backend(Record):
     weight: int = 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PrivateLinkService(Record):
     """A listener (kind "privatelink"): new flows to (vip, vport, proto) on `in_port` go
     out of `out_port` from (snat_ip, a port of `snat_ports`) to one of `backends`.
@@ -261,11 +267,11 @@ class PrivateLinkService(Record):
                                            "snat_ip", "snat_ports", "mtu", "mss_clamp",
                                            "idle_timeout_s")
     name: str
+    health_group: str | None = None
     in_port: Count
     out_port: Count
     vip: Address
     vport: int
-    health_group: str | None = None
     proto: str = "tcp"
     snat_ip: Address | None = None
     snat_ports: tuple[int, int] = (0, 0)
