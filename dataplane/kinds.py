@@ -11,8 +11,9 @@ and is registered here with one `Kind(...)` line naming them:
   `forwarder_services(lab)`, how many forwarder services it compiles to (checked
   against the engine's table), and `lab_problems(lab)`, what it can only check once
   addresses are planned;
-* `compile` — `dataplane.compile.<kind>`: `contribute(ctx, spec)` adds its ports'
-  security groups, services and health checks to the forwarder spec, `dns_records(lab)`
+* `compile` — `dataplane.compile.<kind>`: `contribute(ctx, draft)` adds its ports,
+  security groups, services and health checks to the forwarder spec (a
+  `compile.hyperplane.SpecDraft` of compile/spec.py's dataclasses), `dns_records(lab)`
   its names for the VPC resolvers (None: nothing to compile yet);
 * `realise` — `dataplane.lab.realise_<kind>`: `steps(lab, st)` are its steps in `up`,
   run once the Hyperplane's ENIs exist and before the forwarder starts, and

@@ -3,21 +3,23 @@ DNS records every kind asks for, and where the forwarder's files go.
 
 Every Hyperplane ENI (model/enis.py: NLB nodes, endpoints, VPC links, in that order) is
 one forwarder port `hp<n>`, n its position. `compile_spec` builds the ports, then lets
-each registered kind's compiler (dataplane/kinds.py) add its security groups, services
-and health checks through `contribute(ctx, spec)`. The result is the spec the forwarder
-applies (dataplane/forwarder/spec.py documents it): plain data, written to the lab's
-state directory and sent over the control socket, never a live object.
+each registered kind's compiler (dataplane/kinds.py) add its ports, security groups,
+services and health checks to a `SpecDraft` through `contribute(ctx, draft)`. The result
+is the spec the forwarder applies, a `ForwarderSpec` (compile/spec.py, the one contract
+between the lab and the forwarder): the lab writes its `to_json()` to the lab's state
+directory and sends it over the control socket, never a live object.
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from dataplane import kinds
 from dataplane.model import names
 from dataplane.model.enis import HyperplaneEni
 from dataplane.model.topology import Lab, Vpc
+
+from .spec import ForwarderPort, ForwarderSpec, SecurityGroups, Service, SgRule, TargetCheck
 
 FLOW_CAPACITY = 65536
 
@@ -52,8 +54,25 @@ class SpecContext:
     by_owner: dict[tuple[str, str, str], list[Port]] = field(default_factory=dict)
 
 
+@dataclass
+class SpecDraft:
+    """The spec while the kinds' compilers add to it; `build()` freezes it."""
+    ports: list[ForwarderPort] = field(default_factory=list)
+    services: list[Service] = field(default_factory=list)
+    health_checks: list[TargetCheck] = field(default_factory=list)
+
+    def filter_port(self, port_id: int, groups: SecurityGroups) -> None:
+        """Sets the security groups of the port `port_id` (an ENI's, by its position)."""
+        self.ports[port_id] = replace(self.ports[port_id], security_groups=groups)
+
+    def build(self) -> ForwarderSpec:
+        return ForwarderSpec(flow_capacity=FLOW_CAPACITY, ports=tuple(self.ports),
+                             services=tuple(self.services),
+                             health_checks=tuple(self.health_checks))
+
+
 def sg_rules(vpc: Vpc, groups: list[str], members: dict[str, list[str]],
-             direction: str) -> list[dict]:
+             direction: str) -> tuple[SgRule, ...]:
     """The `direction` ("ingress" or "egress") rules of `groups` as the forwarder's port
     rules: CIDRs as written, `sg:<group>` as its members' /32s (`Lab.sg_members`)."""
     rules = []
@@ -64,27 +83,23 @@ def sg_rules(vpc: Vpc, groups: list[str], members: dict[str, list[str]],
             lo, hi = r.port_range or (0, 65535)
             peers = ([f"{ip}/32" for ip in members.get(r.peer_group, [])]
                      if r.peer_group else [r.peer])
-            rules += [{"protocol": r.protocol, "cidr": p, "port_lo": lo, "port_hi": hi}
-                      for p in peers]
-    return rules
+            rules += [SgRule(r.protocol, p, lo, hi) for p in peers]
+    return tuple(rules)
 
 
 def compile_spec(lab: Lab, plist: list[Port], macs: dict[int, tuple[str, str]],
-                 states: dict[str, dict]) -> dict[str, Any]:
+                 states: dict[str, dict]) -> ForwarderSpec:
     """The forwarder spec of a lab. `macs`: {port: (hp end MAC, VPC end MAC)}, read from
     the kernel once the veths exist (extra ports' too, e.g. the health port)."""
     ctx = SpecContext(lab, plist, macs, states, lab.addresses())
     for p in plist:
         ctx.by_owner.setdefault((p.eni.vpc, p.eni.kind, p.eni.owner), []).append(p)
-    spec: dict[str, Any] = {
-        "flow_capacity": FLOW_CAPACITY,
-        "ports": [{"id": p.id, "name": p.eni.eni_id, "ifname": p.hp_ifname,
-                   "mac": macs[p.id][0], "peer_mac": macs[p.id][1], "addrs": [p.eni.ip]}
-                  for p in plist],
-        "services": [], "health_checks": []}
+    draft = SpecDraft([ForwarderPort(id=p.id, name=p.eni.eni_id, ifname=p.hp_ifname,
+                                     mac=macs[p.id][0], peer_mac=macs[p.id][1],
+                                     addrs=(p.eni.ip,)) for p in plist])
     for kind in kinds.compilers():
-        kind.contribute(ctx, spec)
-    return spec
+        kind.contribute(ctx, draft)
+    return draft.build()
 
 
 def dns_records(lab: Lab) -> dict[str, list[tuple[str, str]]]:

@@ -42,12 +42,13 @@ target that turns unhealthy has its flows reset (dataplane/forwarder/healthd.py 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any
 
 from dataplane.model.privatelink import endpoint_dns_names, endpoint_id, service_id
 from dataplane.model.topology import Lab, Vpc
 
-from .hyperplane import SpecContext, sg_rules
+from .hyperplane import SpecContext, SpecDraft, sg_rules
+from .spec import (Backend, ForwarderPort, HealthCheck, PrivateLinkService, SecurityGroups,
+                   TargetCheck)
 
 ENDPOINT_MTU = 8500           # PrivateLink (AWS-FACTS §1)
 ENDPOINT_MSS = ENDPOINT_MTU - 40
@@ -104,11 +105,10 @@ def dns_records(lab: Lab) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def contribute(ctx: SpecContext, spec: dict[str, Any]) -> None:
+def contribute(ctx: SpecContext, spec: SpecDraft) -> None:
     """PrivateLink's part of the forwarder spec: each endpoint ENI's ingress rules, one
     service per (endpoint ENI, listener), and the NLBs' health port, checks and services."""
-    lab, addresses, by_owner, spec_ports = ctx.lab, ctx.addresses, ctx.by_owner, spec["ports"]
-    services = spec["services"]
+    lab, addresses, by_owner, services = ctx.lab, ctx.addresses, ctx.by_owner, spec.services
     for vpc in lab.vpcs.values():
         members = lab.sg_members(vpc)
         for ep in vpc.endpoints.values():
@@ -119,7 +119,7 @@ def contribute(ctx: SpecContext, spec: dict[str, Any]) -> None:
             rules = sg_rules(vpc, ep.effective_security_groups, members, "ingress")
             instance_ips = {i: addresses[(svc_vpc.name, i)] for i in svc_vpc.instances}
             for ep_port in by_owner[(vpc.name, "vpce", ep.name)]:
-                spec_ports[ep_port.id]["security_groups"] = {"ingress": rules}
+                spec.filter_port(ep_port.id, SecurityGroups(ingress=rules))
                 node = next((n for lb in es.load_balancers
                              for n in by_owner[(svc_vpc.name, "nlb", lb)]
                              if n.eni.az == ep_port.eni.az), None)
@@ -130,32 +130,33 @@ def contribute(ctx: SpecContext, spec: dict[str, Any]) -> None:
                     tg = svc_vpc.target_groups[listener.target_group]
                     targets = tg.target_addresses(instance_ips)
                     local = [t for t in targets if _az_of(svc_vpc, t[0]) == node.eni.az]
-                    services.append({
-                        "name": f"{ep_port.eni.eni_id}:{listener.port}",
-                        "health_group": f"{node.eni.eni_id}/{tg.name}",
-                        "in_port": ep_port.id, "out_port": node.id,
-                        "vip": ep_port.eni.ip, "vport": listener.port, "proto": "tcp",
-                        "snat_ip": node.eni.ip, "idle_timeout_s": listener.idle_timeout,
-                        "mtu": ENDPOINT_MTU, "mss_clamp": ENDPOINT_MSS,
-                        "rst_on_miss": True, "hash_tcp_seq": True,
-                        "disabled": state != "available",
-                        "backends": [{"ip": ip, "port": port} for ip, port in targets],
-                        "preferred": [[ip, port] for ip, port in local]})
+                    services.append(PrivateLinkService(
+                        name=f"{ep_port.eni.eni_id}:{listener.port}",
+                        health_group=f"{node.eni.eni_id}/{tg.name}",
+                        in_port=ep_port.id, out_port=node.id,
+                        vip=ep_port.eni.ip, vport=listener.port, proto="tcp",
+                        snat_ip=node.eni.ip, idle_timeout_s=listener.idle_timeout,
+                        mtu=ENDPOINT_MTU, mss_clamp=ENDPOINT_MSS,
+                        rst_on_miss=True, hash_tcp_seq=True,
+                        disabled=state != "available",
+                        backends=tuple(Backend(ip, port) for ip, port in targets),
+                        preferred=tuple((ip, port) for ip, port in local)))
     checks = _health_checks(lab, by_owner, addresses)
     if checks:
         hc = health_port_id(ctx.ports)
-        spec_ports.append({"id": hc, "name": "health", "ifname": HEALTH_IFNAME,
-                           "mac": ctx.macs[hc][0], "peer_mac": ctx.macs[hc][1],
-                           "addrs": [HEALTH_PORT_IP]})
+        spec.ports.append(ForwarderPort(id=hc, name="health", ifname=HEALTH_IFNAME,
+                                        mac=ctx.macs[hc][0], peer_mac=ctx.macs[hc][1],
+                                        addrs=(HEALTH_PORT_IP,)))
         for c in checks:
-            services.append({"name": f"health:{c['group']}:{c['target'][0]}:{c['target'][1]}",
-                             "in_port": hc, "out_port": c["node_port"], "vip": c["vip"],
-                             "vport": c["vport"], "proto": "tcp", "snat_ip": c["node_ip"],
-                             "backends": [{"ip": c["target"][0], "port": c["vport"]}]})
-    spec["health_checks"] += checks
+            ip, port = c.target
+            services.append(PrivateLinkService(
+                name=f"health:{c.group}:{ip}:{port}", in_port=hc, out_port=c.node_port,
+                vip=c.vip, vport=c.vport, proto="tcp", snat_ip=c.node_ip,
+                backends=(Backend(ip, c.vport),)))
+    spec.health_checks += checks
 
 
-def _health_checks(lab: Lab, by_owner: dict, addresses: dict) -> list[dict]:
+def _health_checks(lab: Lab, by_owner: dict, addresses: dict) -> list[TargetCheck]:
     """One check per (NLB node, target group, target): from the node's address, through
     a health service on its own private address (the module docstring says why)."""
     checks = []
@@ -170,11 +171,11 @@ def _health_checks(lab: Lab, by_owner: dict, addresses: dict) -> list[dict]:
                     for ip, port in tg.target_addresses(instance_ips):
                         check = {**tg.health_check}
                         vport = check.pop("port", None) or port
-                        checks.append({"group": f"{node.eni.eni_id}/{tg_name}",
-                                       "node_port": node.id, "node_ip": node.eni.ip,
-                                       "target": [ip, port], "vip": str(next(vips)),
-                                       "vport": vport, "check": check,
-                                       "host_header": f"{node.eni.ip}:{listener_port}"})
+                        checks.append(TargetCheck(
+                            group=f"{node.eni.eni_id}/{tg_name}", node_port=node.id,
+                            node_ip=node.eni.ip, target=(ip, port), vip=str(next(vips)),
+                            vport=vport, check=HealthCheck(**check),
+                            host_header=f"{node.eni.ip}:{listener_port}"))
     return checks
 
 

@@ -37,12 +37,11 @@ How a link compiles (`contribute`), one `vpc_nat` service per link (native/hp_ki
 """
 from __future__ import annotations
 
-from typing import Any
-
 from dataplane.model.topology import Lab
 from dataplane.model.vpc_link import ENI_KIND, vpc_link_id
 
-from .hyperplane import Port, SpecContext, sg_rules
+from .hyperplane import Port, SpecContext, SpecDraft, sg_rules
+from .spec import ForwarderPort, LinkEni, LinkRoute, SecurityGroups, VpcNatService
 from .privatelink import ENDPOINT_MSS, ENDPOINT_MTU, health_port_id
 
 API_GATEWAY_CIDR = "10.0.0.0/16"          # API Gateway's own VPC (vpclab's choice)
@@ -62,34 +61,34 @@ def attachment_ports(lab: Lab, ports: list[Port]) -> dict[str, int]:
     return {name: attachment_port_id(ports, i) for i, name in enumerate(lab.vpc_links)}
 
 
-def service(ctx: SpecContext, name: str, in_port: int) -> dict[str, Any]:
+def service(ctx: SpecContext, name: str, in_port: int) -> VpcNatService:
     """The link's `vpc_nat` entry of the forwarder spec (forwarder/spec.py)."""
     lab, link = ctx.lab, ctx.lab.vpc_links[name]
     vpc = lab.vpcs[link.vpc]
     enis = ctx.by_owner[(vpc.name, ENI_KIND, name)]
     index_by_az = {p.eni.az: i for i, p in enumerate(enis)}
-    routes = [{"cidr": str(s.network), "eni": index_by_az[s.az]}
-              for s in vpc.subnets.values() if s.az in index_by_az]
-    return {"name": vpc_link_id(lab.name, name), "kind": "vpc_nat", "in_port": in_port,
-            "prefixes": [str(vpc.network)],
-            "enis": [{"port": p.id, "ip": p.eni.ip} for p in enis],
-            "routes": routes, "protocols": ["tcp", "udp"],
-            "idle_timeout_s": IDLE_TIMEOUT_S, "mtu": ENDPOINT_MTU, "mss_clamp": ENDPOINT_MSS}
+    routes = tuple(LinkRoute(str(s.network), index_by_az[s.az])
+                   for s in vpc.subnets.values() if s.az in index_by_az)
+    return VpcNatService(name=vpc_link_id(lab.name, name), in_port=in_port,
+                         prefixes=(str(vpc.network),),
+                         enis=tuple(LinkEni(p.id, p.eni.ip) for p in enis),
+                         routes=routes, protocols=("tcp", "udp"),
+                         idle_timeout_s=IDLE_TIMEOUT_S, mtu=ENDPOINT_MTU, mss_clamp=ENDPOINT_MSS)
 
 
-def contribute(ctx: SpecContext, spec: dict[str, Any]) -> None:
+def contribute(ctx: SpecContext, spec: SpecDraft) -> None:
     """Each link: its attachment port, its ENIs' egress rules, its vpc_nat service."""
     lab = ctx.lab
     for name, port_id in attachment_ports(lab, ctx.ports).items():
         link = lab.vpc_links[name]
         vpc = lab.vpcs[link.vpc]
-        spec["ports"].append({"id": port_id, "name": f"{vpc_link_id(lab.name, name)}/attachment",
-                              "ifname": f"hp{port_id}", "mac": ctx.macs[port_id][0],
-                              "peer_mac": ctx.macs[port_id][1], "addrs": [GATEWAY_IP]})
+        spec.ports.append(ForwarderPort(id=port_id, name=f"{vpc_link_id(lab.name, name)}/attachment",
+                                        ifname=f"hp{port_id}", mac=ctx.macs[port_id][0],
+                                        peer_mac=ctx.macs[port_id][1], addrs=(GATEWAY_IP,)))
         egress = sg_rules(vpc, link.effective_security_groups, lab.sg_members(vpc), "egress")
         for p in ctx.by_owner[(vpc.name, ENI_KIND, name)]:
-            spec["ports"][p.id]["security_groups"] = {"egress": egress}
-        spec["services"].append(service(ctx, name, port_id))
+            spec.filter_port(p.id, SecurityGroups(egress=egress))
+        spec.services.append(service(ctx, name, port_id))
 
 
 def dns_records(lab: Lab) -> dict[str, list[tuple[str, str]]]:

@@ -1,6 +1,8 @@
 """The forwarder process of one lab: `python -m dataplane.forwarder.daemon --spec FILE --socket PATH`.
 
-It builds an Engine from the spec (spec.py), opens every port's interface in the
+It reads the spec (dataplane/compile/spec.py: the `--spec` file, then each `apply` on
+the control socket, refused whole with the field's path when it is wrong), builds an
+Engine from it (spec.py), opens every port's interface in the
 hyperplane namespace, runs the C poll loop in a thread (the GIL released: Python never
 sees a packet), and answers the control socket (control.py) in the main thread. Table
 changes from `apply` are made with the loop held between two batches.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from dataclasses import replace
 import json
 import os
 import signal
@@ -19,82 +22,70 @@ import socketserver
 import sys
 import threading
 
-from dataplane.forwarder.engine import COUNTERS, Backend, Engine, EngineError
+from dataplane.compile.spec import Backend, ForwarderSpec, PrivateLinkService, Service
+from dataplane.forwarder.engine import COUNTERS, Engine, EngineError
 from dataplane.forwarder.io import Forwarder
 from dataplane.forwarder.spec import Applied, apply_spec
 from dataplane.forwarder.healthd import HealthRunner, choose_backends
 
 
-IO_SETTINGS = ("ring_slots", "slot_size", "busy_poll_us", "rt_priority")
-
-
-def io_settings(spec: dict) -> dict[str, int]:
-    """The spec's "io" object: the forwarder's ring geometry, busy polling and the
-    loop thread's real-time priority (dataplane/forwarder/io.py)."""
-    io = spec.get("io", {})
-    unknown = sorted(set(io) - set(IO_SETTINGS))
-    if unknown:
-        raise EngineError(f"spec io: unknown setting(s) {', '.join(unknown)}; "
-                          f"known: {', '.join(IO_SETTINGS)}")
-    for name, value in io.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise EngineError(f"spec io.{name}: {value!r} is not a non-negative integer")
-    return dict(io)
-
-
 class Daemon:
-    def __init__(self, spec: dict, netns: str | None, health_netns: str | None = None) -> None:
+    def __init__(self, spec: ForwarderSpec, netns: str | None, health_netns: str | None = None) -> None:
         self.netns = netns
-        self.engine = Engine(flow_capacity=spec.get("flow_capacity", 65536))
+        self.engine = Engine(flow_capacity=spec.flow_capacity)
         self.applied = Applied()
-        self.forwarder = Forwarder(self.engine, **io_settings(spec))
+        self.forwarder = Forwarder(self.engine, **spec.io.given())
         self.health: HealthRunner | None = None
-        if spec.get("health_checks"):
+        if spec.health_checks:
             if not health_netns:
                 raise EngineError("the spec has health checks but no --health-netns was given")
-            self.health = HealthRunner(health_netns, spec["health_checks"], self.on_health_change)
+            self.health = HealthRunner(health_netns, spec.health_checks, self.on_health_change)
         self.apply(spec)
         self.forwarder.start()
         if self.health:
             self.health.start()
 
-    def _usable(self, svc: dict) -> list[dict]:
-        group = svc.get("health_group")
+    def _usable(self, svc: PrivateLinkService) -> tuple[Backend, ...]:
+        group = svc.health_group
         healthy = (lambda b: self.health.is_healthy(group, b)) if self.health else (lambda b: True)
-        return choose_backends(svc.get("backends", []), svc.get("preferred", []), healthy)
+        return tuple(choose_backends(svc.backends, svc.preferred, healthy))
 
-    def _with_health(self, spec: dict) -> dict:
-        """The spec with each service's backends cut to those its NLB node may use now
+    def _with_health(self, spec: ForwarderSpec) -> ForwarderSpec:
+        """The spec with each listener's backends cut to those its NLB node may use now
         (services without backends, such as VPC links, are left as they are)."""
-        services = [{**s, "backends": self._usable(s)} if "backends" in s else s
-                    for s in spec.get("services", [])]
-        return {**spec, "services": services}
+        return replace(spec, services=tuple(
+            replace(s, backends=self._usable(s)) if isinstance(s, PrivateLinkService) else s
+            for s in spec.services))
 
     def on_health_change(self, group: str, target: tuple[str, int], state: str) -> None:
         """A target of `group` changed state: new flows follow (fail open when none is
         healthy), and a target that turned unhealthy has its flows reset, as NLB does."""
         with self.forwarder.locked():
             for name, (sid, svc) in list(self.applied.services.items()):
-                if svc.get("health_group") != group:
+                if not isinstance(svc, PrivateLinkService) or svc.health_group != group:
                     continue
                 usable = self._usable(self.full_specs[name])
-                self.engine.set_backends(sid, [Backend(**b) for b in usable])
-                self.applied.services[name] = (sid, {**svc, "backends": usable})
+                self.engine.set_backends(sid, usable)
+                self.applied.services[name] = (sid, replace(svc, backends=usable))
                 if state == "unhealthy":
                     self.engine.reset_backend(sid, Backend(target[0], target[1]))
         print(f"health: {group} {target[0]}:{target[1]} is {state}", flush=True)
 
-    def apply(self, spec: dict) -> dict:
+    def apply(self, spec: ForwarderSpec) -> dict:
+        nameless = [p.label for p in spec.ports if p.ifname is None]
+        if nameless:
+            raise EngineError(f"port(s) {', '.join(nameless)}: no 'ifname' to open")
         with self.forwarder.locked():
-            self.full_specs = {s["name"]: s for s in spec.get("services", [])}
+            self.full_specs: dict[str, Service] = {s.name: s for s in spec.services}
             changes = apply_spec(self.engine, self.applied, self._with_health(spec))
-        for port in spec.get("ports", []):
-            if port["id"] not in self.forwarder.ports:
-                self.forwarder.open_port(port["id"], port["ifname"], self.netns)
+        for port in spec.ports:
+            if port.id not in self.forwarder.ports:
+                self.forwarder.open_port(port.id, port.ifname, self.netns)
         return changes
 
     def port_name(self, pid: int) -> str:
-        return self.applied.ports.get(pid, {}).get("name", str(pid))
+        port = self.applied.ports.get(pid)
+        return port.label if port else str(pid)
 
     def stats(self) -> dict:
         ports = {}
@@ -131,7 +122,7 @@ class Daemon:
         if cmd == "flows":
             return {"flows": self.flows()}
         if cmd == "apply":
-            return {"changes": self.apply(request["spec"])}
+            return {"changes": self.apply(ForwarderSpec.from_json(request["spec"]))}
         if cmd == "health":
             return {"health": self.health.report() if self.health else {},
                     "error": self.health.error if self.health else None}
@@ -182,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         with open(args.spec) as f:
-            spec = json.load(f)
+            spec = ForwarderSpec.from_json(json.load(f))
         daemon = Daemon(spec, args.netns, args.health_netns)
     except (OSError, ValueError, EngineError) as exc:
         print(f"forwarder: {exc}", file=sys.stderr)

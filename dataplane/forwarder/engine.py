@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
 from dataplane._native import ffi, lib
+# The spec's value types are the engine's arguments too: one definition of each.
+from dataplane.compile.spec import Backend, LinkEni, LinkRoute, SgRule  # noqa: F401
 
 PROTOCOLS = {"icmp": 1, "tcp": 6, "udp": 17, "all": 0}
 PROTOCOL_NAMES = {v: k for k, v in PROTOCOLS.items()}
@@ -85,37 +87,6 @@ def _proto(proto: str | int) -> int:
         return PROTOCOLS[proto.lower()]
     except KeyError:
         raise EngineError(f"unknown protocol {proto!r}; use one of {', '.join(PROTOCOLS)}") from None
-
-
-@dataclass(frozen=True)
-class Backend:
-    ip: str
-    port: int
-    weight: int = 1
-
-
-@dataclass(frozen=True)
-class SgRule:
-    """An allow rule: protocol ('tcp', 'udp', 'icmp', 'all'), port range (ICMP: type
-    range), and a CIDR the peer address must be in."""
-    protocol: str
-    cidr: str = "0.0.0.0/0"
-    port_lo: int = 0
-    port_hi: int = 65535
-
-
-@dataclass(frozen=True)
-class LinkEni:
-    """One ENI of a VPC link: its port and its address (the flows' source there)."""
-    port: int
-    ip: str
-
-
-@dataclass(frozen=True)
-class LinkRoute:
-    """Destinations in `cidr` (a customer subnet) leave from the link's ENI number `eni`."""
-    cidr: str
-    eni: int
 
 
 def _network(cidr: str, what: str) -> ipaddress.IPv4Network:

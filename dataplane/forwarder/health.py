@@ -25,52 +25,11 @@ import asyncio
 import os
 from dataclasses import dataclass, field
 
-# ELB's defaults and ranges for NLB target groups (AWS-FACTS §2, "Health checks").
-DEFAULTS = {"protocol": "TCP", "interval": 30, "healthy_threshold": 5, "unhealthy_threshold": 2,
-            "path": "/", "matcher": "200-399"}
-RANGES = {"interval": (5, 300), "timeout": (2, 120), "healthy_threshold": (2, 10),
-          "unhealthy_threshold": (2, 10)}
-PROTOCOLS = ("TCP", "HTTP", "HTTPS")
+# The settings (ELB's defaults and ranges) are part of the spec the forwarder gets.
+from dataplane.compile.spec import HealthCheck
 
 REASONS = {"initial": "Elb.InitialHealthChecking", "healthy": None,
            "unhealthy": "Target.FailedHealthChecks", "draining": "Target.DeregistrationInProgress"}
-
-
-@dataclass(frozen=True)
-class HealthCheck:
-    protocol: str = "TCP"
-    interval: int = 30
-    timeout: int = 0                 # 0: ELB's default for the protocol
-    healthy_threshold: int = 5
-    unhealthy_threshold: int = 2
-    path: str = "/"
-    matcher: str = "200-399"
-    port: int | None = None          # None: the traffic port
-
-    def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"health_check.protocol: {self.protocol!r} is not one of {', '.join(PROTOCOLS)}")
-        for name, (lo, hi) in RANGES.items():
-            value = self.effective_timeout if name == "timeout" else getattr(self, name)
-            if not lo <= value <= hi:
-                raise ValueError(f"health_check.{name}: {value} is outside {lo}-{hi}")
-        self.matches(200)  # validates the matcher
-
-    @property
-    def effective_timeout(self) -> int:
-        """ELB: 10 s for TCP and HTTPS, 6 s for HTTP, unless set."""
-        return self.timeout or (6 if self.protocol == "HTTP" else 10)
-
-    def matches(self, status: int) -> bool:
-        """HTTP matcher: '200', '200,302' or '200-399'."""
-        try:
-            for part in self.matcher.split(","):
-                lo, _, hi = part.strip().partition("-")
-                if int(lo) <= status <= int(hi or lo):
-                    return True
-        except ValueError:
-            raise ValueError(f"health_check.matcher: {self.matcher!r} is not like 200, 200,302 or 200-399") from None
-        return False
 
 
 @dataclass

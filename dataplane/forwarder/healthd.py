@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
-from dataplane.forwarder.health import HealthCheck, TargetGroupHealth, probe_http, probe_tcp
+from dataplane.compile.spec import Backend, TargetCheck
+from dataplane.forwarder.health import TargetGroupHealth, probe_http, probe_tcp
 from netns_setup import nsenter
 
 Target = tuple[str, int]
 
 
-def choose_backends(backends: list[dict], preferred: list[list], healthy: Callable[[dict], bool]) -> list[dict]:
+def choose_backends(backends: Sequence[Backend], preferred: Sequence[tuple[str, int]],
+                    healthy: Callable[[Backend], bool]) -> list[Backend]:
     """The backends a service's new flows may use, in NLB's order of preference:
     1. the healthy targets of the node's own AZ (`preferred`; cross-zone is off);
     2. else the healthy targets of other AZs (vpclab's choice: AWS does not say what an
@@ -28,23 +30,22 @@ def choose_backends(backends: list[dict], preferred: list[list], healthy: Callab
     3. else the node's own targets, healthy or not (NLB fails open).
     `preferred` empty means every backend is the node's own."""
     pref = {tuple(p) for p in preferred}
-    local = [b for b in backends if (b["ip"], b["port"]) in pref] or backends
+    local = [b for b in backends if (b.ip, b.port) in pref] or list(backends)
     return ([b for b in local if healthy(b)] or [b for b in backends if healthy(b)] or local)
 
 
 class HealthRunner:
-    def __init__(self, netns: str, checks: list[dict],
+    def __init__(self, netns: str, checks: Sequence[TargetCheck],
                  on_change: Callable[[str, Target, str], None]) -> None:
         self.netns = netns
         self.on_change = on_change
         self.groups: dict[str, TargetGroupHealth] = {}
-        self.checks: dict[tuple[str, Target], dict] = {}
+        self.checks: dict[tuple[str, Target], TargetCheck] = {}
         now = time.monotonic()
         for c in checks:
-            group = self.groups.setdefault(c["group"], TargetGroupHealth(HealthCheck(**c["check"])))
-            target = (c["target"][0], int(c["target"][1]))
-            group.register(target, now)
-            self.checks[(c["group"], target)] = c
+            group = self.groups.setdefault(c.group, TargetGroupHealth(c.check))
+            group.register(c.target, now)
+            self.checks[(c.group, c.target)] = c
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vpclab-health", daemon=True)
         self.error: str | None = None
@@ -62,9 +63,9 @@ class HealthRunner:
                     for t, h in grp.targets.items()}
                 for g, grp in self.groups.items()}
 
-    def is_healthy(self, group: str | None, backend: dict) -> bool:
+    def is_healthy(self, group: str | None, backend: Backend) -> bool:
         grp = self.groups.get(group or "")
-        h = grp.targets.get((backend["ip"], backend["port"])) if grp else None
+        h = grp.targets.get((backend.ip, backend.port)) if grp else None
         return h is None or h.state == "healthy"
 
     # -- the loop, in the health namespace ------------------------------------------------
@@ -94,10 +95,10 @@ class HealthRunner:
         check = grp.check
         try:
             if check.protocol == "HTTP":
-                ok, error = await probe_http(c["vip"], c["vport"], check.effective_timeout, check,
-                                             c["host_header"])
+                ok, error = await probe_http(c.vip, c.vport, check.effective_timeout, check,
+                                             c.host_header)
             else:
-                ok, error = await probe_tcp(c["vip"], c["vport"], check.effective_timeout)
+                ok, error = await probe_tcp(c.vip, c.vport, check.effective_timeout)
             changed = grp.record(target, ok, time.monotonic(), error)
             if changed:
                 self.on_change(gname, target, changed)

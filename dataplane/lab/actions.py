@@ -42,8 +42,8 @@ def set_endpoint_state(st: State, endpoint: str, action: str) -> str:
     ports = hyperplane.ports(lab)
     macs = {int(k): tuple(v) for k, v in hp["macs"].items()}
     spec = hyperplane.compile_spec(lab, ports, macs, states)
-    control.call(hp["socket"], "apply", spec=spec)
+    control.call(hp["socket"], "apply", spec=spec.to_json())
     with open(hp["spec"], "w") as f:
-        json.dump(spec, f, indent=1)
+        json.dump(spec.to_json(), f, indent=1)
     hp["endpoints"] = states
     st.save()

@@ -104,7 +104,7 @@ def _forwarder(b: Build) -> None:
     hp = st.data["hyperplane"]
     spec = compile_spec(b.lab, b.ports, b.macs, hp.get("endpoints", {}))
     with open(hp["spec"], "w") as f:
-        json.dump(spec, f, indent=1)
+        json.dump(spec.to_json(), f, indent=1)
     hp["macs"] = {str(k): v for k, v in b.macs.items()}
     argv = [sys.executable, "-m", "dataplane.forwarder.daemon", "--spec", hp["spec"],
             "--socket", hp["socket"], *b.forwarder_args]

@@ -115,6 +115,14 @@ def test_apply_changes_tables_without_cutting_surviving_flows(daemon) -> None:
     bad["services"][0]["proto"] = "sctp"
     with pytest.raises(ControlError, match="unknown protocol 'sctp'"):
         call(sock, "apply", spec=bad)
+    # A spec that cannot be read is refused whole, naming the field; the tables stay as
+    # the failed sctp apply left them (the old listener removed, the new one not added).
+    unreadable = copy.deepcopy(new)
+    unreadable["services"][0]["backends"][0]["ip"] = "10.0.2.300"
+    with pytest.raises(ControlError, match=r"services\[0\].backends\[0\].ip: '10.0.2.300' is not an IPv4"):
+        call(sock, "apply", spec=unreadable)
+    assert call(sock, "apply", spec=new)["changes"] == {"ports": [], "removed": [],
+                                                        "added": ["vpce-test/80"], "updated": []}
 
 
 def test_clock_offset_ages_flows(daemon) -> None:
@@ -152,5 +160,5 @@ def test_bad_spec_is_refused_with_a_clear_error(tmp_path) -> None:
     bad.write_text(json.dumps({"ports": [], "services": [{"name": "x", "in_port": 0}]}))
     out = subprocess.run([sys.executable, "-m", "dataplane.forwarder.daemon", "--spec", str(bad),
                           "--socket", str(tmp_path / "s")], capture_output=True, text=True, timeout=30)
-    assert out.returncode == 2 and "service x: 'out_port' is missing" in out.stderr
+    assert out.returncode == 2 and "services[0]: 'out_port' is missing" in out.stderr
     assert not (tmp_path / "s").exists()

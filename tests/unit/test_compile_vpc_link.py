@@ -7,6 +7,7 @@ import pathlib
 
 from dataplane.cli import main as cli
 from dataplane.compile import hyperplane, vpc_link
+from dataplane.compile.spec import LinkEni, LinkRoute, SecurityGroups, SgRule, VpcNatService
 from dataplane.model import load
 from dataplane.model.vpc_link import vpc_link_id
 
@@ -27,25 +28,25 @@ def test_each_link_gets_an_attachment_port_after_the_health_port() -> None:
         ("app", "app-link", "a", "10.0.1.5"), ("app", "app-link", "b", "10.0.2.5"),
         ("ops", "ops-link", "a", "10.0.1.5")]
     assert vpc_link.attachment_ports(lab, ports) == {"app-link": 4, "ops-link": 5}
-    attachments = [p for p in spec["ports"] if p["name"].endswith("/attachment")]
-    assert [(p["id"], p["ifname"], p["addrs"]) for p in attachments] == [
-        (4, "hp4", [vpc_link.GATEWAY_IP]), (5, "hp5", [vpc_link.GATEWAY_IP])]
-    assert attachments[0]["name"] == f"{vpc_link_id('vl', 'app-link')}/attachment"
+    attachments = [p for p in spec.ports if p.name.endswith("/attachment")]
+    assert [(p.id, p.ifname, p.addrs) for p in attachments] == [
+        (4, "hp4", (vpc_link.GATEWAY_IP,)), (5, "hp5", (vpc_link.GATEWAY_IP,))]
+    assert attachments[0].name == f"{vpc_link_id('vl', 'app-link')}/attachment"
 
 
 def test_a_link_is_one_vpc_nat_service_with_routes_by_az() -> None:
     lab, ports, spec = compiled()
-    services = {s["name"]: s for s in spec["services"]}
+    services = {s.name: s for s in spec.services}
     app = services[vpc_link_id("vl", "app-link")]
-    assert app == {"name": vpc_link_id("vl", "app-link"), "kind": "vpc_nat", "in_port": 4,
-                   "prefixes": ["10.0.0.0/16"],
-                   "enis": [{"port": 0, "ip": "10.0.1.5"}, {"port": 1, "ip": "10.0.2.5"}],
-                   "routes": [{"cidr": "10.0.1.0/24", "eni": 0}, {"cidr": "10.0.2.0/24", "eni": 1}],
-                   "protocols": ["tcp", "udp"], "idle_timeout_s": 350, "mtu": 8500,
-                   "mss_clamp": 8460}
+    assert app == VpcNatService(name=vpc_link_id("vl", "app-link"), in_port=4,
+                                prefixes=("10.0.0.0/16",),
+                                enis=(LinkEni(0, "10.0.1.5"), LinkEni(1, "10.0.2.5")),
+                                routes=(LinkRoute("10.0.1.0/24", 0), LinkRoute("10.0.2.0/24", 1)),
+                                protocols=("tcp", "udp"), idle_timeout_s=350, mtu=8500,
+                                mss_clamp=8460)
     ops = services[vpc_link_id("vl", "ops-link")]
-    assert (ops["in_port"], ops["enis"], ops["routes"]) == (
-        5, [{"port": 2, "ip": "10.0.1.5"}], [{"cidr": "10.0.1.0/24", "eni": 0}])
+    assert (ops.in_port, ops.enis, ops.routes) == (
+        5, (LinkEni(2, "10.0.1.5"),), (LinkRoute("10.0.1.0/24", 0),))
 
 
 def test_a_destination_subnet_in_an_az_without_a_link_eni_gets_no_route() -> None:
@@ -55,18 +56,16 @@ def test_a_destination_subnet_in_an_az_without_a_link_eni_gets_no_route() -> Non
     ports = hyperplane.ports(lab)
     macs = {i: ("02:00:00:00:01:01", "02:00:00:00:02:01") for i in range(len(ports) + 3)}
     spec = hyperplane.compile_spec(lab, ports, macs, {})
-    app = next(s for s in spec["services"] if s["name"] == vpc_link_id("vl", "app-link"))
-    assert [r["cidr"] for r in app["routes"]] == ["10.0.1.0/24", "10.0.2.0/24"]
+    app = next(s for s in spec.services if s.name == vpc_link_id("vl", "app-link"))
+    assert [r.cidr for r in app.routes] == ["10.0.1.0/24", "10.0.2.0/24"]
 
 
 def test_link_enis_carry_their_groups_egress_rules() -> None:
     lab, ports, spec = compiled()
-    app_eni, ops_eni = spec["ports"][0], spec["ports"][2]
-    assert app_eni["security_groups"] == {"egress": [
-        {"protocol": "tcp", "cidr": "10.0.0.0/16", "port_lo": 8080, "port_hi": 8080}]}
+    app_eni, ops_eni = spec.ports[0], spec.ports[2]
+    assert app_eni.security_groups == SecurityGroups(egress=(SgRule("tcp", "10.0.0.0/16", 8080, 8080),))
     # the VPC's default group: all out
-    assert ops_eni["security_groups"] == {"egress": [
-        {"protocol": "all", "cidr": "0.0.0.0/0", "port_lo": 0, "port_hi": 65535}]}
+    assert ops_eni.security_groups == SecurityGroups(egress=(SgRule("all", "0.0.0.0/0", 0, 65535),))
     # and the targets' `sg:link-sg` rules admit the link ENIs (nftables' member sets)
     assert lab.sg_members(lab.vpcs["app"])["link-sg"] == ["10.0.1.5", "10.0.2.5"]
 

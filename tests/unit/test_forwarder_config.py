@@ -6,7 +6,7 @@ import pytest
 
 from dataplane.forwarder.engine import Engine, EngineError
 from dataplane.forwarder.io import Forwarder, max_frame
-from dataplane.forwarder.daemon import io_settings
+from dataplane.compile.spec import ForwarderSpec, IoSettings, SpecError
 
 
 @pytest.mark.parametrize("settings, words", [
@@ -34,10 +34,15 @@ def test_a_slot_takes_a_gso_frame_of_the_default_64k() -> None:
 
 
 @pytest.mark.parametrize("io, words", [
-    ({"ring_size": 4}, "unknown setting"),
-    ({"slot_size": "64k"}, "io.slot_size: '64k' is not a non-negative integer"),
-    ({"rt_priority": True}, "io.rt_priority: True is not a non-negative integer"),
+    ({"ring_size": 4}, "io: unknown field 'ring_size'"),
+    ({"slot_size": "64k"}, "io.slot_size: '64k' is not an integer"),
+    ({"rt_priority": True}, "io.rt_priority: True is not an integer"),
+    ({"busy_poll_us": -1}, "io.busy_poll_us: -1 is not a non-negative integer"),
 ])
 def test_spec_io_is_checked(io: dict, words: str) -> None:
-    with pytest.raises(EngineError, match=words):
-        io_settings({"io": io})
+    with pytest.raises(SpecError, match=words):
+        ForwarderSpec.from_json({"io": io})
+
+
+def test_spec_io_gives_only_the_settings_it_has() -> None:
+    assert IoSettings.from_json({"slot_size": 4096}).given() == {"slot_size": 4096}

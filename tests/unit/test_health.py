@@ -123,9 +123,9 @@ def test_probe_of_a_closed_port_fails() -> None:
 
 def test_backend_choice_prefers_own_az_then_other_azs_then_fails_open() -> None:
     from dataplane.forwarder.healthd import choose_backends
-    a1, a2, b1 = ({"ip": "10.0.1.4", "port": 80}, {"ip": "10.0.1.5", "port": 80},
-                  {"ip": "10.0.2.4", "port": 80})
-    backends, own = [a1, a2, b1], [["10.0.1.4", 80], ["10.0.1.5", 80]]
+    from dataplane.compile.spec import Backend
+    a1, a2, b1 = Backend("10.0.1.4", 80), Backend("10.0.1.5", 80), Backend("10.0.2.4", 80)
+    backends, own = [a1, a2, b1], [("10.0.1.4", 80), ("10.0.1.5", 80)]
     everyone = choose_backends(backends, own, lambda b: True)
     assert everyone == [a1, a2]                                         # cross-zone off
     assert choose_backends(backends, own, lambda b: b is not a1) == [a2]

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from dataplane.compile import hyperplane, privatelink
+from dataplane.compile.spec import HealthCheck, SgRule
 from dataplane.model import Lab, load, loads
 from dataplane.model.topology import TopologyError
 
@@ -115,26 +116,25 @@ def test_compiled_spec(lab: Lab) -> None:
     pending = {k: {**v, "state": "pendingAcceptance"} for k, v in privatelink.endpoint_states(lab).items()}
     spec = hyperplane.compile_spec(lab, ports, macs, pending)
     by_port = {p.id: p.eni for p in ports}
-    svcs = [s for s in spec["services"] if not s["name"].startswith("health:")]
+    svcs = [s for s in spec.services if not s.name.startswith("health:")]
     assert len(svcs) == 2                                          # 2 endpoint ENIs × 1 listener
     for s in svcs:
-        ep, node = by_port[s["in_port"]], by_port[s["out_port"]]
+        ep, node = by_port[s.in_port], by_port[s.out_port]
         assert ep.kind == "vpce" and node.kind == "nlb" and ep.az == node.az
-        assert (s["vip"], s["vport"], s["snat_ip"]) == (ep.ip, 80, node.ip)
-        assert s["mtu"] == 8500 and s["mss_clamp"] == 8460 and s["rst_on_miss"] and s["hash_tcp_seq"]
-        assert s["disabled"]                                       # pendingAcceptance
-        assert len(s["backends"]) == 2 and len(s["preferred"]) == 1  # the node's own AZ first
-    ep_port = next(p for p in spec["ports"] if p["id"] == svcs[0]["in_port"])
-    assert ep_port["security_groups"]["ingress"] == [
-        {"protocol": "tcp", "cidr": "10.0.0.0/16", "port_lo": 80, "port_hi": 80}]
-    checks = spec["health_checks"]
+        assert (s.vip, s.vport, s.snat_ip) == (ep.ip, 80, node.ip)
+        assert s.mtu == 8500 and s.mss_clamp == 8460 and s.rst_on_miss and s.hash_tcp_seq
+        assert s.disabled                                          # pendingAcceptance
+        assert len(s.backends) == 2 and len(s.preferred) == 1      # the node's own AZ first
+    ep_port = next(p for p in spec.ports if p.id == svcs[0].in_port)
+    assert ep_port.security_groups.ingress == (SgRule("tcp", "10.0.0.0/16", 80, 80),)
+    checks = spec.health_checks
     assert len(checks) == 4                                        # 2 nodes × 2 targets
-    assert {c["node_ip"] for c in checks} == {"10.0.1.5", "10.0.2.5"}
-    assert len({c["vip"] for c in checks}) == 4
-    assert checks[0]["check"] == {"protocol": "TCP", "interval": 5, "healthy_threshold": 2,
-                                  "unhealthy_threshold": 2}
-    health_port = spec["ports"][-1]
-    assert health_port["name"] == "health" and health_port["addrs"] == [privatelink.HEALTH_PORT_IP]
+    assert {c.node_ip for c in checks} == {"10.0.1.5", "10.0.2.5"}
+    assert len({c.vip for c in checks}) == 4
+    assert checks[0].check == HealthCheck(protocol="TCP", interval=5, healthy_threshold=2,
+                                          unhealthy_threshold=2)
+    health_port = spec.ports[-1]
+    assert health_port.name == "health" and health_port.addrs == (privatelink.HEALTH_PORT_IP,)
 
 
 def test_validate_counts_the_privatelink_resources(capsys) -> None:

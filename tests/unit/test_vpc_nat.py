@@ -25,6 +25,7 @@ from scapy.layers.l2 import Ether
 
 from conftest import S, recomputed
 from dataplane.forwarder.engine import Engine, EngineError, LinkEni, LinkRoute, SgRule
+from dataplane.compile.spec import ForwarderSpec, SpecError
 from dataplane.forwarder.spec import Applied, apply_spec
 from test_icmp import recomputed_error
 
@@ -315,30 +316,34 @@ PORTS = [{"id": p, "name": f"p{p}", "mac": MAC[p], "peer_mac": PEER[p],
           "addrs": [ENI_IP.get(p, "198.18.0.1")]} for p in MAC]
 
 
+def spec_of(*services: dict) -> ForwarderSpec:
+    return ForwarderSpec.from_json({"ports": PORTS, "services": list(services)})
+
+
 def test_spec_link_entry_is_applied_and_diffed() -> None:
     eng, applied = Engine(flow_capacity=1024), Applied()
-    changes = apply_spec(eng, applied, {"ports": PORTS, "services": [LINK_SPEC]})
+    changes = apply_spec(eng, applied, spec_of(LINK_SPEC))
     assert changes["added"] == [LINK_SPEC["name"]]
     assert eng.simulate(from_gateway(TCP(sport=1, dport=80, flags="S"), TARGET_B), ATT_A, S).out_port == ENI_A1
     # Unchanged: nothing happens, the flow stays. Disabled: updated in place, flow kept.
-    assert apply_spec(eng, applied, {"ports": PORTS, "services": [LINK_SPEC]})["updated"] == []
-    changes = apply_spec(eng, applied, {"ports": PORTS, "services": [{**LINK_SPEC, "disabled": True}]})
+    assert apply_spec(eng, applied, spec_of(LINK_SPEC))["updated"] == []
+    changes = apply_spec(eng, applied, spec_of({**LINK_SPEC, "disabled": True}))
     assert (changes["updated"], changes["removed"], eng.flow_count) == ([LINK_SPEC["name"]], [], 1)
     assert eng.simulate(from_gateway(TCP(sport=2, dport=80, flags="S"), TARGET_B), ATT_A, S).drop_reason \
         == "service_disabled"
     # A changed route is a changed link: replaced, its flows gone.
     moved = {**LINK_SPEC, "routes": [{"cidr": "10.0.2.0/24", "eni": 0}]}
-    changes = apply_spec(eng, applied, {"ports": PORTS, "services": [moved]})
+    changes = apply_spec(eng, applied, spec_of(moved))
     assert (changes["removed"], changes["added"], eng.flow_count) == ([LINK_SPEC["name"]], [LINK_SPEC["name"]], 0)
     assert eng.simulate(from_gateway(TCP(sport=3, dport=80, flags="S"), TARGET_B), ATT_A, S).out_port == ENI_A0
 
 
 @pytest.mark.parametrize("entry, message", [
-    ({**LINK_SPEC, "vip": "10.0.0.1"}, "unknown fields vip"),
-    ({k: v for k, v in LINK_SPEC.items() if k != "enis"}, "'enis' is missing"),
-    ({**LINK_SPEC, "kind": "alb"}, "unknown kind 'alb'"),
-    ({**LINK_SPEC, "enis": [{"port": ENI_A0}]}, "an ENI is {port, ip}"),
+    ({**LINK_SPEC, "vip": "10.0.0.1"}, r"services\[0\]: unknown field 'vip'"),
+    ({k: v for k, v in LINK_SPEC.items() if k != "enis"}, r"services\[0\]: 'enis' is missing"),
+    ({**LINK_SPEC, "kind": "alb"}, r"services\[0\].kind: unknown kind 'alb'"),
+    ({**LINK_SPEC, "enis": [{"port": ENI_A0}]}, r"services\[0\].enis\[0\]: 'ip' is missing"),
 ])
 def test_bad_spec_link_entry_is_refused_naming_the_field(entry: dict, message: str) -> None:
-    with pytest.raises(EngineError, match=message):
-        apply_spec(Engine(flow_capacity=64), Applied(), {"ports": PORTS, "services": [entry]})
+    with pytest.raises(SpecError, match=message):
+        spec_of(entry)
