@@ -43,10 +43,17 @@ def wait_for_file(path, timeout: float = 10) -> str:
     raise AssertionError(f"{path} was not written")
 
 
-def stopped(down_stdout: str) -> list[int]:
-    """The PIDs `vpclab down` reports as seen gone."""
-    return [int(line.split()[1]) for line in down_stdout.splitlines()
-            if line.startswith("  process ")]
+def down_ends(lab: str, *pids: int) -> str:
+    """`vpclab down lab`: it succeeds, reports each of `pids` as stopped, they are gone
+    and so is everything else of the lab. Returns its output."""
+    down = vpclab("down", lab)
+    assert down.returncode == 0, down.stderr
+    reported = [int(line.split()[1]) for line in down.stdout.splitlines()
+                if line.startswith("  process ")]
+    assert set(pids) <= set(reported)
+    assert not any(procs.alive(p, None) for p in pids)
+    assert leftovers(lab) == []
+    return down.stdout
 
 
 def test_exec_background_process_is_ended_by_down_and_counted(tmp_path, teardown_labs):
@@ -58,12 +65,8 @@ def test_exec_background_process_is_ended_by_down_and_counted(tmp_path, teardown
     orphan = int(ex.stdout)
     assert procs.alive(orphan, None) and os.getpgid(orphan) != orphan  # leads no group
     dns = [p["pid"] for p in json.loads(vpclab("status", lab, "--json").stdout)["processes"]]
-    down = vpclab("down", lab)
-    assert down.returncode == 0, down.stderr
-    assert f"stopped {len(dns) + 1} processes" in down.stdout
-    assert sorted(stopped(down.stdout)) == sorted(dns + [orphan])
-    assert not procs.alive(orphan, None)
-    assert leftovers(lab) == []
+    out = down_ends(lab, *dns, orphan)
+    assert f"stopped {len(dns) + 1} processes" in out
 
 
 def test_run_child_whose_shell_exited_is_ended_by_down(tmp_path, teardown_labs):
@@ -79,11 +82,7 @@ def test_run_child_whose_shell_exited_is_ended_by_down(tmp_path, teardown_labs):
     while procs.alive(shell["pid"], None) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not procs.alive(shell["pid"], None) and procs.alive(child, None)
-    down = vpclab("down", lab)
-    assert down.returncode == 0, down.stderr
-    assert child in stopped(down.stdout)
-    assert not procs.alive(child, None)
-    assert leftovers(lab) == []
+    down_ends(lab, child)
 
 
 def test_run_starts_in_its_own_directory_and_status_names_the_cgroup(tmp_path, teardown_labs):
