@@ -50,7 +50,11 @@ def run(args) -> int:
         resolv_conf = vpc["resolv_conf"]
     group = processes.cgroup_path(st)
     if group is not None:
-        cgroup.join(group)
+        try:
+            cgroup.join(group)
+        except cgroup.CgroupError as e:
+            raise CliError(f"{e.strerror}; lab {st.lab} may be half taken down "
+                           f"(`vpclab status {st.lab}`)") from e
     nsenter.enter(netns, resolv_conf=resolv_conf, private=resolv_conf is None)
     sys.stdout.flush()
     try:

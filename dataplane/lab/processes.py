@@ -93,7 +93,10 @@ def end(recorded: list[dict[str, Any]], namespaces: list[str],
     sweep()                                  # before the parents go (the tree walk needs them)
     procs.stop_all(first)
     if group is not None:
-        cgroup.kill(group)
+        try:
+            cgroup.kill(group)
+        except cgroup.CgroupError:
+            pass        # the sweeps below still find its members and end them one by one
     for _ in range(SWEEPS):
         left = sweep()
         if not left:
