@@ -43,6 +43,12 @@ def wait_for_file(path, timeout: float = 10) -> str:
     raise AssertionError(f"{path} was not written")
 
 
+def up(tmp_path, teardown_labs: list[str], lab: str, run: str | None = None) -> None:
+    teardown_labs.append(lab)
+    made = vpclab("up", str(write_topology(tmp_path, one_vpc(lab, run=run))))
+    assert made.returncode == 0, made.stderr
+
+
 def down_ends(lab: str, *pids: int) -> str:
     """`vpclab down lab`: it succeeds, reports each of `pids` as stopped, they are gone
     and so is everything else of the lab. Returns its output."""
@@ -58,8 +64,7 @@ def down_ends(lab: str, *pids: int) -> str:
 
 def test_exec_background_process_is_ended_by_down_and_counted(tmp_path, teardown_labs):
     lab = "t13cgexec"
-    teardown_labs.append(lab)
-    assert vpclab("up", str(write_topology(tmp_path, one_vpc(lab)))).returncode == 0
+    up(tmp_path, teardown_labs, lab)
     ex = run_in(lab, "v0/i1", "sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $!")
     assert ex.returncode == 0, ex.stderr
     orphan = int(ex.stdout)
@@ -71,10 +76,8 @@ def test_exec_background_process_is_ended_by_down_and_counted(tmp_path, teardown
 
 def test_run_child_whose_shell_exited_is_ended_by_down(tmp_path, teardown_labs):
     lab = "t13cgrun"
-    teardown_labs.append(lab)
     pidfile = tmp_path / "child.pid"
-    path = write_topology(tmp_path, one_vpc(lab, run=f"sleep 300 & echo $! > {pidfile}"))
-    assert vpclab("up", str(path)).returncode == 0
+    up(tmp_path, teardown_labs, lab, run=f"sleep 300 & echo $! > {pidfile}")
     child = int(wait_for_file(pidfile))
     state = json.loads(vpclab("status", lab, "--json").stdout)
     shell = next(p for p in state["processes"] if p["role"] == "run")
@@ -87,10 +90,8 @@ def test_run_child_whose_shell_exited_is_ended_by_down(tmp_path, teardown_labs):
 
 def test_run_starts_in_its_own_directory_and_status_names_the_cgroup(tmp_path, teardown_labs):
     lab = "t13cgcwd"
-    teardown_labs.append(lab)
     out = tmp_path / "cwd"
-    path = write_topology(tmp_path, one_vpc(lab, run=f"pwd > {out}; exec sleep 300"))
-    assert vpclab("up", str(path)).returncode == 0
+    up(tmp_path, teardown_labs, lab, run=f"pwd > {out}; exec sleep 300")
     own = os.path.join(names.lab_dir(lab), "v0.i1")
     assert wait_for_file(out).strip() == own
     assert os.path.isdir(own)
