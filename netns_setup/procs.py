@@ -2,15 +2,23 @@
 
 A process is started with `spawn()` in a new session (so it and its children form one
 process group whose id is its PID), its output appended to a log file, optionally in a
-private mount namespace with the lab's resolv.conf (see nsenter.py). Its identity is
-(PID, start time in clock ticks since boot, from /proc/PID/stat field 22): `stop()`
-signals only a process whose start time still matches, so a PID reused by the system
-after a reboot-free crash is never hit. Nothing here finds processes by name.
+private mount namespace with the lab's resolv.conf (see nsenter.py) and in the lab's
+cgroup (see cgroup.py; joined between fork and exec, so nothing it starts is ever
+outside). Its identity is (PID, start time in clock ticks since boot, from
+/proc/PID/stat field 22): `stop()` and `stop_all()` signal only a process whose start
+time still matches, so a PID reused by the system after a reboot-free crash is never
+hit. A process that leads its group is signalled with its group (a shell and the
+pipeline it runs); one that does not — `vpclab exec … &`, or a child whose shell has
+exited — is signalled by its PID. Stopping is verified: `stop_all()` returns what is
+still running after SIGTERM, a grace period and SIGKILL. Nothing here finds processes
+by name.
 
 `pids_in_netns()` lists processes whose network namespace is a given named namespace
-(same inode as /run/netns/NAME). Cleanup uses it for processes vpclab started but had
-no time to record (a `kill -9` between fork and state write): any process left inside
-a lab namespace would keep that namespace alive after it is unmounted.
+(same inode as /run/netns/NAME); `descendants()` walks the process tree below a PID
+(psutil), for hosts where no cgroup v2 holds a lab's processes. Teardown uses both for
+processes vpclab started but had no time to record (a `kill -9` between fork and state
+write), or that its processes started: any process left inside a lab namespace would
+keep that namespace alive after it is unmounted.
 """
 from __future__ import annotations
 
@@ -19,6 +27,9 @@ import signal
 import subprocess
 import time
 
+import psutil
+
+from . import cgroup as cgroups
 from .nsenter import enter
 
 STOP_GRACE_S = 3.0   # SIGTERM, then this long before SIGKILL
@@ -57,13 +68,19 @@ def alive(pid: int, started: int | None) -> bool:
 
 
 def spawn(netns: str, argv: list[str], log_path: str, resolv_conf: str | None = None,
-          cwd: str = "/") -> tuple[int, int]:
-    """Start `argv` in `netns`, output appended to `log_path`. Returns (pid, start time)."""
+          cwd: str = "/", cgroup: str | None = None) -> tuple[int, int]:
+    """Start `argv` in `netns` (and in the cgroup at path `cgroup`, if given), in
+    directory `cwd`, output appended to `log_path`. Returns (pid, start time)."""
+    def child() -> None:
+        if cgroup is not None:
+            cgroups.join(cgroup)
+        enter(netns, resolv_conf)
+
     log = open(log_path, "ab", buffering=0)
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 cwd=cwd, start_new_session=True, close_fds=True,
-                                preexec_fn=lambda: enter(netns, resolv_conf))
+                                preexec_fn=child)
     finally:
         log.close()
     st = start_time(proc.pid)
@@ -73,25 +90,62 @@ def spawn(netns: str, argv: list[str], log_path: str, resolv_conf: str | None = 
     return proc.pid, st if st is not None else 0
 
 
+Identity = tuple[int, "int | None"]     # (pid, start time); None: whatever runs there
+
+
 def stop(pid: int, started: int | None, grace: float = STOP_GRACE_S) -> bool:
-    """SIGTERM the process group of (pid, started), SIGKILL after `grace`. True if it ran."""
+    """Stop (pid, started) as `stop_all()` does. True if it ran and is now gone."""
     if not alive(pid, started):
         _reap(pid)
         return False
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
-        try:
+    return not stop_all([(pid, started)], grace)
+
+
+def stop_all(targets: list[Identity], grace: float = STOP_GRACE_S) -> list[Identity]:
+    """SIGTERM every target still running, SIGKILL those left after `grace` seconds,
+    wait as long again; returns the targets still running after that (normally none)."""
+    left = [t for t in targets if alive(*t)]
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid, _started in left:
+            _signal(pid, sig)
+        deadline = time.monotonic() + grace
+        while left and time.monotonic() < deadline:
+            for pid, _started in left:
+                _reap(pid)
+            left = [t for t in left if alive(*t)]
+            if left:
+                time.sleep(0.02)
+        if not left:
+            break
+    return left
+
+
+def _signal(pid: int, sig: int) -> None:
+    """Signal the group `pid` leads, or `pid` alone when it leads none."""
+    try:
+        if os.getpgid(pid) == pid:
             os.killpg(pid, sig)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
+        else:
             os.kill(pid, sig)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            _reap(pid)
-            if not alive(pid, started):
-                return True
-            time.sleep(0.02)
-    return True
+    except ProcessLookupError:
+        pass
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` in the process tree, [] when `pid` is gone."""
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def comm(pid: int) -> str:
+    """The process's command name (/proc/PID/comm), "?" when it is gone."""
+    try:
+        with open(f"/proc/{pid}/comm", errors="replace") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
 
 
 def _reap(pid: int) -> None:

@@ -39,8 +39,11 @@ def run(args) -> int:
             failed.append(f"{name}: {e}")
             continue
         n_ns = sum(1 for d in done if d.startswith("namespace"))
-        n_p = sum(1 for d in done if d.startswith("process"))
-        print(f"lab {name} is down: removed {n_ns} namespaces, stopped {n_p} processes")
+        stopped = [d for d in done if d.startswith("process")]
+        print(f"lab {name} is down: removed {n_ns} namespaces, stopped {len(stopped)} "
+              f"processes (each seen gone)")
+        for d in stopped:
+            print(f"  {d}")
     if failed:
         raise CliError("; ".join(failed))
     return EXIT_OK

@@ -8,15 +8,18 @@ only `VPC` it runs in the VPC router's namespace. `apigw` is API Gateway's own V
 with `--link LINK` the command runs in that HTTP-API VPC link's routing domain, where
 the link VPC's CIDR is reached over the link (the target sees the link ENI's address),
 so a user reaches customer resources over a link before any API exists. vpclab exec's
-process *becomes* the command (exec), so its exit status is the command's.
+process *becomes* the command (exec), so its exit status is the command's. It joins the
+lab's cgroup first (when the lab has one), so whatever the command leaves running — a
+`sleep 300 &`, a server — is ended by `down` like the lab's own processes.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-from netns_setup import nsenter
+from netns_setup import cgroup, nsenter
 
+from dataplane.lab import processes
 from dataplane.model.names import APIGW
 
 from .common import CliError, EXIT_USAGE, api_gateway_target, need_root, pick_lab, target
@@ -45,6 +48,13 @@ def run(args) -> int:
     else:
         netns, _inst, vpc = target(st, args.target)
         resolv_conf = vpc["resolv_conf"]
+    group = processes.cgroup_path(st)
+    if group is not None:
+        try:
+            cgroup.join(group)
+        except cgroup.CgroupError as e:
+            raise CliError(f"{e.strerror}; lab {st.lab} may be half taken down "
+                           f"(`vpclab status {st.lab}`)") from e
     nsenter.enter(netns, resolv_conf=resolv_conf, private=resolv_conf is None)
     sys.stdout.flush()
     try:

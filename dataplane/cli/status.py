@@ -54,6 +54,8 @@ def run(args) -> int:
             where = p["vpc"] + (f"/{p['instance']}" if p["instance"] else "")
             print(f"  {p['role']} {where}: pid {p['pid']} "
                   f"{'running' if p['running'] else 'STOPPED'}; log {p['log']}")
+        if r.get("tracking"):
+            healthy &= _print_tracking(r["tracking"])
         if r.get("hyperplane"):
             healthy &= _print_hyperplane(r["hyperplane"])
         print()
@@ -68,6 +70,21 @@ def _source_dest(instance: dict) -> str:
     if dropped is None:
         return "?"
     return f"src {dropped['source']} dst {dropped['destination']}"
+
+
+def _print_tracking(t: dict) -> bool:
+    """Where the lab's processes are tracked (and ended at `down`); False when its
+    cgroup is missing."""
+    if "path" not in t:
+        print(f"  processes tracked by: {t['mode']} (psutil; {t['reason']})")
+        return True
+    cpu = "n/a" if t["cpu_usec"] is None else f"{t['cpu_usec'] / 1e6:.2f} s"
+    mem = ("n/a (no memory controller in cgroup v2)" if t["memory_bytes"] is None
+           else f"{t['memory_bytes'] / 2**20:.1f} MiB")
+    print(f"  processes tracked by: {t['mode']} {t['path']} "
+          f"{'ok' if t['present'] else 'MISSING'}; {t['processes']} processes, "
+          f"CPU {cpu}, memory {mem}")
+    return t["present"]
 
 
 def _print_hyperplane(hp: dict) -> bool:

@@ -1,35 +1,38 @@
 """Taking a lab down: `down`, the rollback of a failed `up`, and `cleanup`.
 
-It is the same routine each time: stop the recorded processes by PID (checked against
-their start time), then any process still inside a lab namespace, delete the namespaces
+It is the same routine each time: end every process of the lab (processes.end(): the
+recorded ones by PID, checked against their start time, then the lab's whole cgroup with
+`cgroup.kill`, or the recorded processes' descendants where there is no cgroup, and any
+process still inside a lab namespace), remove the emptied cgroup, delete the namespaces
 (their veths and nftables tables go with them), delete any link that carries the lab's
 ownership altname (there should be none outside the namespaces) and remove the lab's
-directory. Nothing that is neither recorded in the state nor marked with the lab's
-altname is touched.
+directory. Nothing that is neither recorded in the state, nor marked with the lab's
+altname, nor in the lab's cgroup `vpclab.<lab>` is touched.
+
+What is reported is what was verified: a process counts as stopped once it is seen gone.
+If one survives SIGKILL (stuck in the kernel), the namespaces, the cgroup and the state
+stay, and the error names it, so that a later `cleanup` can finish the job.
 """
 from __future__ import annotations
 
 import os
 import shutil
 
-from netns_setup import kernel, procs
+from netns_setup import cgroup, kernel
 
 from dataplane.model import names
 
+from . import processes
 from .state import LabError, State, state_labs
 
 
 def teardown(st: State) -> list[str]:
     """Remove everything of the lab `st` describes (see the module docstring)."""
-    lab = st.lab
-    done: list[str] = []
     st.data["status"] = "stopping"
     if os.path.isdir(st.dir):
         st.save()
-    for p in reversed(st.data.get("processes", [])):
-        if procs.stop(p["pid"], p["start"]):
-            done.append(f"process {p['pid']} ({p['role']})")
-    done += _remove_namespaces(lab, list(st.data.get("namespaces", [])))
+    done = _remove(st.lab, list(st.data.get("namespaces", [])),
+                   st.data.get("processes", []), processes.cgroup_path(st))
     shutil.rmtree(st.dir, ignore_errors=True)
     done.append(f"directory {st.dir}")
     _remove_run_dir_if_empty()
@@ -43,18 +46,23 @@ def _remove_run_dir_if_empty() -> None:
         pass
 
 
-def _remove_namespaces(lab: str, candidates: list[str]) -> list[str]:
-    """Delete `candidates` (they are the lab's: recorded or marked), processes first."""
-    done: list[str] = []
+def _remove(lab: str, namespaces: list[str], recorded: list[dict],
+            group: str | None) -> list[str]:
+    """End the lab's processes, then remove its cgroup and `namespaces` (they are the
+    lab's: recorded or marked) and its marked links. Raises LabError, having removed
+    nothing but processes, if a process outlives SIGKILL."""
+    present = [n for n in namespaces if kernel.netns_exists(n)]
+    done, running = processes.end(recorded, present, group)
+    if running:
+        raise LabError(f"lab {lab}: {len(running)} process(es) still running after SIGKILL "
+                       f"({'; '.join(running)}); its namespaces and state are kept, run "
+                       f"`vpclab cleanup {lab}` once they are gone")
+    if group is not None and os.path.isdir(group):
+        if not cgroup.remove(group):
+            raise LabError(f"lab {lab}: cgroup {group} could not be removed")
+        done.append(f"cgroup {group}")
     # Instances before VPCs: deeper names first.
-    present = [n for n in candidates if kernel.netns_exists(n)]
     present.sort(key=lambda n: (-n.count("."), n))
-    for n in present:
-        ino = kernel.netns_inode(n)
-        if ino is not None:
-            for pid in procs.pids_in_netns(ino):
-                if pid != os.getpid() and procs.stop(pid, procs.start_time(pid)):
-                    done.append(f"process {pid} (left in {n})")
     for n in present:
         if kernel.remove_netns(n):
             done.append(f"namespace {n}")
@@ -94,7 +102,9 @@ def cleanup(lab: str | None = None, everything: bool = False) -> dict[str, list[
     """
     report: dict[str, list[str]] = {}
     marked = marked_namespaces()
-    labs = set(state_labs()) | set(marked)
+    groups = {lab_: g for g in cgroup.groups(names.cgroup_name(""))
+              if (lab_ := names.lab_of_cgroup(g))}
+    labs = set(state_labs()) | set(marked) | set(groups)
     if lab is not None:
         labs = {lab} & labs
     for name in sorted(labs):
@@ -110,7 +120,8 @@ def cleanup(lab: str | None = None, everything: bool = False) -> dict[str, list[
         done: list[str] = []
         if st is not None:
             done += teardown(st)
-        done += _remove_namespaces(name, marked.get(name, []))
+        group = cgroup.path_of(groups[name]) if name in groups else None
+        done += _remove(name, marked.get(name, []), [], group)
         if os.path.isdir(names.lab_dir(name)):
             shutil.rmtree(names.lab_dir(name), ignore_errors=True)
             done.append(f"directory {names.lab_dir(name)}")

@@ -1,20 +1,112 @@
 """The processes a lab runs (dnsmasq, `run:` commands, the forwarder): started in
-their namespace and recorded in the state file at once, so teardown finds them."""
+their namespace and in the lab's cgroup, recorded in the state file at once, and ended
+— all of them, including what they started — when the lab is taken down.
+
+Where the lab's processes are tracked is decided once, by `tracking()` before `up`
+writes the state: a cgroup v2 group `vpclab.<lab>` (netns_setup/cgroup.py) when one can
+be made, else the process tree below the recorded processes (psutil). The state says
+which (`status` shows it). `vpclab exec` joins the same group, so what a user starts by
+hand is the lab's too.
+
+`end()` is what `down`, a failed `up` and `cleanup` use. It ends the recorded processes
+first (SIGTERM, a grace period, SIGKILL: the forwarder and dnsmasq get to exit cleanly),
+then every other process of the lab: the whole cgroup at once with `cgroup.kill`, waiting
+until it is empty, or, without one, the recorded processes' descendants found before
+their parents died; and in both cases any process inside one of the lab's namespaces
+(found by the inode of /proc/PID/ns/net), whoever started it. It reports what it
+verified: each process it found and saw gone, and those still running.
+"""
 from __future__ import annotations
 
-from netns_setup import procs
+import os
+from typing import Any
+
+from netns_setup import cgroup, kernel, procs
+
+from dataplane.model import names
 
 from .state import State
 
+CGROUP_V2 = "cgroup v2"
+PROCESS_TREE = "process tree"
+SWEEPS = 3      # rounds of find-and-end after the first (a process may fork meanwhile)
+
+
+def tracking(lab: str) -> dict[str, Any]:
+    """The lab's record of where its processes are tracked; makes its cgroup."""
+    path = cgroup.create(names.cgroup_name(lab))
+    if path is not None:
+        return {"mode": CGROUP_V2, "path": path}
+    why = cgroup.unavailable_reason() or f"cannot make cgroup {names.cgroup_name(lab)}"
+    return {"mode": PROCESS_TREE, "reason": why}
+
+
+def cgroup_path(st: State) -> str | None:
+    t = st.data.get("tracking") or {}
+    return t.get("path") if t.get("mode") == CGROUP_V2 else None
+
 
 def start(st: State, role: str, vpc: str, instance: str | None, netns: str,
-           argv: list[str], log: str, resolv: str | None) -> int:
-    pid, started = procs.spawn(netns, argv, log, resolv)
+          argv: list[str], log: str, resolv: str | None, cwd: str = "/") -> int:
+    if cwd != "/":
+        os.makedirs(cwd, mode=0o755, exist_ok=True)
+    pid, started = procs.spawn(netns, argv, log, resolv, cwd=cwd, cgroup=cgroup_path(st))
     st.data["processes"].append({"pid": pid, "start": started, "role": role, "vpc": vpc,
                                  "instance": instance, "netns": netns, "argv": argv,
                                  "log": log})
     st.save()
     return pid
+
+
+def end(recorded: list[dict[str, Any]], namespaces: list[str],
+        group: str | None) -> tuple[list[str], list[str]]:
+    """End every process of a lab (see the module docstring): `recorded` from its
+    state, its `namespaces`, its cgroup path `group` (None: walk the process tree).
+    Returns (processes verified gone, processes still running), one line each."""
+    me = os.getpid()
+    if group is not None and me in cgroup.pids(group):
+        cgroup.join(os.path.dirname(group))      # `vpclab exec … vpclab down` ends the rest
+    found: dict[int, tuple[int | None, str]] = {}    # pid -> (start time, what it is)
+    for p in recorded:
+        if procs.alive(p["pid"], p["start"]):
+            found[p["pid"]] = (p["start"], p["role"])
+    first = [(pid, start) for pid, (start, _) in found.items()]
+    inodes = {n: ino for n in namespaces if (ino := kernel.netns_inode(n)) is not None}
+
+    def sweep() -> list[procs.Identity]:
+        """Add every process of the lab to `found`; return those still running."""
+        where: dict[int, str] = {}
+        if group is not None:
+            where.update((pid, "in the lab's cgroup") for pid in cgroup.pids(group))
+        else:
+            for pid, _ in first:
+                where.update((c, f"started by {pid}") for c in procs.descendants(pid))
+        for n, ino in inodes.items():
+            where.update((pid, f"in {n}") for pid in procs.pids_in_netns(ino))
+        for pid, what in where.items():
+            if pid != me and pid not in found:
+                started = procs.start_time(pid)
+                if started is not None:
+                    found[pid] = (started, f"{procs.comm(pid)}, {what}")
+        return [(pid, s) for pid, (s, _) in found.items() if procs.alive(pid, s)]
+
+    sweep()                                  # before the parents go (the tree walk needs them)
+    procs.stop_all(first)
+    if group is not None:
+        try:
+            cgroup.kill(group)
+        except cgroup.CgroupError:
+            pass        # the sweeps below still find its members and end them one by one
+    for _ in range(SWEEPS):
+        left = sweep()
+        if not left:
+            break
+        procs.stop_all(left)
+    gone = [f"process {pid} ({what})" for pid, (s, what) in found.items()
+            if not procs.alive(pid, s)]
+    running = [f"process {pid} ({what})" for pid, (s, what) in found.items()
+               if procs.alive(pid, s)]
+    return gone, running
 
 
 def tail(path: str, n: int = 3) -> str:

@@ -76,7 +76,8 @@ def steps(lab: Lab, p: VpcPlan, st: State) -> list[Step]:
                  lambda i=i: processes.start(st, "run", p.name, i.name, i.netns,
                                              ["/bin/sh", "-c", i.run],
                                              rec()["instances"][i.name]["log"],
-                                             rec()["resolv_conf"]))
+                                             rec()["resolv_conf"],
+                                             cwd=os.path.join(st.dir, f"{p.name}.{i.name}")))
             for i in p.instances if i.run]
     return out
 

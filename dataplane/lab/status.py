@@ -2,15 +2,16 @@
 check `up` makes before calling a lab already up."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from netns_setup import kernel, procs
+from netns_setup import cgroup, kernel, procs
 
 from dataplane import kinds
 from dataplane.forwarder import control
 from dataplane.model import Lab, names
 
-from . import realise_vpc
+from . import processes, realise_vpc
 from .state import LabError, State
 
 
@@ -49,9 +50,24 @@ def status(lab: str) -> dict[str, Any]:
         out["processes"].append({**{k: p[k] for k in ("pid", "role", "vpc", "instance",
                                                       "log", "argv")},
                                  "running": procs.alive(p["pid"], p["start"])})
+    out["tracking"] = _tracking_status(st)
     if d.get("hyperplane"):
         out["hyperplane"] = _hyperplane_status(d)
     return out
+
+
+def _tracking_status(st: State) -> dict[str, Any]:
+    """Where the lab's processes are tracked and, with a cgroup, what they use: CPU
+    time of every process that was ever in it, memory now (None without the v2 memory
+    controller, e.g. where memory is a cgroup v1 controller)."""
+    t = dict(st.data.get("tracking") or {"mode": processes.PROCESS_TREE,
+                                         "reason": "the state predates cgroup tracking"})
+    group = processes.cgroup_path(st)
+    if group is not None:
+        t["present"] = os.path.isdir(group)
+        t["processes"] = len(cgroup.pids(group))
+        t.update(cgroup.usage(group))
+    return t
 
 
 def _hyperplane_status(d: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from dataplane import kinds
 from dataplane.compile import hyperplane as compiled
 from dataplane.model import Lab, names
 
-from . import hyperplane, realise_vpc
+from . import hyperplane, processes, realise_vpc
 from .down import teardown
 from .plan import digest, plan
 from .progress import Interrupted, Progress, check_interrupt, run_steps
@@ -80,7 +80,7 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
                 "status": "building", "owner_pid": os.getpid(),
                 "owner_start": procs.start_time(os.getpid()), "digest": want,
                 "created_at": time.time(), "topology": lab.to_dict(),
-                "namespaces": all_ns,
+                "namespaces": all_ns, "tracking": processes.tracking(lab.name),
                 "vpcs": {p.name: realise_vpc.record(p, lab) for p in plans},
                 "processes": []})
     if hp_ports:

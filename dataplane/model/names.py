@@ -101,6 +101,15 @@ def lab_dir(lab: str) -> str:
     return os.path.join(RUN_DIR, lab)
 
 
+def cgroup_name(lab: str) -> str:
+    """The lab's cgroup v2 group, directly below the v2 root (netns_setup/cgroup.py)."""
+    return f"{MARK}.{lab}"
+
+
+def lab_of_cgroup(group: str) -> str | None:
+    return group[len(MARK) + 1:] or None if group.startswith(MARK + ".") else None
+
+
 def apigw_netns(lab: str) -> str:
     """API Gateway's own VPC: where its front end runs (issue 10 on)."""
     return f"{lab}.{APIGW}"

@@ -16,7 +16,7 @@ import yaml
 
 from dataplane import lab as labmod
 from dataplane.model import names
-from netns_setup import kernel
+from netns_setup import cgroup, kernel
 
 HERE = pathlib.Path(__file__).resolve().parent
 SERVERS = HERE / "servers.py"
@@ -59,12 +59,14 @@ def serve(tag: str, *ports: int) -> str:
 
 
 def leftovers(lab: str) -> list[str]:
-    """Everything of `lab` still visible anywhere: namespaces, links, files, processes."""
+    """Everything of `lab` still visible anywhere: namespaces, links, files, its cgroup."""
     found = [f"namespace {n}" for n in kernel.list_netns() if n.startswith(lab + ".")]
     found += [f"root link {ifname}" for _, ifname, _ in
               kernel.marked_links(None, names.mark_prefix(lab))]
     if os.path.exists(names.lab_dir(lab)):
         found.append(f"directory {names.lab_dir(lab)}")
+    found += [f"cgroup {g}" for g in cgroup.groups(names.cgroup_name(lab))
+              if g == names.cgroup_name(lab)]
     return found
 
 

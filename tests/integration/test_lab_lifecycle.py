@@ -62,7 +62,7 @@ def test_down_leaves_nothing(tmp_path, teardown_labs):
     assert len(pids) == 4                                   # 2 dnsmasq + 2 run:
     assert all(procs.alive(p, None) for p in pids)
     assert nft.list_tables("t3down.v0") == ["inet t3down-sg"]
-    assert len(leftovers(lab)) == 6 + 1                     # 6 namespaces + the directory
+    assert len(leftovers(lab)) == 6 + 2                     # 6 namespaces, directory, cgroup
     path.unlink()                                           # down needs only the state
     down = vpclab("down", lab)
     assert down.returncode == 0, down.stderr
