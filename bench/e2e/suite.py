@@ -19,7 +19,7 @@ import time
 import traceback
 
 from bench.e2e import measure
-from bench.e2e.paths import GEN_CPU, PATHS, KernelPath, VpclabPath, make_path
+from bench.e2e.paths import FIGURES, GEN_CPU, PATHS, KernelPath, VpclabPath, make_path
 from bench.e2e.topo import live_topology, write_sysctl
 
 
@@ -40,6 +40,7 @@ class Settings:
     latency_interval_s: float = 0.001
     flow_capacity: int = 1 << 21
     paths: tuple[str, ...] = PATHS
+    figures: tuple[str, ...] = FIGURES    # the figure groups to measure, where a path has them
     # the vpclab forwarder's rings and polling (forwarderd's spec "io"; {} = its defaults)
     forwarder_io: dict = dataclasses.field(default_factory=dict)
 
@@ -79,7 +80,7 @@ def run_path(name: str, s: Settings, workdir: str) -> dict:
         path = make_path(name, topo, workdir, s.flow_capacity, s.forwarder_io)
         path.setup()
         out["cpu_roles"] = path.cpu_roles()
-        groups = path.figures
+        groups = [g for g in path.figures if g in s.figures]
         _gen_sysctls(topo)
         try:
             def latency() -> None:
@@ -147,7 +148,7 @@ def run_path(name: str, s: Settings, workdir: str) -> dict:
             attempt("memory", lambda: out.__setitem__("memory", path.memory()))
             if isinstance(path, VpclabPath):
                 attempt("forwarder stats", lambda: out.__setitem__("forwarder_stats", path.stats()))
-                if s.vpclab_one_cpu and name == "vpclab":
+                if s.vpclab_one_cpu and name == "vpclab" and "pps" in groups:
                     path.pin(GEN_CPU)
                     pps_all("_cpu0")
                     attempt("forwarder stats (CPU 0)",
@@ -157,7 +158,8 @@ def run_path(name: str, s: Settings, workdir: str) -> dict:
 
     # the CPU-0-only figures are for the default forwarder: a busy loop sharing the
     # generator's CPU would only take turns with it
-    variants = ([""] if "new_flows" in groups else []) + (["_cpu0"] if name == "vpclab" and s.vpclab_one_cpu else [])
+    variants = (["", *(["_cpu0"] if name == "vpclab" and s.vpclab_one_cpu else [])]
+                if "new_flows" in groups else [])
     for suffix in variants:
         log(f"{name}: new flows per second{suffix}")
         for _ in range(s.runs):
