@@ -8,6 +8,7 @@ import sys
 import time
 
 from bench.e2e import report, suite, topo
+from bench.e2e.paths import FIGURES, PATHS
 
 
 def parse_io(text: str) -> dict[str, int]:
@@ -26,8 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.e2e", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few seconds per figure, one run each")
     parser.add_argument("--runs", type=int, help="runs per figure (default 3, quick 1)")
-    parser.add_argument("--paths", help="comma-separated subset of vpclab,kernel-nat,kernel-route")
+    parser.add_argument("--paths", help=f"comma-separated subset of {','.join(PATHS)}")
     parser.add_argument("--flows", help="comma-separated flow counts for the pps figure")
+    parser.add_argument("--figures", help=f"comma-separated subset of {','.join(FIGURES)} "
+                                          "(each path measures those of them it has)")
     parser.add_argument("--forwarder-io", metavar="K=V,...",
                         help="the vpclab forwarder's rings and polling, e.g. "
                              "busy_poll_us=50,slot_size=65536,ring_slots=512")
@@ -50,6 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         settings.runs = args.runs
     if args.paths:
         settings.paths = tuple(args.paths.split(","))
+        unknown = [p for p in settings.paths if p not in PATHS]
+        if unknown:
+            parser.error(f"--paths: unknown {', '.join(unknown)}; use some of {', '.join(PATHS)}")
+    if args.figures:
+        settings.figures = tuple(args.figures.split(","))
+        unknown = [f for f in settings.figures if f not in FIGURES]
+        if unknown:
+            parser.error(f"--figures: unknown {', '.join(unknown)}; use some of {', '.join(FIGURES)}")
     if args.flows:
         settings.pps_flows = tuple(int(x) for x in args.flows.split(","))
     if args.forwarder_io:

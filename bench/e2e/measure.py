@@ -4,7 +4,9 @@ the namespaces and return raw numbers. Every generator is bounded in packets and
 * pps: trafgen (netsniff-ng) in the generator namespace, pinned to CPU 0, 60-byte frames
   (64 on a wire with the FCS): Ethernet + IPv4 + UDP + 18 bytes. Flows differ by source
   address and port, two trafgen counters of coprime periods a and b, so a·b distinct
-  5-tuples come round robin. Counted at the sink as its veth's rx_packets (pyroute2),
+  5-tuples come round robin. A path without DNAT (Path.udp_dports > 1) gets a third
+  counter on the destination port, of a period d dividing b, so each source port keeps
+  one destination port and the count stays a·b. Counted at the sink as its veth's rx_packets (pyroute2),
   over a window that starts after the generator has run for a while; the sink drops
   the packets at its ingress hook (nftables netdev) so no ICMP comes back. trafgen sends
   at full speed (its TX_RING): the figure is the *delivered rate at full offer*.
@@ -43,26 +45,38 @@ table netdev vbsink {{
 """)
 
 
-def split_flows(flows: int) -> tuple[int, int]:
-    """(a, b): a source addresses × b source ports, gcd(a, b) = 1 (so two counters of
-    periods a and b make a·b distinct pairs), a·b the first such product ≥ flows."""
-    if flows <= 32768:
-        return 1, flows
-    a = math.ceil(flows / 32768)
-    b = math.ceil(flows / a)
+def coprime_ports(a: int, flows: int, d: int = 1) -> int:
+    """b ≥ flows / a source ports, a multiple of d and coprime with a."""
+    b = math.ceil(math.ceil(flows / a) / d) * d
     while math.gcd(a, b) != 1:
-        b += 1
-    return a, b
+        b += d
+    return b
 
 
-def trafgen_config(topo: Topology, path: Path, a: int, b: int, ip_first: int, port_first: int) -> str:
+def split_flows(flows: int, dports: int = 1) -> tuple[int, int, int]:
+    """(a, b, d): a source addresses × b source ports, gcd(a, b) = 1 (so two counters of
+    periods a and b make a·b distinct pairs), a·b the first such product ≥ flows; d the
+    destination ports the flows are spread over (`dports` once flows reach it, else 1),
+    d dividing b, so a third counter of period d keeps a·b pairs."""
+    d = dports if flows >= dports else 1
+    if flows <= 32768:
+        return 1, coprime_ports(1, flows, d), d
+    a = math.ceil(flows / 32768)
+    while math.gcd(a, d) != 1:
+        a += 1
+    return a, coprime_ports(a, flows, d), d
+
+
+def trafgen_config(topo: Topology, path: Path, a: int, b: int, ip_first: int, port_first: int,
+                   d: int = 1) -> str:
     dst_ip, dst_port = path.udp_dst()
     ip0 = IP_10_0_1_0 + ip_first
     sa = f"dinc({ip0}, {ip0 + a - 1})" if a > 1 else f"10.0.1.{ip_first}"
     sp = f"dinc({port_first}, {port_first + b - 1})" if b > 1 else str(port_first)
+    dp = f"dinc({dst_port}, {dst_port + d - 1})" if d > 1 else str(dst_port)
     return (f"{{ eth(da={topo.macs[topo.e0]}, sa={topo.macs[topo.gen_if]}),\n"
             f"  ipv4(sa={sa}, da={dst_ip}, ttl=64),\n"
-            f"  udp(sp={sp}, dp={dst_port}),\n"
+            f"  udp(sp={sp}, dp={dp}),\n"
             f"  fill(0x00, 18) }}\n")
 
 
@@ -94,10 +108,10 @@ def cpu_busy(before: dict, after: dict) -> dict[str, float]:
 
 def measure_pps(topo: Topology, path: Path, workdir: str, flows: int, duration: float,
                 max_pps: float = 5e6) -> dict:
-    a, b = split_flows(flows)
+    a, b, d = split_flows(flows, path.udp_dports)
     cfg = os.path.join(workdir, f"pps-{flows}.cfg")
     with open(cfg, "w") as f:
-        f.write(trafgen_config(topo, path, a, b, ip_first=10, port_first=1024))
+        f.write(trafgen_config(topo, path, a, b, ip_first=10, port_first=1024, d=d))
     # Warm-up: every flow once, so that the measured packets are of established flows.
     warm = _trafgen(topo, cfg, a * b)
     try:
@@ -128,11 +142,11 @@ def measure_pps(topo: Topology, path: Path, workdir: str, flows: int, duration: 
 def measure_new_flows(topo: Topology, path: Path, workdir: str, count: int) -> dict:
     """`count` packets, each a new 5-tuple (31 source addresses × count/31 ports)."""
     a = 31
-    b = math.ceil(count / a)
-    b += (b % a == 0)
+    d = path.udp_dports
+    b = coprime_ports(a, count, d)
     cfg = os.path.join(workdir, "newflows.cfg")
     with open(cfg, "w") as f:
-        f.write(trafgen_config(topo, path, a, b, ip_first=64, port_first=1024))
+        f.write(trafgen_config(topo, path, a, b, ip_first=64, port_first=1024, d=d))
     s0, g0 = topo.counters(topo.sink, topo.sink_if), topo.counters(topo.gen, topo.gen_if)
     proc = _trafgen(topo, cfg, count)
     try:
@@ -335,10 +349,10 @@ def search_no_drop_rate(topo: Topology, path: Path, workdir: str, flows: int, ce
     both; the next trial halves the wider interval. Bounded to `trials` trials.
     `ceiling` is the first upper bound (the generator's paced maximum or the full-offer
     delivered rate, whichever is higher)."""
-    a, b = split_flows(flows)
+    a, b, d = split_flows(flows, path.udp_dports)
     cfg = os.path.join(workdir, f"ndr-{flows}.cfg")
     with open(cfg, "w") as f:
-        f.write(trafgen_config(topo, path, a, b, ip_first=10, port_first=1024))
+        f.write(trafgen_config(topo, path, a, b, ip_first=10, port_first=1024, d=d))
     bounds = {"zero": [0.0, ceiling], "0.5%": [0.0, ceiling]}
     history = []
     for _ in range(trials):

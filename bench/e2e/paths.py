@@ -1,5 +1,6 @@
-"""The three data paths, each set up on a fresh Topology (topo.py) in the forwarder
-namespace only; generator and sink are the same for all three.
+"""The data paths, each set up on a fresh Topology (topo.py) in the forwarder namespace
+only; generator and sink are the same for all of them. Two translation kinds, each by
+the vpclab forwarder and by the kernel:
 
 vpclab         the Hyperplane forwarder (`python -m dataplane.forwarder.daemon`, pinned to CPU 1)
                as a lab runs it; *vpclab-busypoll* the same with busy polling
@@ -14,15 +15,29 @@ kernel-nat     addresses on e0/e1, ip_forward=1, an nftables ruleset doing the s
                DNAT (endpoint → target) and SNAT (→ NLB address) with conntrack.
 kernel-route   addresses on e0/e1, ip_forward=1, no rules: the generator addresses the
                sink directly.
+vpclab-vpc-nat the same forwarder with one VPC link (VPC-to-VPC NAT, the spec's
+               "vpc_nat" kind) instead of the PrivateLink services: attached on e0 (port
+               0, answering for the gateway 10.0.1.1), its one ENI 10.0.2.100 on e1 (port
+               1), reaching the sink's subnet 10.0.2.0/24. The generator addresses the sink
+               directly; the forwarder keeps the destination and puts the ENI's address
+               and a port of its choosing in the source.
+kernel-snat    kernel-route's addresses and forwarding plus an nftables ruleset doing the
+               same SNAT only (`snat ip to 10.0.2.100` toward 10.0.2.0/24, conntrack).
 
-Services, identical in the two NAT paths (`(client, cport, vip, vport) ⇒ (snat_ip, snat_port,
-target, tport)` in vpclab; conntrack's choice of SNAT port in the kernel):
+Services, identical in the two PrivateLink paths (`(client, cport, vip, vport) ⇒ (snat_ip,
+snat_port, target, tport)` in vpclab; conntrack's choice of SNAT port in the kernel):
 
     udp 10.0.1.50:9    ⇒ 10.0.2.20:10000-10031   (pps and new flows: 32 targets, so that
                                                  1,000,000 flows fit the SNAT port pools)
     udp 10.0.1.50:7    ⇒ 10.0.2.20:7             (latency ping-pong)
     tcp 10.0.1.50:5201 ⇒ 10.0.2.20:5201          (iperf3)
     tcp 10.0.1.50:80   ⇒ 10.0.2.20:8080          (connections per second)
+
+In the two VPC-link paths the generator sends its pps and new-flow traffic to
+10.0.2.20:10000-10031 itself (`(src, sport, dst, dport) ⇒ (10.0.2.100, snat port, dst,
+dport)`): SNAT ports are unique per destination, so the 32 destination ports are what
+lets 1,000,000 flows fit the pools here too. These paths measure packets per second and
+new flows only (Path.figures).
 
 CPUs: the vpclab forwarder runs on CPU 1, generators, clients and servers on CPU 0. Every
 path steers e0's and e1's receive processing to CPU 1 (RPS), so that forwarding (for
@@ -40,14 +55,17 @@ import subprocess
 import sys
 import time
 
-from bench.e2e.topo import (EP_IP, FWD_IN_IP, FWD_OUT_IP, NLB_IP, SINK_IP, Topology, popen,
-                            read_proc, run_in, write_sysctl)
+from bench.e2e.topo import (EP_IP, FWD_IN_IP, FWD_OUT_IP, LINK_ENI_IP, NLB_IP, SINK_IP, SINK_NET,
+                            Topology, popen, read_proc, run_in, write_sysctl)
 from dataplane.forwarder.io import max_frame
 from netns_setup import nft
 from netns_setup.offload import cap_gso_size, disable_segmentation_offload
 
-PATHS = ("vpclab", "vpclab-busypoll", "kernel-nat", "kernel-route")
-VPCLAB_PATHS = ("vpclab", "vpclab-busypoll")
+PATHS = ("vpclab", "vpclab-busypoll", "kernel-nat", "kernel-route", "vpclab-vpc-nat", "kernel-snat")
+VPCLAB_PATHS = ("vpclab", "vpclab-busypoll", "vpclab-vpc-nat")
+# What suite.py measures, by group; the VPC-link paths run the first two only.
+FIGURES = ("pps", "new_flows", "ndr", "latency", "cps", "tcp")
+KINDS = ("privatelink", "vpc_nat")
 # The busy-polling forwarder reads its rings for this long after the last frame before
 # it sleeps: longer than the latency figure's 1 ms between pings, so it never sleeps
 # while a figure runs (the spec's io.busy_poll_us; labs run without it).
@@ -61,22 +79,37 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 class Path:
     name = ""
     offload = "on"      # segmentation offload on the devices that send into the forwarder ns
+    figures = FIGURES
+    # The generator addresses the sink itself (no DNAT), at this many UDP ports from
+    # TARGET_PORT0 for pps and new flows (measure.py spreads the flows over them).
+    addresses_sink = False
+    udp_dports = 1
 
     def __init__(self, topo: Topology, workdir: str) -> None:
         self.topo, self.workdir = topo, workdir
 
+    def take_kind(self, kind: str) -> None:
+        """A NAT path translates as PrivateLink (DNAT to the targets behind the endpoint)
+        or as a VPC link (SNAT only: the generator addresses the sink, the pps and
+        new-flow traffic spread over N_TARGETS destination ports)."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown service kind {kind!r}: one of {', '.join(KINDS)}")
+        self.kind = kind
+        if kind == "vpc_nat":
+            self.figures, self.addresses_sink, self.udp_dports = ("pps", "new_flows"), True, N_TARGETS
+
     # where the generator sends, per service
     def udp_dst(self) -> tuple[str, int]:
-        return EP_IP, UDP_VPORT
+        return (SINK_IP, TARGET_PORT0) if self.addresses_sink else (EP_IP, UDP_VPORT)
 
     def echo_dst(self) -> tuple[str, int]:
-        return EP_IP, ECHO_PORT
+        return (SINK_IP, ECHO_PORT) if self.addresses_sink else (EP_IP, ECHO_PORT)
 
     def iperf_dst(self) -> tuple[str, int]:
-        return EP_IP, IPERF_PORT
+        return (SINK_IP, IPERF_PORT) if self.addresses_sink else (EP_IP, IPERF_PORT)
 
     def cps_dst(self) -> tuple[str, int]:
-        return EP_IP, CPS_VPORT
+        return (SINK_IP, CPS_TPORT) if self.addresses_sink else (EP_IP, CPS_VPORT)
 
     def setup(self) -> None:
         raise NotImplementedError
@@ -102,12 +135,15 @@ class Path:
 
 
 class VpclabPath(Path):
+    """The forwarder with PrivateLink services (kind "privatelink") or one VPC link
+    (kind "vpc_nat") between e0 and e1."""
     name = "vpclab"
     offload = "on (GSO through the forwarder)"
 
     def __init__(self, topo: Topology, workdir: str, flow_capacity: int,
-                 io: dict[str, int] | None = None) -> None:
+                 io: dict[str, int] | None = None, kind: str = "privatelink") -> None:
         super().__init__(topo, workdir)
+        self.take_kind(kind)
         self.flow_capacity = flow_capacity
         self.io = dict(io or {})
         self.proc: subprocess.Popen | None = None
@@ -116,27 +152,37 @@ class VpclabPath(Path):
 
     def spec(self) -> dict:
         t = self.topo
-        flags = {"mtu": 8500, "rst_on_miss": True, "hash_tcp_seq": True}
-        tcp = {**flags, "proto": "tcp", "mss_clamp": 8460}
-        udp = {"mtu": 8500, "proto": "udp"}
-        svc = lambda name, vport, backends, extra: {  # noqa: E731
-            "name": name, "in_port": 0, "out_port": 1, "vip": EP_IP, "vport": vport, **extra,
-            "backends": [{"ip": SINK_IP, "port": p} for p in backends]}
-        return {
-            "flow_capacity": self.flow_capacity,
-            "io": self.io,
-            "ports": [
-                {"id": 0, "name": "endpoint", "ifname": t.e0, "mac": t.macs[t.e0], "addrs": [EP_IP],
-                 "peer_mac": t.macs[t.gen_if]},
-                {"id": 1, "name": "nlb", "ifname": t.e1, "mac": t.macs[t.e1], "addrs": [NLB_IP],
-                 "peer_mac": t.macs[t.sink_if]},
-            ],
-            "services": [
+        if self.kind == "vpc_nat":
+            # the attachment answers for the generator's gateway, the ENI for its address
+            names, addrs = ("attachment", "eni"), ([FWD_IN_IP], [LINK_ENI_IP])
+            services = [{"name": "vpclink-bench", "kind": "vpc_nat", "in_port": 0, "prefixes": [SINK_NET],
+                         "enis": [{"port": 1, "ip": LINK_ENI_IP}], "routes": [{"cidr": SINK_NET, "eni": 0}],
+                         "protocols": ["tcp", "udp"], "snat_ports": [1024, 65535], "idle_timeout_s": 350,
+                         "mtu": 8500, "mss_clamp": 8460}]
+        else:
+            flags = {"mtu": 8500, "rst_on_miss": True, "hash_tcp_seq": True}
+            tcp = {**flags, "proto": "tcp", "mss_clamp": 8460}
+            udp = {"mtu": 8500, "proto": "udp"}
+            svc = lambda name, vport, backends, extra: {  # noqa: E731
+                "name": name, "in_port": 0, "out_port": 1, "vip": EP_IP, "vport": vport, **extra,
+                "backends": [{"ip": SINK_IP, "port": p} for p in backends]}
+            names, addrs = ("endpoint", "nlb"), ([EP_IP], [NLB_IP])
+            services = [
                 svc("vpce-bench/udp9", UDP_VPORT, range(TARGET_PORT0, TARGET_PORT0 + N_TARGETS), udp),
                 svc("vpce-bench/udp7", ECHO_PORT, [ECHO_PORT], udp),
                 svc("vpce-bench/iperf", IPERF_PORT, [IPERF_PORT], tcp),
                 svc("vpce-bench/cps", CPS_VPORT, [CPS_TPORT], tcp),
+            ]
+        return {
+            "flow_capacity": self.flow_capacity,
+            "io": self.io,
+            "ports": [
+                {"id": 0, "name": names[0], "ifname": t.e0, "mac": t.macs[t.e0], "addrs": addrs[0],
+                 "peer_mac": t.macs[t.gen_if]},
+                {"id": 1, "name": names[1], "ifname": t.e1, "mac": t.macs[t.e1], "addrs": addrs[1],
+                 "peer_mac": t.macs[t.sink_if]},
             ],
+            "services": services,
         }
 
     def setup(self) -> None:
@@ -236,11 +282,26 @@ class KernelPath(Path):
 
 
 class KernelNatPath(KernelPath):
+    """nftables with conntrack: PrivateLink's DNAT and SNAT (kind "privatelink"), or the
+    SNAT of a VPC link only, toward the sink's subnet (kind "vpc_nat")."""
     name = "kernel-nat"
     nat = True
 
+    def __init__(self, topo: Topology, workdir: str, kind: str = "privatelink") -> None:
+        super().__init__(topo, workdir)
+        self.take_kind(kind)
+
     def ruleset(self) -> str:
         t = self.topo
+        if self.kind == "vpc_nat":
+            return f"""
+table ip vbnat {{
+    chain post {{
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname "{t.e1}" ip daddr {SINK_NET} snat ip to {LINK_ENI_IP}
+    }}
+}}
+"""
         targets = ", ".join(f"{i} : {SINK_IP} . {TARGET_PORT0 + i}" for i in range(N_TARGETS))
         return f"""
 table ip vbnat {{
@@ -261,8 +322,9 @@ table ip vbnat {{
     def setup(self) -> None:
         super().setup()
         t = self.topo
-        t.add_addr(t.fwd, t.e0, EP_IP, 32)     # answers ARP for the endpoint address
-        t.add_addr(t.fwd, t.e1, NLB_IP, 32)    # and for the SNAT address
+        if self.kind == "privatelink":
+            t.add_addr(t.fwd, t.e0, EP_IP, 32)     # answers ARP for the endpoint address
+        t.add_addr(t.fwd, t.e1, NLB_IP, 32)        # and for the SNAT address
         run_in(t.fwd, ["nft", "-f", "-"], input=self.ruleset())
 
     def flow_count(self) -> int | None:
@@ -277,30 +339,25 @@ table ip vbnat {{
 
 class KernelRoutePath(KernelPath):
     name = "kernel-route"
-
-    def udp_dst(self) -> tuple[str, int]:
-        return SINK_IP, TARGET_PORT0
-
-    def echo_dst(self) -> tuple[str, int]:
-        return SINK_IP, ECHO_PORT
-
-    def iperf_dst(self) -> tuple[str, int]:
-        return SINK_IP, IPERF_PORT
-
-    def cps_dst(self) -> tuple[str, int]:
-        return SINK_IP, CPS_TPORT
+    addresses_sink = True
 
 
 def make_path(name: str, topo: Topology, workdir: str, flow_capacity: int,
               forwarder_io: dict[str, int] | None = None) -> Path:
-    if name == "vpclab":
-        return VpclabPath(topo, workdir, flow_capacity, forwarder_io)
-    if name == "vpclab-busypoll":
-        path = VpclabPath(topo, workdir, flow_capacity,
-                          {**(forwarder_io or {}), "busy_poll_us": BUSY_POLL_US})
-        path.name = name
-        return path
-    return {"kernel-nat": KernelNatPath, "kernel-route": KernelRoutePath}[name](topo, workdir)
+    io = dict(forwarder_io or {})
+    makers = {
+        "vpclab": lambda: VpclabPath(topo, workdir, flow_capacity, io),
+        "vpclab-busypoll": lambda: VpclabPath(topo, workdir, flow_capacity, {**io, "busy_poll_us": BUSY_POLL_US}),
+        "vpclab-vpc-nat": lambda: VpclabPath(topo, workdir, flow_capacity, io, kind="vpc_nat"),
+        "kernel-nat": lambda: KernelNatPath(topo, workdir),
+        "kernel-snat": lambda: KernelNatPath(topo, workdir, kind="vpc_nat"),
+        "kernel-route": lambda: KernelRoutePath(topo, workdir),
+    }
+    if name not in makers:
+        raise ValueError(f"unknown path {name!r}: one of {', '.join(PATHS)}")
+    path = makers[name]()
+    path.name = name
+    return path
 
 
 def rss_bytes(pid: int) -> int:

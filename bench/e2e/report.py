@@ -77,6 +77,14 @@ METHOD = """\
   *kernel-nat* = ip_forward and an nftables ruleset doing the same DNAT (jhash over 32
   target ports for the pps service, as the engine's Maglev over 32 backends) and SNAT
   with conntrack; *kernel-route* = ip_forward, no rules, the generator addresses the sink.
+  *vpclab-vpc-nat* = the same forwarder with one VPC link (VPC-to-VPC NAT) instead:
+  attached on the generator's side, one link ENI 10.0.2.100 on the sink's, prefix
+  10.0.2.0/24; the generator addresses the sink (destination kept), the forwarder puts
+  the ENI's address and a port of its own in the source. *kernel-snat* = kernel-route
+  plus the same SNAT only, `snat ip to 10.0.2.100` with conntrack. Both send the pps and
+  new-flow traffic to 32 destination ports (10.0.2.20:10000-10031), as the PrivateLink
+  paths reach 32 targets, so that 1,000,000 flows fit the SNAT port pools (ports are
+  unique per destination); they measure packets per second and new flows only.
 * **Segmentation offload**: on for every path. The vpclab forwarder carries GSO frames
   and partial checksums through (virtio-net headers on its AF_PACKET rings), with the
   generator's and sink's gso_max_size cut to a ring slot (65,460 bytes with the default
@@ -182,7 +190,12 @@ def build(raw: dict, settings: dict, started: float, quick: bool) -> dict:
             "latency_samples_us": {n: p["latency_samples_us"] for n, p in raw["paths"].items()}}
 
 
-RATIOS = tuple(f"{v}/{k}" for k in ("kernel-nat", "kernel-route") for v in VPCLAB_PATHS)
+# vpclab over the kernel doing the same translation, and over the kernel only routing:
+# PrivateLink's two forwarders against kernel-nat, the VPC link's against kernel-snat.
+RATIOS = (tuple(f"{v}/{k}" for k in ("kernel-nat", "kernel-route") for v in ("vpclab", "vpclab-busypoll"))
+          + ("vpclab-vpc-nat/kernel-snat", "vpclab-vpc-nat/kernel-route"))
+# the like-for-like ratio of each kind, plotted per pps and new-flow figure
+KIND_RATIOS = {"PrivateLink": "vpclab/kernel-nat", "VPC-to-VPC NAT": "vpclab-vpc-nat/kernel-snat"}
 
 
 def _ratios(per_path: dict) -> dict:
@@ -227,7 +240,11 @@ def markdown(res: dict) -> str:
         r = f["ratios"]
         ratio = [f"{r[k]:.2f}" if k in r else "—" for k in ratio_keys]
         lines.append(f"| {f['title']} | {f['unit']} | " + " | ".join(cells) + " | " + " | ".join(ratio) + " |")
-    lines += ["", "![packets per second per path](pps.png)", "", "![latency distribution](latency.png)", ""]
+    lines += ["", "![packets per second per path](pps.png)", ""]
+    if any(k in f["ratios"] for f in res["figures"].values() for k in KIND_RATIOS.values()):
+        lines += ["![vpclab over the kernel doing the same NAT, per kind](ratios.png)", ""]
+    if any(res["latency_samples_us"].values()):
+        lines += ["![latency distribution](latency.png)", ""]
     mem = res["memory"]
     lines += ["## Memory", ""]
     if "vpclab" in mem:
@@ -282,7 +299,7 @@ def plots(res: dict, out: str) -> list[str]:
     made = []
     paths = [p for p in PATHS if p in res["cpu_roles"]]
     colors = {"vpclab": "#d62728", "vpclab-busypoll": "#ff9896", "kernel-nat": "#1f77b4",
-              "kernel-route": "#7f7f7f"}
+              "kernel-route": "#7f7f7f", "vpclab-vpc-nat": "#9467bd", "kernel-snat": "#17becf"}
     keys = [k for k in res["figures"] if k.startswith("pps_") or k.startswith("new_flows")]
     if keys:
         fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -298,16 +315,17 @@ def plots(res: dict, out: str) -> list[str]:
                     hi.append((s["max"] - s["median"]) / 1e3)
             ax.bar(xs, ys, width, yerr=[lo, hi], label=p, color=colors.get(p), capsize=3)
         ax.set_xticks([j + width * (len(paths) - 1) / 2 for j in range(len(keys))])
-        ax.set_xticklabels([(f"{int(k.split('_')[1]):,}\nflows" if k.startswith("pps_") else "new\nflows")
-                            + ("\nCPU 0 only" if k.endswith("_cpu0") else "") for k in keys], fontsize=8)
+        ax.set_xticklabels([_tick(k) for k in keys], fontsize=8)
         ax.set_ylabel("thousand packets/s delivered (median, min–max)")
         ax.set_title("64-byte UDP through each path, at full offer")
         ax.set_ylim(top=ax.get_ylim()[1] * 1.2)   # room for the legend above the bars
-        ax.legend(ncol=len(paths), fontsize=8, loc="upper center")
+        ax.legend(ncol=min(len(paths), 4), fontsize=8, loc="upper center")
         fig.tight_layout()
         fig.savefig(os.path.join(out, "pps.png"), dpi=110)
         plt.close(fig)
         made.append("pps.png")
+        if _ratio_plot(res, keys, os.path.join(out, "ratios.png"), plt):
+            made.append("ratios.png")
     samples = res["latency_samples_us"]
     if any(samples.values()):
         fig, (ax, tail) = plt.subplots(1, 2, figsize=(11, 4.5))
@@ -332,6 +350,39 @@ def plots(res: dict, out: str) -> list[str]:
         plt.close(fig)
         made.append("latency.png")
     return made
+
+
+def _tick(key: str) -> str:
+    """A pps or new-flow figure's label under its bars."""
+    return ((f"{int(key.split('_')[1]):,}\nflows" if key.startswith("pps_") else "new\nflows")
+            + ("\nCPU 0 only" if key.endswith("_cpu0") else ""))
+
+
+def _ratio_plot(res: dict, keys: list[str], file: str, plt) -> bool:
+    """Each kind's forwarder over the kernel doing the same translation (KIND_RATIOS),
+    per pps and new-flow figure, with the issue's goal of 2× drawn across."""
+    kinds = {label: key for label, key in KIND_RATIOS.items()
+             if any(key in res["figures"][k]["ratios"] for k in keys)}
+    if not kinds:
+        return False
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.8 / len(kinds)
+    colors = {"PrivateLink": "#d62728", "VPC-to-VPC NAT": "#9467bd"}
+    for i, (label, key) in enumerate(kinds.items()):
+        xs = [j + i * width for j, k in enumerate(keys) if key in res["figures"][k]["ratios"]]
+        ys = [res["figures"][k]["ratios"][key] for k in keys if key in res["figures"][k]["ratios"]]
+        ax.bar(xs, ys, width, label=f"{label}: {key.replace('/', ' / ')}", color=colors.get(label))
+    ax.axhline(2.0, color="black", linestyle="--", linewidth=1, label="goal: 2×")
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xticks([j + width * (len(kinds) - 1) / 2 for j in range(len(keys))])
+    ax.set_xticklabels([_tick(k) for k in keys], fontsize=8)
+    ax.set_ylabel("vpclab / kernel (ratio of medians)")
+    ax.set_title("vpclab over the kernel doing the same NAT, 64-byte UDP")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(file, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def _io_text(io: dict) -> str:

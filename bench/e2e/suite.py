@@ -7,6 +7,8 @@ once more with segmentation offload off), packets per second from the fewest flo
 the most, the memory at the most flows (vpclab: once more with the forwarder moved to CPU 0,
 the CPU budget the kernel paths get for these figures, see paths.py); then, for new flows, a fresh topology per run, so
 every run starts from an empty flow table. Paths run one after another, never at once.
+A path measures the figure groups of its `figures` (paths.FIGURES): the VPC-link paths
+packets per second and new flows only.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import time
 import traceback
 
 from bench.e2e import measure
-from bench.e2e.paths import GEN_CPU, PATHS, KernelPath, VpclabPath, make_path
+from bench.e2e.paths import FIGURES, GEN_CPU, PATHS, KernelPath, VpclabPath, make_path
 from bench.e2e.topo import live_topology, write_sysctl
 
 
@@ -38,6 +40,7 @@ class Settings:
     latency_interval_s: float = 0.001
     flow_capacity: int = 1 << 21
     paths: tuple[str, ...] = PATHS
+    figures: tuple[str, ...] = FIGURES    # the figure groups to measure, where a path has them
     # the vpclab forwarder's rings and polling (forwarderd's spec "io"; {} = its defaults)
     forwarder_io: dict = dataclasses.field(default_factory=dict)
 
@@ -77,6 +80,7 @@ def run_path(name: str, s: Settings, workdir: str) -> dict:
         path = make_path(name, topo, workdir, s.flow_capacity, s.forwarder_io)
         path.setup()
         out["cpu_roles"] = path.cpu_roles()
+        groups = [g for g in path.figures if g in s.figures]
         _gen_sysctls(topo)
         try:
             def latency() -> None:
@@ -91,8 +95,9 @@ def run_path(name: str, s: Settings, workdir: str) -> dict:
                                          "samples": len(r["rtt_us"]), "lost": r["lost"]})
                 finally:
                     measure.end(echo)
-            log(f"{name}: latency")
-            attempt("latency", latency)
+            if "latency" in groups:
+                log(f"{name}: latency")
+                attempt("latency", latency)
 
             def cps() -> None:
                 srv = measure.start_cps_server(topo)
@@ -101,16 +106,18 @@ def run_path(name: str, s: Settings, workdir: str) -> dict:
                         keep("cps", measure.measure_cps(topo, path, s.cps_seconds))
                 finally:
                     measure.end(srv)
-            log(f"{name}: connections per second")
-            attempt("cps", cps)
+            if "cps" in groups:
+                log(f"{name}: connections per second")
+                attempt("cps", cps)
 
             def tcp(suffix: str) -> None:
                 for streams in s.tcp_streams:
                     for _ in range(s.runs):
                         keep(f"tcp_{streams}{suffix}", measure.measure_tcp(topo, path, streams, s.tcp_seconds))
-            log(f"{name}: TCP throughput (segmentation offload {path.offload})")
-            attempt("tcp", lambda: tcp(""))
-            if s.tcp_without_offload and isinstance(path, KernelPath):
+            if "tcp" in groups:
+                log(f"{name}: TCP throughput (segmentation offload {path.offload})")
+                attempt("tcp", lambda: tcp(""))
+            if "tcp" in groups and s.tcp_without_offload and isinstance(path, KernelPath):
                 path.disable_offload()
                 log(f"{name}: TCP throughput (segmentation offload off)")
                 attempt("tcp without offload", lambda: tcp("_nogso"))
@@ -126,8 +133,9 @@ def run_path(name: str, s: Settings, workdir: str) -> dict:
                             keep(f"pps_{flows}{suffix}",
                                  measure.measure_pps(topo, path, workdir, flows, s.pps_seconds))
                     attempt(f"pps {flows} flows{suffix}", pps)
-            pps_all("")
-            if s.ndr_trials:
+            if "pps" in groups:
+                pps_all("")
+            if s.ndr_trials and "ndr" in groups:
                 for flows in s.pps_flows:
                     log(f"{name}: no-drop-rate search, {flows} flows")
 
@@ -140,7 +148,7 @@ def run_path(name: str, s: Settings, workdir: str) -> dict:
             attempt("memory", lambda: out.__setitem__("memory", path.memory()))
             if isinstance(path, VpclabPath):
                 attempt("forwarder stats", lambda: out.__setitem__("forwarder_stats", path.stats()))
-                if s.vpclab_one_cpu and name == "vpclab":
+                if s.vpclab_one_cpu and name == "vpclab" and "pps" in groups:
                     path.pin(GEN_CPU)
                     pps_all("_cpu0")
                     attempt("forwarder stats (CPU 0)",
@@ -150,7 +158,8 @@ def run_path(name: str, s: Settings, workdir: str) -> dict:
 
     # the CPU-0-only figures are for the default forwarder: a busy loop sharing the
     # generator's CPU would only take turns with it
-    variants = [""] + (["_cpu0"] if name == "vpclab" and s.vpclab_one_cpu else [])
+    variants = (["", *(["_cpu0"] if name == "vpclab" and s.vpclab_one_cpu else [])]
+                if "new_flows" in groups else [])
     for suffix in variants:
         log(f"{name}: new flows per second{suffix}")
         for _ in range(s.runs):

@@ -36,6 +36,8 @@ MTU = 9001
 GEN_IP, SINK_IP = "10.0.1.10", "10.0.2.20"
 FWD_IN_IP, FWD_OUT_IP = "10.0.1.1", "10.0.2.1"          # kernel paths only
 EP_IP, NLB_IP = "10.0.1.50", "10.0.2.100"               # endpoint ENI, NLB ENI (SNAT)
+SINK_NET = "10.0.2.0/24"                                # the VPC-link paths reach it
+LINK_ENI_IP = NLB_IP               # the VPC link's ENI (SNAT source) sits where the NLB's does
 
 _libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_PDEATHSIG = 1

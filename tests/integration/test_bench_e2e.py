@@ -1,6 +1,7 @@
 """The end-to-end benchmark (bench/e2e) in its quick mode, as a smoke test: one short run
-of every figure on every path, a results.json with a positive number for each, a report
-and its plots, and nothing of the run's `vb-<pid>-` namespaces or links left behind."""
+of every figure on every path (the VPC-link paths: packets per second and new flows), a
+results.json with a positive number for each and the ratios of each kind, a report and
+its plots, and nothing of the run's `vb-<pid>-` namespaces or links left behind."""
 from __future__ import annotations
 
 import json
@@ -15,11 +16,14 @@ from pyroute2 import netns
 pytestmark = pytest.mark.root
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-PATHS = {"vpclab", "vpclab-busypoll", "kernel-nat", "kernel-route"}
-RATIOS = {f"{mine}/{kernel}" for mine in ("vpclab", "vpclab-busypoll")
-          for kernel in ("kernel-nat", "kernel-route")}
+PRIVATELINK_PATHS = {"vpclab", "vpclab-busypoll", "kernel-nat", "kernel-route"}
+VPC_NAT_PATHS = {"vpclab-vpc-nat", "kernel-snat"}
+PRIVATELINK_RATIOS = {f"{mine}/{kernel}" for mine in ("vpclab", "vpclab-busypoll")
+                      for kernel in ("kernel-nat", "kernel-route")}
+VPC_NAT_RATIOS = {"vpclab-vpc-nat/kernel-snat", "vpclab-vpc-nat/kernel-route"}
 FIGURES = {"pps_1", "pps_1000", "new_flows", "tcp_1", "tcp_4", "cps",
            "latency_p50", "latency_p99", "latency_p99.9"}
+VPC_NAT_FIGURES = {"pps_1", "pps_1000", "new_flows"}
 
 
 def test_quick_run_measures_every_path_and_leaves_nothing(tmp_path) -> None:
@@ -38,18 +42,31 @@ def test_quick_run_measures_every_path_and_leaves_nothing(tmp_path) -> None:
 
     results = json.loads((tmp_path / "results.json").read_text())
     assert not results["errors"], results["errors"]
-    assert set(results["cpu_roles"]) == PATHS
+    assert set(results["cpu_roles"]) == PRIVATELINK_PATHS | VPC_NAT_PATHS
     assert FIGURES <= set(results["figures"])
     for key in FIGURES:
-        for path in PATHS:
-            figure = results["figures"][key]["paths"][path]
+        vpc_nat = key in VPC_NAT_FIGURES
+        figure_paths = results["figures"][key]["paths"]
+        for path in PRIVATELINK_PATHS | (VPC_NAT_PATHS if vpc_nat else set()):
+            figure = figure_paths[path]
             assert figure["median"] > 0 and figure["min"] > 0, (key, path, figure)
-        assert set(results["figures"][key]["ratios"]) == RATIOS
+        if not vpc_nat:      # the VPC-link paths measure pps and new flows only
+            assert not VPC_NAT_PATHS & set(figure_paths), (key, figure_paths)
+        assert set(results["figures"][key]["ratios"]) == PRIVATELINK_RATIOS | (VPC_NAT_RATIOS if vpc_nat else set())
+    # every VPC-link flow is translated: the forwarder's table held the 1,000 flows
+    # (1,024: spread over 32 destination ports) after their figure, and none was dropped
+    # for want of a SNAT port
+    raw = results["raw"]["vpclab-vpc-nat"]
+    assert raw["figures"]["pps_1000"][-1]["flows_in_table"] >= 1024
+    drops = raw["forwarder_stats"]["ports"]["attachment"]["drops"]
+    assert not drops.get("port_allocation"), drops
     assert results["memory"]["vpclab"]["bytes_per_flow_table"] > 0
     assert results["machine"]["cpus"] >= 1
     report = (tmp_path / "report.md").read_text()
     assert "vpclab / kernel-nat" in report and "vpclab-busypoll / kernel-nat" in report
-    assert (tmp_path / "pps.png").stat().st_size > 0 and (tmp_path / "latency.png").stat().st_size > 0
+    assert "vpclab-vpc-nat / kernel-snat" in report and "ratios.png" in report
+    for plot in ("pps.png", "latency.png", "ratios.png"):
+        assert (tmp_path / plot).stat().st_size > 0, plot
 
 
 def test_vpclab_cleanup_removes_what_a_killed_run_left() -> None:
