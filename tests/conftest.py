@@ -7,8 +7,17 @@ rest.
 from __future__ import annotations
 
 import os
+import pathlib
+import sys
 
 import pytest
+
+# bench/'s own Python is tested here too. `make sanitize` runs from tests/ so that the
+# installed, sanitized dataplane is the one imported: the repository goes last on the
+# path, where it serves `bench` and never shadows that dataplane.
+REPO = str(pathlib.Path(__file__).resolve().parents[1])
+if REPO not in sys.path:
+    sys.path.append(REPO)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
