@@ -20,6 +20,7 @@ from bench.e2e.measure import split_flows
 from bench.e2e.paths import N_TARGETS, TARGET_PORT0, KernelNatPath, VpclabPath, make_path
 from bench.e2e.topo import GEN_IP, LINK_ENI_IP, NLB_IP, SINK_IP
 from dataplane.forwarder.engine import Engine
+from dataplane.compile.spec import ForwarderSpec
 from dataplane.forwarder.spec import Applied, apply_spec
 
 SNAT_POOL = 65535 - 1024 + 1
@@ -61,7 +62,7 @@ def test_vpc_nat_path_spec_translates_as_a_vpc_link() -> None:
     (link,) = spec["services"]
     assert link["kind"] == "vpc_nat"
     with Engine(flow_capacity=1024) as engine:
-        apply_spec(engine, Applied(), spec)
+        apply_spec(engine, Applied(), ForwarderSpec.from_json(spec))   # as forwarderd reads it
         frame = (Ether(src=topo.macs[topo.gen_if], dst=topo.macs[topo.e0]) /
                  IP(src=GEN_IP, dst=SINK_IP) / UDP(sport=1024, dport=TARGET_PORT0 + 5) / (b"\0" * 18))
         out = engine.simulate(bytes(frame), 0)
