@@ -194,6 +194,29 @@ static void service_backends(struct fuzz *f, int svc, struct input *in)
 
 static const uint8_t protos[4] = {6, 17, 1, 47}; /* 47: refused */
 
+/* What a service of any kind may limit, each read from the input if its bit of `bits`
+ * is set (0x1 pool, 0x2 MTU, 0x4 MSS clamp, 0x8 idle timeout), else left at 0. */
+struct limits {
+    uint16_t pool_min, pool_max, mtu, mss_clamp;
+    uint32_t idle_timeout_s;
+};
+
+static struct limits read_limits(struct input *in, uint8_t bits, uint16_t pool_base)
+{
+    struct limits l = {0};
+    if (bits & 0x1) {          /* a pool of a few ports, to run out of them */
+        l.pool_min = (uint16_t)(pool_base + u8(in) % 4);
+        l.pool_max = (uint16_t)(l.pool_min + u8(in) % 4 - 1);
+    }
+    if (bits & 0x2)
+        l.mtu = (uint16_t)(60 + u8(in) * 6);
+    if (bits & 0x4)
+        l.mss_clamp = (uint16_t)(u8(in) * 8);
+    if (bits & 0x8)
+        l.idle_timeout_s = u8(in) % 8;
+    return l;
+}
+
 /* A service from the input: a listener on (in_port, vip, vport, proto) and its options. */
 static void privatelink_service_add(struct fuzz *f, struct input *in)
 {
@@ -209,16 +232,12 @@ static void privatelink_service_add(struct fuzz *f, struct input *in)
     c.vport = c.proto == 1 && !(vport & 0x80) ? 0 : l4ports[vport & 15];
     if (opts & 0x08)
         c.snat_ip = f->kind->addrs[u8(in) & 15];
-    if (opts & 0x10) {         /* a pool of a few ports, to run out of them */
-        c.snat_port_min = (uint16_t)(1024 + u8(in) % 4);
-        c.snat_port_max = (uint16_t)(c.snat_port_min + u8(in) % 4 - 1);
-    }
-    if (opts & 0x20)
-        c.mtu = (uint16_t)(60 + u8(in) * 6);
-    if (opts & 0x40)
-        c.mss_clamp = (uint16_t)(u8(in) * 8);
-    if (opts & 0x80)
-        c.idle_timeout_s = u8(in) % 8;
+    struct limits lim = read_limits(in, opts >> 4, 1024);
+    c.snat_port_min = lim.pool_min;
+    c.snat_port_max = lim.pool_max;
+    c.mtu = lim.mtu;
+    c.mss_clamp = lim.mss_clamp;
+    c.idle_timeout_s = lim.idle_timeout_s;
     int id = CONTROL(f, hp_service_add(f->e, &c));
     remember_service(f, id);
     service_backends(f, id, in); /* read even if refused: an input's layout never shifts */
@@ -307,16 +326,12 @@ static void vpc_nat_add(struct fuzz *f, struct input *in)
         .n_enis = (counts >> 2) & 3,
         .n_routes = (counts >> 4) & 3,
     };
-    if (opts & 0x01) {         /* a pool of a few ports, to run out of them */
-        l.snat_port_min = (uint16_t)(5000 + u8(in) % 4);
-        l.snat_port_max = (uint16_t)(l.snat_port_min + u8(in) % 4 - 1);
-    }
-    if (opts & 0x02)
-        l.mtu = (uint16_t)(60 + u8(in) * 6);
-    if (opts & 0x04)
-        l.mss_clamp = (uint16_t)(u8(in) * 8);
-    if (opts & 0x08)
-        l.idle_timeout_s = u8(in) % 8;
+    struct limits lim = read_limits(in, opts, 5000);
+    l.snat_port_min = lim.pool_min;
+    l.snat_port_max = lim.pool_max;
+    l.mtu = lim.mtu;
+    l.mss_clamp = lim.mss_clamp;
+    l.idle_timeout_s = lim.idle_timeout_s;
     for (uint32_t i = 0; i < l.n_prefixes; i++) {
         uint8_t p = u8(in);
         l.prefixes[i] = (struct hp_prefix){addrs[p & 15], prefix_lens[p >> 5]};
