@@ -79,26 +79,13 @@ static uint16_t u16(struct input *in)
 #define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
 
 /* Ports the fuzzer may configure (index = a port selector's value), and two that it
- * never does: one in range that stays absent, one out of range. */
-static const uint16_t port_ids[] = {0, 1, 2, 3, 7, 300};
+ * never does: one in range that stays absent, one out of range. What each settable port
+ * is (its addresses), and the addresses frames and tables draw from, are the kind's
+ * (struct kind below). */
+static const uint16_t port_ids[] = {0, 1, 2, 3, 4, 7, 300};
 #define N_PORT_IDS (sizeof port_ids / sizeof port_ids[0])
-#define N_SETTABLE_PORTS 4
+#define N_SETTABLE_PORTS 5
 
-static const uint32_t port_addr[N_SETTABLE_PORTS][2] = {
-    {IP4(10, 0, 1, 50), IP4(10, 0, 1, 51)},    /* 0: endpoint ENI */
-    {IP4(10, 0, 1, 100), IP4(10, 0, 1, 101)},  /* 1: NLB ENI */
-    {IP4(10, 0, 3, 50), 0},                    /* 2: a second endpoint ENI */
-    {IP4(10, 0, 3, 100), IP4(10, 0, 3, 101)},  /* 3: a second NLB ENI */
-};
-
-/* Addresses frames and tables draw from: every port's, clients, targets, routers, and
- * addresses no one owns. */
-static const uint32_t addrs[16] = {
-    IP4(10, 0, 1, 10),  IP4(10, 0, 1, 50),  IP4(10, 0, 1, 100), IP4(10, 0, 1, 20),
-    IP4(10, 0, 2, 21),  IP4(10, 0, 1, 11),  IP4(10, 0, 3, 50),  IP4(10, 0, 3, 100),
-    IP4(10, 0, 3, 101), IP4(10, 0, 1, 1),   IP4(10, 0, 1, 51),  IP4(10, 0, 1, 101),
-    IP4(192, 168, 7, 9), 0,                  0xffffffffu,        IP4(10, 0, 3, 20),
-};
 static const uint16_t l4ports[16] = {80,   53,   8080, 5353, 443,  40000, 40001, 33333,
                                      1024, 1025, 65535, 0,   5000, 22,   4789,  12345};
 
@@ -116,7 +103,19 @@ static void port_mac(uint8_t mac[6], uint8_t last)
 #define MAX_FRAME 1600
 #define MAX_FLOWS 256
 
-struct kind;
+struct fuzz;
+
+/* A translation kind: what its ports are, the addresses its frames and tables draw from,
+ * the tables an input starts with, and how it adds a service from the input. */
+struct kind {
+    const char *name;
+    uint32_t port_addr[N_SETTABLE_PORTS][2]; /* each settable port's addresses (0: none) */
+    uint32_t addrs[16];       /* [0] a client, [3] and [4] targets; the rest mixed */
+    uint32_t dsts[3];         /* where a new packet goes (new_tuple()'s selector 1-3) */
+    uint16_t target_port[2];  /* a target's TCP and UDP port, for stale replies */
+    void (*setup)(struct fuzz *f, uint8_t opts);
+    void (*add)(struct fuzz *f, struct input *in);
+};
 
 struct fuzz {
     struct hp_engine *e;
@@ -143,9 +142,10 @@ static void port_set(struct fuzz *f, int idx, uint8_t variant)
     port_mac(pc.mac, (uint8_t)(0xe0 + idx));
     if (!(variant & 1))        /* else: the peer's MAC is learnt from rx */
         port_mac(pc.peer_mac, (uint8_t)(0xa0 + idx));
-    pc.n_addrs = variant & 2 ? 0 : port_addr[idx][1] ? 2 : 1;
-    pc.addrs[0] = port_addr[idx][0];
-    pc.addrs[1] = port_addr[idx][1];
+    const uint32_t *addrs = f->kind->port_addr[idx];
+    pc.n_addrs = variant & 2 || !addrs[0] ? 0 : addrs[1] ? 2 : 1;
+    pc.addrs[0] = addrs[0];
+    pc.addrs[1] = addrs[1];
     if (variant & 4)           /* an invalid MAC: must be refused, changing nothing */
         pc.mac[0] = 0x01;
     if (variant & 8)
@@ -185,7 +185,7 @@ static void service_backends(struct fuzz *f, int svc, struct input *in)
         n = HP_MAX_BACKENDS + 1;
     for (uint32_t i = 0; i < n && i < 4; i++) {
         uint8_t sel = u8(in);
-        b[i].ip = addrs[sel & 15];
+        b[i].ip = f->kind->addrs[sel & 15];
         b[i].port = l4ports[sel >> 4];
         b[i].weight = (uint16_t)(u8(in) % 4);
     }
@@ -194,6 +194,29 @@ static void service_backends(struct fuzz *f, int svc, struct input *in)
 
 static const uint8_t protos[4] = {6, 17, 1, 47}; /* 47: refused */
 
+/* What a service of any kind may limit, each read from the input if its bit of `bits`
+ * is set (0x1 pool, 0x2 MTU, 0x4 MSS clamp, 0x8 idle timeout), else left at 0. */
+struct limits {
+    uint16_t pool_min, pool_max, mtu, mss_clamp;
+    uint32_t idle_timeout_s;
+};
+
+static struct limits read_limits(struct input *in, uint8_t bits, uint16_t pool_base)
+{
+    struct limits l = {0};
+    if (bits & 0x1) {          /* a pool of a few ports, to run out of them */
+        l.pool_min = (uint16_t)(pool_base + u8(in) % 4);
+        l.pool_max = (uint16_t)(l.pool_min + u8(in) % 4 - 1);
+    }
+    if (bits & 0x2)
+        l.mtu = (uint16_t)(60 + u8(in) * 6);
+    if (bits & 0x4)
+        l.mss_clamp = (uint16_t)(u8(in) * 8);
+    if (bits & 0x8)
+        l.idle_timeout_s = u8(in) % 8;
+    return l;
+}
+
 /* A service from the input: a listener on (in_port, vip, vport, proto) and its options. */
 static void privatelink_service_add(struct fuzz *f, struct input *in)
 {
@@ -201,57 +224,55 @@ static void privatelink_service_add(struct fuzz *f, struct input *in)
     struct hp_service_config c = {
         .in_port = port_ids[(where & 15) % N_PORT_IDS],
         .out_port = port_ids[(where >> 4) % N_PORT_IDS],
-        .vip = addrs[what & 15],
+        .vip = f->kind->addrs[what & 15],
         .proto = protos[(what >> 4) & 3],
         .flags = (uint8_t)(opts & 7),
     };
     uint8_t vport = u8(in);    /* ICMP on port 0 unless the top bit asks for a refusal */
     c.vport = c.proto == 1 && !(vport & 0x80) ? 0 : l4ports[vport & 15];
     if (opts & 0x08)
-        c.snat_ip = addrs[u8(in) & 15];
-    if (opts & 0x10) {         /* a pool of a few ports, to run out of them */
-        c.snat_port_min = (uint16_t)(1024 + u8(in) % 4);
-        c.snat_port_max = (uint16_t)(c.snat_port_min + u8(in) % 4 - 1);
-    }
-    if (opts & 0x20)
-        c.mtu = (uint16_t)(60 + u8(in) * 6);
-    if (opts & 0x40)
-        c.mss_clamp = (uint16_t)(u8(in) * 8);
-    if (opts & 0x80)
-        c.idle_timeout_s = u8(in) % 8;
+        c.snat_ip = f->kind->addrs[u8(in) & 15];
+    struct limits lim = read_limits(in, opts >> 4, 1024);
+    c.snat_port_min = lim.pool_min;
+    c.snat_port_max = lim.pool_max;
+    c.mtu = lim.mtu;
+    c.mss_clamp = lim.mss_clamp;
+    c.idle_timeout_s = lim.idle_timeout_s;
     int id = CONTROL(f, hp_service_add(f->e, &c));
     remember_service(f, id);
     service_backends(f, id, in); /* read even if refused: an input's layout never shifts */
 }
 
-enum privatelink_control { PL_ADD, PL_REMOVE, PL_FLAGS, PL_BACKENDS, PL_RESET, PL__COUNT };
+/* The control operations of every kind: a service of the kind added from the input, and
+ * the calls that take any service id (a VPC link must refuse backends; a target reset
+ * marks the flows to a destination). */
+enum control { CTL_ADD, CTL_REMOVE, CTL_FLAGS, CTL_BACKENDS, CTL_RESET, CTL__COUNT };
 
-static void privatelink_control(struct fuzz *f, struct input *in)
+static void kind_control(struct fuzz *f, struct input *in)
 {
     uint8_t code = u8(in);
-    switch (code % PL__COUNT) {
-    case PL_ADD:
-        privatelink_service_add(f, in);
+    switch (code % CTL__COUNT) {
+    case CTL_ADD:
+        f->kind->add(f, in);
         break;
-    case PL_REMOVE: {
+    case CTL_REMOVE: {
         uint8_t sel = u8(in);
         if (CONTROL(f, hp_service_remove(f->e, pick_service(f, sel))) == 0)
             f->services[sel % MAX_SERVICES] = -1;
         break;
     }
-    case PL_FLAGS:
-    {
+    case CTL_FLAGS: {
         int svc = pick_service(f, u8(in));
         CONTROL(f, hp_service_set_flags(f->e, svc, u8(in)));
-    }
         break;
-    case PL_BACKENDS:
+    }
+    case CTL_BACKENDS:
         service_backends(f, pick_service(f, u8(in)), in);
         break;
-    case PL_RESET: {
+    case CTL_RESET: {
         int svc = pick_service(f, u8(in));
         uint8_t sel = u8(in);
-        CONTROL(f, hp_service_reset_backend(f->e, svc, addrs[sel & 15], l4ports[sel >> 4]));
+        CONTROL(f, hp_service_reset_backend(f->e, svc, f->kind->addrs[sel & 15], l4ports[sel >> 4]));
         break;
     }
     }
@@ -283,21 +304,134 @@ static void privatelink_setup(struct fuzz *f, uint8_t opts)
     }
 }
 
-struct kind {
-    const char *name;
-    void (*setup)(struct fuzz *f, uint8_t opts);
-    void (*control)(struct fuzz *f, struct input *in);
-};
+/* ---- VPC-to-VPC NAT: test_vpc_nat.py's topology, its ports 5-9 here as 0-4 ----------- */
+
+#define ATTACHMENT_A 0
+#define ATTACHMENT_B 3
+
+static const uint8_t prefix_lens[8] = {16, 24, 28, 32, 0, 8, 16, 33}; /* 33: refused */
+static const uint8_t link_protos[4] = {0, 6, 17, 1};                 /* 1: refused */
+
+/* A VPC link from the input: attachment, protocols, flags and options, then its
+ * prefixes, ENIs and routes (counts of 0 and routes naming a missing ENI are refused). */
+static void vpc_nat_add(struct fuzz *f, struct input *in)
+{
+    const uint32_t *addrs = f->kind->addrs;
+    uint8_t where = u8(in), opts = u8(in), counts = u8(in);
+    struct hp_link_config l = {
+        .in_port = port_ids[(where & 15) % N_PORT_IDS],
+        .proto = link_protos[(where >> 4) & 3],
+        .flags = (uint8_t)(where & 0x40 ? HP_SVC_DISABLED : 0) | (where & 0x80 ? 0x02 : 0),
+        .n_prefixes = counts & 3,
+        .n_enis = (counts >> 2) & 3,
+        .n_routes = (counts >> 4) & 3,
+    };
+    struct limits lim = read_limits(in, opts, 5000);
+    l.snat_port_min = lim.pool_min;
+    l.snat_port_max = lim.pool_max;
+    l.mtu = lim.mtu;
+    l.mss_clamp = lim.mss_clamp;
+    l.idle_timeout_s = lim.idle_timeout_s;
+    for (uint32_t i = 0; i < l.n_prefixes; i++) {
+        uint8_t p = u8(in);
+        l.prefixes[i] = (struct hp_prefix){addrs[p & 15], prefix_lens[p >> 5]};
+    }
+    for (uint32_t i = 0; i < l.n_enis; i++) {
+        uint8_t e = u8(in);
+        l.enis[i] = (struct hp_link_eni){port_ids[(e & 15) % N_PORT_IDS], addrs[e >> 4]};
+    }
+    for (uint32_t i = 0; i < l.n_routes; i++) {
+        uint8_t r = u8(in), to = u8(in);
+        l.routes[i] = (struct hp_link_route){addrs[r & 15], prefix_lens[r >> 5], (uint8_t)(to % 4)};
+    }
+    remember_service(f, CONTROL(f, hp_link_add(f->e, &l)));
+}
+
+/* test_vpc_nat.py's engine: link A from the attachment (port 0) to 10.0.0.0/16 through
+ * ENIs on ports 1 (10.0.1.4) and 2 (10.0.2.4); `opts` adds its routes (10.0.1.0/24 and
+ * 10.0.2.0/24 each to its own AZ's ENI), link B (same CIDR, from port 3, ENI on port 4),
+ * and varies link A's protocols, SNAT pool, MTU and MSS clamp, and idle timeout. */
+static void vpc_nat_setup(struct fuzz *f, uint8_t opts)
+{
+    for (int i = 0; i < N_SETTABLE_PORTS; i++)
+        port_set(f, i, 0);
+    struct hp_link_config a = {
+        .in_port = ATTACHMENT_A,
+        .proto = opts & 0x04 ? 6 : 0,
+        .n_prefixes = 1, .prefixes = {{IP4(10, 0, 0, 0), 16}},
+        .n_enis = 2, .enis = {{1, IP4(10, 0, 1, 4)}, {2, IP4(10, 0, 2, 4)}},
+    };
+    if (opts & 0x02) {
+        a.n_routes = 2;
+        a.routes[0] = (struct hp_link_route){IP4(10, 0, 1, 0), 24, 0};
+        a.routes[1] = (struct hp_link_route){IP4(10, 0, 2, 0), 24, 1};
+    }
+    if (opts & 0x08) {
+        a.snat_port_min = 5000;
+        a.snat_port_max = 5001;
+    }
+    if (opts & 0x10) {
+        a.mtu = 8500;
+        a.mss_clamp = 1200;
+    }
+    if (opts & 0x20)
+        a.idle_timeout_s = 3;
+    int id = hp_link_add(f->e, &a);
+    CHECK(id >= 0);
+    remember_service(f, id);
+    if (opts & 0x01) {
+        struct hp_link_config b = {
+            .in_port = ATTACHMENT_B,
+            .n_prefixes = 1, .prefixes = {{IP4(10, 0, 0, 0), 16}},
+            .n_enis = 1, .enis = {{4, IP4(10, 0, 1, 5)}},
+        };
+        id = hp_link_add(f->e, &b);
+        CHECK(id >= 0);
+        remember_service(f, id);
+    }
+}
 
 static const struct kind kinds[] = {
-    {"privatelink", privatelink_setup, privatelink_control},
-    /* ---- ADD THE vpc_nat KIND HERE ----------------------------------------------------
-     * {"vpc_nat", vpc_nat_setup, vpc_nat_control}: vpc_nat_setup() sets up the attachment
-     * port and link ENIs (port_set() for the ports, then the prefix-matched SNAT service
-     * through its API call); vpc_nat_control() reads an op byte and switches over add /
-     * remove / re-prefix of such services, like privatelink_control(). Add its addresses
-     * to addrs[] if they are not there, and seed inputs with kind byte 1 (make_corpus.py,
-     * KINDS). Nothing else changes: frames, replies and checks are kind-independent. */
+    {
+        .name = "privatelink",
+        .port_addr = {
+            {IP4(10, 0, 1, 50), IP4(10, 0, 1, 51)},    /* 0: endpoint ENI */
+            {IP4(10, 0, 1, 100), IP4(10, 0, 1, 101)},  /* 1: NLB ENI */
+            {IP4(10, 0, 3, 50), 0},                    /* 2: a second endpoint ENI */
+            {IP4(10, 0, 3, 100), IP4(10, 0, 3, 101)},  /* 3: a second NLB ENI */
+            {IP4(10, 0, 4, 100), 0},                   /* 4: a third */
+        },
+        .addrs = {
+            IP4(10, 0, 1, 10),  IP4(10, 0, 1, 50),  IP4(10, 0, 1, 100), IP4(10, 0, 1, 20),
+            IP4(10, 0, 2, 21),  IP4(10, 0, 1, 11),  IP4(10, 0, 3, 50),  IP4(10, 0, 3, 100),
+            IP4(10, 0, 3, 101), IP4(10, 0, 1, 1),   IP4(10, 0, 1, 51),  IP4(10, 0, 1, 101),
+            IP4(192, 168, 7, 9), 0,                  0xffffffffu,        IP4(10, 0, 3, 20),
+        },
+        .dsts = {IP4(10, 0, 1, 50), IP4(10, 0, 1, 50), IP4(10, 0, 1, 50)},
+        .target_port = {8080, 5353},
+        .setup = privatelink_setup,
+        .add = privatelink_service_add,
+    },
+    {
+        .name = "vpc_nat",
+        .port_addr = {
+            {IP4(198, 18, 0, 1), 0},                   /* 0: link A's attachment */
+            {IP4(10, 0, 1, 4), 0},                     /* 1: link A's ENI in AZ a */
+            {IP4(10, 0, 2, 4), 0},                     /* 2: link A's ENI in AZ b */
+            {IP4(198, 18, 0, 1), 0},                   /* 3: link B's attachment */
+            {IP4(10, 0, 1, 5), 0},                     /* 4: link B's ENI */
+        },
+        .addrs = {
+            IP4(198, 18, 0, 10), IP4(10, 0, 1, 4),  IP4(10, 0, 2, 4),   IP4(10, 0, 1, 20),
+            IP4(10, 0, 2, 20),   IP4(198, 18, 0, 11), IP4(10, 0, 1, 5), IP4(10, 0, 3, 30),
+            IP4(10, 1, 0, 9),    IP4(10, 0, 1, 1),  IP4(10, 0, 1, 16),  IP4(198, 18, 0, 1),
+            IP4(192, 168, 7, 9), 0,                  0xffffffffu,        IP4(10, 0, 200, 1),
+        },
+        .dsts = {IP4(10, 0, 1, 20), IP4(10, 0, 2, 20), IP4(10, 0, 3, 30)},
+        .target_port = {80, 53},
+        .setup = vpc_nat_setup,
+        .add = vpc_nat_add,
+    },
 };
 #define N_KINDS (sizeof kinds / sizeof kinds[0])
 
@@ -506,7 +640,7 @@ static void build_icmp_error(struct frame *fr, int idx, const struct tuple *quot
     l4_checksum_set(ip, 8 + in_len, false);
 }
 
-static void build_arp(struct frame *fr, int idx, uint8_t sel)
+static void build_arp(const struct kind *k, struct frame *fr, int idx, uint8_t sel)
 {
     uint8_t *d = fr->buf;
     memset(d, 0xff, 6);
@@ -521,7 +655,7 @@ static void build_arp(struct frame *fr, int idx, uint8_t sel)
     port_mac(a + 8, (uint8_t)(0xa0 + idx));
     put32(a + 14, IP4(10, 0, 1, 1));
     memset(a + 18, 0, 6);
-    put32(a + 24, addrs[sel & 15]);
+    put32(a + 24, k->addrs[sel & 15]);
     fr->len = sel & 0x40 ? 60 : 42;  /* padded to Ethernet's minimum, or not */
     memset(d + 42, 0, 18);
 }
@@ -567,14 +701,27 @@ static uint32_t dump_flows(struct fuzz *f)
     return n;
 }
 
-/* A live flow's packet in direction `dir` (0: client → vip, 1: backend → snat). False if
- * there is no flow: the caller makes a new client packet instead. */
-static bool flow_tuple(struct fuzz *f, uint8_t sel, int dir, struct tuple *t)
+/* A live flow's packet in direction `dir` (0: client → vip, 1: backend → snat), of one
+ * of the flows whose side of that direction is the batch's port (`idx`) if there are
+ * any, else of any flow. False if there is no flow: the caller makes a new packet. */
+static bool flow_tuple(struct fuzz *f, uint8_t sel, int dir, int idx, struct tuple *t)
 {
     uint32_t n = dump_flows(f);
     if (!n)
         return false;
+    uint16_t port = idx < 0 ? UINT16_MAX : port_ids[idx];
+    uint32_t on_port = 0;
+    for (uint32_t i = 0; i < n; i++)
+        on_port += (dir ? f->flows[i].out_port : f->flows[i].in_port) == port;
     const struct hp_flow_info *fl = &f->flows[sel % n];
+    if (on_port) {
+        uint32_t pick = sel % on_port;
+        for (uint32_t i = 0; i < n; i++)
+            if ((dir ? f->flows[i].out_port : f->flows[i].in_port) == port && pick-- == 0) {
+                fl = &f->flows[i];
+                break;
+            }
+    }
     t->proto = fl->proto;
     if (dir == 0) {
         t->sip = fl->client_ip; t->sport = fl->client_port;
@@ -590,12 +737,12 @@ static bool flow_tuple(struct fuzz *f, uint8_t sel, int dir, struct tuple *t)
 
 static const uint8_t tcp_flag_choices[8] = {0x02, 0x12, 0x10, 0x18, 0x11, 0x04, 0x14, 0x01};
 
-static void new_tuple(struct input *in, struct tuple *t)
+static void new_tuple(const struct kind *k, struct input *in, struct tuple *t)
 {
     uint8_t a = u8(in), b = u8(in);
     t->proto = protos[(a >> 6) & 3] == 47 ? 6 : protos[(a >> 6) & 3];
-    t->sip = addrs[a & 15] == 0 ? IP4(10, 0, 1, 10) : addrs[a & 15];
-    t->dip = (a & 0x30) ? IP4(10, 0, 1, 50) : addrs[b & 15];
+    t->sip = k->addrs[a & 15] == 0 ? k->addrs[0] : k->addrs[a & 15];
+    t->dip = (a & 0x30) ? k->dsts[((a & 0x30) >> 4) - 1] : k->addrs[b & 15];
     t->sport = (uint16_t)(40000 + (b >> 4));
     t->dport = (a & 0x30) == 0x30 ? l4ports[b & 15] : t->proto == 17 ? 53 : 80;
     t->icmp_type = 8;
@@ -662,13 +809,13 @@ static void build_frame(struct fuzz *f, struct input *in, int idx, bool partial,
         return; /* as it is: no mutation byte */
     }
     case FRAME_ARP:
-        build_arp(fr, port, u8(in));
+        build_arp(f->kind, fr, port, u8(in));
         break;
     case FRAME_ICMP_ERROR: {
         uint8_t sel = u8(in), how = u8(in);
         int dir = how & 1;
-        new_tuple(in, &t); /* read even for a live flow: an input's layout never shifts */
-        flow_tuple(f, sel, dir, &t);
+        new_tuple(f->kind, in, &t); /* read even for a live flow: the layout never shifts */
+        flow_tuple(f, sel, dir, idx, &t);
         /* The quoted packet is one this side sent out: the other direction's, translated. */
         struct tuple q = {.sip = t.dip, .dip = t.sip, .sport = t.dport, .dport = t.sport,
                           .proto = t.proto, .tcp_flags = 0x12,
@@ -683,12 +830,13 @@ static void build_frame(struct fuzz *f, struct input *in, int idx, bool partial,
     default: {
         uint8_t s = spec % FRAME__COUNT, sel = u8(in), l4 = u8(in);
         int dir = s == FRAME_REPLY || s == FRAME_REPLY2;
-        new_tuple(in, &t);
-        bool live = s != FRAME_NEW && flow_tuple(f, sel, dir, &t);
-        if (!live && dir) {    /* a stale reply: toward the SNAT address, from a target */
-            t.sip = addrs[3 + (sel & 1)];
-            t.dip = IP4(10, 0, 1, 100);
-            t.sport = t.proto == 17 ? 5353 : 8080;
+        new_tuple(f->kind, in, &t);
+        bool live = s != FRAME_NEW && flow_tuple(f, sel, dir, idx, &t);
+        if (!live && dir) {    /* a stale reply: toward the port's address, from a target */
+            const struct kind *k = f->kind;
+            t.sip = k->addrs[3 + (sel & 1)];
+            t.dip = idx > 0 && k->port_addr[idx][0] ? k->port_addr[idx][0] : k->port_addr[1][0];
+            t.sport = k->target_port[t.proto == 17];
             t.icmp_type = 0;
         }
         t.tcp_flags = tcp_flag_choices[l4 & 7];
@@ -807,7 +955,7 @@ static void sg_set(struct fuzz *f, struct input *in)
             .prefix_len = (uint8_t)((a >> 2) % 34),  /* 33: refused */
             .port_lo = l4ports[b & 15],
             .port_hi = l4ports[b >> 4],
-            .cidr = addrs[u8(in) & 15],
+            .cidr = f->kind->addrs[u8(in) & 15],
         };
     }
     int direction = (sel & 0xf0) == 0xf0 ? 2 : (sel >> 3) & 1; /* 2: refused */
@@ -882,7 +1030,7 @@ static void run(struct fuzz *f, struct input *in)
             break;
         }
         case OP_KIND_CONTROL:
-            f->kind->control(f, in);
+            kind_control(f, in);
             break;
         case OP_EXPIRE: {
             uint8_t sel = u8(in);

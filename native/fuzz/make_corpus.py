@@ -27,16 +27,21 @@ from collections import defaultdict
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # hp_fuzz.c's tables, by the index an input uses
-PORT_IDS = [0, 1, 2, 3, 7, 300]
+PORT_IDS = [0, 1, 2, 3, 4, 7, 300]
 OP_BATCH, OP_PORT_SET, OP_PORT_REMOVE, OP_SG_SET, OP_SG_CLEAR, OP_KIND_CONTROL, OP_EXPIRE, \
     OP_READ = 0, 3, 4, 5, 6, 7, 8, 9
 FRAME_RAW, FRAME_NEW, FRAME_FORWARD, FRAME_REPLY, FRAME_ICMP_ERROR, FRAME_ARP = 0, 1, 2, 3, 5, 6
-PL_ADD, PL_REMOVE, PL_FLAGS, PL_BACKENDS, PL_RESET = range(5)
+CTL_ADD, CTL_REMOVE, CTL_FLAGS, CTL_BACKENDS, CTL_RESET = range(5)  # enum control
 SECONDS = [0, 0, 0, 1, 1, 2, 5, 9, 11, 31, 61, 121, 351, 3600]  # time_step() by index
 SYN, SYN_ACK, ACK, PSH_ACK, FIN_ACK, RST, RST_ACK, FIN = range(8)  # tcp_flag_choices
-KIND_PRIVATELINK = 0
-# new_tuple()'s first byte: protocol in the top two bits, destination the listener VIP
+KIND_PRIVATELINK, KIND_VPC_NAT = 0, 1
+# vpc_nat_setup()'s options: link B too, link A's routes, TCP only, a pool of two SNAT
+# ports, MTU and MSS clamp, a 3 s idle timeout
+LINK_B, ROUTES, TCP_ONLY, SMALL_POOL, MTU_MSS, SHORT_IDLE = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20
+# new_tuple()'s first byte: protocol in the top two bits, destination the kind's first
+# (PrivateLink: the listener VIP; VPC NAT: target A, 10.0.1.20)
 TO_VIP = {"tcp": 0x10, "udp": 0x50, "icmp": 0x90}
+TO_SECOND = 0x10  # added to TO_VIP: the kind's second destination (VPC NAT: 10.0.2.20)
 MAX_BATCH, MAX_FRAME = 40, 1600
 MAX_INPUT = 4096  # `make fuzz` runs with -max_len=4096
 S = 1_000_000_000
@@ -94,8 +99,15 @@ class Spec:
         self.data = bytes(args) + b"\0"
 
 
-def new(proto: str = "tcp", flags: int = SYN, sport_sel: int = 0, mss: bool = False) -> Spec:
-    return Spec(FRAME_NEW, 0, flags | (0x38 if mss else 0), TO_VIP[proto], sport_sel << 4)
+def new(proto: str = "tcp", flags: int = SYN, sport_sel: int = 0, mss: bool = False,
+        second: bool = False) -> Spec:
+    to = TO_VIP[proto] + (TO_SECOND if second else 0)
+    return Spec(FRAME_NEW, 0, flags | (0x38 if mss else 0), to, sport_sel << 4)
+
+
+def toward(src_sel: int, dst_sel: int, proto: str = "tcp", flags: int = SYN) -> Spec:
+    """A new packet between two of the kind's addresses (hp_fuzz.c, kinds[].addrs)."""
+    return Spec(FRAME_NEW, 0, flags, TO_VIP[proto] - 0x10 | src_sel, dst_sel)
 
 
 def forward(proto: str = "tcp", flags: int = ACK, flow: int = 0, payload: int = 0) -> Spec:
@@ -149,7 +161,7 @@ def scenarios() -> list[bytes]:
             out.append(w)
     # a target turns unhealthy: its flows are reset from whichever side speaks next
     w = Writer().batch(0, [new("tcp", sport_sel=i) for i in range(6)])
-    w.control(PL_RESET, 0, 0x23).control(PL_RESET, 0, 0x24)
+    w.control(CTL_RESET, 0, 0x23).control(CTL_RESET, 0, 0x24)
     w.batch(1, [reply("tcp", ACK, flow=i) for i in range(3)])
     w.batch(0, [forward("tcp", ACK, flow=i) for i in range(6)])
     out.append(w)
@@ -165,11 +177,11 @@ def scenarios() -> list[bytes]:
     w = Writer(capacity=3)
     # TCP 10.0.1.50:443, hashing the SYN's sequence, SNAT from 10.0.1.51 ports 1025-1026,
     # MTU 300, MSS clamped to 1200; two backends; then three SYNs for two SNAT ports
-    w.control(PL_ADD, 0x10, 0x01, 0x7c, 4, 0x0a, 1, 2, 40, 150, 2, 0x03, 1, 0x14, 1)
+    w.control(CTL_ADD, 0x10, 0x01, 0x7c, 4, 0x0a, 1, 2, 40, 150, 2, 0x03, 1, 0x14, 1)
     w.batch(0, [Spec(FRAME_NEW, 0, SYN | 0x38, 0x30, sport << 4 | 4) for sport in range(3)])
-    w.control(PL_BACKENDS, 0, 1, 0x43, 1).batch(0, [new("tcp", sport_sel=5)])
-    w.control(PL_FLAGS, 0, 0x01).batch(0, [forward("tcp")]).control(PL_FLAGS, 0, 0x06)
-    w.control(PL_REMOVE, 1).control(PL_REMOVE, 2).op(OP_PORT_SET, 0x20)
+    w.control(CTL_BACKENDS, 0, 1, 0x43, 1).batch(0, [new("tcp", sport_sel=5)])
+    w.control(CTL_FLAGS, 0, 0x01).batch(0, [forward("tcp")]).control(CTL_FLAGS, 0, 0x06)
+    w.control(CTL_REMOVE, 1).control(CTL_REMOVE, 2).op(OP_PORT_SET, 0x20)
     w.batch(1, [reply("tcp")]).op(OP_PORT_REMOVE, 3).op(OP_PORT_SET, 0x03)
     w.batch(3, [new("tcp")]).op(OP_READ)
     out.append(w)
@@ -183,14 +195,101 @@ def scenarios() -> list[bytes]:
     w = Writer().batch(0, [arp(i) for i in range(16)]).batch(1, [arp(2), arp(11)])
     w.batch(7, [new("tcp")]).batch(300, [new("tcp")])
     out.append(w)
+    out += vpc_nat_scenarios()
     return [bytes(w.data) for w in out]
+
+
+def vpc_nat_scenarios() -> list[Writer]:
+    """The same for VPC links: flows both ways through each ENI, the one-way drop, ICMP
+    errors quoting link flows, ENI egress security groups, links added and removed."""
+    out = []
+
+    def link(opts: int = LINK_B | ROUTES, **kw) -> Writer:
+        return Writer(kind=KIND_VPC_NAT, kind_opts=opts, **kw)
+
+    # TCP through ENI A0 (target A, by route) and ENI A1 (target B): both ways, to the close
+    for second, eni in ((False, 1), (True, 2)):
+        w = link().batch(0, [new("tcp", SYN, mss=True, second=second)])
+        w.batch(eni, [reply("tcp", SYN)]).batch(0, [forward("tcp", ACK), forward("tcp", PSH_ACK, payload=5)])
+        w.batch(eni, [reply("tcp", PSH_ACK, payload=3), reply("tcp", FIN_ACK)], step=3)
+        w.batch(0, [forward("tcp", FIN_ACK)]).batch(eni, [reply("tcp", ACK)])
+        w.batch(0, [new("tcp", SYN, second=second)], step=step_for(2))
+        out.append(w)
+    # UDP both ways, idle until expired; no route: ENIs by hash; link B beside link A
+    w = link(LINK_B | SHORT_IDLE, short_timeouts=True)
+    w.batch(0, [new("udp"), new("udp", sport_sel=1), new("udp", second=True)])
+    w.batch(3, [new("udp"), new("tcp")])
+    w.batch(1, [reply("udp", flow=i) for i in range(3)]).batch(2, [reply("udp", flow=i) for i in range(3)])
+    w.batch(4, [reply("udp"), reply("tcp", SYN)])
+    w.op(OP_EXPIRE, step_for(11), 64).op(OP_READ).batch(1, [reply("udp")])
+    out.append(w)
+    # ICMP errors quoting each direction of a link flow, of each type
+    for direction in (0, 1):
+        for type_sel in range(4):
+            w = link().batch(0, [new("udp")]).batch(1, [reply("udp")])
+            w.batch(1 if direction else 0, [icmp_error(direction, type_sel, 3 + type_sel * 2)])
+            out.append(w)
+    # one way: SYNs and datagrams from the customer's side to an ENI, stray segments
+    w = link().batch(1, [toward(3, 1, "tcp", SYN), toward(3, 1, "udp"), toward(3, 1, "tcp", ACK),
+                         toward(3, 1, "tcp", RST), toward(4, 2, "tcp", SYN)])
+    w.batch(0, [new("icmp"), toward(0, 8, "tcp"), new("tcp", ACK)])  # not carried
+    out.append(w)
+    # the ENI's egress group decides new flows: tcp 10.0.1.0/24 port 80 only on port 1
+    w = link().op(OP_SG_SET, 0x19, 24 << 2, 0x00, 3)
+    w.batch(0, [new("tcp"), new("udp"), new("tcp", second=True)])
+    w.op(OP_SG_SET, 0x01).batch(1, [reply("tcp", SYN)])  # an empty ingress group on the ENI
+    w.op(OP_SG_CLEAR, 0x09).batch(0, [new("udp", sport_sel=3)])
+    out.append(w)
+    # a link added from the input on port 3 (10.0.0.0/16, ENI on port 4, a pool of two
+    # ports, MSS 1200, a route), its flows, disabled, backends refused, a reset, removed
+    w = link(ROUTES, capacity=3)
+    w.control(CTL_ADD, 0x03, 0x05, 0, 2, 150, 0x15, 0x03, 0x64, 0x23, 0)
+    w.batch(3, [new("tcp", SYN, mss=True, sport_sel=i) for i in range(3)])
+    w.batch(4, [reply("tcp", SYN, flow=i) for i in range(3)])
+    w.control(CTL_FLAGS, 1, 0x01).batch(3, [forward("tcp")]).control(CTL_FLAGS, 1, 0x00)
+    w.control(CTL_BACKENDS, 1, 1, 0x03, 1).control(CTL_RESET, 1, 0x03)
+    w.batch(4, [reply("tcp", ACK)]).op(OP_PORT_REMOVE, 4).control(CTL_REMOVE, 1)
+    w.op(OP_PORT_REMOVE, 4).batch(3, [new("tcp")])
+    w.control(CTL_ADD, 0x00, 0x00, 0x00).control(CTL_ADD, 0x30, 0x00, 0x05, 0x03, 0x00)
+    w.op(OP_READ)
+    out.append(w)
+    # a pool of two ports: the third flow to the same destination finds none
+    w = link(ROUTES | SMALL_POOL).batch(0, [new("udp", sport_sel=i) for i in range(3)])
+    w.batch(0, [new("udp", sport_sel=3, second=True)]).batch(1, [reply("udp", flow=1)])
+    out.append(w)
+    return out
 
 
 # ---- the golden tests' packets ----------------------------------------------------------
 
 GOLDEN_TESTS = ["test_api.py", "test_icmp.py", "test_limits.py", "test_malformed.py",
                 "test_nat.py", "test_offload.py", "test_sg.py", "test_tcp_state.py",
-                "test_checksum_property.py", "test_maglev.py"]
+                "test_checksum_property.py", "test_maglev.py", "test_vpc_nat.py"]
+
+
+class Topology:
+    """How a test file's engine maps onto the fuzz engine: the kind (and its setup
+    options) and, for each of the test's ports, the fuzz port and the test's MAC for it
+    (rewritten to the fuzz port's, 02:00:00:00:00:e0 + index, as the engine checks it)."""
+
+    def __init__(self, kind: int, kind_opts: int, ports: dict[int, tuple[int, str | None]]):
+        self.kind, self.kind_opts, self.ports = kind, kind_opts, ports
+
+    def writer(self) -> Writer:
+        return Writer(self.kind, self.kind_opts, capacity=7, maglev=3)
+
+    def frame(self, test_port: int, frame: bytes) -> bytes:
+        port, mac = self.ports[test_port]
+        if mac is not None and frame[:6] == bytes.fromhex(mac.replace(":", "")):
+            frame = bytes([2, 0, 0, 0, 0, 0xe0 + PORT_IDS.index(port)]) + frame[6:]
+        return frame
+
+
+# conftest.py's ports are the fuzz engine's; test_vpc_nat.py's 5-9 are its 0-4
+PRIVATELINK = Topology(KIND_PRIVATELINK, 0x06, {p: (p, None) for p in PORT_IDS})
+VPC_NAT = Topology(KIND_VPC_NAT, LINK_B | ROUTES,
+                   {p: (p - 5, f"02:00:00:00:01:{p:02x}") for p in range(5, 10)})
+TOPOLOGY = {"test_vpc_nat.py": VPC_NAT}
 MAX_INPUTS_PER_TEST = 8  # property tests run hundreds of examples; a few are enough here
 MAX_INPUTS_PER_ENGINE = 4  # a test that sends thousands of batches: its first ones
 
@@ -231,18 +330,21 @@ def recorded() -> list[bytes]:
         per_test[test] += 1
         if per_test[test] > MAX_INPUTS_PER_TEST:
             continue
-        inputs += _as_inputs(sent)
+        name = test.split("::")[0].rsplit("/", 1)[-1]
+        inputs += _as_inputs(sent, TOPOLOGY.get(name, PRIVATELINK))
     return inputs
 
 
-def _as_inputs(sent: list[tuple]) -> list[bytes]:
+def _as_inputs(sent: list[tuple], topology: Topology) -> list[bytes]:
     """One engine's batches as inputs of at most MAX_INPUT bytes: a new input (a new
     engine) starts where the next frame would not fit."""
     inputs = []
-    w, clock = Writer(capacity=7, maglev=3), S  # the harness's clock starts at 1 s
+    w, clock = topology.writer(), S  # the harness's clock starts at 1 s
     for in_port, frames, now_ns, partial, offload, gso in sent:
-        if in_port not in PORT_IDS:
+        if in_port not in topology.ports:
             continue
+        frames = [topology.frame(in_port, f) for f in frames]
+        in_port = topology.ports[in_port][0]
         step = step_for((now_ns - clock) / S) if now_ns > clock else 0
         clock = max(clock, now_ns)
         gso_sel = None if not gso else max(0, min(15, (gso - 8) // 100))
@@ -255,7 +357,7 @@ def _as_inputs(sent: list[tuple]) -> list[bytes]:
                 inputs.append(bytes(w.data))
                 if len(inputs) == MAX_INPUTS_PER_ENGINE:
                     return inputs
-                w, chunk, step = Writer(capacity=7, maglev=3), [], 0
+                w, chunk, step = topology.writer(), [], 0
             chunk.append(frame)
         if chunk:
             w.batch(in_port, chunk, step, partial, offload, gso_sel)
