@@ -55,6 +55,13 @@ ENDPOINT_MSS = ENDPOINT_MTU - 40
 HEALTH_PORT_IP, HEALTH_NS_IP = "169.254.255.1", "169.254.255.2"
 HEALTH_IFNAME = "hc0"         # the forwarder's end; the checker's is eth0
 HEALTH_VIPS = ipaddress.IPv4Network("198.18.0.0/15")   # RFC 2544 benchmarking range
+# Each NLB node's source ports, split so that health checks never compete with client
+# flows (issue 13: a flood that filled the pool failed the checks, and the node then reset
+# every flow of a target it thought unhealthy). A check is one short connection per
+# (node, target) every interval (≥ 5 s), gone 10 s after it closes, so 128 ports are
+# many; clients keep 64,384 per (node, target), above AWS's ~55,000 (AWS-FACTS §2).
+HEALTH_SNAT_PORTS = (1024, 1151)
+CLIENT_SNAT_PORTS = (1152, 65535)
 
 
 def has_health_checks(lab: Lab) -> bool:
@@ -135,7 +142,8 @@ def contribute(ctx: SpecContext, spec: SpecDraft) -> None:
                         health_group=f"{node.eni.eni_id}/{tg.name}",
                         in_port=ep_port.id, out_port=node.id,
                         vip=ep_port.eni.ip, vport=listener.port, proto="tcp",
-                        snat_ip=node.eni.ip, idle_timeout_s=listener.idle_timeout,
+                        snat_ip=node.eni.ip, snat_ports=CLIENT_SNAT_PORTS,
+                        idle_timeout_s=listener.idle_timeout,
                         mtu=ENDPOINT_MTU, mss_clamp=ENDPOINT_MSS,
                         rst_on_miss=True, hash_tcp_seq=True,
                         disabled=state != "available",
@@ -152,7 +160,7 @@ def contribute(ctx: SpecContext, spec: SpecDraft) -> None:
             services.append(PrivateLinkService(
                 name=f"health:{c.group}:{ip}:{port}", in_port=hc, out_port=c.node_port,
                 vip=c.vip, vport=c.vport, proto="tcp", snat_ip=c.node_ip,
-                backends=(Backend(ip, c.vport),)))
+                snat_ports=HEALTH_SNAT_PORTS, backends=(Backend(ip, c.vport),)))
     spec.health_checks += checks
 
 
