@@ -73,11 +73,18 @@ def steps(lab: Lab, ports: list[Port], st: State) -> list[Step]:
     return out
 
 
+NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
+
+
+def ensure_namespace_without_ipv6(lab: Lab, ns: str) -> None:
+    """A namespace of the lab (marked as its own) whose kernel never sends anything on
+    its own, IPv6 included: the Hyperplane's, the health checker's, API Gateway's."""
+    kernel.ensure_netns(ns, names.lo_altname(lab.name))
+    nsenter.write_sysctls(ns, NO_IPV6)
+
+
 def _namespace(b: Build) -> None:
-    kernel.ensure_netns(b.hp_ns, names.lo_altname(b.lab.name))
-    # No IPv6 either: the kernel of this namespace must never send anything itself.
-    nsenter.write_sysctls(b.hp_ns, {"net.ipv6.conf.all.disable_ipv6": 1,
-                                    "net.ipv6.conf.default.disable_ipv6": 1})
+    ensure_namespace_without_ipv6(b.lab, b.hp_ns)
 
 
 def _eni(b: Build, p: Port) -> None:

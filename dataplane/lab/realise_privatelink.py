@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from netns_setup import kernel, nsenter, offload
+from netns_setup import kernel, offload
 
 from dataplane.compile import privatelink as compiled
 from dataplane.compile.hyperplane import dns_records
 from dataplane.forwarder.frames import MAX_FRAME
 from dataplane.model import Lab, names
 
+from .hyperplane import ensure_namespace_without_ipv6
 from .plan import ENI_MTU
 from .progress import Step
 
@@ -41,9 +42,7 @@ def steps(build: Any) -> list[Step]:
 def _health_namespace(build: Any, health_ns: str) -> None:
     lab, hp_ns = build.lab, build.hp_ns
     hc = compiled.health_port_id(build.ports)
-    kernel.ensure_netns(health_ns, names.lo_altname(lab.name))
-    nsenter.write_sysctls(health_ns, {"net.ipv6.conf.all.disable_ipv6": 1,
-                                      "net.ipv6.conf.default.disable_ipv6": 1})
+    ensure_namespace_without_ipv6(lab, health_ns)
     kernel.ensure_veth(health_ns, names.INSTANCE_IFNAME,
                        f"{names.MARK}.{lab.name}.{names.HYPERPLANE}.health.eth0",
                        hp_ns, compiled.HEALTH_IFNAME,

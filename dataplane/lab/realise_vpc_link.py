@@ -11,18 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from netns_setup import kernel, nsenter, offload
+from netns_setup import kernel, offload
 
 from dataplane.compile import vpc_link as compiled
 from dataplane.forwarder.frames import MAX_FRAME
 from dataplane.model import Lab, names
 from dataplane.model.vpc_link import ENI_KIND, vpc_link_id
 
+from .hyperplane import ensure_namespace_without_ipv6
 from .plan import ENI_MTU
 from .progress import Step
-
-NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
-
 
 def namespaces(lab: Lab) -> list[str]:
     """API Gateway's VPC and one namespace per link (recorded before anything is made)."""
@@ -40,7 +38,7 @@ def steps(build: Any) -> list[Step]:
         return []
     apigw = names.apigw_netns(lab.name)
     out = [Step(f"API Gateway's VPC: namespace {apigw} ({compiled.API_GATEWAY_CIDR})",
-                lambda: _apigw_namespace(lab, apigw))]
+                lambda: ensure_namespace_without_ipv6(lab, apigw))]
     for name, port in compiled.attachment_ports(lab, build.ports).items():
         link = lab.vpc_links[name]
         out.append(Step(f"VPC link {name} {vpc_link_id(lab.name, name)} into {link.vpc}: "
@@ -50,16 +48,10 @@ def steps(build: Any) -> list[Step]:
     return out
 
 
-def _apigw_namespace(lab: Lab, ns: str) -> None:
-    kernel.ensure_netns(ns, names.lo_altname(lab.name))
-    nsenter.write_sysctls(ns, NO_IPV6)
-
-
 def _attachment(build: Any, name: str, port: int) -> None:
     lab, hp_ns = build.lab, build.hp_ns
     ns, hp_ifname = names.vpc_link_netns(lab.name, name), f"hp{port}"
-    kernel.ensure_netns(ns, names.lo_altname(lab.name))
-    nsenter.write_sysctls(ns, NO_IPV6)
+    ensure_namespace_without_ipv6(lab, ns)
     kernel.ensure_veth(ns, compiled.ATTACHMENT_IFNAME,
                        f"{names.MARK}.{lab.name}.{names.APIGW}.{name}.{compiled.ATTACHMENT_IFNAME}",
                        hp_ns, hp_ifname, f"{names.MARK}.{lab.name}.{names.HYPERPLANE}.{hp_ifname}",
