@@ -113,7 +113,10 @@ class NetnsSockets:
         self.close()
 
 
-def private_mounts(resolv_conf: str | None) -> None:
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"   # Debian's; OpenSSL's default
+
+
+def private_mounts(resolv_conf: str | None, ca_bundle: str | None = None) -> None:
     _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
     # A sysfs of this network namespace; failing that, the host's /sys stays (harmless).
@@ -122,13 +125,19 @@ def private_mounts(resolv_conf: str | None) -> None:
     if resolv_conf:
         _check(_libc.mount(_b(resolv_conf), b"/etc/resolv.conf", None, MS_BIND, None),
                f"bind-mount {resolv_conf} over /etc/resolv.conf")
+    if ca_bundle:
+        # The host's trusted CAs plus a lab's own (dataplane/lab/ca.py), for this
+        # process and its children only.
+        _check(_libc.mount(_b(ca_bundle), _b(SYSTEM_CA_BUNDLE), None, MS_BIND, None),
+               f"bind-mount {ca_bundle} over {SYSTEM_CA_BUNDLE}")
 
 
-def enter(name: str, resolv_conf: str | None = None, private: bool = False) -> None:
+def enter(name: str, resolv_conf: str | None = None, private: bool = False,
+          ca_bundle: str | None = None) -> None:
     """Move this process into network namespace `name` (see the module docstring)."""
     setns(name)
-    if private or resolv_conf:
-        private_mounts(resolv_conf)
+    if private or resolv_conf or ca_bundle:
+        private_mounts(resolv_conf, ca_bundle)
 
 
 def in_netns(name: str, fn: Callable[[], Any]) -> Any:

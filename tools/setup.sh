@@ -14,7 +14,7 @@ venv=${1:-.venv}
 # load generators of API Gateway's benchmark.
 apt_packages=(gcc make python3-venv python3-dev iproute2 nftables tcpdump iperf3
               netsniff-ng dnsmasq-base curl procps iputils-ping clang-14 libclang-rt-14-dev
-              haproxy wrk nghttp2-client)
+              haproxy wrk nghttp2-client ca-certificates)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

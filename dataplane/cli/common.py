@@ -55,14 +55,29 @@ def target(st: State, spec: str) -> tuple[str, dict | None, dict]:
 def api_gateway_target(st: State, link: str | None) -> str:
     """The namespace of API Gateway's VPC, or of one of its VPC links' routing domains."""
     apigw = st.data.get("hyperplane", {}).get("api_gateway")
-    if apigw is None:
-        raise CliError(f"lab {st.lab} has no API Gateway VPC (it has no VPC links)", EXIT_USAGE)
+    gateway = st.data.get("api_gateway")
+    if apigw is None and gateway is None:
+        raise CliError(f"lab {st.lab} has no API Gateway VPC (it has no APIs or VPC links)",
+                       EXIT_USAGE)
     if link is None:
-        return apigw["netns"]
-    if link not in apigw["vpc_links"]:
+        return (apigw or gateway)["netns"]
+    rest = st.data["topology"].get("api_gateway", {}).get("vpc_links", {}).get(link, {})
+    if rest.get("type") == "REST":
+        raise CliError(f"{link} is a REST VPC link: API Gateway reaches it from its own VPC "
+                       f"(vpclab exec apigw, without --link)", EXIT_USAGE)
+    if apigw is None or link not in apigw["vpc_links"]:
         raise CliError(f"lab {st.lab} has no VPC link {link!r} "
-                       f"(VPC links: {', '.join(apigw['vpc_links'])})", EXIT_USAGE)
+                       f"(HTTP VPC links: {', '.join(apigw['vpc_links']) if apigw else 'none'})",
+                       EXIT_USAGE)
     return apigw["vpc_links"][link]["netns"]
+
+
+def internet_target(st: State) -> dict:
+    """The lab's internet namespace's record (netns, resolv_conf)."""
+    gateway = st.data.get("api_gateway")
+    if gateway is None:
+        raise CliError(f"lab {st.lab} has no internet namespace (it has no APIs)", EXIT_USAGE)
+    return gateway["internet"]
 
 
 def table(rows: list[tuple], header: tuple, out=sys.stdout) -> None:
@@ -74,4 +89,4 @@ def table(rows: list[tuple], header: tuple, out=sys.stdout) -> None:
 
 
 __all__ = ["CliError", "LabError", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "need_root",
-           "pick_lab", "target", "api_gateway_target", "table"]
+           "pick_lab", "target", "api_gateway_target", "internet_target", "table"]

@@ -1,5 +1,11 @@
 """`vpclab exec [-l LAB] VPC[/INSTANCE] -- CMD…`: run a command inside an instance.
 `vpclab exec [-l LAB] apigw [--link LINK] -- CMD…`: run it in API Gateway's VPC.
+`vpclab exec [-l LAB] internet -- CMD…`: run it on the lab's internet, where API clients
+are: its resolver answers the `*.execute-api` names, and the lab's CA is trusted (as in
+every `vpclab exec` of a lab with APIs: a bundle of the host's CAs and the lab's covers
+/etc/ssl/certs/ca-certificates.crt in the private mount namespace; nothing in /etc is
+written). Instances in the lab's VPCs have no route to the internet: no internet
+gateway is modelled.
 
 The command runs in the instance's network namespace and in a private mount namespace
 where the VPC's resolv.conf (under /run/vpclab/<lab>/) covers /etc/resolv.conf, so
@@ -20,15 +26,16 @@ import sys
 from netns_setup import cgroup, nsenter
 
 from dataplane.lab import processes
-from dataplane.model.names import APIGW
+from dataplane.model.names import APIGW, INTERNET
 
-from .common import CliError, EXIT_USAGE, api_gateway_target, need_root, pick_lab, target
+from .common import (CliError, EXIT_USAGE, api_gateway_target, internet_target, need_root,
+                     pick_lab, target)
 
 
 def register(sub) -> None:
     p = sub.add_parser("exec", help="run a command in an instance (or VPC router)")
     p.add_argument("-l", "--lab")
-    p.add_argument("target", metavar="VPC/INSTANCE|apigw")
+    p.add_argument("target", metavar="VPC/INSTANCE|apigw|internet")
     p.add_argument("--link", metavar="LINK",
                    help="with apigw: run in this HTTP-API VPC link's routing domain")
     p.add_argument("cmd", nargs="*", metavar="-- CMD")
@@ -42,6 +49,9 @@ def run(args) -> int:
     st = pick_lab(args.lab)
     if args.target == APIGW:
         netns, resolv_conf = api_gateway_target(st, args.link), None
+    elif args.target == INTERNET and not args.link:
+        inet = internet_target(st)
+        netns, resolv_conf = inet["netns"], inet["resolv_conf"]
     elif args.link:
         raise CliError(f"--link goes with the target {APIGW} (API Gateway's VPC), "
                        f"not {args.target}", EXIT_USAGE)
@@ -55,7 +65,8 @@ def run(args) -> int:
         except cgroup.CgroupError as e:
             raise CliError(f"{e.strerror}; lab {st.lab} may be half taken down "
                            f"(`vpclab status {st.lab}`)") from e
-    nsenter.enter(netns, resolv_conf=resolv_conf, private=resolv_conf is None)
+    nsenter.enter(netns, resolv_conf=resolv_conf, private=resolv_conf is None,
+                  ca_bundle=(st.data.get("api_gateway") or {}).get("ca_bundle"))
     sys.stdout.flush()
     try:
         os.execvp(args.cmd[0], args.cmd)

@@ -7,10 +7,10 @@ import sys
 from ..lab import LabError
 from ..model import TopologyError
 from . import (  # one module per verb; `bench` runs bench/e2e as a child process
-    bench, capture, cleanup, down, endpoint, exec_, flows, status, up, validate)
+    bench, capture, cleanup, down, endpoint, exec_, flows, logs, status, up, validate)
 from .common import EXIT_FAILED, EXIT_USAGE, CliError
 
-VERBS = (validate, up, down, status, exec_, capture, flows, endpoint, bench, cleanup)
+VERBS = (validate, up, down, status, exec_, capture, flows, logs, endpoint, bench, cleanup)
 
 
 def parser() -> argparse.ArgumentParser:

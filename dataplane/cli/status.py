@@ -58,6 +58,8 @@ def run(args) -> int:
             healthy &= _print_tracking(r["tracking"])
         if r.get("hyperplane"):
             healthy &= _print_hyperplane(r["hyperplane"])
+        if r.get("api_gateway"):
+            healthy &= _print_apis(r["api_gateway"])
         print()
     return EXIT_OK if healthy else EXIT_FAILED
 
@@ -129,4 +131,36 @@ def _print_api_gateway(apigw: dict | None) -> bool:
         for x in link["enis"]:
             print(f"    ENI {x['eni_id']} {x['ip']} in {x['subnet']} ({x['az']})")
         healthy &= link["state"] == "AVAILABLE"
+    return healthy
+
+
+def _print_apis(gw: dict) -> bool:
+    """API Gateway's front end, REST links and APIs; False when a part is missing or
+    the front end is not running."""
+    fe, inet = gw["front_end"], gw["internet"]
+    print(f"  API Gateway front end in {gw['netns']}: {fe['address']}:80 and :443, pid "
+          f"{fe['pid']} {'running' if fe['running'] else 'STOPPED'}; log {fe['log']}")
+    print(f"  internet: namespace {inet['netns']} {'ok' if inet['present'] else 'MISSING'}, "
+          f"{inet['ip']} (vpclab exec internet -- curl https://…); lab CA {gw['ca']}")
+    stats = fe["stats"]
+    if stats is not None:
+        counts = ", ".join(f"{k} {v}" for k, v in stats.items() if isinstance(v, int))
+        print(f"    {counts}")
+    healthy = fe["running"] and inet["present"] and gw["present"]
+    for name, link in gw["rest_vpc_links"].items():
+        why = f": {link['message']}" if link["message"] else ""
+        print(f"  VPC link {name} {link['id']} (REST, V1): {link['state']}{why}")
+        print(f"    → NLB {link['target']} over PrivateLink: endpoint {link['endpoint']}, "
+              f"service {link['endpoint_service']}")
+        for x in link["enis"]:
+            print(f"    ENI {x['eni_id']} {x['ip']} in API Gateway's {x['subnet']}")
+    for name, api in gw["apis"].items():
+        print(f"  API {name} {api['id']} ({api['type']}), stages {', '.join(api['stages'])}"
+              + (f", throttle {api['throttle']['rate']}/s burst {api['throttle']['burst']}"
+                 if api["throttle"] else ""))
+        for stage, url in api["invoke_urls"].items():
+            print(f"    {stage}: {url}  (access log {api['access_logs'][stage]})")
+        for key, r in api["routes"].items():
+            where = r.get("uri") or r.get("target")
+            print(f"    {key} → {r['vpc_link']}: {where}")
     return healthy

@@ -42,11 +42,13 @@ target that turns unhealthy has its flows reset (dataplane/forwarder/healthd.py 
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
-from dataplane.model.privatelink import endpoint_dns_names, endpoint_id, service_id
+from dataplane.model.enis import HyperplaneEni
+from dataplane.model.privatelink import Listener, endpoint_dns_names, endpoint_id, service_id
 from dataplane.model.topology import Lab, Vpc
 
-from .hyperplane import SpecContext, SpecDraft, sg_rules
+from .hyperplane import Port, SpecContext, SpecDraft, sg_rules
 from .spec import (Backend, ForwarderPort, HealthCheck, PrivateLinkService, SecurityGroups,
                    TargetCheck)
 
@@ -134,21 +136,10 @@ def contribute(ctx: SpecContext, spec: SpecDraft) -> None:
                     continue  # validation refuses this; a node may be added later
                 nlb = svc_vpc.load_balancers[node.eni.owner]
                 for listener in nlb.listeners:
-                    tg = svc_vpc.target_groups[listener.target_group]
-                    targets = tg.target_addresses(instance_ips)
-                    local = [t for t in targets if _az_of(svc_vpc, t[0]) == node.eni.az]
-                    services.append(PrivateLinkService(
-                        name=f"{ep_port.eni.eni_id}:{listener.port}",
-                        health_group=f"{node.eni.eni_id}/{tg.name}",
-                        in_port=ep_port.id, out_port=node.id,
-                        vip=ep_port.eni.ip, vport=listener.port, proto="tcp",
-                        snat_ip=node.eni.ip, snat_ports=CLIENT_SNAT_PORTS,
-                        idle_timeout_s=listener.idle_timeout,
+                    services.append(listener_service(
+                        svc_vpc, node, listener, instance_ips, ep_port.id, ep_port.eni,
                         mtu=ENDPOINT_MTU, mss_clamp=ENDPOINT_MSS,
-                        rst_on_miss=True, hash_tcp_seq=True,
-                        disabled=state != "available",
-                        backends=tuple(Backend(ip, port) for ip, port in targets),
-                        preferred=tuple((ip, port) for ip, port in local)))
+                        disabled=state != "available"))
     checks = _health_checks(lab, by_owner, addresses)
     if checks:
         hc = health_port_id(ctx.ports)
@@ -162,6 +153,24 @@ def contribute(ctx: SpecContext, spec: SpecDraft) -> None:
                 vip=c.vip, vport=c.vport, proto="tcp", snat_ip=c.node_ip,
                 snat_ports=HEALTH_SNAT_PORTS, backends=(Backend(ip, c.vport),)))
     spec.health_checks += checks
+
+
+def listener_service(vpc: Vpc, node: Port, listener: Listener, instance_ips: dict[str, str],
+                     in_port: int, front: HyperplaneEni, **options: Any) -> PrivateLinkService:
+    """One NLB listener as the forwarder serves it: new flows to `front`'s address (an
+    endpoint ENI, or the node itself) on the listener port, arriving on `in_port`, go
+    out of the node's port from its address to the listener's targets, preferring
+    those in the node's AZ and those its health checks see healthy."""
+    tg = vpc.target_groups[listener.target_group]
+    targets = tg.target_addresses(instance_ips)
+    local = [t for t in targets if _az_of(vpc, t[0]) == node.eni.az]
+    return PrivateLinkService(
+        name=f"{front.eni_id}:{listener.port}", health_group=f"{node.eni.eni_id}/{tg.name}",
+        in_port=in_port, out_port=node.id, vip=front.ip, vport=listener.port, proto="tcp",
+        snat_ip=node.eni.ip, snat_ports=CLIENT_SNAT_PORTS,
+        idle_timeout_s=listener.idle_timeout, rst_on_miss=True, hash_tcp_seq=True,
+        backends=tuple(Backend(ip, port) for ip, port in targets),
+        preferred=tuple((ip, port) for ip, port in local), **options)
 
 
 def _health_checks(lab: Lab, by_owner: dict, addresses: dict) -> list[TargetCheck]:

@@ -53,6 +53,11 @@ def status(lab: str) -> dict[str, Any]:
     out["tracking"] = _tracking_status(st)
     if d.get("hyperplane"):
         out["hyperplane"] = _hyperplane_status(d)
+    lab_model = None
+    for kind in kinds.realisers():
+        if hasattr(kind, "lab_status"):
+            lab_model = lab_model or Lab.from_dict(d["topology"])
+            out.update(kind.lab_status(lab_model, d))
     return out
 
 

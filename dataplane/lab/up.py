@@ -7,7 +7,10 @@ The steps (each a line of progress, lab/progress.py):
    security groups, DNS, `run:` commands;
 2. when any kind asks for Hyperplane ENIs (dataplane/kinds.py), lab/hyperplane.py's:
    the forwarder's namespace, each ENI, each kind's own steps
-   (lab/realise_<kind>.py), and the forwarder.
+   (lab/realise_<kind>.py), and the forwarder;
+3. each kind's `final_steps` (API Gateway's internet, CA and front end), which need
+   every VPC and the forwarder first. A kind's `record(lab, dir)` is its own part of
+   the state file (`api_gateway`), written before anything is made.
 
 The state file `/run/vpclab/<lab>/state.json` is written *before* anything is made
 (the full list of planned namespaces, after checking that none exists yet) and updated
@@ -65,8 +68,9 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
     hp_ports = compiled.ports(lab)
     if hp_ports:
         all_ns.append(names.hyperplane_netns(lab.name))
-        for kind in kinds.realisers():
-            all_ns += kind.namespaces(lab)
+    for kind in kinds.realisers():
+        all_ns += kind.namespaces(lab)
+    all_ns = list(dict.fromkeys(all_ns))     # API Gateway's VPC is also the links' home
     taken = [n for n in all_ns if kernel.netns_exists(n)]
     ours = [n for n in taken if names.lo_altname(lab.name) in kernel.netns_mark(n)]
     if ours:
@@ -90,10 +94,16 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
             record.update(kind.state(lab))
         record["enis"] = [hyperplane.eni_record(p) for p in hp_ports]
         st.data["hyperplane"] = record
+    for kind in kinds.realisers():
+        if hasattr(kind, "record"):
+            st.data.update(kind.record(lab, st.dir))
     st.save()
     steps = [s for p in plans for s in realise_vpc.steps(lab, p, st)]
     if hp_ports:
         steps += hyperplane.steps(lab, hp_ports, st)
+    for kind in kinds.realisers():
+        if hasattr(kind, "final_steps"):
+            steps += kind.final_steps(lab, st)
     prog = Progress(len(steps), progress)
     try:
         run_steps(steps, prog)

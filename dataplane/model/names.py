@@ -13,6 +13,7 @@ collide):
 | health checker's namespace | `<lab>.hyperplane.health`, its `eth0` ⇄ `hc0` in the Hyperplane namespace | `demo.hyperplane.health` |
 | API Gateway's VPC (the service's account) | `<lab>.apigw` (no VPC may be called `apigw`) | `demo.apigw` |
 | an HTTP-API VPC link's routing domain | `<lab>.apigw.<link>`, its `vpclink0` ⇄ `hp<port>` in the Hyperplane namespace | `demo.apigw.app-link` |
+| the internet (clients of the lab's APIs) | `<lab>.internet` (no VPC may be called `internet`), its `eth0` ⇄ `internet0` in `<lab>.apigw` | `demo.internet` |
 | instance namespace | `<lab>.<vpc>.<instance>` | `demo.shop.web1` |
 | ENI, VPC (router) end | `eni-<instance>` in the VPC namespace | `eni-web1` |
 | ENI, instance end | `eth0` in the instance namespace | `eth0` |
@@ -38,7 +39,8 @@ RUN_DIR = os.environ.get("VPCLAB_RUN_DIR", "/run/vpclab")
 
 HYPERPLANE = "hyperplane"
 APIGW = "apigw"
-RESERVED_VPC_NAMES = (HYPERPLANE, APIGW)
+INTERNET = "internet"
+RESERVED_VPC_NAMES = (HYPERPLANE, APIGW, INTERNET)
 
 
 def hyperplane_netns(lab: str) -> str:
@@ -113,6 +115,11 @@ def lab_of_cgroup(group: str) -> str | None:
 def apigw_netns(lab: str) -> str:
     """API Gateway's own VPC: where its front end runs (issue 10 on)."""
     return f"{lab}.{APIGW}"
+
+
+def internet_netns(lab: str) -> str:
+    """Where the lab's API clients stand: the internet, with a route to API Gateway only."""
+    return f"{lab}.{INTERNET}"
 
 
 def vpc_link_netns(lab: str, link: str) -> str:

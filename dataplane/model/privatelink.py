@@ -109,6 +109,9 @@ class EndpointService:
     load_balancers: list[str]
     acceptance_required: bool = True     # AWS's default: manual acceptance
     private_dns_name: str | None = None
+    # Made by another resource, not written in the file: "VPC link rest-link" for the
+    # service a REST-API VPC link creates on its NLB (model/api_gateway.py).
+    managed_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"load_balancers": list(self.load_balancers),
@@ -125,6 +128,7 @@ class Endpoint:
     subnets: list[str]
     security_groups: list[str] = field(default_factory=list)
     private_dns: bool = False
+    managed_by: str | None = None         # as EndpointService.managed_by
 
     @property
     def service_ref(self) -> tuple[str, str]:
@@ -188,14 +192,18 @@ class VpcBuilder:
 
     def add_endpoint_service(self, name: str, load_balancers: Iterable[str],
                              acceptance_required: bool = True,
-                             private_dns_name: str | None = None) -> EndpointService:
-        es = EndpointService(name, list(load_balancers), acceptance_required, private_dns_name)
+                             private_dns_name: str | None = None,
+                             managed_by: str | None = None) -> EndpointService:
+        es = EndpointService(name, list(load_balancers), acceptance_required, private_dns_name,
+                             managed_by)
         return add_unique(self.endpoint_services, name, es, "endpoint service",
                           f"{self._path}.endpoint_services")
 
     def add_endpoint(self, name: str, service: str, subnets: Iterable[str],
-                     security_groups: Iterable[str] = (), private_dns: bool = False) -> Endpoint:
-        ep = Endpoint(name, service, list(subnets), list(security_groups), private_dns)
+                     security_groups: Iterable[str] = (), private_dns: bool = False,
+                     managed_by: str | None = None) -> Endpoint:
+        ep = Endpoint(name, service, list(subnets), list(security_groups), private_dns,
+                      managed_by)
         return add_unique(self.endpoints, name, ep, "endpoint", f"{self._path}.endpoints")
 
 
@@ -218,12 +226,16 @@ def read(lab: Any, doc: Mapping[str, Any]) -> None:
 
 
 def write(lab: Any, doc: dict[str, Any]) -> None:
-    """This kind's sections of `lab`, into the document `Lab.to_dict()` is making."""
+    """This kind's sections of `lab`, into the document `Lab.to_dict()` is making (what
+    other resources made, and service-owned VPCs, are theirs to write)."""
     for vname, vpc in lab.vpcs.items():
+        if vname not in doc["vpcs"]:
+            continue
         for key in SECTIONS:
-            table = getattr(vpc, key)
+            table = {n: obj.to_dict() for n, obj in getattr(vpc, key).items()
+                     if getattr(obj, "managed_by", None) is None}
             if table:
-                doc["vpcs"][vname][key] = {n: obj.to_dict() for n, obj in table.items()}
+                doc["vpcs"][vname][key] = table
 
 
 def eni_requests(lab: Any, vpc: Any) -> list[EniRequest]:

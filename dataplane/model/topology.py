@@ -194,6 +194,9 @@ class Vpc(*kinds.builders("VpcBuilder")):
     subnets: dict[str, Subnet] = field(default_factory=dict)
     security_groups: dict[str, SecurityGroup] = field(default_factory=dict)
     instances: dict[str, Instance] = field(default_factory=dict)
+    # The AWS service that owns this VPC ("API Gateway"), None for the lab's own: a
+    # service's VPC is derived from other resources and never written in the file.
+    service: str | None = None
     _path: str = field(default="", repr=False, compare=False)
 
     @property
@@ -280,7 +283,7 @@ class Lab(*kinds.builders("LabBuilder")):
 
     def to_dict(self) -> dict[str, Any]:
         doc = {"lab": self.name, "region": self.region,
-               "vpcs": {n: v.to_dict() for n, v in self.vpcs.items()}}
+               "vpcs": {n: v.to_dict() for n, v in self.vpcs.items() if v.service is None}}
         for kind in kinds.models():
             kind.write(self, doc)
         return doc

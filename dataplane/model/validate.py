@@ -132,9 +132,10 @@ def check_semantics(doc: Any) -> list[Problem]:
             continue
         vp = f"vpcs.{vname}"
         if vname in names.RESERVED_VPC_NAMES:
-            problems.append(Problem(vp, f"{vname!r} is the name of the lab's "
-                                    f"{'Hyperplane' if vname == names.HYPERPLANE else 'API Gateway VPC'}"
-                                    f" namespace; choose another VPC name"))
+            what = {names.HYPERPLANE: "Hyperplane", names.APIGW: "API Gateway VPC",
+                    names.INTERNET: "internet"}[vname]
+            problems.append(Problem(vp, f"{vname!r} is the name of the lab's {what} "
+                                    f"namespace; choose another VPC name"))
         problems += _check_vpc(lab, region, str(vname), vpc, vp)
     for kind in kinds.models():
         problems += kind.check(doc)

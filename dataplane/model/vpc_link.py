@@ -81,14 +81,23 @@ class LabBuilder:
         return add_unique(self.vpc_links, name, link, "VPC link", PATH)
 
 
+def is_http_link(link: Any) -> bool:
+    """An entry of `api_gateway.vpc_links` that is this kind's (REST links, `type: REST`,
+    are model/api_gateway.py's)."""
+    return isinstance(link, dict) and link.get("type", "HTTP") == "HTTP"
+
+
 def read(lab: Any, doc: Mapping[str, Any]) -> None:
     for name, link in ((doc.get("api_gateway") or {}).get("vpc_links") or {}).items():
-        lab.add_vpc_link(name, link["vpc"], link["subnets"], link.get("security_groups") or [])
+        if is_http_link(link):
+            lab.add_vpc_link(name, link["vpc"], link["subnets"],
+                             link.get("security_groups") or [])
 
 
 def write(lab: Any, doc: dict[str, Any]) -> None:
     if lab.vpc_links:
-        doc["api_gateway"] = {"vpc_links": {n: l.to_dict() for n, l in lab.vpc_links.items()}}
+        links = doc.setdefault("api_gateway", {}).setdefault("vpc_links", {})
+        links.update({n: l.to_dict() for n, l in lab.vpc_links.items()})
 
 
 def eni_requests(lab: Any, vpc: Any) -> list[EniRequest]:
@@ -103,9 +112,15 @@ def check(doc: dict[str, Any]) -> list[Problem]:
     vpcs = mapping(doc.get("vpcs"))
     links = mapping(mapping(doc.get("api_gateway")).get("vpc_links"))
     for name, link in links.items():
-        if not isinstance(link, dict):
+        if not is_http_link(link):
             continue
         lp = f"{PATH}.{name}"
+        problems += [Problem(f"{lp}.{key}", f"required key is missing (an HTTP-API VPC link "
+                                            f"names its vpc and subnets)")
+                     for key in ("vpc", "subnets") if key not in link]
+        if "target" in link:
+            problems.append(Problem(f"{lp}.target", "an HTTP-API VPC link has no target (its "
+                                    "routes name theirs); `target` is for `type: REST`"))
         vname = link.get("vpc")
         if not isinstance(vname, str):
             continue

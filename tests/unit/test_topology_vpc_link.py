@@ -162,9 +162,9 @@ def test_a_link_without_groups_is_in_the_default_group() -> None:
     ("{vpc: app, subnets: []}",
      "api_gateway.vpc_links.app-link.subnets: must not be empty"),
     ("{vpc: app, subnets: [a], stage: x}",
-     "api_gateway.vpc_links.app-link.stage: unknown key (allowed: security_groups, subnets, vpc)"),
+     "api_gateway.vpc_links.app-link.stage: unknown key (allowed: security_groups, subnets, target, type, vpc)"),
     ("{subnets: [a]}",
-     "api_gateway.vpc_links.app-link.vpc: required key is missing"),
+     "api_gateway.vpc_links.app-link.vpc: required key is missing (an HTTP-API VPC link names its vpc and subnets)"),
 ])
 def test_each_mistake_is_named_by_its_field(link: str, expected: str) -> None:
     assert problems(with_link(link)) == [expected]
