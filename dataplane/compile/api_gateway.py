@@ -132,7 +132,8 @@ def frontend_config(lab: Lab, run_dir: str) -> dict[str, Any]:
                 "key": os.path.join(run_dir, "apigw.key")},
         "socket": os.path.join(run_dir, "apigw.sock"),
         "log_dir": os.path.join(run_dir, "apigw"),
-        "account_throttle": dict(ACCOUNT_THROTTLE),
+        "account_throttle": dict(ACCOUNT_THROTTLE) if lab.account_throttle is None else
+        {"rate": lab.account_throttle.rate, "burst": lab.account_throttle.burst},
         "links": links(lab),
         "apis": [{"id": api_id(lab.name, api.name), "name": api.name, "type": api.type,
                   "stages": list(api.stages),

@@ -45,6 +45,10 @@ What the model derives, as AWS does:
   name an HTTP (V2) link and a `target`, an NLB listener `VPC/NLB:PORT` in the link's VPC
   (the ALB/Cloud Map issue adds its kinds to `TARGET_KINDS`).
 * Timeouts: REST 50–29,000 ms (default 29,000), HTTP 50–30,000 ms (default 30,000).
+* The **account's throttle** (`api_gateway.account_throttle: {rate, burst}`), shared by
+  every API, is AWS's default quota (10,000 requests/s, burst 5,000) unless the file
+  raises it, as AWS does on request (bench/apigw raises it so that it measures the
+  front end, not the quota).
 """
 from __future__ import annotations
 
@@ -214,6 +218,7 @@ class LabBuilder:
     """API Gateway's part of `Lab`: REST links and APIs (`Lab` inherits it)."""
     rest_vpc_links: dict[str, RestVpcLink] = field(default_factory=dict)
     apis: dict[str, Api] = field(default_factory=dict)
+    account_throttle: Throttle | None = None      # None: AWS's default quota
 
     def add_rest_vpc_link(self, name: str, target: str) -> RestVpcLink:
         """A REST link to the NLB `target` ("VPC/NLB"), which must exist already."""
@@ -258,6 +263,9 @@ def read(lab: Any, doc: Mapping[str, Any]) -> None:
     for name, api in (section.get("apis") or {}).items():
         lab.add_api(name, api["type"], api["stages"], api.get("routes") or {},
                     api.get("throttle"))
+    if section.get("account_throttle"):
+        th = section["account_throttle"]
+        lab.account_throttle = Throttle(th["rate"], th["burst"])
 
 
 def write(lab: Any, doc: dict[str, Any]) -> None:
@@ -266,6 +274,9 @@ def write(lab: Any, doc: dict[str, Any]) -> None:
         links.update({n: l.to_dict() for n, l in lab.rest_vpc_links.items()})
     if lab.apis:
         doc.setdefault("api_gateway", {})["apis"] = {n: a.to_dict() for n, a in lab.apis.items()}
+    if lab.account_throttle is not None:
+        doc.setdefault("api_gateway", {})["account_throttle"] = {
+            "rate": lab.account_throttle.rate, "burst": lab.account_throttle.burst}
 
 
 def targeted_nlbs(lab: Any) -> list[tuple[str, str]]:
