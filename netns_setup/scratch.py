@@ -3,7 +3,7 @@
 A test or a benchmark run that needs a few namespaces wired by veths — not a lab — makes
 them with one `Scratch`. Every namespace it makes is named `<root><pid>-<role>`: `root`
 says whose it is (`vb-` bench/e2e, `vx-` bench/afxdp, `tio-` the forwarder's root tests,
-`tsc-` the test of this module), `pid` is the process that made it, so parallel runs and
+`vg-` bench/apigw, `tsc-` the test of this module), `pid` is the process that made it, so parallel runs and
 the leftovers of a killed run are told apart, and `role` is the caller's word for it
 (`gen`, `fwd`, `cli`…). A namespace's `lo` carries the altname `scratch.<namespace>` and
 each veth end `scratch.<namespace>.<ifname>`: never `vpclab.…`, so a lab's cleanup,
@@ -42,9 +42,11 @@ class ScratchError(ValueError):
     """A scratch topology was asked for something it does not do; says what."""
 
 
-# Roots of the benchmarks' scratch runs (bench/e2e, bench/afxdp): `vpclab cleanup` removes
-# what killed runs of theirs left, without importing bench.
-BENCH_RUN_ROOTS = ("vb-", "vx-")
+# Roots of the benchmarks' scratch runs (bench/e2e, bench/afxdp, bench/apigw): `vpclab
+# cleanup` removes what killed runs of theirs left, without importing bench.
+BENCH_RUN_ROOTS = ("vb-", "vx-", "vg-")
+# bench/apigw's labs are named `bgw-<pid>`: `vpclab cleanup` takes down one whose run is gone.
+BENCH_LAB_ROOT = "bgw-"
 
 
 def mark_of(namespace: str, ifname: str | None = None) -> str:
@@ -162,6 +164,12 @@ def run_of(namespace: str, roots: tuple[str, ...]) -> int | None:
             if sep and pid.isdigit():
                 return int(pid)
     return None
+
+
+def dead_bench_lab(lab: str) -> bool:
+    """True for a lab `bgw-<pid>` (BENCH_LAB_ROOT) whose benchmark process no longer runs."""
+    pid = lab[len(BENCH_LAB_ROOT):]
+    return lab.startswith(BENCH_LAB_ROOT) and pid.isdigit() and not _running(int(pid))
 
 
 def remove_runs(roots: tuple[str, ...], only_dead: bool = False) -> list[str]:

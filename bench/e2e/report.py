@@ -129,7 +129,8 @@ METHOD = """\
 """
 
 
-def _tool_version(argv: list[str]) -> str:
+def tool_version(argv: list[str]) -> str:
+    """The first line a tool prints of its version, or "?"."""
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
         return (out.stdout or out.stderr).strip().splitlines()[0]
@@ -137,7 +138,8 @@ def _tool_version(argv: list[str]) -> str:
         return "?"
 
 
-def machine() -> dict:
+def host() -> dict:
+    """The machine a benchmark ran on: CPU, memory, kernel, Python, commit, load."""
     cpu = "?"
     try:
         with open("/proc/cpuinfo") as f:
@@ -146,15 +148,19 @@ def machine() -> dict:
         pass
     with open("/proc/meminfo") as f:
         mem_kb = int(f.readline().split()[1])
-    from dataplane.forwarder.engine import build_info
     here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     return {"cpu": cpu, "cpus": os.cpu_count(), "memory_gb": round(mem_kb / 2**20, 1),
             "kernel": platform.release(), "machine": platform.machine(), "python": platform.python_version(),
-            "trafgen": _tool_version(["trafgen", "-v"]), "iperf3": _tool_version(["iperf3", "--version"]),
-            "nft": _tool_version(["nft", "--version"]), "engine_build": build_info(), "commit": commit,
-            "loadavg": open("/proc/loadavg").read().split()[:3]}
+            "commit": commit, "loadavg": open("/proc/loadavg").read().split()[:3]}
+
+
+def machine() -> dict:
+    from dataplane.forwarder.engine import build_info
+    return {**host(), "trafgen": tool_version(["trafgen", "-v"]),
+            "iperf3": tool_version(["iperf3", "--version"]), "nft": tool_version(["nft", "--version"]),
+            "engine_build": build_info()}
 
 
 def build(raw: dict, settings: dict, started: float, quick: bool) -> dict:

@@ -31,7 +31,7 @@ from netns_setup import kernel
 from netns_setup.nsenter import in_netns_thread, write_sysctls
 from netns_setup.scratch import BENCH_RUN_ROOTS, Scratch, remove_runs
 
-PREFIX_ROOT, AFXDP_PREFIX_ROOT = BENCH_RUN_ROOTS   # bench/afxdp: the same shape, its own names
+PREFIX_ROOT, AFXDP_PREFIX_ROOT = BENCH_RUN_ROOTS[:2]   # bench/afxdp: the same shape, its own names
 MTU = 9001
 GEN_IP, SINK_IP = "10.0.1.10", "10.0.2.20"
 FWD_IN_IP, FWD_OUT_IP = "10.0.1.1", "10.0.2.1"          # kernel paths only
@@ -165,7 +165,8 @@ def leftovers() -> list[str]:
 
 
 def cleanup(only_dead: bool = False) -> list[str]:
-    """Removes every `vb-<pid>-*` (and bench/afxdp's `vx-<pid>-*`) namespace (with
+    """Removes every `vb-<pid>-*` (and bench/afxdp's `vx-<pid>-*`, bench/apigw's
+    `vg-<pid>-*`) namespace (with
     `only_dead`, only those of bench processes that no longer run). Root-namespace `vb-`
     links cannot come from the bench; any found is reported, not touched."""
     return remove_runs(BENCH_RUN_ROOTS, only_dead=only_dead)

@@ -6,8 +6,8 @@ their links and nftables tables), files. Without arguments it takes only labs wh
 `up`/`down` never finished and marked namespaces no state mentions; a LAB name takes
 that lab whatever its state; `--all` takes every vpclab lab, running ones too. Anything
 without a vpclab mark or state entry is left alone. It also removes what killed
-benchmark runs left (`vb-<pid>-…`/`vx-<pid>-…` namespaces whose process is gone,
-netns_setup/scratch.py).
+benchmark runs left (`vb-<pid>-…`/`vx-<pid>-…`/`vg-<pid>-…` namespaces whose process is
+gone, netns_setup/scratch.py), and bench/apigw's labs `bgw-<pid>` whose run is gone.
 """
 from __future__ import annotations
 
@@ -29,6 +29,10 @@ def run(args) -> int:
     if args.all and args.lab:
         raise CliError("give a LAB or --all, not both", EXIT_USAGE)
     report = labmod.cleanup(args.lab, everything=args.all)
+    if not args.lab and not args.all:
+        for lab in labmod.state_labs():
+            if scratch.dead_bench_lab(lab) and lab not in report:
+                report.update(labmod.cleanup(lab))
     stale = scratch.remove_runs(scratch.BENCH_RUN_ROOTS, only_dead=True)
     if stale:
         report["bench"] = [f"namespace {ns}" for ns in stale]

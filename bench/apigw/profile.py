@@ -1,0 +1,138 @@
+"""Where the front end's time goes: py-spy (PyPI; the `bench` extra) samples the
+running front end, with native frames, while wrk loads it, and the samples are summed
+three ways.
+
+    py-spy record -p PID -d S -r 200 -f raw --native     (a few seconds, under wrk)
+
+py-spy stops the process for each sample (native stacks need it), 200 times a second:
+the front end runs a little slower meanwhile, so a profiled run is never one of the
+measured ones. Idle samples (the loop asleep in epoll) are left out, so the shares are
+of the CPU the front end used.
+
+* **by layer**: each sample goes to the layer of its innermost frame — OpenSSL (TLS),
+  libc (system calls: send, recv, epoll, and memcpy), uvloop's C event loop, httptools'
+  C parser, or, for Python code and the interpreter running it, the innermost Python
+  frame's package: the proxy engine (dataplane/proxy), API Gateway's logic
+  (dataplane/apigw), asyncio, or another part of the standard library.
+* **by our function**: the innermost dataplane/ frame of each sample, with everything
+  below it (the C it called): which of our functions the time is spent for.
+* **by leaf**: the innermost frames themselves (self time).
+"""
+from __future__ import annotations
+
+import collections
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+from bench.e2e.topo import in_ns_argv, popen
+
+from .tools import LOAD_CPU, BenchError, Contender, stop
+
+RATE_HZ = 200
+TOP = 12
+PY_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
+NATIVE_FRAME = re.compile(r"^(?P<func>.*) \((?P<lib>[^()]*)\)$")
+
+LAYERS = (  # (layer, test on the innermost frame's library or file)
+    ("TLS (OpenSSL: libssl, libcrypto)", lambda lib: "libssl" in lib or "libcrypto" in lib),
+    ("libc (system calls, memcpy)", lambda lib: lib.startswith("libc.") or "vdso" in lib
+     or "libpthread" in lib),
+    ("uvloop's event loop (C)", lambda lib: "uvloop" in lib or lib.startswith("loop.")),
+    ("httptools' parser (C)", lambda lib: "httptools" in lib or lib.startswith("parser.")),
+)
+PY_LAYERS = (
+    ("proxy engine (dataplane/proxy, Python)", "dataplane/proxy/"),
+    ("API Gateway's logic (dataplane/apigw, Python)", "dataplane/apigw/"),
+    ("asyncio / uvloop (Python)", "asyncio/"),
+    ("other dataplane Python", "dataplane/"),
+)
+
+
+def py_spy() -> str:
+    here = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    found = here if os.access(here, os.X_OK) else shutil.which("py-spy")
+    if not found:
+        raise BenchError("py-spy is not installed: `make setup` installs it (the bench extra), "
+                         "or pass --no-profile")
+    return found
+
+
+def record(c: Contender, seconds: int, script: str, raw_path: str) -> dict:
+    """Samples `c`'s process for `seconds` while wrk loads it; the summary (`summarise`)."""
+    load = popen(in_ns_argv(c.client_ns, ["wrk", "-t1", "-c50", f"-d{seconds + 2}s", "-s", script,
+                                          "-H", f"Host: {c.host}", c.url], cpu=LOAD_CPU),
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        time.sleep(1)
+        argv = ["taskset", "-c", str(LOAD_CPU), py_spy(), "record", "-p", str(c.pid),
+                "-d", str(seconds), "-r", str(RATE_HZ), "-f", "raw", "-o", raw_path, "--native"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+        if out.returncode != 0 or not os.path.exists(raw_path):
+            raise BenchError(f"py-spy failed ({out.returncode}): {out.stderr.strip()[-300:]}")
+        load.wait(timeout=seconds + 10)
+    finally:
+        stop(load)
+    with open(raw_path) as f:
+        summary = summarise(f.read().splitlines())
+    summary.update(seconds=seconds, rate_hz=RATE_HZ, raw=os.path.basename(raw_path))
+    return summary
+
+
+def parse(line: str) -> tuple[list[str], int]:
+    stack, _, count = line.rpartition(" ")
+    return stack.split(";"), int(count)
+
+
+def layer(frames: list[str]) -> str:
+    m = NATIVE_FRAME.match(frames[-1])
+    if m and not PY_FRAME.match(frames[-1]):
+        lib = os.path.basename(m["lib"])
+        for name, test in LAYERS:
+            if test(lib):
+                return name
+    for frame in reversed(frames):            # the interpreter: the Python it runs
+        p = PY_FRAME.match(frame)
+        if p:
+            for name, prefix in PY_LAYERS:
+                if prefix in p["file"]:
+                    return name
+            return f"standard library / other Python ({p['file'].split('/')[0]})"
+    return "other native code"
+
+
+def ours(frames: list[str]) -> str | None:
+    for frame in reversed(frames):
+        p = PY_FRAME.match(frame)
+        if p and "dataplane/" in p["file"]:
+            return f"{p['func']} ({p['file']})"
+    return None
+
+
+def leaf(frames: list[str]) -> str:
+    p = PY_FRAME.match(frames[-1])
+    return f"{p['func']} ({p['file']})" if p else frames[-1]
+
+
+def summarise(lines: list[str]) -> dict:
+    """Shares of samples by layer, by our innermost function, by leaf."""
+    by_layer: collections.Counter = collections.Counter()
+    by_ours: collections.Counter = collections.Counter()
+    by_leaf: collections.Counter = collections.Counter()
+    total = 0
+    for line in filter(None, lines):
+        frames, n = parse(line)
+        total += n
+        by_layer[layer(frames)] += n
+        by_ours[ours(frames) or "(outside dataplane/: the loop, its callbacks)"] += n
+        by_leaf[leaf(frames)] += n
+    if not total:
+        raise BenchError("py-spy recorded no samples of the front end (was it busy?)")
+
+    def shares(counter: collections.Counter, top: int | None = None) -> list[list]:
+        return [[name, n / total] for name, n in counter.most_common(top)]
+    return {"samples": total, "by_layer": shares(by_layer), "by_function": shares(by_ours, TOP),
+            "by_leaf": shares(by_leaf, TOP)}

@@ -1,0 +1,263 @@
+"""What both scenarios run: wrk and its numbers, haproxy's configurations, API Gateway's
+front end as a process, and a process's CPU time.
+
+* **wrk** (Debian's 4.1.0) is started with `taskset -c LOAD_CPU`, one thread and 50
+  keep-alive connections, and a Lua `done()` hook (WRK_LUA) that prints its summary as
+  one JSON line: requests, duration, errors by kind, and the latency percentiles in
+  microseconds straight from wrk's histogram (the same numbers `--latency` prints,
+  without parsing units). Every request carries the API's `Host` header. A run is
+  bounded by `-d` (at most MAX_RUN_S) and by a subprocess timeout a few seconds longer.
+* **haproxy** 2.6 (Debian), `nbthread 1`, with AWS-FACTS-HTTP Part 3's settings: the
+  backend answers every request itself (`http-request return`, a 19-byte body), a proxy
+  forwards to its servers over a keep-alive pool (`http-reuse always`) adding
+  X-Forwarded-For/-Proto/-Port and the integration's Host, as the front end does. A
+  server may sit in another network namespace (`namespace NAME`: haproxy opens its
+  socket there, as the front end does for an HTTP API's VPC link).
+* **The front end**: `python -m dataplane.apigw --config FILE` (notes/apigw-config.md),
+  up when its control socket answers `ping`, ended with SIGTERM by its PID.
+* **CPU**: utime + stime of /proc/PID/stat (every thread of the process, in clock
+  ticks), for the process and its children.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+import psutil
+
+from bench.e2e.topo import in_ns_argv, popen, stop_group
+from dataplane.forwarder import control
+
+PROXY_CPU, LOAD_CPU = (0, 1) if (os.cpu_count() or 1) >= 2 else (0, 0)
+CONNECTIONS = 50
+MAX_RUN_S = 12                      # every wrk run, warm-up or measured
+FRONT_END_READY_S = 15.0
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BODY = "hello from backend\\n"      # haproxy's escape: 19 bytes on the wire
+
+WRK_LUA = r"""
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests": %d, "duration_us": %d, "bytes": %d, "connect_errors": %d, ' ..
+    '"read_errors": %d, "write_errors": %d, "non_2xx": %d, "timeouts": %d, ' ..
+    '"p50_us": %d, "p90_us": %d, "p99_us": %d, "mean_us": %.1f, "max_us": %d}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
+    e.status, e.timeout, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.mean, latency.max))
+end
+"""
+
+
+class BenchError(RuntimeError):
+    """A step of the benchmark failed; the message says which and why."""
+
+
+# -- wrk -------------------------------------------------------------------------------
+
+def write_wrk_script(workdir: str) -> str:
+    path = os.path.join(workdir, "summary.lua")
+    with open(path, "w") as f:
+        f.write(WRK_LUA)
+    return path
+
+
+def wrk(ns: str, url: str, host: str, seconds: int, script: str) -> dict:
+    """One wrk run from namespace `ns`; its summary (WRK_LUA) plus requests/s."""
+    if not 1 <= seconds <= MAX_RUN_S:
+        raise BenchError(f"a wrk run lasts 1 to {MAX_RUN_S} s, not {seconds}")
+    argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "2s", "--latency",
+            "-s", script, "-H", f"Host: {host}", url]
+    out = subprocess.run(in_ns_argv(ns, argv, cpu=LOAD_CPU), capture_output=True, text=True,
+                         timeout=seconds + 10)
+    line = next((l for l in out.stdout.splitlines() if l.startswith("WRKJSON ")), None)
+    if out.returncode != 0 or line is None:
+        raise BenchError(f"wrk {url} in {ns} failed ({out.returncode}): "
+                         f"{(out.stderr or out.stdout).strip()[-300:]}")
+    summary = json.loads(line[len("WRKJSON "):])
+    summary["rps"] = summary["requests"] / max(summary["duration_us"], 1) * 1e6
+    return summary
+
+
+# -- CPU -------------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of `pid` and its children still running, in seconds."""
+    total = 0
+    try:
+        pids = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        raise BenchError(f"process {pid} is gone") from None
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                data = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        fields = data[data.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])        # utime, stime (fields 14, 15)
+    return total / CLK_TCK
+
+
+def pin(pid: int, cpu: int) -> None:
+    """Every thread of `pid` (and of its children) onto `cpu` (taskset -a); a process
+    that has ended meanwhile is skipped."""
+    try:
+        pids = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for p in pids:
+        out = subprocess.run(["taskset", "-a", "-p", "-c", str(cpu), str(p)],
+                             capture_output=True, text=True, timeout=10)
+        if out.returncode != 0 and psutil.pid_exists(p):
+            raise BenchError(f"taskset could not pin process {p} to CPU {cpu}: {out.stderr.strip()}")
+
+
+# -- haproxy ---------------------------------------------------------------------------
+
+HAPROXY_HEAD = """global
+    maxconn 4000
+    nbthread 1
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+    timeout http-keep-alive 60s
+"""
+
+
+def backend_config(address: str, port: int) -> str:
+    """haproxy answering every request itself: 200, a 19-byte body."""
+    return HAPROXY_HEAD + f"""frontend backend
+    bind {address}:{port}
+    http-request return status 200 content-type text/plain string "{BODY}"
+"""
+
+
+@dataclass
+class Server:
+    address: str
+    port: int
+    namespace: str | None = None      # haproxy opens the socket in this namespace
+
+
+@dataclass
+class ProxyFrontend:
+    """One haproxy frontend (plain and TLS binds) and its backend of `servers`."""
+    name: str
+    binds: list[tuple[str, int, bool]]          # (address, port, tls)
+    servers: list[Server]
+    host: str                                   # the integration's Host header
+    pem: str | None = None                      # certificate + key, for TLS binds
+
+
+def proxy_config(frontends: list[ProxyFrontend]) -> str:
+    out = [HAPROXY_HEAD]
+    for fe in frontends:
+        out.append(f"frontend {fe.name}\n")
+        for address, port, tls in fe.binds:
+            ssl = f" ssl crt {fe.pem} ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.2" if tls else ""
+            out.append(f"    bind {address}:{port}{ssl}\n")
+        out.append(f"    option forwardfor\n"
+                   f"    http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}\n"
+                   f"    http-request set-header X-Forwarded-Proto http if !{{ ssl_fc }}\n"
+                   f"    http-request set-header X-Forwarded-Port %[dst_port]\n"
+                   f"    http-request set-header Host {fe.host}\n"
+                   f"    default_backend {fe.name}_servers\n"
+                   f"backend {fe.name}_servers\n"
+                   f"    balance roundrobin\n"
+                   f"    http-reuse always\n")
+        for i, s in enumerate(fe.servers):
+            ns = f" namespace {s.namespace}" if s.namespace else ""
+            out.append(f"    server s{i} {s.address}:{s.port} maxconn 200{ns}\n")
+    return "".join(out)
+
+
+def start_haproxy(ns: str, config: str, path: str, cpu: int, log: str) -> subprocess.Popen:
+    """haproxy with `config` (written to `path`) in `ns`, pinned to `cpu`, in the
+    foreground (-db) so that the PID we hold is haproxy's own; checked first (-c)."""
+    with open(path, "w") as f:
+        f.write(config)
+    check = subprocess.run(["haproxy", "-c", "-q", "-f", path], capture_output=True, text=True,
+                           timeout=30)
+    if check.returncode != 0:
+        raise BenchError(f"haproxy refused {path}: {(check.stderr or check.stdout).strip()}")
+    with open(log, "ab") as out:
+        proc = popen(in_ns_argv(ns, ["haproxy", "-db", "-f", path], cpu=cpu), stdout=out,
+                     stderr=subprocess.STDOUT, start_new_session=True)
+    time.sleep(0.3)
+    if proc.poll() is not None:
+        raise BenchError(f"haproxy in {ns} exited at once ({proc.returncode}): {tail(log)}")
+    return proc
+
+
+def write_pem(cert: str, key: str, path: str) -> str:
+    """haproxy's `crt`: the certificate chain and its key in one file."""
+    with open(path, "w") as out:
+        for part in (cert, key):
+            with open(part) as f:
+                out.write(f.read())
+    os.chmod(path, 0o600)
+    return path
+
+
+# -- the front end ---------------------------------------------------------------------
+
+def start_front_end(ns: str, config_path: str, socket: str, cpu: int, log: str) -> subprocess.Popen:
+    """`python -m dataplane.apigw --config FILE` in `ns`, pinned to `cpu`; returns once
+    its control socket answers."""
+    argv = [sys.executable, "-m", "dataplane.apigw", "--config", config_path]
+    with open(log, "ab") as out:
+        proc = popen(in_ns_argv(ns, argv, cpu=cpu), stdout=out, stderr=subprocess.STDOUT,
+                     start_new_session=True)
+    wait_front_end(socket, proc.pid, log)
+    return proc
+
+
+def wait_front_end(socket: str, pid: int, log: str) -> None:
+    deadline = time.monotonic() + FRONT_END_READY_S
+    while True:
+        try:
+            control.call(socket, "ping", timeout=1)
+            return
+        except (control.ControlError, OSError):
+            if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE \
+                    or time.monotonic() > deadline:
+                raise BenchError(f"API Gateway's front end did not answer on {socket}: {tail(log)}")
+            time.sleep(0.05)
+
+
+def front_end_stats(socket: str) -> dict:
+    reply = control.call(socket, "stats", timeout=5)
+    reply.pop("ok", None)
+    return reply
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the process group this bench started (by its PID), then SIGKILL."""
+    stop_group(proc, sig=signal.SIGTERM)
+
+
+def tail(path: str, lines: int = 5) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return " | ".join(f.read().splitlines()[-lines:]) or "(empty log)"
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class Contender:
+    """One proxy under load: where wrk runs, what it asks, which process does the work."""
+    name: str                      # "haproxy", "apigw", "apigw-rest", …
+    client_ns: str
+    url: str
+    host: str
+    pid: int
+    extra: dict = field(default_factory=dict)
