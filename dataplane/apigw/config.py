@@ -11,7 +11,7 @@ serve with a `ConfigError` naming the field's path, the way the forwarder's spec
 
 What is checked beyond types: route keys (`METHOD /path` with whole-segment `{param}`s
 and a greedy `{name+}` only last; `$default` only on HTTP APIs), REST's resource rules
-(no two different `{param}` siblings, nothing below a `{proxy+}`), stage names
+(no two different `{param}` siblings; a `{proxy+}` is last, so nothing is below it), stage names
 (alphanumerics, `-`, `_`, at most 128; `$default` only on HTTP APIs), the timeout ranges
 (REST 50–29,000 ms, HTTP 50–30,000 ms), each route's link existing and being of the
 API's type, unique API ids, and a TLS certificate when a listener wants TLS.
@@ -158,13 +158,14 @@ class Api(Record):
             self._check_resources()
 
     def _check_resources(self) -> None:
-        """REST resources form a tree: one `{param}` child per resource, none below a greedy one."""
+        """REST resources form a tree: at most one `{param}` child per resource (a `{proxy+}`
+        child may sit beside it)."""
         params: dict[tuple[str, ...], str] = {}
         for i, route in enumerate(self.routes):
             _, segments = parse_route_key(route.key, "REST")  # type: ignore[misc]
             for depth, segment in enumerate(segments):
                 parent = segments[:depth]
-                if segment.startswith("{"):
+                if segment.startswith("{") and not segment.endswith("+}"):
                     seen = params.setdefault(parent, segment)
                     if seen != segment:
                         raise SpecError(f"routes[{i}].key", f"{segment} and {seen} can't both be "
@@ -196,7 +197,7 @@ class ApigwConfig(Record):
         links = {link.name: link for link in self.links}
         ids = [api.id for api in self.apis]
         for i, api in enumerate(self.apis):
-            if ids.count(api.id) > 1:
+            if api.id in ids[:i]:
                 raise SpecError(f"apis[{i}].id", f"API id {api.id!r} is used twice")
             for j, route in enumerate(api.routes):
                 link = links.get(route.link)

@@ -13,12 +13,15 @@ is a stage's name selects it and is stripped; otherwise the `$default` stage, if
 is one, takes the whole path; otherwise 404 Not Found (and no access log line: AWS writes
 none either).
 
-**REST resources** form a tree, walked segment by segment without going back: at each
-level a literal child that matches wins, then the one `{param}` child, then the
-`{proxy+}` child, which takes the rest of the path. A resource without the method (and
-without `ANY`) is a miss, even if a `{proxy+}` elsewhere would match: "non-proxy
-siblings are excluded from what the proxy resource represents". An explicit method wins
-over `ANY` on the same resource. A miss is 403 Missing Authentication Token.
+**REST resources** form a tree, walked segment by segment: at each level a literal child
+that matches wins and is never gone back on — "non-proxy siblings are excluded from what
+the proxy resource represents", so with `/orders` (GET) and `/{proxy+}`, `POST /orders`
+and `GET /orders/7` are misses (the well-known Missing Authentication Token surprise).
+Otherwise the one `{param}` child is tried, and if nothing under it has the method, the
+`{proxy+}` sibling, which takes the rest of the path: so AWS's own example of
+`/parent/{proxy+}` beside `/parent/{child}/{proxy+}` serves `/parent/q` (vpclab's reading;
+AWS documents no algorithm). An explicit method wins over `ANY` on the same resource.
+A miss is 403 Missing Authentication Token.
 
 **HTTP API routes**, by AWS's priority: routes without a greedy variable whose every
 segment matches (`{id}` counts as a full match), then routes with `{proxy+}`, then
@@ -105,26 +108,36 @@ class RestRoutes:
             node.methods[method] = (key, target)
 
     def match(self, method: str, path: str) -> Match | None:
-        segments = split_path(path)
-        node = self.root
         params: dict[str, str] = {}
-        for i, segment in enumerate(segments):
-            child = node.children.get(_decoded(segment))
-            if child is not None:
-                node = child
-            elif node.param is not None:
-                name, node = node.param
-                params[name] = segment
-            elif node.greedy is not None:
-                name, node = node.greedy
-                params[name] = "/".join(segments[i:])
-                break
-            else:
-                return None
-        found = node.methods.get(method) or node.methods.get("ANY")
+        found = self._walk(self.root, split_path(path), 0, method, params)
         if found is None:
             return None
-        return Match(found[1], found[0], params, node.path)
+        node, (key, target) = found
+        return Match(target, key, params, node.path)
+
+    def _walk(self, node: _Resource, segments: list[str], i: int, method: str,
+              params: dict[str, str]) -> tuple[_Resource, tuple[str, Any]] | None:
+        if i == len(segments):
+            found = node.methods.get(method) or node.methods.get("ANY")
+            return None if found is None else (node, found)
+        segment = segments[i]
+        child = node.children.get(_decoded(segment))
+        if child is not None:            # a literal child excludes its generic siblings
+            return self._walk(child, segments, i + 1, method, params)
+        if node.param is not None:
+            name, child = node.param
+            params[name] = segment
+            found = self._walk(child, segments, i + 1, method, params)
+            if found is not None:
+                return found
+            del params[name]
+        if node.greedy is not None:
+            name, child = node.greedy
+            found = child.methods.get(method) or child.methods.get("ANY")
+            if found is not None:
+                params[name] = "/".join(segments[i:])
+                return child, found
+        return None
 
 
 class _Pattern:
