@@ -1,0 +1,80 @@
+"""Access logs: one file per API and stage, `<log_dir>/<api name>/<stage>.log` (the stage
+`$default` is written as is), in AWS's example formats (AWS-FACTS-HTTP 1.8):
+
+* REST, the CLF example of AWS's logging page, one line per request:
+
+      $context.identity.sourceIp $context.identity.caller $context.identity.user [$context.requestTime] "$context.httpMethod $context.resourcePath $context.protocol" $context.status $context.responseLength $context.requestId $context.extendedRequestId
+
+  e.g. `10.9.0.2 - - [03/Dec/2026:12:00:00 +0000] "GET /orders/{proxy+} HTTP/1.1" 200 19 3c5e…-… Mc7UVioPPHcEKPA=`;
+  caller and user are `-` (no IAM authorisation in vpclab), a request that matched no
+  resource logs `-` as its resource path.
+* HTTP APIs, the JSON example plus `integrationLatency` and `integrationErrorMessage`:
+
+      {"requestId":"…","ip":"…","requestTime":"…","httpMethod":"GET","routeKey":"GET /items/{id}","status":"200","protocol":"HTTP/1.1","responseLength":"19","integrationLatency":"3","integrationErrorMessage":"-"}
+
+  every value a string, as AWS's template quotes them; `-` where AWS has no value (no
+  integration was called, no error). `integrationLatency` is in milliseconds.
+
+`responseLength` is the payload's size (the body), `protocol` is always `HTTP/1.1`, and
+`requestTime` is CLF time in UTC (`dd/MMM/yyyy:HH:mm:ss +0000`). Only requests that found
+their API and stage are logged: AWS writes no log when there is no stage, and front-door
+refusals (413, 431, 400) happen before an API is known. Files are opened in append mode,
+line-buffered, so `tail -f` (and `vpclab logs -f`) sees each line as it is written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import TextIO
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+class _TimeCache:
+    __slots__ = ("second", "text")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.text = ""
+
+
+_clf = _TimeCache()
+
+
+def clf_time(now: float) -> str:
+    """`03/Dec/2026:12:00:00 +0000` (formatted once a second)."""
+    second = int(now)
+    if second != _clf.second:
+        t = time.gmtime(second)
+        _clf.second = second
+        _clf.text = (f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+                     f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000")
+    return _clf.text
+
+
+def rest_line(ip: str, now: float, method: str, resource_path: str, status: int,
+              length: int, request_id: str, extended_id: str) -> str:
+    return (f'{ip} - - [{clf_time(now)}] "{method} {resource_path} HTTP/1.1" {status} '
+            f"{length} {request_id} {extended_id}\n")
+
+
+def http_line(request_id: str, ip: str, now: float, method: str, route_key: str, status: int,
+              length: int, integration_latency_ms: int | None, error: str | None) -> str:
+    return json.dumps({
+        "requestId": request_id, "ip": ip, "requestTime": clf_time(now), "httpMethod": method,
+        "routeKey": route_key, "status": str(status), "protocol": "HTTP/1.1",
+        "responseLength": str(length),
+        "integrationLatency": "-" if integration_latency_ms is None else str(integration_latency_ms),
+        "integrationErrorMessage": error or "-"}, separators=(",", ":")) + "\n"
+
+
+def log_path(log_dir: str, api_name: str, stage: str) -> str:
+    return os.path.join(log_dir, api_name, f"{stage}.log")
+
+
+def open_log(log_dir: str, api_name: str, stage: str) -> TextIO:
+    """The log file of one API stage, made if missing, line-buffered, appended to."""
+    path = log_path(log_dir, api_name, stage)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return open(path, "a", buffering=1, encoding="utf-8")
