@@ -10,7 +10,9 @@ Numbers of a run: requests/s (wrk's requests ÷ its duration), p50 and p99 of wr
 latency histogram, and the proxy's CPU per request: Δ(utime + stime) of its process over
 the measured run ÷ requests completed, in µs — the capacity figure (1e6 ÷ it = requests
 per second one core would carry), since with 50 connections across two CPUs the round
-trip, not the proxy's CPU, may bound requests/s.
+trip, not the proxy's CPU, may bound requests/s. Each run also records how busy each CPU
+was (/proc/stat) and how much of the proxy's CPU went to anything but the proxy
+(softirqs, and other processes on a shared machine): the run's noise.
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .tools import Contender, cpu_seconds, wrk
+from bench.e2e.measure import cpu_busy, cpu_times
+
+from .tools import PROXY_CPU, Contender, cpu_seconds, wrk
 
 REFERENCE = "haproxy"
 FIGURES = ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")
@@ -42,11 +46,16 @@ class Timing:
 
 def measured_run(c: Contender, timing: Timing, script: str) -> dict:
     wrk(c.client_ns, c.url, c.host, timing.warmup_s, script)           # discarded
-    before = cpu_seconds(c.pid)
+    before, cpus_before = cpu_seconds(c.pid), cpu_times()
     run = wrk(c.client_ns, c.url, c.host, timing.seconds, script)
-    cpu = cpu_seconds(c.pid) - before
+    cpu, busy = cpu_seconds(c.pid) - before, cpu_busy(cpus_before, cpu_times())
+    proxy_share = cpu / max(run["duration_us"] / 1e6, 1e-3)
     run.update(p50_ms=run["p50_us"] / 1000, p99_ms=run["p99_us"] / 1000,
-               proxy_cpu_s=cpu, cpu_us_per_request=cpu * 1e6 / max(run["requests"], 1))
+               proxy_cpu_s=cpu, cpu_us_per_request=cpu * 1e6 / max(run["requests"], 1),
+               cpu_busy=busy, proxy_cpu_share=proxy_share,
+               # what else kept the proxy's CPU busy: softirqs (the kernel's side of the
+               # proxy's sockets) and, on a shared machine, other processes
+               proxy_cpu_other=max(0.0, busy.get(str(PROXY_CPU), 0.0) - proxy_share))
     return run
 
 

@@ -37,12 +37,15 @@ TOP = 12
 PY_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*):(?P<line>\d+)\)$")
 NATIVE_FRAME = re.compile(r"^(?P<func>.*) \((?P<lib>[^()]*)\)$")
 
-LAYERS = (  # (layer, test on the innermost frame's library or file)
-    ("TLS (OpenSSL: libssl, libcrypto)", lambda lib: "libssl" in lib or "libcrypto" in lib),
-    ("libc (system calls, memcpy)", lambda lib: lib.startswith("libc.") or "vdso" in lib
-     or "libpthread" in lib),
-    ("uvloop's event loop (C)", lambda lib: "uvloop" in lib or lib.startswith("loop.")),
-    ("httptools' parser (C)", lambda lib: "httptools" in lib or lib.startswith("parser.")),
+UVLOOP_SOURCES = ("loop.c", "core.c", "timer.c", "stream.c", "tcp.c", "epoll.c", "linux.c",
+                  "heap-inl.h", "uv-common.c", "async.c", "poll.c", "signal.c")
+HTTPTOOLS_SOURCES = ("parser.c", "llhttp.c", "api.c", "http.c", "url_parser.c")
+LAYERS = (  # (layer, test on the innermost native frame's library or C source file)
+    ("TLS (OpenSSL: libssl, libcrypto)", lambda where: "libssl" in where or "libcrypto" in where),
+    ("libc (system calls, memcpy)", lambda where: where.startswith("libc.") or "vdso" in where
+     or "libpthread" in where),
+    ("uvloop's event loop and libuv (C)", lambda where: "uvloop" in where or where in UVLOOP_SOURCES),
+    ("httptools' parser, llhttp (C)", lambda where: "httptools" in where or where in HTTPTOOLS_SOURCES),
 )
 PY_LAYERS = (
     ("proxy engine (dataplane/proxy, Python)", "dataplane/proxy/"),
@@ -50,6 +53,8 @@ PY_LAYERS = (
     ("asyncio / uvloop (Python)", "asyncio/"),
     ("other dataplane Python", "dataplane/"),
 )
+RUNTIME = "CPython's runtime and C modules (objects, ints, random, base64…)"
+LOOP = "(the event loop itself, below main(): no callback of ours on the stack)"
 
 
 def py_spy() -> str:
@@ -87,15 +92,23 @@ def parse(line: str) -> tuple[list[str], int]:
     return stack.split(";"), int(count)
 
 
+def python_frame(frame: str) -> re.Match | None:
+    """A Python frame `func (path.py:line)`; native frames name a library or a C file."""
+    p = PY_FRAME.match(frame)
+    return p if p and p["file"].endswith(".py") else None
+
+
 def layer(frames: list[str]) -> str:
-    m = NATIVE_FRAME.match(frames[-1])
-    if m and not PY_FRAME.match(frames[-1]):
-        lib = os.path.basename(m["lib"])
+    if not python_frame(frames[-1]):
+        m = PY_FRAME.match(frames[-1]) or NATIVE_FRAME.match(frames[-1])
+        where = os.path.basename(m["file"] if m and "file" in m.groupdict() else m["lib"]) if m else ""
         for name, test in LAYERS:
-            if test(lib):
+            if test(where):
                 return name
+        if where.endswith((".c", ".h")) or "libpython" in where:
+            return RUNTIME
     for frame in reversed(frames):            # the interpreter: the Python it runs
-        p = PY_FRAME.match(frame)
+        p = python_frame(frame)
         if p:
             for name, prefix in PY_LAYERS:
                 if prefix in p["file"]:
@@ -104,16 +117,16 @@ def layer(frames: list[str]) -> str:
     return "other native code"
 
 
-def ours(frames: list[str]) -> str | None:
+def ours(frames: list[str]) -> str:
     for frame in reversed(frames):
-        p = PY_FRAME.match(frame)
+        p = python_frame(frame)
         if p and "dataplane/" in p["file"]:
-            return f"{p['func']} ({p['file']})"
-    return None
+            return LOOP if p["func"] == "main" else f"{p['func']} ({p['file']})"
+    return "(outside dataplane/)"
 
 
 def leaf(frames: list[str]) -> str:
-    p = PY_FRAME.match(frames[-1])
+    p = python_frame(frames[-1])
     return f"{p['func']} ({p['file']})" if p else frames[-1]
 
 
@@ -127,7 +140,7 @@ def summarise(lines: list[str]) -> dict:
         frames, n = parse(line)
         total += n
         by_layer[layer(frames)] += n
-        by_ours[ours(frames) or "(outside dataplane/: the loop, its callbacks)"] += n
+        by_ours[ours(frames)] += n
         by_leaf[leaf(frames)] += n
     if not total:
         raise BenchError("py-spy recorded no samples of the front end (was it busy?)")

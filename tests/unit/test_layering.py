@@ -121,6 +121,8 @@ def test_vpclab_bench_runs_the_suite_as_a_child_process(monkeypatch, tmp_path) -
     from dataplane.cli.common import CliError
     monkeypatch.setattr(bench, "REPO", REPO)      # an installed vpclab (make sanitize) too
     assert bench.suite_argv(["--quick"]) == [sys.executable, "-m", "bench.e2e", "--quick"]
+    assert bench.suite_argv(["e2e", "--quick"]) == [sys.executable, "-m", "bench.e2e", "--quick"]
+    assert bench.suite_argv(["apigw", "--quick"]) == [sys.executable, "-m", "bench.apigw", "--quick"]
     monkeypatch.setattr(bench, "REPO", tmp_path)
     with pytest.raises(CliError, match="runs from a source checkout"):
         bench.suite_argv([])

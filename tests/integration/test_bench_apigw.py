@@ -1,0 +1,82 @@
+"""API Gateway's benchmark (bench/apigw) in its quick mode, end to end: the proxy
+scenario on scratch namespaces and the lab scenario on a real lab, a profile, and a
+results.json whose every number is present and positive (never a timed threshold),
+with nothing of the run left behind; and `vpclab cleanup` removing a killed run's
+namespaces."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from pyroute2 import netns
+
+pytestmark = pytest.mark.root
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+FIGURES = ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")
+PROXIES = {"proxy": {"haproxy", "apigw REST API", "apigw HTTP API"}, "lab": {"haproxy", "apigw"}}
+PATHS = {"proxy": {"front end alone"},
+         "lab": {"REST link (PrivateLink) → NLB → target", "V2 link (VPC-to-VPC NAT) → NLB → target"}}
+
+
+def test_quick_run_measures_both_scenarios_and_leaves_nothing(tmp_path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "bench.apigw", "--quick", "--out", str(tmp_path)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=400)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out
+    assert not [ns for ns in netns.listnetns() if ns.startswith(f"vg-{proc.pid}-")]
+    assert not os.path.exists(f"/run/vpclab/bgw-{proc.pid}")
+    assert not [ns for ns in netns.listnetns() if ns.startswith(f"bgw-{proc.pid}.")]
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["errors"] == []
+    cases = {(r["scenario"], r["path"], r["protocol"], r["proxy"]) for r in results["rows"]}
+    assert cases == {(s, path, protocol, proxy) for s in PROXIES for path in PATHS[s]
+                     for protocol in ("plain", "tls") for proxy in PROXIES[s]}
+    for row in results["rows"]:
+        assert len(row["runs"]) == 1, row
+        run = row["runs"][0]
+        assert run["requests"] > 0 and run["non_2xx"] == 0, run
+        for key in FIGURES:
+            assert row["median"][key] > 0 and row["min"][key] > 0, (row["proxy"], key, row["median"])
+    assert len(results["ratios"]) == len(results["rows"]) - 2 - 4    # every front-end row
+    for ratio in results["ratios"]:
+        assert ratio["proxy"] != "haproxy"
+        for key in ("rps", "p50", "p99", "cpu"):
+            assert ratio[key] > 0, ratio
+        assert isinstance(ratio["rps_goal_met"], bool) and isinstance(ratio["p99_goal_met"], bool)
+    assert set(results["profiles"]) == {"apigw REST API, plain", "apigw REST API, tls"}
+    for profile in results["profiles"].values():
+        assert profile["samples"] > 0
+        assert sum(share for _, share in profile["by_layer"]) == pytest.approx(1.0)
+        assert profile["by_function"] and profile["by_leaf"]
+        assert (tmp_path / profile["raw"]).stat().st_size > 0
+    for scenario in PROXIES:
+        assert results["front_end_stats"][scenario]["requests"] > 0, results["front_end_stats"]
+    report = (tmp_path / "report.md").read_text()
+    assert "## Ratios to haproxy" in report and "## Profile: apigw REST API, tls" in report
+    assert "* apigw / haproxy, REST link (PrivateLink) → NLB → target:" in report
+
+
+def test_vpclab_cleanup_removes_the_namespaces_of_a_killed_run() -> None:
+    dead = 5_000_000         # above PID_MAX_LIMIT (2^22): no process can have it
+    left = f"vg-{dead}-proxy"
+    netns.create(left)
+    try:
+        out = subprocess.run([sys.executable, "-m", "dataplane.cli.main", "cleanup"], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert f"namespace {left}" in out.stdout
+        assert left not in netns.listnetns()
+    finally:
+        if left in netns.listnetns():
+            netns.remove(left)
