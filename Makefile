@@ -5,7 +5,7 @@ PY        := $(VENV)/bin/python
 SAN_PY    := $(SAN_VENV)/bin/python
 LIBASAN   := $(shell gcc -print-file-name=libasan.so)
 
-.PHONY: setup build demo test unit sanitize fuzz fuzz-ci bench bench-e2e clean
+.PHONY: setup build demo test unit sanitize fuzz fuzz-ci bench bench-e2e bench-apigw clean
 
 setup:
 	@tools/setup.sh $(VENV)
@@ -86,6 +86,11 @@ bench: setup
 # bench/results/<timestamp>/. QUICK=1 runs every figure once, briefly.
 bench-e2e: setup
 	$(PY) -m bench.e2e $(if $(QUICK),--quick)
+
+# API Gateway's front end against haproxy, alone and in a lab (bench/apigw): results.json,
+# report.md and py-spy's samples in bench/results/apigw-<timestamp>/. QUICK=1: a smoke run.
+bench-apigw: setup
+	$(PY) -m bench.apigw $(if $(QUICK),--quick)
 
 clean:
 	rm -rf build *.egg-info dataplane/_native*.so dataplane/_native.c $(SAN_VENV)

@@ -10,9 +10,12 @@ Numbers of a run: requests/s (wrk's requests ÷ its duration), p50 and p99 of wr
 latency histogram, and the proxy's CPU per request: Δ(utime + stime) of its process over
 the measured run ÷ requests completed, in µs — the capacity figure (1e6 ÷ it = requests
 per second one core would carry), since with 50 connections across two CPUs the round
-trip, not the proxy's CPU, may bound requests/s. Each run also records how busy each CPU
-was (/proc/stat) and how much of the proxy's CPU went to anything but the proxy
-(softirqs, and other processes on a shared machine): the run's noise.
+trip, not the proxy's CPU, may bound requests/s. It is split into user time (the proxy's
+own code, TLS included) and system time (the kernel on its behalf: system calls, TCP).
+Each run also records, from /proc/stat, how the proxy's CPU spent the run: the proxy,
+other processes (the noise of a shared machine: none on a quiet one), interrupts
+(softirqs: the kernel's receive side of the sockets, not charged to any process), and
+steal (the hypervisor's).
 """
 from __future__ import annotations
 
@@ -21,12 +24,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from bench.e2e.measure import cpu_busy, cpu_times
-
-from .tools import PROXY_CPU, Contender, cpu_seconds, wrk
+from .tools import PROXY_CPU, Contender, cpu_jiffies, cpu_seconds, cpu_use, wrk
 
 REFERENCE = "haproxy"
-FIGURES = ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")
+FIGURES = ("rps", "p50_ms", "p99_ms", "cpu_us_per_request", "user_us_per_request",
+           "system_us_per_request", "proxy_cpu_share", "proxy_cpu_other",
+           "proxy_cpu_interrupts", "proxy_cpu_steal")
 
 
 @dataclass
@@ -46,16 +49,20 @@ class Timing:
 
 def measured_run(c: Contender, timing: Timing, script: str) -> dict:
     wrk(c.client_ns, c.url, c.host, timing.warmup_s, script)           # discarded
-    before, cpus_before = cpu_seconds(c.pid), cpu_times()
+    (user0, system0), cpus_before = cpu_seconds(c.pid), cpu_jiffies()
     run = wrk(c.client_ns, c.url, c.host, timing.seconds, script)
-    cpu, busy = cpu_seconds(c.pid) - before, cpu_busy(cpus_before, cpu_times())
+    (user1, system1), use = cpu_seconds(c.pid), cpu_use(cpus_before, cpu_jiffies(), PROXY_CPU)
+    user, system = user1 - user0, system1 - system0
+    cpu, requests = user + system, max(run["requests"], 1)
     proxy_share = cpu / max(run["duration_us"] / 1e6, 1e-3)
     run.update(p50_ms=run["p50_us"] / 1000, p99_ms=run["p99_us"] / 1000,
-               proxy_cpu_s=cpu, cpu_us_per_request=cpu * 1e6 / max(run["requests"], 1),
-               cpu_busy=busy, proxy_cpu_share=proxy_share,
-               # what else kept the proxy's CPU busy: softirqs (the kernel's side of the
-               # proxy's sockets) and, on a shared machine, other processes
-               proxy_cpu_other=max(0.0, busy.get(str(PROXY_CPU), 0.0) - proxy_share))
+               proxy_cpu_s=cpu, cpu_us_per_request=cpu * 1e6 / requests,
+               user_us_per_request=user * 1e6 / requests,
+               system_us_per_request=system * 1e6 / requests,
+               proxy_cpu_use=use, proxy_cpu_share=proxy_share,
+               # other processes on the proxy's CPU: the noise of a shared machine
+               proxy_cpu_other=max(0.0, use["processes"] - proxy_share),
+               proxy_cpu_interrupts=use["interrupts"], proxy_cpu_steal=use["steal"])
     return run
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import time
 
 from bench.e2e.report import host, tool_version
@@ -38,10 +37,6 @@ def _n(x: float) -> str:
 
 def _range(row: dict, key: str) -> str:
     return f"{_n(row['median'][key])} [{_n(row['min'][key])}–{_n(row['max'][key])}]"
-
-
-def _median(row: dict, key: str) -> float:
-    return statistics.median(run[key] for run in row["runs"])
 
 
 def readme_lines(res: dict) -> list[str]:
@@ -83,13 +78,15 @@ def markdown(res: dict) -> str:
                    f"≤ {P99_GOAL}: {'met' if r['p99_goal_met'] else '**not met**'} |")
     out += ["", "## Numbers", "",
             "| scenario | path | protocol | proxy | req/s | p50 ms | p99 ms | proxy CPU µs/request "
-            f"| CPU {m['proxy_cpu']}: the proxy / anything else |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            f"| of which user / system | CPU {m['proxy_cpu']}: proxy / other processes / softirq / steal |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for row in res["rows"]:
         out.append(f"| {row['scenario']} | {row['path']} | {row['protocol']} | {row['proxy']} | "
                    f"{_range(row, 'rps')} | {_range(row, 'p50_ms')} | {_range(row, 'p99_ms')} | "
-                   f"{_range(row, 'cpu_us_per_request')} | {_median(row, 'proxy_cpu_share'):.0%} / "
-                   f"{_median(row, 'proxy_cpu_other'):.0%} |")
+                   f"{_range(row, 'cpu_us_per_request')} | {row['median']['user_us_per_request']:.0f} / "
+                   f"{row['median']['system_us_per_request']:.0f} | {row['median']['proxy_cpu_share']:.0%} / "
+                   f"{row['median']['proxy_cpu_other']:.0%} / {row['median']['proxy_cpu_interrupts']:.0%} / "
+                   f"{row['median']['proxy_cpu_steal']:.0%} |")
     for name, p in res["profiles"].items():
         out += ["", f"## Profile: {name} ({p['samples']:,} samples, py-spy --native, "
                     f"{p['rate_hz']} Hz, {p['seconds']} s)", "",

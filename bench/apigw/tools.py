@@ -86,9 +86,10 @@ def wrk(ns: str, url: str, host: str, seconds: int, script: str) -> dict:
 
 # -- CPU -------------------------------------------------------------------------------
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of `pid` and its children still running, in seconds."""
-    total = 0
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(utime, stime) of `pid` and its children still running, in seconds: the time in
+    the process's own code, and in the kernel on its behalf (system calls, TCP)."""
+    user = system = 0
     try:
         pids = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
     except psutil.NoSuchProcess:
@@ -100,8 +101,26 @@ def cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         fields = data[data.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])        # utime, stime (fields 14, 15)
-    return total / CLK_TCK
+        user += int(fields[11])                 # utime, stime: fields 14 and 15
+        system += int(fields[12])
+    return user / CLK_TCK, system / CLK_TCK
+
+
+def cpu_jiffies() -> dict[str, list[int]]:
+    """/proc/stat's counters per CPU: user nice system idle iowait irq softirq steal."""
+    with open("/proc/stat") as f:
+        return {name[3:]: [int(x) for x in vals[:8]] for name, *vals in map(str.split, f)
+                if name.startswith("cpu") and name != "cpu"}
+
+
+def cpu_use(before: dict[str, list[int]], after: dict[str, list[int]], cpu: int) -> dict[str, float]:
+    """Shares of `cpu`'s time between two cpu_jiffies(): processes (user + system),
+    interrupts (irq + softirq: the kernel's receive side of the sockets), steal (the
+    hypervisor's), idle."""
+    d = [a - b for a, b in zip(after[str(cpu)], before[str(cpu)])]
+    total = max(sum(d), 1)
+    return {"processes": (d[0] + d[1] + d[2]) / total, "interrupts": (d[5] + d[6]) / total,
+            "steal": d[7] / total, "idle": (d[3] + d[4]) / total}
 
 
 def pin(pid: int, cpu: int) -> None:
