@@ -1,22 +1,20 @@
 """API Gateway's benchmark (bench/apigw) in its quick mode, end to end: the proxy
 scenario on scratch namespaces and the lab scenario on a real lab, a profile, and a
 results.json whose every number is present and positive (never a timed threshold),
-with nothing of the run left behind; and `vpclab cleanup` removing a killed run's
-namespaces."""
+with nothing of the run left behind (test_bench_e2e.py checks that `vpclab cleanup`
+removes a killed run's `vg-` namespaces)."""
 from __future__ import annotations
 
 import json
 import os
-import pathlib
-import subprocess
-import sys
 
 import pytest
 from pyroute2 import netns
 
+from .benchrun import run_suite
+
 pytestmark = pytest.mark.root
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 FIGURES = ("rps", "p50_ms", "p99_ms", "cpu_us_per_request")
 PROXIES = {"proxy": {"haproxy", "apigw REST API", "apigw HTTP API"}, "lab": {"haproxy", "apigw"}}
 PATHS = {"proxy": {"front end alone"},
@@ -24,18 +22,11 @@ PATHS = {"proxy": {"front end alone"},
 
 
 def test_quick_run_measures_both_scenarios_and_leaves_nothing(tmp_path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.apigw", "--quick", "--out", str(tmp_path)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = proc.communicate(timeout=400)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, out
-    assert not [ns for ns in netns.listnetns() if ns.startswith(f"vg-{proc.pid}-")]
-    assert not os.path.exists(f"/run/vpclab/bgw-{proc.pid}")
-    assert not [ns for ns in netns.listnetns() if ns.startswith(f"bgw-{proc.pid}.")]
+    pid, returncode, out = run_suite("bench.apigw", ["--quick", "--out", str(tmp_path)], timeout=400)
+    assert returncode == 0, out
+    assert not [ns for ns in netns.listnetns() if ns.startswith(f"vg-{pid}-")]
+    assert not os.path.exists(f"/run/vpclab/bgw-{pid}")
+    assert not [ns for ns in netns.listnetns() if ns.startswith(f"bgw-{pid}.")]
 
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["errors"] == []
@@ -65,18 +56,3 @@ def test_quick_run_measures_both_scenarios_and_leaves_nothing(tmp_path) -> None:
     report = (tmp_path / "report.md").read_text()
     assert "## Ratios to haproxy" in report and "## Profile: apigw REST API, tls" in report
     assert "* apigw / haproxy, REST link (PrivateLink) → NLB → target:" in report
-
-
-def test_vpclab_cleanup_removes_the_namespaces_of_a_killed_run() -> None:
-    dead = 5_000_000         # above PID_MAX_LIMIT (2^22): no process can have it
-    left = f"vg-{dead}-proxy"
-    netns.create(left)
-    try:
-        out = subprocess.run([sys.executable, "-m", "dataplane.cli.main", "cleanup"], cwd=REPO,
-                             capture_output=True, text=True, timeout=60)
-        assert out.returncode == 0, out.stderr
-        assert f"namespace {left}" in out.stdout
-        assert left not in netns.listnetns()
-    finally:
-        if left in netns.listnetns():
-            netns.remove(left)

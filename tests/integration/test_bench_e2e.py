@@ -5,7 +5,6 @@ its plots, and nothing of the run's `vb-<pid>-` namespaces or links left behind.
 from __future__ import annotations
 
 import json
-import pathlib
 import socket
 import subprocess
 import sys
@@ -13,9 +12,12 @@ import sys
 import pytest
 from pyroute2 import netns
 
+from netns_setup.scratch import BENCH_RUN_ROOTS
+
+from .benchrun import REPO, run_suite
+
 pytestmark = pytest.mark.root
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 PRIVATELINK_PATHS = {"vpclab", "vpclab-busypoll", "kernel-nat", "kernel-route"}
 VPC_NAT_PATHS = {"vpclab-vpc-nat", "kernel-snat"}
 PRIVATELINK_RATIOS = {f"{mine}/{kernel}" for mine in ("vpclab", "vpclab-busypoll")
@@ -27,16 +29,9 @@ VPC_NAT_FIGURES = {"pps_1", "pps_1000", "new_flows"}
 
 
 def test_quick_run_measures_every_path_and_leaves_nothing(tmp_path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.e2e", "--quick", "--out", str(tmp_path)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        out, _ = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, out
-    prefix = f"vb-{proc.pid}-"
+    pid, returncode, out = run_suite("bench.e2e", ["--quick", "--out", str(tmp_path)], timeout=240)
+    assert returncode == 0, out
+    prefix = f"vb-{pid}-"
     assert not [ns for ns in netns.listnetns() if ns.startswith(prefix)]
     assert not [name for _, name in socket.if_nameindex() if name.startswith("vb-")]
 
@@ -69,17 +64,19 @@ def test_quick_run_measures_every_path_and_leaves_nothing(tmp_path) -> None:
         assert (tmp_path / plot).stat().st_size > 0, plot
 
 
-def test_vpclab_cleanup_removes_what_a_killed_run_left() -> None:
-    """A run killed with SIGKILL cannot clean up; `vpclab cleanup` removes its `vb-<pid>-`
-    namespaces (the pid is gone) and leaves a live run's alone."""
+@pytest.mark.parametrize("root", BENCH_RUN_ROOTS)
+def test_vpclab_cleanup_removes_what_a_killed_run_left(root: str) -> None:
+    """A run killed with SIGKILL cannot clean up; `vpclab cleanup` removes its `<root><pid>-`
+    namespaces (the pid is gone), for each benchmark's root (bench/e2e, afxdp, apigw)."""
     dead = 5_000_000         # above PID_MAX_LIMIT (2^22): no process can have it
-    left = f"vb-{dead}-fwd"
+    left = f"{root}{dead}-fwd"
     netns.create(left)
     try:
         out = subprocess.run([sys.executable, "-m", "dataplane.cli.main", "cleanup"], cwd=REPO,
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert "killed benchmark runs: removed 1 object" in out.stdout
+        assert f"namespace {left}" in out.stdout
         assert left not in netns.listnetns()
     finally:
         if left in netns.listnetns():
