@@ -53,12 +53,20 @@ def rest_line(ip: str, now: float, method: str, resource_path: str, status: int,
 
 def http_line(request_id: str, ip: str, now: float, method: str, route_key: str, status: int,
               length: int, integration_latency_ms: int | None, error: str | None) -> str:
-    return json.dumps({
-        "requestId": request_id, "ip": ip, "requestTime": clf_time(now), "httpMethod": method,
-        "routeKey": route_key, "status": str(status), "protocol": "HTTP/1.1",
-        "responseLength": str(length),
-        "integrationLatency": "-" if integration_latency_ms is None else str(integration_latency_ms),
-        "integrationErrorMessage": error or "-"}, separators=(",", ":")) + "\n"
+    """The JSON line; `route_key` is already a JSON string (quoted: `json_string`), the
+    other values need no escaping (IDs, an address, an HTTP token, numbers) but the error
+    message, which is escaped when there is one."""
+    latency = "-" if integration_latency_ms is None else integration_latency_ms
+    return (f'{{"requestId":"{request_id}","ip":"{ip}","requestTime":"{clf_time(now)}",'
+            f'"httpMethod":"{method}","routeKey":{route_key},"status":"{status}",'
+            f'"protocol":"HTTP/1.1","responseLength":"{length}",'
+            f'"integrationLatency":"{latency}","integrationErrorMessage":'
+            f'{json.dumps(error) if error else chr(34) + "-" + chr(34)}}}\n')
+
+
+def json_string(text: str) -> str:
+    """`text` as a JSON string, quotes included."""
+    return json.dumps(text)
 
 
 def log_path(log_dir: str, api_name: str, stage: str) -> str:

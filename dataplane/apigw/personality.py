@@ -42,12 +42,13 @@ from .throttle import TokenBucket, admit
 
 class RouteTarget:
     """A route's integration, prepared once (see the module docstring)."""
-    __slots__ = ("key", "host", "group", "timeout_s", "available", "message", "uri_parts",
-                 "uri_query")
+    __slots__ = ("key", "json_key", "host", "group", "timeout_s", "available", "message",
+                 "uri_parts", "uri_query")
 
     def __init__(self, route: Route, config: ApigwConfig, pool: BackendPool) -> None:
         link = config.link(route.link)
         self.key = route.key
+        self.json_key = accesslog.json_string(route.key)
         self.host = route.host
         self.group = pool.group(link.netns, route.addresses, route.port)
         self.timeout_s = route.timeout_ms / 1000.0
@@ -224,8 +225,8 @@ class ApiGateway(Personality):
                                        exchange.request_id, exchange.extended_id)
         else:
             line = accesslog.http_line(exchange.request_id, request.client_ip, request.time,
-                                       request.method, match.key if match else "-", status,
-                                       length, latency_ms, error)
+                                       request.method, match.target.json_key if match else '"-"',
+                                       status, length, latency_ms, error)
         stage = exchange.stage
         stage.log.write(line)
         if not stage.dirty:
