@@ -18,8 +18,10 @@
 `responseLength` is the payload's size (the body), `protocol` is always `HTTP/1.1`, and
 `requestTime` is CLF time in UTC (`dd/MMM/yyyy:HH:mm:ss +0000`). Only requests that found
 their API and stage are logged: AWS writes no log when there is no stage, and front-door
-refusals (413, 431, 400) happen before an API is known. Files are opened in append mode,
-line-buffered, so `tail -f` (and `vpclab logs -f`) sees each line as it is written.
+refusals (413, 431, 400) happen before an API is known. Files are opened in append mode;
+the personality flushes them at the end of each turn of the event loop, so `tail -f` (and
+`vpclab logs -f`) sees each line as soon as its response has been sent, for one write per
+file and turn rather than one per line (a line-buffered file costs a write() per request).
 """
 from __future__ import annotations
 
@@ -28,29 +30,19 @@ import os
 import time
 from typing import TextIO
 
+from .headers import PerSecond
+
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-class _TimeCache:
-    __slots__ = ("second", "text")
-
-    def __init__(self) -> None:
-        self.second = -1
-        self.text = ""
+def _clf(second: int) -> str:
+    t = time.gmtime(second)
+    return (f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000")
 
 
-_clf = _TimeCache()
-
-
-def clf_time(now: float) -> str:
-    """`03/Dec/2026:12:00:00 +0000` (formatted once a second)."""
-    second = int(now)
-    if second != _clf.second:
-        t = time.gmtime(second)
-        _clf.second = second
-        _clf.text = (f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:"
-                     f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000")
-    return _clf.text
+# `03/Dec/2026:12:00:00 +0000`
+clf_time = PerSecond(_clf)
 
 
 def rest_line(ip: str, now: float, method: str, resource_path: str, status: int,
@@ -61,12 +53,20 @@ def rest_line(ip: str, now: float, method: str, resource_path: str, status: int,
 
 def http_line(request_id: str, ip: str, now: float, method: str, route_key: str, status: int,
               length: int, integration_latency_ms: int | None, error: str | None) -> str:
-    return json.dumps({
-        "requestId": request_id, "ip": ip, "requestTime": clf_time(now), "httpMethod": method,
-        "routeKey": route_key, "status": str(status), "protocol": "HTTP/1.1",
-        "responseLength": str(length),
-        "integrationLatency": "-" if integration_latency_ms is None else str(integration_latency_ms),
-        "integrationErrorMessage": error or "-"}, separators=(",", ":")) + "\n"
+    """The JSON line; `route_key` is already a JSON string (quoted: `json_string`), the
+    other values need no escaping (IDs, an address, an HTTP token, numbers) but the error
+    message, which is escaped when there is one."""
+    latency = "-" if integration_latency_ms is None else integration_latency_ms
+    return (f'{{"requestId":"{request_id}","ip":"{ip}","requestTime":"{clf_time(now)}",'
+            f'"httpMethod":"{method}","routeKey":{route_key},"status":"{status}",'
+            f'"protocol":"HTTP/1.1","responseLength":"{length}",'
+            f'"integrationLatency":"{latency}","integrationErrorMessage":'
+            f'{json.dumps(error) if error else chr(34) + "-" + chr(34)}}}\n')
+
+
+def json_string(text: str) -> str:
+    """`text` as a JSON string, quotes included."""
+    return json.dumps(text)
 
 
 def log_path(log_dir: str, api_name: str, stage: str) -> str:
@@ -74,7 +74,7 @@ def log_path(log_dir: str, api_name: str, stage: str) -> str:
 
 
 def open_log(log_dir: str, api_name: str, stage: str) -> TextIO:
-    """The log file of one API stage, made if missing, line-buffered, appended to."""
+    """The log file of one API stage, made if missing, appended to (the caller flushes)."""
     path = log_path(log_dir, api_name, stage)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    return open(path, "a", buffering=1, encoding="utf-8")
+    return open(path, "a", encoding="utf-8")

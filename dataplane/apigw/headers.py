@@ -35,15 +35,17 @@ not overridable). **HTTP APIs**: the backend's headers but the hop-by-hop ones, 
 `Date` if any (else ours), and `apigw-requestid`.
 
 Request IDs: REST's is a UUID (v4 form), the extended one and HTTP APIs' are 16
-characters of base64 ending in `=` (`Mc7UVioPPHcEKPA=`), as in AWS's captures. They are
-made from `random.getrandbits`, which is quick and unique enough for a lab, not secret.
+characters of base64 ending in `=` (`Mc7UVioPPHcEKPA=`), as in AWS's captures. Each is a
+random prefix drawn when the process starts and a counter: unique, cheap, not secret.
 """
 from __future__ import annotations
 
 import base64
+import itertools
 import random
 import time
 from email.utils import formatdate
+from typing import Callable
 from http import HTTPStatus
 
 REST_DROPPED = frozenset({
@@ -73,103 +75,112 @@ def status_line(status: int) -> str:
     return STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n"
 
 
-_getrandbits = random.getrandbits
+# IDs: a random prefix per process, then a counter (unique within a process, and across
+# restarts with overwhelming odds; cheaper than random bits per request).
+_ids = itertools.count(random.getrandbits(40))
+_UUID_PREFIX = "%08x-%04x-4%03x-%x%03x-" % (random.getrandbits(32), random.getrandbits(16),
+                                            random.getrandbits(12), 8 + random.getrandbits(2),
+                                            random.getrandbits(12))
+_EXTENDED_PREFIX = base64.b64encode(random.getrandbits(48).to_bytes(6, "big")).decode()[:7]
+_TRACE_PREFIX = "%012x" % random.getrandbits(48)
 
 
 def request_id() -> str:
     """A REST request ID: a UUID of version 4's form."""
-    h = "%032x" % ((_getrandbits(128) & ~(0xF << 76) & ~(0x3 << 62)) | (0x4 << 76) | (0x2 << 62))
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return f"{_UUID_PREFIX}{next(_ids) & 0xFFFFFFFFFFFF:012x}"
 
 
 def extended_id() -> str:
-    """An extended request ID (REST's x-amz-apigw-id) or an HTTP API's apigw-requestid."""
-    return base64.b64encode(_getrandbits(88).to_bytes(11, "big")).decode()
+    """An extended request ID (REST's x-amz-apigw-id) or an HTTP API's apigw-requestid:
+    15 characters of base64 and `=`."""
+    return _EXTENDED_PREFIX + base64.b64encode(
+        (next(_ids) & 0xFFFFFFFFFFFF).to_bytes(6, "big")).decode() + "="
 
 
 def trace_id(now: float) -> str:
-    return "Root=1-%08x-%024x" % (int(now), _getrandbits(96))
+    return f"Root=1-{int(now):08x}-{_TRACE_PREFIX}{next(_ids) & 0xFFFFFFFFFFFF:012x}"
 
 
-class _DateCache:
-    __slots__ = ("second", "text")
+class PerSecond:
+    """A text that changes once a second (a Date header, a log time), made once a second."""
+    __slots__ = ("second", "text", "format")
 
-    def __init__(self) -> None:
+    def __init__(self, format: Callable[[int], str]) -> None:
         self.second = -1
         self.text = ""
+        self.format = format
+
+    def __call__(self, now: float) -> str:
+        second = int(now)
+        if second != self.second:
+            self.second, self.text = second, self.format(second)
+        return self.text
 
 
-_date = _DateCache()
-
-
-def http_date(now: float) -> str:
-    """`Thu, 03 Dec 2026 12:00:00 GMT` for `now`, formatted once a second."""
-    second = int(now)
-    if second != _date.second:
-        _date.second, _date.text = second, formatdate(second, usegmt=True)
-    return _date.text
+# `Thu, 03 Dec 2026 12:00:00 GMT`
+http_date = PerSecond(lambda second: formatdate(second, usegmt=True))
 
 
 def client_trace(value: str | None, now: float) -> str:
     return value if value and "Root=" in value else trace_id(now)
 
 
+class _Passed:
+    """The client's headers a backend gets, and the ones API Gateway rewrites."""
+    __slots__ = ("lines", "xff", "trace", "forwarded", "agent")
+
+    def __init__(self, headers: list[tuple[str, str]], dropped: frozenset[str],
+                 drop_sigv4: bool) -> None:
+        lines = self.lines = []
+        self.xff = self.trace = self.forwarded = None
+        self.agent = False
+        for name, value in headers:
+            lname = name.lower()
+            if lname in dropped:
+                continue
+            if lname == "x-forwarded-for":
+                self.xff = value
+            elif lname == "x-amzn-trace-id":
+                self.trace = value
+            elif lname == "forwarded":
+                self.forwarded = value
+            elif drop_sigv4 and lname == "authorization" and value.startswith(SIGV4):
+                continue
+            else:
+                if lname == "user-agent":
+                    self.agent = True
+                lines.append(f"{name}: {value}\r\n")
+
+    def common(self, client_ip: str, port: int, proto: str, now: float) -> str:
+        xff = self.xff
+        return (f"X-Forwarded-For: {xff + ', ' + client_ip if xff else client_ip}\r\n"
+                f"X-Forwarded-Port: {port}\r\nX-Forwarded-Proto: {proto}\r\n"
+                f"X-Amzn-Trace-Id: {client_trace(self.trace, now)}\r\n")
+
+
 def rest_backend_head(method: str, target: str, host: str, headers: list[tuple[str, str]],
                       api_id: str, client_ip: str, port: int, proto: str, now: float) -> bytes:
     """The request head a REST API sends its integration (see the module docstring)."""
-    out = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
-    xff = trace = None
-    agent = False
-    for name, value in headers:
-        lname = name.lower()
-        if lname in REST_DROPPED:
-            continue
-        if lname == "x-forwarded-for":
-            xff = value
-            continue
-        if lname == "x-amzn-trace-id":
-            trace = value
-            continue
-        if lname == "authorization" and value.startswith(SIGV4):
-            continue
-        if lname == "user-agent":
-            agent = True
-        out.append(f"{name}: {value}\r\n")
-    if not agent:
-        out.append(f"User-Agent: AmazonAPIGateway_{api_id}\r\n")
-    out.append(f"x-amzn-apigateway-api-id: {api_id}\r\n"
-               f"X-Forwarded-For: {xff + ', ' + client_ip if xff else client_ip}\r\n"
-               f"X-Forwarded-Port: {port}\r\nX-Forwarded-Proto: {proto}\r\n"
-               f"X-Amzn-Trace-Id: {client_trace(trace, now)}\r\n")
-    return "".join(out).encode("latin-1")
+    passed = _Passed(headers, REST_DROPPED, True)
+    extra = [] if passed.agent else [f"User-Agent: AmazonAPIGateway_{api_id}\r\n"]
+    if passed.forwarded:
+        extra.append(f"Forwarded: {passed.forwarded}\r\n")
+    return "".join([f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n", *passed.lines, *extra,
+                    f"x-amzn-apigateway-api-id: {api_id}\r\n",
+                    passed.common(client_ip, port, proto, now)]).encode("latin-1")
 
 
 def http_backend_head(method: str, target: str, host: str, headers: list[tuple[str, str]],
                       api_host: str, client_ip: str, local_ip: str, port: int, proto: str,
                       now: float) -> bytes:
     """The request head an HTTP API sends its integration (see the module docstring)."""
-    out = [f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n"]
-    xff = trace = forwarded = None
-    for name, value in headers:
-        lname = name.lower()
-        if lname in HTTP_DROPPED:
-            continue
-        if lname == "x-forwarded-for":
-            xff = value
-            continue
-        if lname == "x-amzn-trace-id":
-            trace = value
-            continue
-        if lname == "forwarded":
-            forwarded = value
-            continue
-        out.append(f"{name}: {value}\r\n")
+    passed = _Passed(headers, HTTP_DROPPED, False)
     ours = f"by={local_ip};for={client_ip};host={api_host};proto={proto}"
-    out.append(f"X-Forwarded-For: {xff + ', ' + client_ip if xff else client_ip}\r\n"
-               f"X-Forwarded-Port: {port}\r\nX-Forwarded-Proto: {proto}\r\n"
-               f"Forwarded: {forwarded + ', ' + ours if forwarded else ours}\r\n"
-               f"X-Amzn-Trace-Id: {client_trace(trace, now)}\r\n")
-    return "".join(out).encode("latin-1")
+    forwarded = passed.forwarded
+    return "".join([f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n", *passed.lines,
+                    passed.common(client_ip, port, proto, now),
+                    f"Forwarded: {forwarded + ', ' + ours if forwarded else ours}\r\n"]
+                   ).encode("latin-1")
 
 
 def rest_response(status: int, headers: list[tuple[str, str]], body: bytes, keep_alive: bool,

@@ -8,7 +8,9 @@ the link target's addresses, the port — routes to the same backends share one 
 whether its link is AVAILABLE, its timeout in seconds, its URI split into literal parts
 and `{param}` names; each stage's bucket and log file. Per request there are two dict
 lookups (host, then literal path or a short pattern scan), one header pass for the
-head, one for the response, and one log line.
+head, one for the response, and one log line, written to its file at the end of the
+event loop's turn together with the turn's other lines (one write per file and turn,
+not one per request).
 
 What goes to the backend:
 
@@ -23,6 +25,7 @@ What goes to the backend:
 """
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
@@ -39,12 +42,13 @@ from .throttle import TokenBucket, admit
 
 class RouteTarget:
     """A route's integration, prepared once (see the module docstring)."""
-    __slots__ = ("key", "host", "group", "timeout_s", "available", "message", "uri_parts",
-                 "uri_query")
+    __slots__ = ("key", "json_key", "host", "group", "timeout_s", "available", "message",
+                 "uri_parts", "uri_query")
 
     def __init__(self, route: Route, config: ApigwConfig, pool: BackendPool) -> None:
         link = config.link(route.link)
         self.key = route.key
+        self.json_key = accesslog.json_string(route.key)
         self.host = route.host
         self.group = pool.group(link.netns, route.addresses, route.port)
         self.timeout_s = route.timeout_ms / 1000.0
@@ -68,14 +72,16 @@ class RouteTarget:
 
 
 class Stage:
-    """One stage of one API: its bucket, its log file, its request count."""
-    __slots__ = ("name", "bucket", "log", "requests")
+    """One stage of one API: its bucket, its log file (and whether it has lines to flush),
+    its request count."""
+    __slots__ = ("name", "bucket", "log", "dirty", "requests")
 
     def __init__(self, api: Api, name: str, log_dir: str) -> None:
         self.name = name
         self.bucket = (TokenBucket(api.throttle.rate, api.throttle.burst, time.monotonic())
                        if api.throttle else None)
         self.log = accesslog.open_log(log_dir, api.name, name)
+        self.dirty = False
         self.requests = 0
 
 
@@ -115,6 +121,7 @@ class ApiGateway(Personality):
         self.account = TokenBucket(config.account_throttle.rate, config.account_throttle.burst,
                                    time.monotonic())
         self.gateway_errors: dict[str, int] = dict.fromkeys(errors.GATEWAY_ERRORS, 0)
+        self._unflushed: list[Stage] = []
 
     # -- the engine's calls -----------------------------------------------------------------
     def route(self, request: Request) -> Forward | bytes:
@@ -218,9 +225,27 @@ class ApiGateway(Personality):
                                        exchange.request_id, exchange.extended_id)
         else:
             line = accesslog.http_line(exchange.request_id, request.client_ip, request.time,
-                                       request.method, match.key if match else "-", status,
-                                       length, latency_ms, error)
-        exchange.stage.log.write(line)
+                                       request.method, match.target.json_key if match else '"-"',
+                                       status, length, latency_ms, error)
+        stage = exchange.stage
+        stage.log.write(line)
+        if not stage.dirty:
+            stage.dirty = True
+            if not self._unflushed:
+                try:
+                    asyncio.get_running_loop().call_soon(self.flush)
+                except RuntimeError:          # no event loop (the unit tests): at once
+                    self._unflushed.append(stage)
+                    self.flush()
+                    return
+            self._unflushed.append(stage)
+
+    def flush(self) -> None:
+        """Writes the log lines of this turn of the event loop, one write per file."""
+        for stage in self._unflushed:
+            stage.log.flush()
+            stage.dirty = False
+        self._unflushed.clear()
 
     def stats(self) -> dict[str, Any]:
         return {"stages": {f"{api.name}/{stage.name}": stage.requests
@@ -228,6 +253,7 @@ class ApiGateway(Personality):
                 "gateway_errors": dict(self.gateway_errors)}
 
     def close(self) -> None:
+        self.flush()
         for api in self.apis.values():
             for stage in api.stages.values():
                 stage.log.close()

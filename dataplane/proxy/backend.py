@@ -92,6 +92,8 @@ class BackendConnection(asyncio.Protocol):
                 raise
         except httptools.HttpParserError as exc:
             self._fail("backend_bad_response", f"{self.address}:{self.group.port}: {exc}")
+        except httptools.HttpParserUpgrade:   # after a 101, failed above: just close
+            self._fail("backend_bad_response", f"{self.address}:{self.group.port}: an upgrade")
 
     # -- httptools --------------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -116,7 +118,11 @@ class BackendConnection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self.owner is not None and self._head_done:
-            self._complete(self.parser.should_keep_alive())
+            if self.parser.get_status_code() == 101:     # nobody asked to switch protocols
+                self._fail("backend_bad_response", f"{self.address}:{self.group.port}: an "
+                           "unasked-for 101 Switching Protocols")
+            else:
+                self._complete(self.parser.should_keep_alive())
 
     # -- the exchange -----------------------------------------------------------------------
     def send(self, owner: Any, data: bytes, head_only: bool) -> None:
@@ -158,7 +164,8 @@ class BackendConnection(asyncio.Protocol):
         self.owner = None
         retriable = kind == "backend_closed" and not self._got_bytes and self.uses > 1
         self.group.release(self, False)
-        owner.backend_failed(kind, detail, retriable)
+        if owner is not None:        # else the response was complete and this is what followed
+            owner.backend_failed(kind, detail, retriable)
 
 
 class BackendGroup:

@@ -92,14 +92,6 @@ class Request:
         self.started = started          # the loop's clock then, for latencies
         self.context: Any = None        # the personality's own, from route() to response()
 
-    def header(self, name: str) -> str | None:
-        """The first value of header `name` (case-insensitive), or None."""
-        name = name.lower()
-        for key, value in self.headers:
-            if key.lower() == name:
-                return value
-        return None
-
 
 class Forward:
     """Where a request goes: `group` (a backend.BackendGroup the personality made once,

@@ -248,6 +248,9 @@ def test_chunked_bodies_both_ways_and_keep_alive_reuse(lab: Lab) -> None:
     assert a["body_len"] == 5000 and a["method"] == "POST"
     assert (connects1, connects2) == ("1", "0")          # curl kept its connection
     assert a["peer"] == b["peer"]                        # and so did the front end to the backend
+    status, headers, body = lab.get(REST_HOST, "/prod/orders/head", "-I")
+    assert status == 200 and body == "" and int(headers["x-amzn-remapped-content-length"]) > 0
+    assert lab.get(REST_HOST, "/prod/orders/after-head")[0] == 200
 
 
 # ---- errors -------------------------------------------------------------------------------------
@@ -269,8 +272,10 @@ def test_integration_failures(lab: Lab) -> None:
     assert (status, body) == (500, '{"message": "Internal server error"}')
     status, _, body = lab.get(REST_HOST, "/prod/broken")
     assert (status, body) == (500, '{"message": "Internal server error"}')
-    status, _, body = lab.get(REST_HOST, "/prod/junk")
-    assert status == 500
+    status, _, body = lab.get(REST_HOST, "/prod/junk")           # the backend answers junk
+    assert (status, body) == (500, '{"message": "Internal server error"}')
+    status, _, body = lab.get(REST_HOST, "/prod/orders/close/now")  # it closes without a word
+    assert (status, body) == (500, '{"message": "Internal server error"}')
     status, _, body = lab.get(HTTP_HOST, "/refused")
     assert (status, body) == (503, '{"message":"Service Unavailable"}')
     log = (lab.tmp / "logs" / "catalog" / "$default.log").read_text().splitlines()

@@ -173,12 +173,16 @@ def test_access_log_lines() -> None:
     assert accesslog.clf_time(NOW) == "03/Dec/2026:12:13:20 +0000"
     assert accesslog.rest_line("10.0.0.1", NOW, "GET", "/pets", 200, 19, "rid", "ext=") == \
         '10.0.0.1 - - [03/Dec/2026:12:13:20 +0000] "GET /pets HTTP/1.1" 200 19 rid ext=\n'
-    entry = json.loads(accesslog.http_line("id=", "10.0.0.1", NOW, "GET", "$default", 503, 33,
-                                           None, 'refused "x"'))
+    entry = json.loads(accesslog.http_line("id=", "10.0.0.1", NOW, "GET",
+                                           accesslog.json_string('GET /a/"{b}"'), 503, 33,
+                                           None, 'refused "x"\n'))
     assert list(entry) == ["requestId", "ip", "requestTime", "httpMethod", "routeKey", "status",
                            "protocol", "responseLength", "integrationLatency",
                            "integrationErrorMessage"]
-    assert entry["integrationLatency"] == "-" and entry["integrationErrorMessage"] == 'refused "x"'
+    assert entry["integrationLatency"] == "-" and entry["integrationErrorMessage"] == 'refused "x"\n'
+    assert entry["routeKey"] == 'GET /a/"{b}"' and entry["status"] == "503"
+    assert json.loads(accesslog.http_line("i", "ip", NOW, "GET", '"-"', 200, 0, 12, None)) \
+        ["integrationErrorMessage"] == "-"
 
 
 def test_error_table_is_complete() -> None:
