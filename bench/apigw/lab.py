@@ -16,7 +16,8 @@ paths through it, API Gateway's front end beside haproxy doing the same proxying
   front end's own configuration (/run/vpclab/<lab>/apigw.json).
 * Pinning: the front end (the lab's `apigw` process, re-pinned with `taskset -a -p`) and
   haproxy on CPU 0; every other process of the lab — the Hyperplane forwarder that
-  carries both paths, the resolvers — on CPU 1 with wrk and the targets.
+  carries both paths, the resolvers — on CPU 1 with wrk and the targets; all at nice -20
+  (tools.py says why).
 * The topology raises the account's throttle quota (`api_gateway.account_throttle`),
   AWS's 10,000 requests/s, so that the front end is measured rather than the quota.
 

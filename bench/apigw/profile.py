@@ -28,9 +28,9 @@ import subprocess
 import sys
 import time
 
-from bench.e2e.topo import in_ns_argv, popen
+from bench.e2e.topo import popen
 
-from .tools import LOAD_CPU, BenchError, Contender, stop
+from .tools import LOAD_CPU, BenchError, Contender, in_ns_argv, stop
 
 RATE_HZ = 200
 TOP = 12

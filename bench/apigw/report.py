@@ -10,7 +10,7 @@ import time
 from bench.e2e.report import host, tool_version
 
 from .measure import P99_GOAL, RPS_GOAL, failed_requests, ratios
-from .tools import CONNECTIONS, LOAD_CPU, PROXY_CPU
+from .tools import CONNECTIONS, LOAD_CPU, NICE, PROXY_CPU
 
 
 def build(scenarios: dict, settings: dict, started: float, errors: list[str]) -> dict:
@@ -63,7 +63,7 @@ def markdown(res: dict) -> str:
         f"{m['memory_gb']} GB, kernel {m['kernel']}, Python {m['python']}, commit {m['commit']}; "
         f"{m['haproxy']}; {m['wrk']}; load average at the end {' '.join(m['loadavg'])}.", "",
         f"Each proxy alone on CPU {m['proxy_cpu']} (`taskset`), wrk and the backend on CPU "
-        f"{m['load_cpu']}; wrk `-t1 -c{CONNECTIONS}`, keep-alive, a {st['warmup_s']} s warm-up "
+        f"{m['load_cpu']}, all at nice {NICE}; wrk `-t1 -c{CONNECTIONS}`, keep-alive, a {st['warmup_s']} s warm-up "
         f"(discarded) then a {st['seconds']} s measured run, {st['rounds']} interleaved round(s); "
         f"medians [min–max]. Ratios: the front end's median over haproxy's of the same case. "
         f"Goals (issue 10): req/s ≥ {RPS_GOAL['plain']}× plain, ≥ {RPS_GOAL['tls']}× TLS; "

@@ -17,6 +17,11 @@ front end as a process, and a process's CPU time.
   up when its control socket answers `ping`, ended with SIGTERM by its PID.
 * **CPU**: utime + stime of /proc/PID/stat (every thread of the process, in clock
   ticks), for the process and its children.
+* **Priority**: every process under measurement — the proxies, wrk, the backends, and in
+  the lab every process of the lab — runs at nice -20 (`in_ns_argv`, `pin`), the same
+  for all, so that on a machine shared with other work the scheduler gives them their
+  CPU first and the comparison is of the proxies, not of who else ran meanwhile. The
+  other work still runs whenever they wait; each run records how much did (measure.py).
 """
 from __future__ import annotations
 
@@ -30,10 +35,12 @@ from dataclasses import dataclass, field
 
 import psutil
 
-from bench.e2e.topo import in_ns_argv, popen, stop_group
+from bench.e2e import topo
+from bench.e2e.topo import popen, stop_group
 from dataplane.forwarder import control
 
 PROXY_CPU, LOAD_CPU = (0, 1) if (os.cpu_count() or 1) >= 2 else (0, 0)
+NICE = -20      # the bench's processes before other work on a shared machine (see below)
 CONNECTIONS = 50
 MAX_RUN_S = 12                      # every wrk run, warm-up or measured
 FRONT_END_READY_S = 15.0
@@ -65,6 +72,11 @@ def write_wrk_script(workdir: str) -> str:
     with open(path, "w") as f:
         f.write(WRK_LUA)
     return path
+
+
+def in_ns_argv(ns: str, argv: list[str], cpu: int) -> list[str]:
+    """`argv` in namespace `ns`, pinned to `cpu`, at nice NICE."""
+    return topo.in_ns_argv(ns, ["nice", "-n", str(NICE), *argv], cpu=cpu)
 
 
 def wrk(ns: str, url: str, host: str, seconds: int, script: str) -> dict:
@@ -124,8 +136,8 @@ def cpu_use(before: dict[str, list[int]], after: dict[str, list[int]], cpu: int)
 
 
 def pin(pid: int, cpu: int) -> None:
-    """Every thread of `pid` (and of its children) onto `cpu` (taskset -a); a process
-    that has ended meanwhile is skipped."""
+    """Every thread of `pid` (and of its children) onto `cpu` (taskset -a) at nice NICE;
+    a process that has ended meanwhile is skipped."""
     try:
         pids = [pid] + [c.pid for c in psutil.Process(pid).children(recursive=True)]
     except psutil.NoSuchProcess:
@@ -135,6 +147,11 @@ def pin(pid: int, cpu: int) -> None:
                              capture_output=True, text=True, timeout=10)
         if out.returncode != 0 and psutil.pid_exists(p):
             raise BenchError(f"taskset could not pin process {p} to CPU {cpu}: {out.stderr.strip()}")
+        for task in os.listdir(f"/proc/{p}/task") if os.path.isdir(f"/proc/{p}/task") else []:
+            try:
+                os.setpriority(os.PRIO_PROCESS, int(task), NICE)     # per thread on Linux
+            except ProcessLookupError:
+                pass
 
 
 # -- haproxy ---------------------------------------------------------------------------
