@@ -2,6 +2,16 @@
 its listeners (TLS 1.2 only, as private APIs and AWS-FACTS-HTTP Part 3), its control
 socket, and a clean stop.
 
+The engine's limits (dataplane/proxy/personality.py `Limits`) as API Gateway uses them:
+request line + headers at most 10,240 bytes (AWS's quota; REST counts header values,
+HTTP APIs the request line and headers — vpclab counts both as sent, for both types;
+the 8,000-byte private-API figure and the 8,192-character private URL are not modelled),
+bodies at most 10 MB (AWS's payload quota, requests and integration responses alike).
+Where AWS publishes nothing, vpclab chooses: 10 s for a request's head to arrive (and for
+a TLS handshake), 30 s for its body, 60 s for an idle keep-alive client connection, 10 s
+to connect to a backend, at most 256 connections per backend group of which 64 are kept
+idle. The `--header-timeout` and `--idle-timeout` options change the first and third.
+
 `FrontEnd(config).run()` listens on every listener, serves until SIGTERM, SIGINT or the
 control socket's `stop`, then closes the listeners and every connection, closes the log
 files and removes the socket file: well within the second the contract allows.

@@ -77,7 +77,8 @@ def status_line(status: int) -> str:
 
 # IDs: a random prefix per process, then a counter (unique within a process, and across
 # restarts with overwhelming odds; cheaper than random bits per request).
-_ids = itertools.count(random.getrandbits(40))
+# Always 12 hex digits (0x1…), and 6 bytes.
+_ids = itertools.count(0x1000_0000_0000 + random.getrandbits(40))
 _UUID_PREFIX = "%08x-%04x-4%03x-%x%03x-" % (random.getrandbits(32), random.getrandbits(16),
                                             random.getrandbits(12), 8 + random.getrandbits(2),
                                             random.getrandbits(12))
@@ -87,18 +88,13 @@ _TRACE_PREFIX = "%012x" % random.getrandbits(48)
 
 def request_id() -> str:
     """A REST request ID: a UUID of version 4's form."""
-    return f"{_UUID_PREFIX}{next(_ids) & 0xFFFFFFFFFFFF:012x}"
+    return _UUID_PREFIX + hex(next(_ids))[2:]
 
 
 def extended_id() -> str:
     """An extended request ID (REST's x-amz-apigw-id) or an HTTP API's apigw-requestid:
     15 characters of base64 and `=`."""
-    return _EXTENDED_PREFIX + base64.b64encode(
-        (next(_ids) & 0xFFFFFFFFFFFF).to_bytes(6, "big")).decode() + "="
-
-
-def trace_id(now: float) -> str:
-    return f"Root=1-{int(now):08x}-{_TRACE_PREFIX}{next(_ids) & 0xFFFFFFFFFFFF:012x}"
+    return _EXTENDED_PREFIX + base64.b64encode(next(_ids).to_bytes(6, "big")).decode() + "="
 
 
 class PerSecond:
@@ -119,6 +115,12 @@ class PerSecond:
 
 # `Thu, 03 Dec 2026 12:00:00 GMT`
 http_date = PerSecond(lambda second: formatdate(second, usegmt=True))
+_trace_start = PerSecond(lambda second: f"Root=1-{second:08x}-{_TRACE_PREFIX}")
+
+
+def trace_id(now: float) -> str:
+    """`Root=1-<epoch seconds, 8 hex>-<24 hex>`."""
+    return _trace_start(now) + hex(next(_ids))[2:]
 
 
 def client_trace(value: str | None, now: float) -> str:

@@ -7,7 +7,7 @@ personality is made: each route's backend group (its VPC link's namespace, the N
 the link target's addresses, the port — routes to the same backends share one pool),
 whether its link is AVAILABLE, its timeout in seconds, its URI split into literal parts
 and `{param}` names; each stage's bucket and log file. Per request there are two dict
-lookups (host, then literal path or a short pattern scan), one header pass for the
+lookups (host, then the recent matches: routing.py's `MatchCache`, else the walk), one header pass for the
 head, one for the response, and one log line, written to its file at the end of the
 event loop's turn together with the turn's other lines (one write per file and turn,
 not one per request).
@@ -36,7 +36,7 @@ from dataplane.proxy.personality import Forward, Limits, Personality, Request
 
 from . import accesslog, errors, headers
 from .config import Api, ApigwConfig, Route
-from .routing import HttpRoutes, Match, RestRoutes, api_host, host_of, select_stage
+from .routing import HttpRoutes, Match, MatchCache, RestRoutes, api_host, host_of, select_stage
 from .throttle import TokenBucket, admit
 
 
@@ -62,10 +62,18 @@ class RouteTarget:
             self.uri_parts = re.split(r"\{([^}]+?)\+?\}", split.path or "/")
             self.uri_query = split.query
 
-    def backend_target(self, params: dict[str, str], query: str) -> str:
+    def backend_path(self, params: dict[str, str]) -> str:
+        """The URI's path with the path parameters put in."""
         parts = self.uri_parts
-        path = parts[0] if len(parts) == 1 else "".join(
-            part if i % 2 == 0 else params.get(part, "") for i, part in enumerate(parts))
+        path = parts[0]
+        for i in range(1, len(parts), 2):
+            path += params.get(parts[i], "") + parts[i + 1]
+        return path
+
+    def backend_target(self, match: Match, query: str) -> str:
+        path = match.backend_path
+        if path is None:
+            path = match.backend_path = self.backend_path(match.params)
         if self.uri_query:
             query = self.uri_query + ("&" + query if query else "")
         return path + "?" + query if query else path
@@ -94,7 +102,7 @@ class ServedApi:
         self.stages = {name: Stage(api, name, config.log_dir) for name in api.stages}
         self.stage_names = frozenset(api.stages)
         targets = [(r.key, RouteTarget(r, config, pool)) for r in api.routes]
-        self.routes = RestRoutes(targets) if self.rest else HttpRoutes(targets)
+        self.routes = MatchCache(RestRoutes(targets) if self.rest else HttpRoutes(targets))
 
 
 class Exchange:
@@ -169,7 +177,7 @@ class ApiGateway(Personality):
             return self._gateway(exchange, request, "link_failed", route.message, None)
         proto = "https" if request.tls else "http"
         if api.rest:
-            head = headers.rest_backend_head(request.method, route.backend_target(match.params,
+            head = headers.rest_backend_head(request.method, route.backend_target(match,
                                                                                    query),
                                              route.host, request.headers, api.id,
                                              request.client_ip, request.local_port, proto, now)

@@ -70,10 +70,35 @@ def _decoded(segment: str) -> str:
 class Match:
     """A matched route: the route's target, its key (`GET /items/{id}`, `$default`), the
     path parameters (raw), and for REST the resource path (`/orders/{proxy+}`)."""
-    __slots__ = ("target", "key", "params", "resource")
+    __slots__ = ("target", "key", "params", "resource", "backend_path")
 
     def __init__(self, target: Any, key: str, params: dict[str, str], resource: str) -> None:
         self.target, self.key, self.params, self.resource = target, key, params, resource
+        self.backend_path: str | None = None    # the personality's, computed once per match
+
+
+class MatchCache:
+    """The last matches of an API's routes by (method, path): a request for a path seen
+    recently costs one dict lookup instead of a walk. Bounded: emptied at `SIZE` entries
+    (so a scan of random paths costs a walk each, and memory stays small)."""
+    SIZE = 4096
+    __slots__ = ("routes", "seen")
+
+    def __init__(self, routes: "RestRoutes | HttpRoutes") -> None:
+        self.routes = routes
+        self.seen: dict[tuple[str, str], Match | None] = {}
+
+    def match(self, method: str, path: str) -> Match | None:
+        key = (method, path)
+        try:
+            return self.seen[key]
+        except KeyError:
+            pass
+        found = self.routes.match(method, path)
+        if len(self.seen) >= self.SIZE:
+            self.seen.clear()
+        self.seen[key] = found
+        return found
 
 
 class _Resource:

@@ -380,6 +380,9 @@ def test_stats_and_sigterm(lab: Lab) -> None:
     stats = lab.stats()
     assert stats["requests"] > 0 and stats["stages"]["orders/prod"] > 0
     assert stats["responses"]["2xx"] > 0 and stats["errors"]["timeout"] >= 2
+    assert stats["gateway_errors"]["integration_timeout"] >= 2
+    with pytest.raises(control.ControlError, match="unknown command 'nope'"):
+        control.call(lab.socket, "nope", timeout=5)
     alive(lab)
     lab.fe.send_signal(signal.SIGTERM)
     assert lab.fe.wait(timeout=5) == 0

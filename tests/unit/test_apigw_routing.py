@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dataplane.apigw.routing import (HttpRoutes, RestRoutes, api_host, host_of, select_stage,
+from dataplane.apigw.routing import (HttpRoutes, MatchCache, RestRoutes, api_host, host_of, select_stage,
                                      split_path)
 
 HTTP_KEYS = ["GET /pets", "GET /pets/dog/{id}", "GET /pets/{kind}/{id}", "ANY /pets/dog/{id}",
@@ -107,3 +107,15 @@ def test_hosts_and_paths() -> None:
         "abc.execute-api.us-east-1.amazonaws.com"
     assert host_of(None) == "" and host_of("[::1]:80") == "[::1]"
     assert split_path("/") == [] and split_path("/a//b/") == ["a", "", "b"]
+
+
+def test_the_match_cache_answers_as_the_routes_and_stays_bounded(monkeypatch) -> None:
+    routes = HttpRoutes([(k, k) for k in HTTP_KEYS])
+    cache = MatchCache(routes)
+    monkeypatch.setattr(MatchCache, "SIZE", 8)
+    for _ in range(2):
+        for method, path, key in HTTP_PRIORITY:
+            assert cache.match(method, path).key == key
+            assert len(cache.seen) <= 8
+    assert cache.match("GET", "/pets") is cache.match("GET", "/pets")
+    assert MatchCache(RestRoutes([("GET /a", 1)])).match("GET", "/b") is None

@@ -99,13 +99,19 @@ class Recorder(Personality):
         return b"HTTP/1.1 599 %s\r\nContent-Length: 0\r\n\r\n" % kind.encode()
 
 
+def connected(personality: Recorder) -> tuple[ClientConnection, Transport, ProxyServer]:
+    """A client connection of a new server, made inside a running loop."""
+    server = ProxyServer(personality, BackendPool(personality.limits))
+    conn = ClientConnection(server, tls=False)
+    transport = Transport()
+    transport.protocol = conn
+    conn.connection_made(transport)
+    return conn, transport, server
+
+
 def run(personality: Recorder, *chunks: bytes, wait: float = 0.0) -> tuple[Transport, ProxyServer]:
     async def go():
-        server = ProxyServer(personality, BackendPool(personality.limits))
-        conn = ClientConnection(server, tls=False)
-        transport = Transport()
-        transport.protocol = conn
-        conn.connection_made(transport)
+        conn, transport, server = connected(personality)
         for chunk in chunks:
             conn.data_received(chunk)
             await asyncio.sleep(0)
@@ -179,11 +185,7 @@ def test_forward_frames_the_body_and_answers() -> None:
     personality = Recorder(group)
 
     async def go():
-        server = ProxyServer(personality, BackendPool(personality.limits))
-        conn = ClientConnection(server, tls=False)
-        transport = Transport()
-        transport.protocol = conn
-        conn.connection_made(transport)
+        conn, transport, server = connected(personality)
         conn.data_received(b"POST /f HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
         assert group.sent == [b"POST /f HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"]
         conn.backend_response(201, [("A", "b")], b"done")
@@ -207,11 +209,7 @@ def test_timeout_while_waiting_for_a_connection() -> None:
 
 def test_client_closing_mid_body_is_counted() -> None:
     async def go():
-        server = ProxyServer(Recorder(), BackendPool(Limits()))
-        conn = ClientConnection(server, tls=False)
-        transport = Transport()
-        transport.protocol = conn
-        conn.connection_made(transport)
+        conn, transport, server = connected(Recorder())
         conn.data_received(b"POST / HTTP/1.1\r\nContent-Length: 100\r\n\r\npart")
         conn.connection_lost(ConnectionResetError())
         return server
