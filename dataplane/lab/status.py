@@ -102,4 +102,18 @@ def interfaces_table(st: State) -> list[tuple[str, str, str, str]]:
         for n, i in v["instances"].items():
             rows.append((i["netns"], names.INSTANCE_IFNAME, f"{i['ip']}/{i['prefixlen']}",
                          f"{vname}/{n} in {i['subnet']}, sg: {', '.join(i['security_groups'])}"))
+    hp = st.data.get("hyperplane") or {}
+    for e in hp.get("enis", []):
+        rows.append((names.vpc_netns(st.lab, e["vpc"]), e["ifname"], f"{e['ip']}",
+                     f"{e['kind']} ENI {e['eni_id']} of {e['owner']} ⇄ {e['hp_ifname']} "
+                     f"in {hp['netns']}"))
+    for name, link in (hp.get("api_gateway") or {}).get("vpc_links", {}).items():
+        rows.append((link["netns"], "vpclink0", "169.254.0.2/30",
+                     f"VPC link {name}'s routing domain ⇄ the forwarder"))
+    gw = st.data.get("api_gateway")
+    if gw:
+        rows.append((gw["netns"], "internet0", f"{gw['front_end']['address']}/24",
+                     "API Gateway's front end (:80, :443)"))
+        rows.append((gw["internet"]["netns"], names.INSTANCE_IFNAME, f"{gw['internet']['ip']}/24",
+                     "the internet (API clients)"))
     return rows
