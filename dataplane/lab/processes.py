@@ -29,6 +29,7 @@ from .state import State
 
 CGROUP_V2 = "cgroup v2"
 PROCESS_TREE = "process tree"
+SUPERVISOR = "supervisor"       # lab/supervisor.py's role
 SWEEPS = 3      # rounds of find-and-end after the first (a process may fork meanwhile)
 
 
@@ -53,7 +54,7 @@ def start(st: State, role: str, vpc: str, instance: str | None, netns: str,
     pid, started = procs.spawn(netns, argv, log, resolv, cwd=cwd, cgroup=cgroup_path(st))
     st.data["processes"].append({"pid": pid, "start": started, "role": role, "vpc": vpc,
                                  "instance": instance, "netns": netns, "argv": argv,
-                                 "log": log})
+                                 "log": log, "resolv": resolv, "cwd": cwd})
     st.save()
     return pid
 
@@ -91,6 +92,9 @@ def end(recorded: list[dict[str, Any]], namespaces: list[str],
         return [(pid, s) for pid, (s, _) in found.items() if procs.alive(pid, s)]
 
     sweep()                                  # before the parents go (the tree walk needs them)
+    # The supervisor first, so that it restarts nothing it sees die below.
+    procs.stop_all([(p["pid"], p["start"]) for p in recorded if p["role"] == SUPERVISOR
+                    and (p["pid"], p["start"]) in first])
     procs.stop_all(first)
     if group is not None:
         try:
