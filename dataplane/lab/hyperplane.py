@@ -6,7 +6,7 @@
 | each Hyperplane ENI (NLB node, endpoint, VPC link): a veth | `eni-<11 hex>` in the VPC namespace ⇄ `hp<port>` in `<lab>.hyperplane` |
 | the VPC router's side of it | the subnet's `.1/32` on `eni-…`, a /32 route to the ENI's address; gso_max_size cut to a ring slot (it transmits into the forwarder, GSO frames included) |
 | each kind's own steps (PrivateLink: the health checker's namespace) | lab/realise_<kind>.py |
-| the forwarder process | `python -m dataplane.forwarder.daemon` in `<lab>.hyperplane`, spec `/run/vpclab/<lab>/forwarder.json`, control socket `/run/vpclab/<lab>/forwarder.sock` |
+| the forwarder process | `python -m dataplane.forwarder.daemon` in `<lab>.hyperplane`, spec `/run/vpclab/<lab>/forwarder.json`, control socket `/run/vpclab/<lab>/forwarder.sock`, flow table kept in `/run/vpclab/<lab>/flows` (a restarted forwarder resumes its flows) |
 
 The lab talks to the forwarder only through the spec (compile/hyperplane.py) and its
 control socket (forwarder/control.py); nothing here loads the compiled engine.
@@ -14,6 +14,7 @@ control socket (forwarder/control.py); nothing here loads the compiled engine.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -114,7 +115,8 @@ def _forwarder(b: Build) -> None:
         json.dump(spec.to_json(), f, indent=1)
     hp["macs"] = {str(k): v for k, v in b.macs.items()}
     argv = [sys.executable, "-m", "dataplane.forwarder.daemon", "--spec", hp["spec"],
-            "--socket", hp["socket"], *b.forwarder_args]
+            "--socket", hp["socket"], "--flow-state", os.path.join(st.dir, "flows"),
+            *b.forwarder_args]
     pid = processes.start(st, "forwarder", names.HYPERPLANE, None, b.hp_ns, argv, hp["log"], None)
     deadline = time.monotonic() + FORWARDER_READY_S
     while True:
