@@ -16,22 +16,20 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from netns_setup import kernel, nft, nsenter, offload, procs
+from netns_setup import kernel, nft, nsenter, offload
 
 from dataplane import kinds
 from dataplane.compile.hyperplane import Port, compile_spec
-from dataplane.forwarder import control
 from dataplane.forwarder.frames import MAX_FRAME
 from dataplane.model import Lab, names
 
 from . import processes
 from .plan import ENI_MTU
-from .progress import Step, check_interrupt
-from .state import LabError, State
+from .progress import Step
+from .state import State
 
 FORWARDER_READY_S = 15.0
 
@@ -118,13 +116,5 @@ def _forwarder(b: Build) -> None:
             "--socket", hp["socket"], "--flow-state", os.path.join(st.dir, "flows"),
             *b.forwarder_args]
     pid = processes.start(st, "forwarder", names.HYPERPLANE, None, b.hp_ns, argv, hp["log"], None)
-    deadline = time.monotonic() + FORWARDER_READY_S
-    while True:
-        check_interrupt()
-        try:
-            control.call(hp["socket"], "ping", timeout=1)
-            break
-        except (control.ControlError, OSError):
-            if not procs.alive(pid, None) or time.monotonic() > deadline:
-                raise LabError(f"the forwarder did not start: {processes.tail(hp['log'])}")
-            time.sleep(0.05)
+    processes.wait_ready(pid, processes.answers(hp["socket"]), "the forwarder", hp["log"],
+                         FORWARDER_READY_S)

@@ -19,13 +19,16 @@ verified: each process it found and saw gone, and those still running.
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
+from typing import Any, Callable
 
 from netns_setup import cgroup, kernel, procs
 
+from dataplane.forwarder import control
 from dataplane.model import names
 
-from .state import State
+from .progress import check_interrupt
+from .state import LabError, State
 
 CGROUP_V2 = "cgroup v2"
 PROCESS_TREE = "process tree"
@@ -57,6 +60,30 @@ def start(st: State, role: str, vpc: str, instance: str | None, netns: str,
                                  "log": log, "resolv": resolv, "cwd": cwd})
     st.save()
     return pid
+
+
+def wait_ready(pid: int, ready: Callable[[], bool], what: str, log: str,
+               timeout: float) -> None:
+    """Return once `ready()` is true; raise LabError naming `what`, with its log's last
+    lines, if process `pid` dies first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        check_interrupt()
+        if not procs.alive(pid, None) or time.monotonic() > deadline:
+            raise LabError(f"{what} did not start: {tail(log)}")
+        time.sleep(0.02)
+
+
+def answers(socket: str) -> Callable[[], bool]:
+    """Whether a process answers `ping` on its control socket (the forwarder's protocol:
+    the forwarder, API Gateway's front end)."""
+    def ready() -> bool:
+        try:
+            control.call(socket, "ping", timeout=1)
+            return True
+        except (control.ControlError, OSError):
+            return False
+    return ready
 
 
 def end(recorded: list[dict[str, Any]], namespaces: list[str],

@@ -28,11 +28,10 @@ import time
 
 from netns_setup import procs
 
-from dataplane.forwarder import control
 from dataplane.model import names
 
 from . import processes
-from .state import State
+from .state import LabError, State
 
 SUPERVISED = ("forwarder", "dns", "apigw")
 POLL_S = 0.1
@@ -106,7 +105,10 @@ class Supervisor:
         print(f"supervisor: {what} had died; restarted as pid {pid} "
               f"(restart {p['restarts']})", flush=True)
         for sock in _sockets(st, p):
-            _wait_ready(sock, pid, started)
+            try:
+                processes.wait_ready(pid, processes.answers(sock), what, p["log"], READY_S)
+            except LabError as e:
+                print(f"supervisor: {e}", flush=True)     # its next death is seen above
 
 
 def _sockets(st: State, p: dict) -> list[str]:
@@ -116,16 +118,6 @@ def _sockets(st: State, p: dict) -> list[str]:
     if p["role"] == "apigw":
         return [st.data["api_gateway"]["front_end"]["socket"]]
     return []
-
-
-def _wait_ready(sock: str, pid: int, started: int) -> None:
-    deadline = time.monotonic() + READY_S
-    while time.monotonic() < deadline and procs.alive(pid, started):
-        try:
-            control.call(sock, "ping", timeout=1)
-            return
-        except (control.ControlError, OSError):
-            time.sleep(0.02)
 
 
 def main(argv: list[str] | None = None) -> int:

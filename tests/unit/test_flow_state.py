@@ -58,14 +58,20 @@ def test_a_new_engine_takes_over_the_flows_in_the_file(tmp_path) -> None:
     second.close()
 
 
-def test_a_flow_whose_service_is_gone_is_dropped(tmp_path) -> None:
-    path = str(tmp_path / "flows")
+def left_by_a_forwarder(path: str, n: int) -> tuple[int, int]:
+    """A file holding `n` flows of an engine that is gone: (its service id, generation)."""
     first = make_engine()
     sid = with_service(first)
-    open_flows(first, 2)
+    open_flows(first, n)
     first.keep_flows_in(path, {}, None)
     generation = first.service_generation
     first.close()
+    return sid, generation
+
+
+def test_a_flow_whose_service_is_gone_is_dropped(tmp_path) -> None:
+    path = str(tmp_path / "flows")
+    sid, generation = left_by_a_forwarder(path, 2)
     second = make_engine()
     with_service(second)
     report = second.keep_flows_in(path, {sid: -1}, generation)
@@ -75,12 +81,7 @@ def test_a_flow_whose_service_is_gone_is_dropped(tmp_path) -> None:
 
 def test_a_mismatch_starts_afresh_and_says_why(tmp_path) -> None:
     path = str(tmp_path / "flows")
-    first = make_engine()
-    sid = with_service(first)
-    open_flows(first, 2)
-    first.keep_flows_in(path, {}, None)
-    generation = first.service_generation
-    first.close()
+    sid, generation = left_by_a_forwarder(path, 2)
 
     stale = make_engine()
     with_service(stale)
