@@ -16,7 +16,7 @@ import pytest
 
 from dataplane import lab as labmod
 
-from .conftest import HERE, leftovers, vpclab, write_topology
+from .conftest import HERE, REPO, leftovers, vpclab, write_topology
 
 ECHO = HERE / "http_echo.py"
 CLIENT_IP = "203.0.113.10"
@@ -326,3 +326,22 @@ def test_a_killed_front_end_is_restarted_then_reported_when_it_stays_dead(gw) ->
         time.sleep(0.1)
     out = vpclab("status", lab)
     assert out.returncode == 1 and "STOPPED" in out.stdout and "apigw process" in out.stdout
+
+
+def test_the_example_answers_what_its_comments_promise(tmp_path) -> None:
+    """examples/api-gateway.yaml as a user runs it (under another lab name)."""
+    name = "t10ex"
+    path = tmp_path / "example.yaml"
+    path.write_text((REPO / "examples" / "api-gateway.yaml").read_text()
+                    .replace("lab: apigw-demo", f"lab: {name}", 1))
+    try:
+        up = vpclab("up", str(path), check=True, timeout=240)
+        st = labmod.status(name)
+        assert url(st, "orders", "") in up.stdout
+        assert curl(name, url(st, "orders", "/orders/1")).body.startswith("order 1, from web")
+        assert curl(name, url(st, "catalog", "/items/7", "$default")).body.startswith("item 7")
+        assert curl(name, url(st, "catalog", "/items/7", "test")).body.startswith("item 7")
+        assert vpclab("down", name).returncode == 0
+        assert leftovers(name) == []
+    finally:
+        labmod.cleanup(name, everything=True)
