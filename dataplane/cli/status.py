@@ -155,7 +155,8 @@ def _print_apis(gw: dict) -> bool:
         why = f": {link['message']}" if link["message"] else ""
         print(f"  VPC link {name} {link['id']} (REST, V1): {link['state']}{why}")
         print(f"    → NLB {link['target']} over PrivateLink: endpoint {link['endpoint']}, "
-              f"service {link['endpoint_service']}")
+              f"service {link['endpoint_service']} (allowed principal "
+              f"{', '.join(link['allowed_principals'])}, acceptance not required)")
         for x in link["enis"]:
             print(f"    ENI {x['eni_id']} {x['ip']} in API Gateway's {x['subnet']}")
     for name, api in gw["apis"].items():

@@ -18,7 +18,7 @@ from netns_setup import kernel, procs
 from dataplane.forwarder import control as control_client
 from dataplane.compile import api_gateway as compiled
 from dataplane.model import Lab, names
-from dataplane.model.api_gateway import api_id, invoke_url
+from dataplane.model.api_gateway import SERVICE, api_id, invoke_url
 
 from . import ca, processes, realise_vpc
 from .hyperplane import ensure_namespace_without_ipv6
@@ -160,6 +160,8 @@ def lab_status(lab: Lab, data: dict[str, Any]) -> dict[str, Any]:
                        "target": link.target, "state": state, "message": message,
                        "endpoint": ep.get("id") if ep else None,
                        "endpoint_service": ep.get("service") if ep else None,
+                       # the customer's service admits API Gateway's account only
+                       "allowed_principals": [f"arn:aws:iam::{compiled.account_id(SERVICE)}:root"],
                        "enis": [e for e in hp.get("enis", []) if e["vpc"] == names.APIGW
                                 and e["owner"] == name]}
     apis = {}
