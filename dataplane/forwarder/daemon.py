@@ -26,6 +26,7 @@ import sys
 import threading
 
 from dataplane.compile.spec import Backend, ForwarderSpec, PrivateLinkService, Service
+from dataplane.forwarder import control
 from dataplane.forwarder.engine import COUNTERS, Engine, EngineError
 from dataplane.forwarder.io import Forwarder
 from dataplane.forwarder.spec import Applied, apply_spec
@@ -182,16 +183,10 @@ def serve(daemon: Daemon, path: str) -> None:
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:
             for line in self.rfile:
-                try:
-                    request = json.loads(line)
-                    if request.get("cmd") == "stop":
-                        reply = {"ok": True}
-                        stopping.set()
-                    else:
-                        reply = {"ok": True, **daemon.handle(request)}
-                except (EngineError, KeyError, ValueError, TypeError) as exc:
-                    reply = {"ok": False, "error": str(exc)}
-                self.wfile.write(json.dumps(reply).encode() + b"\n")
+                reply, stop = control.answer(line, daemon.handle, (EngineError,))
+                if stop:
+                    stopping.set()
+                self.wfile.write(reply)
                 if stopping.is_set():
                     threading.Thread(target=server.shutdown).start()
                     return
