@@ -51,7 +51,7 @@ CASES = [
     (["apis", 0, "routes", 0, "key"], "GET /a{b}", "apis[0].routes[0].key: segment 'a{b}'"),
     (["apis", 0, "stages"], ["$default"], "apis[0].stages[0]: '$default' is not a stage name"),
     (["apis", 1, "stages"], ["a b"], "apis[1].stages[0]: 'a b' is not a stage name"),
-    (["apis", 1, "routes", 0, "addresses"], [], "apis[1].routes[0].addresses: a route needs at least one address"),
+    (["apis", 1, "routes", 0, "addresses"], [], "apis[1].routes[0].addresses: a route over an available link needs at least one address"),
     (["apis", 1, "id"], "a1b2c3d4e5", "apis[1].id: API id 'a1b2c3d4e5' is used twice"),
     (["apis", 0, "routes", 0, "port"], "80", "apis[0].routes[0].port: '80' is not an integer"),
 ]
