@@ -5,7 +5,7 @@ Requests are {"cmd": NAME, ...arguments}; replies are {"ok": true, ...} or
 {"ok": false, "error": "what was wrong"}. Commands: ping, stats, flows, apply (a new
 spec, see spec.py), clock (move the engine's clock by offset_s seconds), stop.
 
-The same protocol serves API Gateway's front end (dataplane/apigw/control.py: ping, stats,
+The same protocol serves API Gateway's front end (dataplane/services/apigw/control.py: ping, stats,
 stop). `call()` is the client of both; `answer()` is the servers' side of one line, so
 both answer alike.
 """

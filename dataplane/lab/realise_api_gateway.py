@@ -123,7 +123,7 @@ def _front_end(lab: Lab, st: State) -> None:
     os.makedirs(config["log_dir"], mode=0o755, exist_ok=True)
     with open(rec["config"], "w") as f:
         json.dump(config, f, indent=1)
-    argv = [sys.executable, "-m", "dataplane.apigw", "--config", rec["config"]]
+    argv = [sys.executable, "-m", "dataplane.services.apigw", "--config", rec["config"]]
     pid = processes.start(st, "apigw", names.APIGW, None, st.data["api_gateway"]["netns"],
                           argv, rec["log"], None)
     processes.wait_ready(pid, processes.answers(rec["socket"]), "API Gateway's front end",

@@ -1,4 +1,4 @@
-"""The front end's configuration (dataplane/apigw/config.py): the contract's example reads,
+"""The front end's configuration (dataplane/services/apigw/config.py): the contract's example reads,
 and every kind of mistake is refused with the field's path."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from apigw_example import CONTRACT
 
-from dataplane.apigw.config import ApigwConfig, ConfigError
+from dataplane.services.apigw.config import ApigwConfig, ConfigError
 
 def test_the_contracts_example_reads() -> None:
     config = ApigwConfig.from_json(CONTRACT)
@@ -77,13 +77,13 @@ def test_rest_param_siblings_are_refused() -> None:
 def test_the_command_exits_2_with_one_line(tmp_path) -> None:
     path = tmp_path / "apigw.json"
     path.write_text(json.dumps(broken(["apis", 1, "routes", 0, "link"], "nope")))
-    proc = subprocess.run([sys.executable, "-m", "dataplane.apigw", "--config", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "dataplane.services.apigw", "--config", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"apigw: {path}: apis[1].routes[0].link: unknown VPC link 'nope'; known: app-link, "
         "bad-link, rest-link"]
     path.write_text("{not json")
-    proc = subprocess.run([sys.executable, "-m", "dataplane.apigw", "--config", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "dataplane.services.apigw", "--config", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "not JSON" in proc.stderr

@@ -31,8 +31,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from dataplane.proxy.backend import BackendPool
-from dataplane.proxy.personality import Forward, Limits, Personality, Request
+from dataplane.services.proxy.backend import BackendPool
+from dataplane.services.proxy.personality import Forward, Limits, Personality, Request
 
 from . import accesslog, errors, headers
 from .config import Api, ApigwConfig, Route
