@@ -146,6 +146,8 @@ struct hp_flow_table {
     uint32_t free_top;
     uint32_t scan_hand;     /* next slot the expiry sweep looks at */
     uint32_t seed;
+    void *shared_map;       /* the flow-state file's mapping (hp_flow_state.c), or NULL */
+    size_t shared_bytes;
 };
 
 /* ---- services, ports ---------------------------------------------------------------- */
@@ -211,6 +213,10 @@ struct hp_engine {
     uint32_t expired_cap, expired_head, expired_tail;
     uint64_t expired_lost;
     uint64_t bytes_allocated;
+    /* Bumped by every service install and removal; kept in the flow-state file's header
+     * so that a restarted forwarder knows whether its record of service ids is current. */
+    uint64_t svc_generation;
+    struct hp_flow_state_header *flow_state;
     char error[256];
 };
 
@@ -291,6 +297,23 @@ bool hp_flow_is_idle(const struct hp_engine *e, const struct hp_flow *f);
 uint32_t hp_flow_timeout_s(const struct hp_engine *e, const struct hp_flow *f);
 void hp_flow_update_min_timeout(struct hp_engine *e);
 void hp_flow_remove_where(struct hp_engine *e, int service, int port);
+uint32_t hp_flow_reindex(struct hp_engine *e);
+
+/* hp_flow_state.c */
+#define HP_FLOW_STATE_MAGIC "VPCLABFT"
+#define HP_FLOW_STATE_VERSION 1u
+#define HP_FLOW_STATE_HEADER 4096u   /* the slots start on a page of their own */
+struct hp_flow_state_header {
+    char magic[8];
+    uint32_t layout_version;
+    uint32_t flow_size;      /* sizeof(struct hp_flow) */
+    uint32_t capacity;
+    uint32_t header_size;
+    uint64_t generation;     /* forwarders that have used the file, this one included */
+    uint64_t svc_generation; /* the engine's svc_generation, kept current */
+};
+void hp_flow_state_note_services(struct hp_engine *e);
+void hp_flow_state_release(struct hp_engine *e);
 
 /* hp_maglev.c */
 uint16_t *hp_maglev_build(struct hp_engine *e, const struct hp_backend *b, uint32_t n);

@@ -7,7 +7,7 @@ request, the issue-10 benchmark.
     python -m bench.apigw --cleanup        # what killed runs left (vg-* namespaces, bgw-* labs)
     vpclab bench apigw [the same options]
 
-Two scenarios, each comparing API Gateway's front end (`python -m dataplane.apigw`) with
+Two scenarios, each comparing API Gateway's front end (`python -m dataplane.services.apigw`) with
 haproxy 2.6 (`nbthread 1`) doing the same proxying on the same CPU budget — the proxy
 alone on CPU 0, wrk and the backends on CPU 1 — with the method of AWS-FACTS-HTTP
 Part 3: wrk, one thread, 50 keep-alive connections, a warm-up run then a measured run,

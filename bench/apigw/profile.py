@@ -12,8 +12,8 @@ of the CPU the front end used.
 * **by layer**: each sample goes to the layer of its innermost frame — OpenSSL (TLS),
   libc (system calls: send, recv, epoll, and memcpy), uvloop's C event loop, httptools'
   C parser, or, for Python code and the interpreter running it, the innermost Python
-  frame's package: the proxy engine (dataplane/proxy), API Gateway's logic
-  (dataplane/apigw), asyncio, or another part of the standard library.
+  frame's package: the proxy engine (dataplane/services/proxy), API Gateway's logic
+  (dataplane/services/apigw), asyncio, or another part of the standard library.
 * **by our function**: the innermost dataplane/ frame of each sample, with everything
   below it (the C it called): which of our functions the time is spent for.
 * **by leaf**: the innermost frames themselves (self time).
@@ -48,8 +48,8 @@ LAYERS = (  # (layer, test on the innermost native frame's library or C source f
     ("httptools' parser, llhttp (C)", lambda where: "httptools" in where or where in HTTPTOOLS_SOURCES),
 )
 PY_LAYERS = (
-    ("proxy engine (dataplane/proxy, Python)", "dataplane/proxy/"),
-    ("API Gateway's logic (dataplane/apigw, Python)", "dataplane/apigw/"),
+    ("proxy engine (services/proxy, Python)", "services/proxy/"),
+    ("API Gateway's logic (services/apigw, Python)", "services/apigw/"),
     ("asyncio / uvloop (Python)", "asyncio/"),
     ("other dataplane Python", "dataplane/"),
 )

@@ -13,7 +13,7 @@ front end as a process, and a process's CPU time.
   X-Forwarded-For/-Proto/-Port and the integration's Host, as the front end does. A
   server may sit in another network namespace (`namespace NAME`: haproxy opens its
   socket there, as the front end does for an HTTP API's VPC link).
-* **The front end**: `python -m dataplane.apigw --config FILE` (notes/apigw-config.md),
+* **The front end**: `python -m dataplane.services.apigw --config FILE` (notes/apigw-config.md),
   up when its control socket answers `ping`, ended with SIGTERM by its PID.
 * **CPU**: utime + stime of /proc/PID/stat (every thread of the process, in clock
   ticks), for the process and its children.
@@ -246,9 +246,9 @@ def write_pem(cert: str, key: str, path: str) -> str:
 # -- the front end ---------------------------------------------------------------------
 
 def start_front_end(ns: str, config_path: str, socket: str, cpu: int, log: str) -> subprocess.Popen:
-    """`python -m dataplane.apigw --config FILE` in `ns`, pinned to `cpu`; returns once
+    """`python -m dataplane.services.apigw --config FILE` in `ns`, pinned to `cpu`; returns once
     its control socket answers."""
-    argv = [sys.executable, "-m", "dataplane.apigw", "--config", config_path]
+    argv = [sys.executable, "-m", "dataplane.services.apigw", "--config", config_path]
     with open(log, "ab") as out:
         proc = popen(in_ns_argv(ns, argv, cpu=cpu), stdout=out, stderr=subprocess.STDOUT,
                      start_new_session=True)

@@ -2,7 +2,8 @@
 
 TARGET is
 * `VPC/INSTANCE`: the instance's `eth0`;
-* `VPC`: every interface of the VPC router (`-i any`);
+* `VPC`: every interface of the VPC router (`-i any`); `apigw` is API Gateway's VPC;
+* `internet`: the lab's internet (API clients), its `eth0`;
 * `eni-<id>` (an NLB node's or endpoint's ENI, from `vpclab status`), or `VPC/NAME` of an
   endpoint or NLB with a single ENI: the VPC router's end of that ENI, so the packets
   are seen as the VPC sees them — before translation on an endpoint ENI, after it on an
@@ -18,13 +19,15 @@ import sys
 
 from netns_setup import nsenter
 
-from .common import EXIT_USAGE, CliError, need_root, pick_lab, target
+from dataplane.model.names import INTERNET
+
+from .common import EXIT_USAGE, CliError, internet_target, need_root, pick_lab, target
 
 
 def register(sub) -> None:
     p = sub.add_parser("capture", help="tcpdump on an ENI: an instance's, an endpoint's, an NLB's")
     p.add_argument("-l", "--lab")
-    p.add_argument("target", metavar="VPC/INSTANCE|ENI")
+    p.add_argument("target", metavar="VPC/INSTANCE|ENI|internet")
     p.add_argument("-w", dest="write", metavar="FILE", help="write packets to a pcap file")
     p.add_argument("tcpdump_args", nargs="*", metavar="TCPDUMP-ARG")
     p.set_defaults(func=run)
@@ -51,6 +54,8 @@ def run(args) -> int:
     eni = hyperplane_eni(st, args.target)
     if eni is not None:
         netns, ifname = st.data["vpcs"][eni["vpc"]]["netns"], eni["ifname"]
+    elif args.target == INTERNET:
+        netns, ifname = internet_target(st)["netns"], "eth0"
     else:
         netns, inst, _vpc = target(st, args.target)
         ifname = "eth0" if inst else "any"

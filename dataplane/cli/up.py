@@ -12,6 +12,7 @@ import signal
 
 from .. import lab as labmod
 from ..model import TopologyError, load
+from ..model.api_gateway import invoke_url
 from .common import EXIT_OK, EXIT_USAGE, need_root, table
 from .validate import report
 
@@ -46,11 +47,21 @@ def run(args) -> int:
         for sig, handler in old.items():
             signal.signal(sig, handler)
     if not created:
-        print(f"lab {lab.name} is already up from this topology: nothing to do")
+        if st.repaired:
+            print(f"lab {lab.name} was degraded; restarted: {', '.join(st.repaired)}")
+        else:
+            print(f"lab {lab.name} is already up from this topology: nothing to do")
         return EXIT_OK
     table(labmod.interfaces_table(st), ("NAMESPACE", "INTERFACE", "ADDRESS", "WHAT"))
     for p in st.data["processes"]:
         where = p["vpc"] + (f"/{p['instance']}" if p["instance"] else "")
         print(f"{p['role']:>4} {where}: pid {p['pid']}, log {p['log']}")
+    for name, api in lab.apis.items():
+        for stage in api.stages:
+            print(f"API {name} ({api.type}) {stage}: "
+                  f"{invoke_url(lab.name, lab.region, name, stage)}")
+    if lab.apis:
+        print(f"call them from the lab's internet: vpclab exec -l {lab.name} internet -- "
+              f"curl https://…")
     print(f"lab {lab.name} is up; state in {st.dir}; `vpclab down {lab.name}` removes it")
     return EXIT_OK

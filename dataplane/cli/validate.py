@@ -32,14 +32,20 @@ def run(args) -> int:
     except TopologyError as e:
         report(args.file, e)
         return EXIT_USAGE
-    counts = [(len(lab.vpcs), "VPC")]
+    # What the file declares: API Gateway's VPC and what REST links make are derived.
+    vpcs = [v for v in lab.vpcs.values() if v.service is None]
+    counts = [(len(vpcs), "VPC")]
     for attr, noun in (("subnets", "subnet"), ("instances", "instance"),
                        ("load_balancers", "load balancer"), ("endpoint_services", "endpoint service"),
                        ("endpoints", "endpoint")):
-        n = sum(len(getattr(v, attr)) for v in lab.vpcs.values())
+        n = sum(1 for v in vpcs for x in getattr(v, attr).values()
+                if getattr(x, "managed_by", None) is None)
         if n or attr in ("subnets", "instances"):
             counts.append((n, noun))
-    if lab.vpc_links:
-        counts.append((len(lab.vpc_links), "VPC link"))
+    links = len(lab.vpc_links) + len(lab.rest_vpc_links)
+    if links:
+        counts.append((links, "VPC link"))
+    if lab.apis:
+        counts.append((len(lab.apis), "API"))
     print(f"OK: lab {lab.name}: " + ", ".join(f"{n} {noun}{'s' * (n != 1)}" for n, noun in counts))
     return EXIT_OK

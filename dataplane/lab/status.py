@@ -20,7 +20,8 @@ def check_present(st: State) -> list[str]:
     missing = [f"namespace {n}" for n in st.data.get("namespaces", [])
                if not kernel.netns_exists(n)]
     missing += [f"{p['role']} process {p['pid']} ({p['vpc']}"
-                f"{'/' + p['instance'] if p.get('instance') else ''})"
+                f"{'/' + p['instance'] if p.get('instance') else ''}) stopped"
+                + (" (the supervisor gave up restarting it)" if p.get("gave_up") else "")
                 for p in st.data.get("processes", []) if not procs.alive(p["pid"], p["start"])]
     return missing
 
@@ -49,7 +50,9 @@ def status(lab: str) -> dict[str, Any]:
     for p in d.get("processes", []):
         out["processes"].append({**{k: p[k] for k in ("pid", "role", "vpc", "instance",
                                                       "log", "argv")},
-                                 "running": procs.alive(p["pid"], p["start"])})
+                                 "running": procs.alive(p["pid"], p["start"]),
+                                 "restarts": p.get("restarts", 0),
+                                 "gave_up": p.get("gave_up", False)})
     out["tracking"] = _tracking_status(st)
     if d.get("hyperplane"):
         out["hyperplane"] = _hyperplane_status(d)
@@ -58,6 +61,10 @@ def status(lab: str) -> dict[str, Any]:
         if hasattr(kind, "lab_status"):
             lab_model = lab_model or Lab.from_dict(d["topology"])
             out.update(kind.lab_status(lab_model, d))
+    if d.get("status") == "up":
+        out["degraded"] = check_present(st)
+        if out["degraded"]:
+            out["status"] = "degraded"
     return out
 
 
@@ -102,4 +109,18 @@ def interfaces_table(st: State) -> list[tuple[str, str, str, str]]:
         for n, i in v["instances"].items():
             rows.append((i["netns"], names.INSTANCE_IFNAME, f"{i['ip']}/{i['prefixlen']}",
                          f"{vname}/{n} in {i['subnet']}, sg: {', '.join(i['security_groups'])}"))
+    hp = st.data.get("hyperplane") or {}
+    for e in hp.get("enis", []):
+        rows.append((names.vpc_netns(st.lab, e["vpc"]), e["ifname"], f"{e['ip']}",
+                     f"{e['kind']} ENI {e['eni_id']} of {e['owner']} ⇄ {e['hp_ifname']} "
+                     f"in {hp['netns']}"))
+    for name, link in (hp.get("api_gateway") or {}).get("vpc_links", {}).items():
+        rows.append((link["netns"], "vpclink0", "169.254.0.2/30",
+                     f"VPC link {name}'s routing domain ⇄ the forwarder"))
+    gw = st.data.get("api_gateway")
+    if gw:
+        rows.append((gw["netns"], "internet0", f"{gw['front_end']['address']}/24",
+                     "API Gateway's front end (:80, :443)"))
+        rows.append((gw["internet"]["netns"], names.INSTANCE_IFNAME, f"{gw['internet']['ip']}/24",
+                     "the internet (API clients)"))
     return rows

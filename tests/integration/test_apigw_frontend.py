@@ -1,5 +1,5 @@
 """API Gateway's front end for real, in scratch namespaces (`tfe<pid>-…`): curl and raw
-sockets against `python -m dataplane.apigw`, backends made of http.server.
+sockets against `python -m dataplane.services.apigw`, backends made of http.server.
 
     tfe<pid>-fe    lo: 10.99.0.1 (the front end, :80 and :443), 10.99.0.2 (a backend
                    in API Gateway's own namespace, as a REST link's endpoint ENI is),
@@ -181,7 +181,7 @@ def lab(tmp_path_factory):
         (tmp / "apigw.json").write_text(json.dumps(config(tmp, link)))
         backends = [start(fe, sys.executable, str(BACKEND), REST_BACKEND, "8080", ready="ready"),
                     start(link, sys.executable, str(BACKEND), LINK_BACKEND, "8080", ready="ready")]
-        front = start(fe, sys.executable, "-m", "dataplane.apigw", "--config",
+        front = start(fe, sys.executable, "-m", "dataplane.services.apigw", "--config",
                       str(tmp / "apigw.json"), "--header-timeout", str(HEADER_TIMEOUT_S),
                       ready="apigw ")
         try:

@@ -1,5 +1,5 @@
 """The configuration example of the front end's contract (notes/apigw-config.md), shared
-by the unit tests of dataplane/apigw."""
+by the unit tests of dataplane/services/apigw."""
 
 CONTRACT = {
     "version": 1, "lab": "demo", "region": "us-east-1", "account_id": "123456789012",

@@ -1,4 +1,4 @@
-"""The front end's configuration (dataplane/apigw/config.py): the contract's example reads,
+"""The front end's configuration (dataplane/services/apigw/config.py): the contract's example reads,
 and every kind of mistake is refused with the field's path."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from apigw_example import CONTRACT
 
-from dataplane.apigw.config import ApigwConfig, ConfigError
+from dataplane.services.apigw.config import ApigwConfig, ConfigError
 
 def test_the_contracts_example_reads() -> None:
     config = ApigwConfig.from_json(CONTRACT)
@@ -51,7 +51,7 @@ CASES = [
     (["apis", 0, "routes", 0, "key"], "GET /a{b}", "apis[0].routes[0].key: segment 'a{b}'"),
     (["apis", 0, "stages"], ["$default"], "apis[0].stages[0]: '$default' is not a stage name"),
     (["apis", 1, "stages"], ["a b"], "apis[1].stages[0]: 'a b' is not a stage name"),
-    (["apis", 1, "routes", 0, "addresses"], [], "apis[1].routes[0].addresses: a route needs at least one address"),
+    (["apis", 1, "routes", 0, "addresses"], [], "apis[1].routes[0].addresses: a route over an available link needs at least one address"),
     (["apis", 1, "id"], "a1b2c3d4e5", "apis[1].id: API id 'a1b2c3d4e5' is used twice"),
     (["apis", 0, "routes", 0, "port"], "80", "apis[0].routes[0].port: '80' is not an integer"),
 ]
@@ -77,13 +77,13 @@ def test_rest_param_siblings_are_refused() -> None:
 def test_the_command_exits_2_with_one_line(tmp_path) -> None:
     path = tmp_path / "apigw.json"
     path.write_text(json.dumps(broken(["apis", 1, "routes", 0, "link"], "nope")))
-    proc = subprocess.run([sys.executable, "-m", "dataplane.apigw", "--config", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "dataplane.services.apigw", "--config", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         f"apigw: {path}: apis[1].routes[0].link: unknown VPC link 'nope'; known: app-link, "
         "bad-link, rest-link"]
     path.write_text("{not json")
-    proc = subprocess.run([sys.executable, "-m", "dataplane.apigw", "--config", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "dataplane.services.apigw", "--config", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "not JSON" in proc.stderr

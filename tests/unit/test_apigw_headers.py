@@ -1,10 +1,10 @@
-"""Header rules (dataplane/apigw/headers.py, AWS-FACTS-HTTP 1.4-1.5): what backends and
+"""Header rules (dataplane/services/apigw/headers.py, AWS-FACTS-HTTP 1.4-1.5): what backends and
 clients get from REST and HTTP APIs, and the IDs' forms."""
 from __future__ import annotations
 
 import re
 
-from dataplane.apigw import headers
+from dataplane.services.apigw import headers
 
 NOW = 1_796_300_000.0      # 2026-12-03
 

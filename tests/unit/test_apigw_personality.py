@@ -1,5 +1,5 @@
 """API Gateway's personality without sockets: requests in, Forward decisions and response
-bytes out — error mapping (dataplane/apigw/errors.py), throttling, access log lines."""
+bytes out — error mapping (dataplane/services/apigw/errors.py), throttling, access log lines."""
 from __future__ import annotations
 
 import copy
@@ -9,11 +9,11 @@ import re
 import pytest
 from apigw_example import CONTRACT
 
-from dataplane.apigw import accesslog, errors
-from dataplane.apigw.config import ApigwConfig
-from dataplane.apigw.personality import ApiGateway
-from dataplane.apigw.throttle import TokenBucket, admit
-from dataplane.proxy.personality import Forward, Request
+from dataplane.services.apigw import accesslog, errors
+from dataplane.services.apigw.config import ApigwConfig
+from dataplane.services.apigw.personality import ApiGateway
+from dataplane.services.apigw.throttle import TokenBucket, admit
+from dataplane.services.proxy.personality import Forward, Request
 
 REST_HOST = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
 HTTP_HOST = "f6g7h8i9j0.execute-api.us-east-1.amazonaws.com"
@@ -186,6 +186,6 @@ def test_access_log_lines() -> None:
 
 
 def test_error_table_is_complete() -> None:
-    from dataplane.proxy.personality import ERRORS
+    from dataplane.services.proxy.personality import ERRORS
     assert set(errors.ENGINE_ERRORS) | set(errors.FRONT_DOOR) == set(ERRORS)
     assert set(errors.ENGINE_ERRORS.values()) <= set(errors.GATEWAY_ERRORS)

@@ -1,10 +1,10 @@
-"""API Gateway's matching (dataplane/apigw/routing.py) as tables, per AWS-FACTS-HTTP 1.1-1.2:
+"""API Gateway's matching (dataplane/services/apigw/routing.py) as tables, per AWS-FACTS-HTTP 1.1-1.2:
 HTTP API route priority, REST resource walking, stage selection, Host parsing."""
 from __future__ import annotations
 
 import pytest
 
-from dataplane.apigw.routing import (HttpRoutes, MatchCache, RestRoutes, api_host, host_of, select_stage,
+from dataplane.services.apigw.routing import (HttpRoutes, MatchCache, RestRoutes, api_host, host_of, select_stage,
                                      split_path)
 
 HTTP_KEYS = ["GET /pets", "GET /pets/dog/{id}", "GET /pets/{kind}/{id}", "ANY /pets/dog/{id}",

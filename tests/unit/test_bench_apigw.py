@@ -12,14 +12,14 @@ from bench.apigw.profile import LOOP, RUNTIME, summarise
 from bench.apigw.tools import ProxyFrontend, Server, proxy_config
 from netns_setup.scratch import dead_bench_lab
 
-MAIN = "main (dataplane/apigw/__main__.py:40);run (uvloop/__init__.py:82)"
+MAIN = "main (dataplane/services/apigw/__main__.py:40);run (uvloop/__init__.py:82)"
 SAMPLES = [
-    f"{MAIN};data_received (dataplane/proxy/engine.py:200);send (dataplane/proxy/backend.py:90);write (libc.so.6) 50",
-    f"{MAIN};data_received (dataplane/proxy/engine.py:200);route (dataplane/apigw/personality.py:120) 20",
-    f"{MAIN};data_received (dataplane/proxy/engine.py:200);route (dataplane/apigw/personality.py:120);"
+    f"{MAIN};data_received (dataplane/services/proxy/engine.py:200);send (dataplane/services/proxy/backend.py:90);write (libc.so.6) 50",
+    f"{MAIN};data_received (dataplane/services/proxy/engine.py:200);route (dataplane/services/apigw/personality.py:120) 20",
+    f"{MAIN};data_received (dataplane/services/proxy/engine.py:200);route (dataplane/services/apigw/personality.py:120);"
     f"PyLong_FromLong (longobject.c:300) 5",
     f"{MAIN};TimerHandle___cinit__ (loop.c) 10",
-    f"{MAIN};_send (dataplane/proxy/engine.py:300);SSL_write (libssl.so.3) 15",
+    f"{MAIN};_send (dataplane/services/proxy/engine.py:300);SSL_write (libssl.so.3) 15",
 ]
 
 
@@ -28,12 +28,12 @@ def test_samples_are_summed_by_layer_function_and_leaf() -> None:
     assert s["samples"] == 100
     layers = dict(s["by_layer"])
     assert layers == {"libc (system calls, memcpy)": 0.5,
-                      "API Gateway's logic (dataplane/apigw, Python)": 0.2,
+                      "API Gateway's logic (services/apigw, Python)": 0.2,
                       "TLS (OpenSSL: libssl, libcrypto)": 0.15,
                       "uvloop's event loop and libuv (C)": 0.1, RUNTIME: 0.05}
     functions = dict(s["by_function"])
-    assert functions["send (dataplane/proxy/backend.py)"] == 0.5
-    assert functions["route (dataplane/apigw/personality.py)"] == 0.25     # with the C it called
+    assert functions["send (dataplane/services/proxy/backend.py)"] == 0.5
+    assert functions["route (dataplane/services/apigw/personality.py)"] == 0.25     # with the C it called
     assert functions[LOOP] == 0.1
     assert dict(s["by_leaf"])["write (libc.so.6)"] == 0.5
 

@@ -1,10 +1,10 @@
-"""Backend connections and their pool (dataplane/proxy/backend.py) without sockets: what a
+"""Backend connections and their pool (dataplane/services/proxy/backend.py) without sockets: what a
 backend may send back — interim responses, bodies delimited by close, junk, too much —
 and when a connection goes back to its pool."""
 from __future__ import annotations
 
-from dataplane.proxy.backend import BackendConnection, BackendPool
-from dataplane.proxy.personality import Limits
+from dataplane.services.proxy.backend import BackendConnection, BackendPool
+from dataplane.services.proxy.personality import Limits
 
 
 class Transport:

@@ -1,4 +1,4 @@
-"""The proxy engine (dataplane/proxy/engine.py) without sockets: a client connection fed
+"""The proxy engine (dataplane/services/proxy/engine.py) without sockets: a client connection fed
 bytes through a fake transport, a recording personality, a fake backend group. What is
 checked: framing, limits, pipelining, errors counted and answered, never an exception."""
 from __future__ import annotations
@@ -7,9 +7,9 @@ import asyncio
 
 import pytest
 
-from dataplane.proxy.backend import BackendPool
-from dataplane.proxy.engine import ClientConnection, ProxyServer
-from dataplane.proxy.personality import Forward, Limits, Personality, Request
+from dataplane.services.proxy.backend import BackendPool
+from dataplane.services.proxy.engine import ClientConnection, ProxyServer
+from dataplane.services.proxy.personality import Forward, Limits, Personality, Request
 
 
 class Transport:

@@ -113,8 +113,6 @@ class Route(Record):
     port: int
 
     def __post_init__(self) -> None:
-        if not self.addresses:
-            raise SpecError("addresses", "a route needs at least one address")
         if not 0 < self.port < 65536:
             raise SpecError("port", f"{self.port} is not a TCP port")
 
@@ -208,6 +206,10 @@ class ApigwConfig(Record):
                     raise SpecError(f"apis[{i}].routes[{j}].link", f"{route.link!r} is a "
                                     f"{link.type} link; a {api.type} API's routes need a "
                                     f"{api.type} link")
+                # A FAILED link has made nothing to connect to: its routes answer 500.
+                if not route.addresses and link.state == "AVAILABLE":
+                    raise SpecError(f"apis[{i}].routes[{j}].addresses",
+                                    "a route over an available link needs at least one address")
 
     @classmethod
     def from_json(cls, doc: object) -> "ApigwConfig":

@@ -1,6 +1,6 @@
 """API Gateway's front end: the process `up` starts in API Gateway's VPC namespace
-(`python -m dataplane.apigw --config FILE`), serving every REST and HTTP API of a lab
-through their VPC links. It is the proxy engine (dataplane/proxy) with API Gateway's
+(`python -m dataplane.services.apigw --config FILE`), serving every REST and HTTP API of a lab
+through their VPC links. It is the proxy engine (dataplane/services/proxy) with API Gateway's
 personality.
 
     config.py       the configuration (the contract with compile/), typed and checked

@@ -108,7 +108,7 @@ class Forward:
 
 
 class Personality:
-    """The interface; dataplane/apigw/personality.py is one."""
+    """The interface; dataplane/services/apigw/personality.py is one."""
     limits = Limits()
 
     def route(self, request: Request) -> Forward | bytes:

@@ -57,7 +57,7 @@ GATEWAY_ERRORS: dict[str, tuple[tuple[int, bytes, str], tuple[int, bytes]]] = {
                              "InternalServerErrorException"), (503, HTTP_503)),
 }
 
-# the proxy engine's kinds (dataplane/proxy/personality.py ERRORS) after a Forward
+# the proxy engine's kinds (dataplane/services/proxy/personality.py ERRORS) after a Forward
 ENGINE_ERRORS = {
     "connect_failed": "integration_failure",
     "backend_closed": "integration_failure",

@@ -31,8 +31,8 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from dataplane.proxy.backend import BackendPool
-from dataplane.proxy.personality import Forward, Limits, Personality, Request
+from dataplane.services.proxy.backend import BackendPool
+from dataplane.services.proxy.personality import Forward, Limits, Personality, Request
 
 from . import accesslog, errors, headers
 from .config import Api, ApigwConfig, Route
@@ -50,9 +50,11 @@ class RouteTarget:
         self.key = route.key
         self.json_key = accesslog.json_string(route.key)
         self.host = route.host
-        self.group = pool.group(link.netns, route.addresses, route.port)
-        self.timeout_s = route.timeout_ms / 1000.0
         self.available = link.state == "AVAILABLE"
+        # A FAILED link made nothing to connect to (no addresses): its routes answer 500.
+        self.group = pool.group(link.netns, route.addresses, route.port) \
+            if self.available else None
+        self.timeout_s = route.timeout_ms / 1000.0
         self.message = link.message or f"VPC link {link.name} is {link.state}"
         self.uri_parts: list[str] = []
         self.uri_query = ""

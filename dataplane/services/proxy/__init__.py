@@ -1,4 +1,4 @@
-"""The HTTP proxy engine that API Gateway's front end (dataplane/apigw) and, next, the
+"""The HTTP proxy engine that API Gateway's front end (dataplane/services/apigw) and, next, the
 Application Load Balancer share: one proxy engine, two personalities.
 
 The engine (engine.py) does the I/O: an asyncio `Protocol` server on uvloop, requests

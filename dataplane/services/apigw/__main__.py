@@ -1,4 +1,4 @@
-"""API Gateway's front end: `python -m dataplane.apigw --config FILE`.
+"""API Gateway's front end: `python -m dataplane.services.apigw --config FILE`.
 
 Reads the configuration (config.py; the contract is notes/apigw-config.md), serves every
 API of the lab (frontend.py) and exits 0 on SIGTERM. A configuration it can't serve —
@@ -18,14 +18,14 @@ import sys
 
 import uvloop
 
-from dataplane.proxy.personality import Limits
+from dataplane.services.proxy.personality import Limits
 
 from .config import ApigwConfig, ConfigError
 from .frontend import FrontEnd
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dataplane.apigw",
+    parser = argparse.ArgumentParser(prog="python -m dataplane.services.apigw",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the front end's JSON configuration")
     parser.add_argument("--header-timeout", type=float, default=Limits.header_timeout_s,

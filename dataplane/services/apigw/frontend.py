@@ -2,7 +2,7 @@
 its listeners (TLS 1.2 only, as private APIs and AWS-FACTS-HTTP Part 3), its control
 socket, and a clean stop.
 
-The engine's limits (dataplane/proxy/personality.py `Limits`) as API Gateway uses them:
+The engine's limits (dataplane/services/proxy/personality.py `Limits`) as API Gateway uses them:
 request line + headers at most 10,240 bytes (AWS's quota; REST counts header values,
 HTTP APIs the request line and headers — vpclab counts both as sent, for both types;
 the 8,000-byte private-API figure and the 8,192-character private URL are not modelled),
@@ -24,9 +24,9 @@ import signal
 import ssl
 from typing import Any
 
-from dataplane.proxy.backend import BackendPool
-from dataplane.proxy.engine import ProxyServer
-from dataplane.proxy.personality import Limits
+from dataplane.services.proxy.backend import BackendPool
+from dataplane.services.proxy.engine import ProxyServer
+from dataplane.services.proxy.personality import Limits
 
 from .config import ApigwConfig, ConfigError, TlsFiles
 from .control import serve_control

@@ -43,7 +43,6 @@ from __future__ import annotations
 import base64
 import itertools
 import random
-import time
 from email.utils import formatdate
 from typing import Callable
 from http import HTTPStatus
