@@ -398,19 +398,29 @@ def _check_route_key(key: str, kind: Any, rp: str) -> list[Problem]:
     return []
 
 
+def _integration(route: dict, rp: str, key: str, other: str, why_key: str,
+                 why_not_other: str) -> tuple[str | None, list[Problem]]:
+    """A route's integration field `key` (REST: uri, HTTP: target), and the problems of
+    a missing one or of the other type's field `other` written instead."""
+    problems = [Problem(f"{rp}.{other}", why_not_other)] if other in route else []
+    value = route.get(key)
+    if not isinstance(value, str):
+        problems.append(Problem(f"{rp}.{key}", f"required key is missing ({why_key})"))
+        return None, problems
+    return value, problems
+
+
 def _check_rest_route(route: dict, link: dict, lname: str, link_type: str, vpcs: dict,
                       rp: str) -> list[Problem]:
     if link_type != "REST":
         return [Problem(f"{rp}.vpc_link", f"{lname} is an HTTP-API (V2) VPC link; a REST "
                                           f"API's private integration uses a REST link")]
-    problems = []
-    if "target" in route:
-        problems.append(Problem(f"{rp}.target", "a REST route reaches its link's NLB; it "
-                                                "names a uri, not a target"))
-    uri = route.get("uri")
-    if not isinstance(uri, str):
-        return problems + [Problem(f"{rp}.uri", "required key is missing (http://HOST/PATH: "
-                                                "its host is the backend's Host header)")]
+    uri, problems = _integration(route, rp, "uri", "target",
+                                 "http://HOST/PATH: its host is the backend's Host header",
+                                 "a REST route reaches its link's NLB; it names a uri, not a "
+                                 "target")
+    if uri is None:
+        return problems
     try:
         port = uri_port(uri)
         host = urlsplit(uri).hostname
@@ -444,14 +454,11 @@ def _check_http_route(route: dict, link: dict, lname: str, link_type: str, vpcs:
     if link_type != "HTTP":
         return [Problem(f"{rp}.vpc_link", f"{lname} is a REST (V1) VPC link; an HTTP API's "
                                           f"private integration uses an HTTP (V2) link")]
-    problems = []
-    if "uri" in route:
-        problems.append(Problem(f"{rp}.uri", "an HTTP route names its target (VPC/NLB:PORT), "
-                                             "not a uri"))
-    target = route.get("target")
-    if not isinstance(target, str):
-        return problems + [Problem(f"{rp}.target", "required key is missing (an NLB listener: "
-                                                   "VPC/NLB:PORT)")]
+    target, problems = _integration(route, rp, "target", "uri",
+                                    "an NLB listener: VPC/NLB:PORT",
+                                    "an HTTP route names its target (VPC/NLB:PORT), not a uri")
+    if target is None:
+        return problems
     t = parse_target(target)
     if t.vpc != link.get("vpc"):
         return problems + [Problem(f"{rp}.target", f"{target} is in VPC {t.vpc}; link {lname} "
