@@ -115,6 +115,7 @@ struct hp_flow {
 
 #define HP_FLOW_FIN(dir) (1u << (dir)) /* direction `dir` sent a FIN */
 #define HP_FLOW_BOTH_FINS 0x03u
+#define HP_FLOW_HALF_OPEN 0x40u      /* TCP handshake not complete: in the half-open FIFO */
 #define HP_FLOW_RESET 0x80u          /* its target was reported unhealthy: reset on sight */
 
 _Static_assert(sizeof(struct hp_flow) == 64, "a flow is one cache line");
@@ -136,6 +137,14 @@ struct hp_flow_key {
     uint8_t proto;
 };
 
+/* A half-open flow's place in the FIFO of half-open flows (hp_flow.c), by slot: its
+ * neighbours (HP_NONE at the ends) and its ticket, the FIFO's clock when it joined, so
+ * that two half-open flows compare by age without walking the list. */
+struct hp_half_open {
+    uint32_t prev, next;
+    uint32_t ticket;
+};
+
 struct hp_flow_table {
     struct hp_flow *slots;
     uint32_t capacity;
@@ -146,6 +155,11 @@ struct hp_flow_table {
     uint32_t free_top;
     uint32_t scan_hand;     /* next slot the expiry sweep looks at */
     uint32_t seed;
+    struct hp_half_open *half_open; /* per slot; meaningful while the flow is HP_FLOW_HALF_OPEN */
+    uint32_t half_open_head;        /* oldest half-open flow, HP_NONE: none */
+    uint32_t half_open_tail;        /* youngest */
+    uint32_t half_open_count;
+    uint32_t half_open_clock;       /* tickets handed out so far (wraps; ages are differences) */
 };
 
 /* ---- services, ports ---------------------------------------------------------------- */
@@ -291,6 +305,10 @@ bool hp_flow_is_idle(const struct hp_engine *e, const struct hp_flow *f);
 uint32_t hp_flow_timeout_s(const struct hp_engine *e, const struct hp_flow *f);
 void hp_flow_update_min_timeout(struct hp_engine *e);
 void hp_flow_remove_where(struct hp_engine *e, int service, int port);
+void hp_flow_handshake_done(struct hp_engine *e, struct hp_flow *f);
+uint32_t hp_flow_half_open_age(const struct hp_flow_table *ft, uint32_t slot);
+void hp_flow_evict(struct hp_engine *e, uint32_t slot, enum hp_counter why);
+bool hp_flow_evict_oldest(struct hp_engine *e, enum hp_counter why);
 
 /* hp_maglev.c */
 uint16_t *hp_maglev_build(struct hp_engine *e, const struct hp_backend *b, uint32_t n);

@@ -223,6 +223,7 @@ def test_idle_flow_expires_after_350s(engine: Engine, proto: str) -> None:
         engine.simulate(from_gateway(TCP(sport=40000, dport=80, flags="S"), TARGET_A), ATT_A, S)
         snat = engine.flows()[0].snat[1]
         engine.simulate(from_customer(TCP(sport=80, dport=snat, flags="SA"), TARGET_A, ENI_A0), ENI_A0, S)
+        engine.simulate(from_gateway(TCP(sport=40000, dport=80, flags="A"), TARGET_A), ATT_A, S)
         reply = from_customer(TCP(sport=80, dport=snat, flags="A"), TARGET_A, ENI_A0)
         stale = "no_flow"
     else:
