@@ -201,6 +201,7 @@ struct hp_service {
     struct hp_index_key *keys;
     uint32_t n_keys;
     struct hp_link_config *link; /* a VPC link's tables (HP_KIND_VPC_NAT); NULL otherwise */
+    bool snat_pressure;     /* its last port search ended in an eviction (hp_nat.c): a hint */
 };
 
 /* Open-addressing index from (key type, port, proto, ip, l4port) to a service id, rebuilt
@@ -322,7 +323,7 @@ uint64_t hp_mix64(uint64_t a, uint64_t b, uint32_t seed);
 bool hp_sg_allows(const struct hp_sg *sg, uint8_t proto, uint32_t ip, uint16_t port);
 
 /* hp_nat.c */
-int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc,
+int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, struct hp_service *svc,
                      uint64_t client_hash);
 enum hp_drop hp_nat_open_flow(struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
                               int32_t sid, uint16_t out_port, uint32_t snat_ip, uint32_t backend_ip,
