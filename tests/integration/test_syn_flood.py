@@ -1,0 +1,186 @@
+"""A flood of a million spoofed SYNs from one consumer instance does not hurt anyone
+else's connections through PrivateLink (issue 13, part 4), on a real lab and forwarder.
+
+Consumer VPC `c`: `client` (check on) and `flooder` (`source_dest_check: false`, so any
+source address passes) share an interface endpoint; provider VPC `p`: the target `web`
+behind an NLB, health-checked every 5 s. While `client` keeps one established stream
+going, `flooder` sends 1,000,000 SYNs from random addresses and ports of the consumer
+VPC's CIDR with trafgen, paced and bounded in count, toward the endpoint, and `client`
+opens new connections one after another. The forwarder's table (65,536 flows) and the
+NLB node's pool of client ports toward the target (64,384) overflow many times over.
+
+What must hold: the stream is never reset (its data keeps flowing), at least 90 % of
+the new connections succeed, the forwarder's memory stays flat, the target is never
+reported unhealthy, and the counters account for the flood: new flows took the places
+of the oldest half-open ones (evicted_port_pool / evicted_table_full), none refused.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dataplane import lab as labmod
+from dataplane.forwarder import control
+from dataplane.model import Lab
+
+from .conftest import CLI, HERE, REPO, leftovers, run_in, vpclab, write_topology
+
+pytestmark = pytest.mark.root
+LAB = "t13f"
+PEERS = str(HERE / "flood_peers.py")
+OPEN = {"ingress": [{"protocol": "all", "source": "0.0.0.0/0"}]}
+FLOOD_SYNS = 1_000_000
+FLOOD_RATE = "150000pps"          # ~7 s of flood: the new connections are all made within it
+NEW_CONNECTIONS, EVERY = 50, 0.1
+
+
+def topology() -> dict:
+    return {"lab": LAB, "region": "us-east-1", "vpcs": {
+        "c": {"cidr": "10.0.0.0/16",
+              "subnets": {"a": {"cidr": "10.0.1.0/24", "az": "us-east-1a"}},
+              "security_groups": {"open": OPEN},
+              "instances": {
+                  "client": {"subnet": "a", "ip": "10.0.1.11", "security_groups": ["open"]},
+                  "flooder": {"subnet": "a", "ip": "10.0.1.12", "security_groups": ["open"],
+                              "source_dest_check": False}},
+              "endpoints": {"ep": {"service": "p/svc", "subnets": ["a"],
+                                   "security_groups": ["open"]}}},
+        "p": {"cidr": "10.1.0.0/16",
+              "subnets": {"a": {"cidr": "10.1.1.0/24", "az": "us-east-1a"}},
+              "security_groups": {"open": OPEN},
+              "instances": {
+                  "web": {"subnet": "a", "ip": "10.1.1.10", "security_groups": ["open"],
+                          "run": f"{sys.executable} {PEERS} serve 8080"}},
+              "load_balancers": {"nlb": {"subnets": ["a"], "listeners": [
+                  {"port": 80, "protocol": "TCP", "target_group": "tg"}]}},
+              "target_groups": {"tg": {"port": 8080, "targets": ["web"], "health_check": {
+                  "protocol": "TCP", "interval": 5, "healthy_threshold": 2,
+                  "unhealthy_threshold": 2}}},
+              "endpoint_services": {"svc": {"load_balancers": ["nlb"],
+                                            "acceptance_required": False}}}}}
+
+
+EP_IP = next(e.ip for e in Lab.from_dict(topology()).hyperplane_enis()
+             if (e.vpc, e.kind) == ("c", "vpce"))
+
+
+def trafgen_conf(dst_mac: str, src_mac: str, dst_ip: str) -> str:
+    """One SYN to dst_ip:80 from a random address of 10.0.0.0/16 and a random port, a
+    random sequence number; trafgen fills in both checksums per packet."""
+    mac = lambda m: ", ".join(f"0x{b}" for b in m.split(":"))  # noqa: E731
+    dst = ", ".join(dst_ip.split("."))
+    return (f"{{ {mac(dst_mac)}, {mac(src_mac)}, c16(0x0800),\n"
+            f"  0x45, 0x00, c16(40), drnd(2), c16(0x4000), 64, 6, csumip(14, 33),\n"
+            f"  10, 0, drnd(2), {dst},\n"
+            f"  drnd(2), c16(80), drnd(4), c32(0), 0x50, 0x02, c16(64240), csumtcp(14, 34), c16(0) }}\n")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    path = write_topology(tmp_path_factory.mktemp(LAB), topology())
+    try:
+        proc = vpclab("up", str(path))
+        assert proc.returncode == 0, proc.stderr
+        yield labmod.State.load(LAB)
+    finally:
+        labmod.cleanup(LAB, everything=True)
+    assert leftovers(LAB) == []
+
+
+def exec_in(where: str, *cmd: str) -> subprocess.Popen:
+    return subprocess.Popen(CLI + ["exec", "-l", LAB, where, "--", *cmd], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+
+def stats(st) -> dict:
+    return control.call(st.data["hyperplane"]["socket"], "stats")
+
+
+def forwarder_rss_kib() -> int:
+    pid = next(p["pid"] for p in labmod.status(LAB)["processes"] if p["role"] == "forwarder")
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def mac_of(where: str, *args: str) -> str:
+    out = run_in(LAB, where, "ip", "-j", *args)
+    assert out.returncode == 0, out.stderr
+    entry = json.loads(out.stdout)[0]
+    return entry.get("address") or entry["lladdr"]
+
+
+def busiest_ingress(before: dict, after: dict) -> str:
+    """The port whose flows_created grew the most: the endpoint ENI the flood came in on."""
+    def grew(name: str) -> int:
+        was = before["ports"].get(name, {"counters": {}})["counters"].get("flows_created", 0)
+        return after["ports"][name]["counters"]["flows_created"] - was
+    return max(after["ports"], key=grew)
+
+
+def test_a_million_spoofed_syns_reset_nothing_and_starve_nobody(lab, tmp_path):
+    # The client's connection works, and becomes the stream to keep alive.
+    assert run_in(LAB, "c/flooder", "ping", "-c1", "-W2", "10.0.1.1").returncode == 0
+    gateway_mac = mac_of("c/flooder", "neigh", "show", "10.0.1.1", "dev", "eth0")
+    conf = tmp_path / "syn-flood.trafgen"
+    conf.write_text(trafgen_conf(gateway_mac, mac_of("c/flooder", "link", "show", "eth0"), EP_IP))
+    before = stats(lab)
+    rss_before = forwarder_rss_kib()
+    procs = [exec_in("c/client", sys.executable, PEERS, "stream", EP_IP, "80", "40")]
+    stream = procs[0]
+    try:
+        assert stream.stdout.readline().strip() == "connected", stream.stderr.read()
+        time.sleep(2)
+        # The flood, and new connections while it lasts.
+        t0 = time.monotonic()
+        flood = exec_in("c/flooder", "timeout", "90", "trafgen", "--dev", "eth0", "--conf", str(conf),
+                        "--num", str(FLOOD_SYNS), "--rate", FLOOD_RATE, "--cpus", "1", "-Q", "-C")
+        procs.append(flood)
+        time.sleep(1)
+        connect = exec_in("c/client", sys.executable, PEERS, "connect", EP_IP, "80",
+                          str(NEW_CONNECTIONS), str(EVERY), "10")
+        procs.append(connect)
+        flood_out, flood_err = flood.communicate(timeout=120)
+        flood_s = time.monotonic() - t0
+        assert flood.returncode == 0, flood_out + flood_err
+        during = stats(lab)
+        rss_during = forwarder_rss_kib()
+        connect_out, connect_err = connect.communicate(timeout=60)
+        stream_out, stream_err = stream.communicate(timeout=60)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    # The new connections were all begun while the flood went on.
+    assert flood_s > 1 + NEW_CONNECTIONS * EVERY, f"the flood lasted only {flood_s:.1f} s"
+    made = json.loads(connect_out.splitlines()[-1])
+    assert made["ok"] >= 0.9 * NEW_CONNECTIONS, (made, connect_err)
+    kept = json.loads(stream_out.splitlines()[-1])
+    assert kept["error"] is None, kept
+    assert kept["blocks"] > 40 * 20 * 0.5, kept  # a block per ~20 ms, the flood's time included
+    # Memory: the tables were sized and touched at start; the flood adds nothing.
+    assert rss_during - rss_before < 16 * 1024, (rss_before, rss_during)
+    # What the counters say.
+    after = stats(lab)
+    name = busiest_ingress(before, after)
+    ep, ep0 = after["ports"][name], before["ports"][name]
+    grew = {k: ep["counters"][k] - ep0["counters"].get(k, 0) for k in ep["counters"]}
+    evicted = grew["evicted_port_pool"] + grew["evicted_table_full"]
+    print(f"\nflood {FLOOD_SYNS} SYNs in {flood_s:.1f} s; new connections {made}; stream {kept}; "
+          f"forwarder RSS {rss_before} -> {rss_during} KiB; half-open at the end {during['half_open']}; "
+          f"endpoint port: " + ", ".join(f"{k} {grew[k]}" for k in (
+              "rx_packets", "flows_created", "flows_expired", "evicted_port_pool", "evicted_table_full",
+              "dropped")) + f"; io {ep['io']}")
+    assert grew["rx_packets"] > 300_000, grew          # most of the flood reached the engine
+    assert grew["flows_created"] > 200_000, grew
+    # Every flow made beyond what the table holds took an evicted one's place (or an
+    # expired one's); none was refused.
+    assert evicted >= grew["flows_created"] - after["capacity"] - grew["flows_expired"], grew
+    assert not {"flow_table_full", "port_allocation", "target_reset"} & set(ep["drops"]), ep["drops"]
+    assert during["half_open"] > 10_000
+    # The target stayed healthy throughout: nothing was reset for it.
+    assert all(not p["drops"].get("target_reset") for p in after["ports"].values())
