@@ -3,10 +3,12 @@ series of new connections, each bounded in time and reporting one JSON line.
 
     python3 flood_peers.py serve PORT
         echoes every connection until its client closes (a thread each)
-    python3 flood_peers.py stream HOST PORT SECONDS
+    python3 flood_peers.py stream HOST PORT SECONDS STOPFILE
         one connection that sends a numbered 512-byte block every 20 ms and reads its
-        echo back, for SECONDS; prints "connected" once open, then at the end
-        {"blocks": n, "error": null | "what broke"}; a RST or a 10 s stall is an error
+        echo back, for SECONDS or until STOPFILE exists; prints "connected" once open,
+        "progress MONOTONIC BLOCKS" every second (CLOCK_MONOTONIC is the host's, the
+        same in every namespace), and at the end {"blocks": n, "error": null | "what
+        broke"}; a RST or a 10 s stall is an error
     python3 flood_peers.py connect HOST PORT COUNT INTERVAL TIMEOUT
         opens COUNT connections, one every INTERVAL seconds (each in its own thread, so
         a slow one does not delay the next), each sending one line and reading its echo
@@ -15,6 +17,7 @@ series of new connections, each bounded in time and reporting one JSON line.
 Run inside instances with `vpclab exec`; `serve` as a target's `run:` command.
 """
 import json
+import os
 import socket
 import sys
 import threading
@@ -53,13 +56,17 @@ def recv_exactly(sock: socket.socket, n: int) -> bytes:
     return data
 
 
-def stream(host: str, port: int, seconds: float) -> None:
+def stream(host: str, port: int, seconds: float, stopfile: str) -> None:
     sock = socket.create_connection((host, port), timeout=10)
     print("connected", flush=True)
     blocks, error = 0, None
     deadline = time.monotonic() + seconds
+    next_report = 0.0
     try:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not os.path.exists(stopfile):
+            if time.monotonic() >= next_report:
+                print(f"progress {time.monotonic():.3f} {blocks}", flush=True)
+                next_report = time.monotonic() + 1
             block = blocks.to_bytes(8, "big") * (BLOCK // 8)
             sock.sendall(block)
             if recv_exactly(sock, BLOCK) != block:
@@ -110,7 +117,7 @@ if __name__ == "__main__":
     if verb == "serve":
         serve(int(args[0]))
     elif verb == "stream":
-        stream(args[0], int(args[1]), float(args[2]))
+        stream(args[0], int(args[1]), float(args[2]), args[3])
     elif verb == "connect":
         connect(args[0], int(args[1]), int(args[2]), float(args[3]), float(args[4]))
     else:

@@ -5,9 +5,11 @@ Consumer VPC `c`: `client` (check on) and `flooder` (`source_dest_check: false`,
 source address passes) share an interface endpoint; provider VPC `p`: the target `web`
 behind an NLB, health-checked every 5 s. While `client` keeps one established stream
 going, `flooder` sends 1,000,000 SYNs from random addresses and ports of the consumer
-VPC's CIDR with trafgen, paced and bounded in count, toward the endpoint, and `client`
-opens new connections one after another. The forwarder's table (65,536 flows) and the
-NLB node's pool of client ports toward the target (64,384) overflow many times over.
+VPC's CIDR toward the endpoint with trafgen, bounded in count (and by `timeout`), as
+fast as the path takes them (the VPC router and the forwarder set the pace: ~30,000/s
+on the 2-core VM, so ~30 s), and `client` opens new connections one after another.
+The NLB node's pool of client ports toward the target (64,384) overflows many times
+over; the forwarder's table (65,536) holds it.
 
 What must hold: the stream is never reset (its data keeps flowing), at least 90 % of
 the new connections succeed, the forwarder's memory stays flat, the target is never
@@ -34,7 +36,6 @@ LAB = "t13f"
 PEERS = str(HERE / "flood_peers.py")
 OPEN = {"ingress": [{"protocol": "all", "source": "0.0.0.0/0"}]}
 FLOOD_SYNS = 1_000_000
-FLOOD_RATE = "150000pps"          # ~7 s of flood: the new connections are all made within it
 NEW_CONNECTIONS, EVERY = 50, 0.1
 
 
@@ -129,7 +130,8 @@ def test_a_million_spoofed_syns_reset_nothing_and_starve_nobody(lab, tmp_path):
     conf.write_text(trafgen_conf(gateway_mac, mac_of("c/flooder", "link", "show", "eth0"), EP_IP))
     before = stats(lab)
     rss_before = forwarder_rss_kib()
-    procs = [exec_in("c/client", sys.executable, PEERS, "stream", EP_IP, "80", "40")]
+    stop = tmp_path / "stop-stream"
+    procs = [exec_in("c/client", sys.executable, PEERS, "stream", EP_IP, "80", "100", str(stop))]
     stream = procs[0]
     try:
         assert stream.stdout.readline().strip() == "connected", stream.stderr.read()
@@ -137,18 +139,20 @@ def test_a_million_spoofed_syns_reset_nothing_and_starve_nobody(lab, tmp_path):
         # The flood, and new connections while it lasts.
         t0 = time.monotonic()
         flood = exec_in("c/flooder", "timeout", "90", "trafgen", "--dev", "eth0", "--conf", str(conf),
-                        "--num", str(FLOOD_SYNS), "--rate", FLOOD_RATE, "--cpus", "1", "-Q", "-C")
+                        "--num", str(FLOOD_SYNS), "--cpus", "1", "-Q", "-C")
         procs.append(flood)
         time.sleep(1)
         connect = exec_in("c/client", sys.executable, PEERS, "connect", EP_IP, "80",
                           str(NEW_CONNECTIONS), str(EVERY), "10")
         procs.append(connect)
         flood_out, flood_err = flood.communicate(timeout=120)
-        flood_s = time.monotonic() - t0
+        t1 = time.monotonic()
+        flood_s = t1 - t0
         assert flood.returncode == 0, flood_out + flood_err
         during = stats(lab)
         rss_during = forwarder_rss_kib()
         connect_out, connect_err = connect.communicate(timeout=60)
+        stop.touch()
         stream_out, stream_err = stream.communicate(timeout=60)
     finally:
         for proc in procs:
@@ -161,7 +165,12 @@ def test_a_million_spoofed_syns_reset_nothing_and_starve_nobody(lab, tmp_path):
     assert made["ok"] >= 0.9 * NEW_CONNECTIONS, (made, connect_err)
     kept = json.loads(stream_out.splitlines()[-1])
     assert kept["error"] is None, kept
-    assert kept["blocks"] > 40 * 20 * 0.5, kept  # a block per ~20 ms, the flood's time included
+    # Its blocks kept coming back while the flood lasted: at least a quarter of the ~50 a
+    # second it sends when nothing else runs.
+    progress = [(float(t), int(n)) for _, t, n in
+                (line.split() for line in stream_out.splitlines() if line.startswith("progress"))]
+    during_flood = [n for t, n in progress if t0 <= t <= t1]
+    assert during_flood and during_flood[-1] - during_flood[0] > (t1 - t0 - 2) * 50 / 4, progress
     # Memory: the tables were sized and touched at start; the flood adds nothing.
     assert rss_during - rss_before < 16 * 1024, (rss_before, rss_during)
     # What the counters say.
