@@ -29,40 +29,22 @@ from dataplane import lab as labmod
 from dataplane.forwarder import control
 from dataplane.model import Lab
 
-from .conftest import CLI, HERE, REPO, leftovers, run_in, vpclab, write_topology
+from .conftest import CLI, HERE, REPO, endpoint_to_nlb, lab_up, run_in
 
 pytestmark = pytest.mark.root
 LAB = "t13f"
 PEERS = str(HERE / "flood_peers.py")
-OPEN = {"ingress": [{"protocol": "all", "source": "0.0.0.0/0"}]}
 FLOOD_SYNS = 1_000_000
 NEW_CONNECTIONS, EVERY = 50, 0.1
 
 
 def topology() -> dict:
-    return {"lab": LAB, "region": "us-east-1", "vpcs": {
-        "c": {"cidr": "10.0.0.0/16",
-              "subnets": {"a": {"cidr": "10.0.1.0/24", "az": "us-east-1a"}},
-              "security_groups": {"open": OPEN},
-              "instances": {
-                  "client": {"subnet": "a", "ip": "10.0.1.11", "security_groups": ["open"]},
-                  "flooder": {"subnet": "a", "ip": "10.0.1.12", "security_groups": ["open"],
-                              "source_dest_check": False}},
-              "endpoints": {"ep": {"service": "p/svc", "subnets": ["a"],
-                                   "security_groups": ["open"]}}},
-        "p": {"cidr": "10.1.0.0/16",
-              "subnets": {"a": {"cidr": "10.1.1.0/24", "az": "us-east-1a"}},
-              "security_groups": {"open": OPEN},
-              "instances": {
-                  "web": {"subnet": "a", "ip": "10.1.1.10", "security_groups": ["open"],
-                          "run": f"{sys.executable} {PEERS} serve 8080"}},
-              "load_balancers": {"nlb": {"subnets": ["a"], "listeners": [
-                  {"port": 80, "protocol": "TCP", "target_group": "tg"}]}},
-              "target_groups": {"tg": {"port": 8080, "targets": ["web"], "health_check": {
-                  "protocol": "TCP", "interval": 5, "healthy_threshold": 2,
-                  "unhealthy_threshold": 2}}},
-              "endpoint_services": {"svc": {"load_balancers": ["nlb"],
-                                            "acceptance_required": False}}}}}
+    return endpoint_to_nlb(
+        LAB, consumers={"client": {"ip": "10.0.1.11"},
+                        "flooder": {"ip": "10.0.1.12", "source_dest_check": False}},
+        providers={"web": {"ip": "10.1.1.10", "run": f"{sys.executable} {PEERS} serve 8080"}},
+        target_group={"port": 8080, "targets": ["web"], "health_check": {
+            "protocol": "TCP", "interval": 5, "healthy_threshold": 2, "unhealthy_threshold": 2}})
 
 
 EP_IP = next(e.ip for e in Lab.from_dict(topology()).hyperplane_enis()
@@ -82,14 +64,8 @@ def trafgen_conf(dst_mac: str, src_mac: str, dst_ip: str) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    path = write_topology(tmp_path_factory.mktemp(LAB), topology())
-    try:
-        proc = vpclab("up", str(path))
-        assert proc.returncode == 0, proc.stderr
-        yield labmod.State.load(LAB)
-    finally:
-        labmod.cleanup(LAB, everything=True)
-    assert leftovers(LAB) == []
+    with lab_up(topology(), tmp_path_factory) as st:
+        yield st
 
 
 def exec_in(where: str, *cmd: str) -> subprocess.Popen:
