@@ -35,6 +35,16 @@
  * a round trip for its SYN-ACK. */
 #define HP_SNAT_PRESSURE_ATTEMPTS 8u
 
+static uint32_t gcd(uint32_t a, uint32_t b)
+{
+    while (b) {
+        uint32_t r = a % b;
+        a = b;
+        b = r;
+    }
+    return a;
+}
+
 /* Picks f->snat_port from the service's pool so that the backend-side key
  * (out_port, proto, backend, bport, snat_ip, snat_port) is not in use, which keeps ports
  * unique per (SNAT address, protocol, destination) as NAT gateways and NLBs do. Steps:
@@ -59,16 +69,6 @@
  *      few lookups per SYN and not 128. (A hint per service, not per pool: a service
  *      with a full pool and an empty one alternates, each search still correct.)
  * Returns 0, or -1 when no port was found and no holder was half-open. */
-static uint32_t gcd(uint32_t a, uint32_t b)
-{
-    while (b) {
-        uint32_t r = a % b;
-        a = b;
-        b = r;
-    }
-    return a;
-}
-
 int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, struct hp_service *svc,
                      uint64_t client_hash)
 {
