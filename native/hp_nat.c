@@ -76,9 +76,7 @@ int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, struct hp_service *
     uint32_t lo = svc->cfg.snat_port_min, hi = svc->cfg.snat_port_max;
     uint32_t range = hi - lo + 1;
     uint32_t candidate = (uint32_t)(client_hash % range);
-    uint32_t step = range > 1 ? 1 + (uint32_t)((client_hash >> 32) % (range - 1)) : 1;
-    while (gcd(step, range) != 1) /* ends within a few steps: 1 is coprime with anything */
-        step = step + 1 == range ? 1 : step + 1;
+    uint32_t step = 0; /* found when the first candidate is taken: most searches end there */
     uint32_t attempts = range < HP_SNAT_MAX_ATTEMPTS ? range : HP_SNAT_MAX_ATTEMPTS;
     uint32_t half_open[HP_SNAT_MAX_ATTEMPTS];  /* holders that may be evicted, by slot */
     uint16_t their_port[HP_SNAT_MAX_ATTEMPTS];
@@ -87,8 +85,13 @@ int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, struct hp_service *
     for (uint32_t i = 0; i < attempts; i++) {
         if (svc->snat_pressure && i == HP_SNAT_PRESSURE_ATTEMPTS && n_half_open)
             break;
-        f->snat_port = (uint16_t)(lo + candidate);
+        if (i == 1) {
+            step = 1 + (uint32_t)((client_hash >> 32) % (range - 1)); /* range > 1 here */
+            while (gcd(step, range) != 1) /* a few steps at most: 1 is coprime with all */
+                step = step + 1 == range ? 1 : step + 1;
+        }
         candidate = (uint32_t)(((uint64_t)candidate + step) % range);
+        f->snat_port = (uint16_t)(lo + candidate);
         hp_flow_key_of(f, 1, &k);
         uint32_t ref = hp_flow_lookup(ft, &k, hp_flow_hash(ft, &k));
         if (ref == HP_NONE) {
