@@ -1,6 +1,6 @@
 """The resource kinds vpclab knows, in the order `up` realises them: the one registry.
 
-A kind (PrivateLink, HTTP-API VPC links, …) lives in up to three files, one per floor,
+A kind (PrivateLink, HTTP-API VPC links, API Gateway, …) lives in up to three files, one per floor,
 and is registered here with one `Kind(...)` line naming them:
 
 * `model` — `dataplane.model.<kind>`: its dataclasses and builder methods (a
@@ -15,9 +15,13 @@ and is registered here with one `Kind(...)` line naming them:
   security groups, services and health checks to the forwarder spec (a
   `compile.hyperplane.SpecDraft` of compile/spec.py's dataclasses), `dns_records(lab)`
   its names for the VPC resolvers (None: nothing to compile yet);
-* `realise` — `dataplane.lab.realise_<kind>`: `steps(lab, st)` are its steps in `up`,
-  run once the Hyperplane's ENIs exist and before the forwarder starts, and
+* `realise` — `dataplane.lab.realise_<kind>`: `namespaces(lab)` it adds to the plan,
+  `steps(build)` its steps in `up`, run once the Hyperplane's ENIs exist and before the
+  forwarder starts, `state(lab)` its part of the state's `hyperplane` record and
   `status(lab, state, health)` its part of `vpclab status` (None: nothing to make).
+  Optionally `record(lab, dir)`, a top-level record of its own in the state file,
+  `final_steps(lab, st)`, steps after every VPC and the forwarder (API Gateway's front
+  end), and `lab_status(lab, data)`, a top-level part of `status`.
 
 Modules are named, not imported, here: the model is loaded with `dataplane.model`, the
 compilers and realise steps only by `up`, `status` and the actions, so `vpclab validate`

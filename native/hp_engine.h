@@ -258,6 +258,22 @@ uint64_t hp_engine_memory(const struct hp_engine *e);   /* bytes allocated, all 
 uint64_t hp_flow_bytes_per_flow(const struct hp_engine *e); /* flow table bytes / capacity */
 const char *hp_build_info(void);                       /* compiler flags, e.g. sanitizers */
 
+/* Keeping the flow table in a file that a restarted forwarder maps again
+ * (hp_flow_state.c says how): call once the services are installed. `remap[old id]` is
+ * the new id of each service the flows of the previous process named (-1: gone), valid
+ * when `expected_svc_generation` is the service generation it was recorded at. */
+struct hp_flow_state_report {
+    uint32_t resumed;              /* flows taken over from the file */
+    uint32_t dropped;              /* flows in the file whose service or port is gone */
+    uint64_t generation;           /* forwarders that have used the file, this one included */
+    int fresh;                     /* 1: started empty, `reason` says why */
+    char reason[160];
+};
+int hp_flow_state_attach(struct hp_engine *e, const char *path, const int32_t *remap,
+                         uint32_t n_remap, uint64_t expected_svc_generation,
+                         struct hp_flow_state_report *out);
+uint64_t hp_engine_service_generation(const struct hp_engine *e);
+
 int hp_port_set(struct hp_engine *e, uint16_t port, const struct hp_port_config *cfg);
 int hp_port_remove(struct hp_engine *e, uint16_t port);
 int hp_port_sg_set(struct hp_engine *e, uint16_t port, int direction,

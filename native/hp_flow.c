@@ -77,7 +77,10 @@ int hp_flow_table_init(struct hp_engine *e, uint32_t capacity, uint32_t seed)
 void hp_flow_table_free(struct hp_engine *e)
 {
     struct hp_flow_table *ft = &e->ft;
-    hp_table_free(e, ft->slots, ft->capacity, sizeof *ft->slots);
+    if (ft->shared_map)
+        hp_flow_state_release(e); /* the slots are the file's: unmapped, never freed */
+    else
+        hp_table_free(e, ft->slots, ft->capacity, sizeof *ft->slots);
     hp_table_free(e, ft->buckets, (size_t)ft->bucket_mask + 1, sizeof *ft->buckets);
     hp_table_free(e, ft->free_list, ft->capacity, sizeof *ft->free_list);
     hp_table_free(e, ft->half_open, ft->capacity, sizeof *ft->half_open);
@@ -503,4 +506,49 @@ void hp_flow_remove_where(struct hp_engine *e, int service, int port)
                         (port >= 0 && (f->in_port == port || f->out_port == port))))
             hp_flow_remove(e, i, false);
     }
+}
+
+/* Rebuilds the index, the free list and the half-open queue from the slots alone (their
+ * `live` flag, keys and flags), as after a forwarder restart: the slots are the truth,
+ * everything else is derived. A live flow whose keys no longer fit (or collide with an
+ * earlier one) is dropped. Returns the number dropped. */
+uint32_t hp_flow_reindex(struct hp_engine *e)
+{
+    struct hp_flow_table *ft = &e->ft;
+    uint32_t dropped = 0;
+    memset(ft->buckets, 0, ((size_t)ft->bucket_mask + 1) * sizeof *ft->buckets);
+    ft->count = 0;
+    ft->free_top = 0;
+    ft->scan_hand = 0;
+    ft->half_open_head = ft->half_open_tail = HP_NONE;
+    ft->half_open_count = 0;
+    for (uint32_t slot = 0; slot < ft->capacity; slot++) {
+        struct hp_flow *f = &ft->slots[slot];
+        if (!f->live)
+            continue;
+        struct hp_flow_key k0, k1;
+        hp_flow_key_of(f, 0, &k0);
+        hp_flow_key_of(f, 1, &k1);
+        bool clash = hp_flow_lookup(ft, &k0, hp_flow_hash(ft, &k0)) != HP_NONE ||
+                     hp_flow_lookup(ft, &k1, hp_flow_hash(ft, &k1)) != HP_NONE;
+        if (!clash && link_key(ft, slot, 0)) {
+            if (link_key(ft, slot, 1)) {
+                ft->count++;
+                /* Half-open flows queue again in slot order, not their first order:
+                 * the ranking of the restored ones is approximate for one half-open
+                 * timeout, after which they have all expired. */
+                if (f->flags & HP_FLOW_HALF_OPEN)
+                    half_open_push(ft, slot);
+                continue;
+            }
+            unlink_key(ft, slot, 0);
+        }
+        memset(f, 0, sizeof *f);
+        dropped++;
+    }
+    /* Free slots, highest first on the stack's bottom: low slots are handed out first. */
+    for (uint32_t i = ft->capacity; i-- > 0;)
+        if (!ft->slots[i].live)
+            ft->free_list[ft->free_top++] = i;
+    return dropped;
 }

@@ -160,6 +160,8 @@ struct hp_flow_table {
     uint32_t half_open_tail;        /* youngest */
     uint32_t half_open_count;
     uint32_t half_open_clock;       /* tickets handed out so far (wraps; ages are differences) */
+    void *shared_map;       /* the flow-state file's mapping (hp_flow_state.c), or NULL */
+    size_t shared_bytes;
 };
 
 /* ---- services, ports ---------------------------------------------------------------- */
@@ -226,6 +228,10 @@ struct hp_engine {
     uint32_t expired_cap, expired_head, expired_tail;
     uint64_t expired_lost;
     uint64_t bytes_allocated;
+    /* Bumped by every service install and removal; kept in the flow-state file's header
+     * so that a restarted forwarder knows whether its record of service ids is current. */
+    uint64_t svc_generation;
+    struct hp_flow_state_header *flow_state;
     char error[256];
 };
 
@@ -310,6 +316,23 @@ void hp_flow_handshake_done(struct hp_engine *e, struct hp_flow *f);
 uint32_t hp_flow_half_open_age(const struct hp_flow_table *ft, uint32_t slot);
 void hp_flow_evict(struct hp_engine *e, uint32_t slot, enum hp_counter why);
 bool hp_flow_evict_oldest(struct hp_engine *e, enum hp_counter why);
+uint32_t hp_flow_reindex(struct hp_engine *e);
+
+/* hp_flow_state.c */
+#define HP_FLOW_STATE_MAGIC "VPCLABFT"
+#define HP_FLOW_STATE_VERSION 2u  /* 2: state SYN_RECV and flag HP_FLOW_HALF_OPEN */
+#define HP_FLOW_STATE_HEADER 4096u   /* the slots start on a page of their own */
+struct hp_flow_state_header {
+    char magic[8];
+    uint32_t layout_version;
+    uint32_t flow_size;      /* sizeof(struct hp_flow) */
+    uint32_t capacity;
+    uint32_t header_size;
+    uint64_t generation;     /* forwarders that have used the file, this one included */
+    uint64_t svc_generation; /* the engine's svc_generation, kept current */
+};
+void hp_flow_state_note_services(struct hp_engine *e);
+void hp_flow_state_release(struct hp_engine *e);
 
 /* hp_maglev.c */
 uint16_t *hp_maglev_build(struct hp_engine *e, const struct hp_backend *b, uint32_t n);

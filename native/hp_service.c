@@ -175,6 +175,7 @@ int hp_service_install(struct hp_engine *e, struct hp_service *tmpl)
             hp_service_free(e, s);
             return -1;
         }
+        hp_flow_state_note_services(e);
         return (int)i;
     }
     hp_set_error(e, "all %u services are in use", e->cfg.max_services);
@@ -189,6 +190,7 @@ int hp_service_remove(struct hp_engine *e, int service)
     hp_flow_remove_where(e, service, -1);
     hp_service_free(e, &e->services[service]);
     svc_index_rebuild(e); /* cannot fail: fewer keys than before */
+    hp_flow_state_note_services(e);
     return 0;
 }
 

@@ -1,6 +1,6 @@
 """`vpclab logs [-l LAB] API [--stage S] [-f]`: an API's access log, one line a request.
 
-REST APIs log AWS's CLF-like line, HTTP APIs its JSON line (dataplane/apigw/accesslog.py
+REST APIs log AWS's CLF-like line, HTTP APIs its JSON line (dataplane/services/apigw/accesslog.py
 has the variables). Without `--stage` the API's only stage is read, or all of its stages
 (each line prefixed with the stage) when it has several. `-f` follows the files as
 `tail -f` does until interrupted.

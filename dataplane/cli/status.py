@@ -38,6 +38,9 @@ def run(args) -> int:
     healthy = True
     for r in reports:
         print(f"lab {r['lab']}: {r['status']} (region {r['region']}, state in {r['state_dir']})")
+        for problem in r.get("degraded") or []:
+            print(f"  DEGRADED: {problem}")
+        healthy &= not r.get("degraded")
         rows = []
         for vname, v in r["vpcs"].items():
             rows.append((vname, "-", v["netns"], f"{v['cidr']} dns {v['dns']}",
@@ -52,8 +55,9 @@ def run(args) -> int:
                      "STATE"))
         for p in r["processes"]:
             where = p["vpc"] + (f"/{p['instance']}" if p["instance"] else "")
+            restarts = f", restarted {p['restarts']}×" if p.get("restarts") else ""
             print(f"  {p['role']} {where}: pid {p['pid']} "
-                  f"{'running' if p['running'] else 'STOPPED'}; log {p['log']}")
+                  f"{'running' if p['running'] else 'STOPPED'}{restarts}; log {p['log']}")
         if r.get("tracking"):
             healthy &= _print_tracking(r["tracking"])
         if r.get("hyperplane"):
@@ -151,7 +155,8 @@ def _print_apis(gw: dict) -> bool:
         why = f": {link['message']}" if link["message"] else ""
         print(f"  VPC link {name} {link['id']} (REST, V1): {link['state']}{why}")
         print(f"    → NLB {link['target']} over PrivateLink: endpoint {link['endpoint']}, "
-              f"service {link['endpoint_service']}")
+              f"service {link['endpoint_service']} (allowed principal "
+              f"{', '.join(link['allowed_principals'])}, acceptance not required)")
         for x in link["enis"]:
             print(f"    ENI {x['eni_id']} {x['ip']} in API Gateway's {x['subnet']}")
     for name, api in gw["apis"].items():

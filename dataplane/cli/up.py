@@ -47,7 +47,10 @@ def run(args) -> int:
         for sig, handler in old.items():
             signal.signal(sig, handler)
     if not created:
-        print(f"lab {lab.name} is already up from this topology: nothing to do")
+        if st.repaired:
+            print(f"lab {lab.name} was degraded; restarted: {', '.join(st.repaired)}")
+        else:
+            print(f"lab {lab.name} is already up from this topology: nothing to do")
         return EXIT_OK
     table(labmod.interfaces_table(st), ("NAMESPACE", "INTERFACE", "ADDRESS", "WHAT"))
     for p in st.data["processes"]:

@@ -8,7 +8,7 @@ What `up` makes for a lab with APIs or REST links (lab/realise_api_gateway.py ma
 | API Gateway's VPC (model/api_gateway.py): router, resolver, REST links' endpoint ENIs | namespace `<lab>.apigw`, 10.0.0.0/16, one /20 per AZ |
 | the internet, where clients call the APIs from | namespace `<lab>.internet`, `eth0` 203.0.113.10/24, default route via 203.0.113.1; its resolver answers every `*.execute-api.<region>.amazonaws.com` name with the front end's address |
 | the front end's public side | `internet0` 203.0.113.1/24 in `<lab>.apigw` ⇄ `eth0` of `<lab>.internet` |
-| the front end | `python -m dataplane.apigw --config /run/vpclab/<lab>/apigw.json` in `<lab>.apigw`, on 203.0.113.1:80 and :443 |
+| the front end | `python -m dataplane.services.apigw --config /run/vpclab/<lab>/apigw.json` in `<lab>.apigw`, on 203.0.113.1:80 and :443 |
 | the lab's CA and the front end's certificate | `/run/vpclab/<lab>/ca.crt`, `apigw.crt` (`*.execute-api.<region>.amazonaws.com`) |
 
 How a request leaves API Gateway (the front end picks an address per new connection,
@@ -121,7 +121,7 @@ def _route(lab: Lab, api: Any, route: Any, enis: list) -> dict[str, Any]:
 
 
 def frontend_config(lab: Lab, run_dir: str) -> dict[str, Any]:
-    """The front end's configuration (dataplane/apigw/config.py reads it)."""
+    """The front end's configuration (dataplane/services/apigw/config.py reads it)."""
     enis = lab.hyperplane_enis()
     return {
         "version": CONFIG_VERSION, "lab": lab.name, "region": lab.region,

@@ -9,6 +9,9 @@ changes from `apply` are made with the loop held between two batches.
 
 SIGTERM or the `stop` command end it cleanly: the loop stops, sockets and rings close,
 the control socket file is removed. After SIGKILL the lab's cleanup removes the file.
+With `--flow-state FILE` the flow table's slots live in FILE (a lab's is
+/run/vpclab/<lab>/flows, on tmpfs), so a forwarder restarted after a crash takes over
+its predecessor's flows, SNAT ports included (native/hp_flow_state.c).
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ import sys
 import threading
 
 from dataplane.compile.spec import Backend, ForwarderSpec, PrivateLinkService, Service
+from dataplane.forwarder import control
 from dataplane.forwarder.engine import COUNTERS, Engine, EngineError
 from dataplane.forwarder.io import Forwarder
 from dataplane.forwarder.spec import Applied, apply_spec
@@ -30,10 +34,13 @@ from dataplane.forwarder.healthd import HealthRunner, choose_backends
 
 
 class Daemon:
-    def __init__(self, spec: ForwarderSpec, netns: str | None, health_netns: str | None = None) -> None:
+    def __init__(self, spec: ForwarderSpec, netns: str | None, health_netns: str | None = None,
+                 flow_state: str | None = None) -> None:
         self.netns = netns
         self.engine = Engine(flow_capacity=spec.flow_capacity)
         self.applied = Applied()
+        self.flow_state: str | None = None
+        self.flow_state_report: dict | None = None
         self.forwarder = Forwarder(self.engine, **spec.io.given())
         self.health: HealthRunner | None = None
         if spec.health_checks:
@@ -41,9 +48,43 @@ class Daemon:
                 raise EngineError("the spec has health checks but no --health-netns was given")
             self.health = HealthRunner(health_netns, spec.health_checks, self.on_health_change)
         self.apply(spec)
+        if flow_state:
+            self.keep_flows(flow_state)
         self.forwarder.start()
         if self.health:
             self.health.start()
+
+    def keep_flows(self, path: str) -> None:
+        """The flow table lives in `path` from now on, with the flows a killed forwarder
+        of this lab left there (native/hp_flow_state.c); `path`.services.json records
+        which service each id is, rewritten after every change of services."""
+        try:
+            with open(path + ".services.json") as f:
+                old = json.load(f)
+            generation = int(old["generation"])
+            remap = {int(sid): self.applied.services[name][0]
+                     for name, sid in old["services"].items() if name in self.applied.services}
+        except (OSError, ValueError, KeyError, TypeError):
+            generation, remap = None, {}
+        self.flow_state_report = self.engine.keep_flows_in(path, remap, generation)
+        self.flow_state = path
+        self._record_services()
+        r = self.flow_state_report
+        if r["fresh"]:
+            print(f"flow state {path}: started empty ({r['reason']})", flush=True)
+        else:
+            print(f"flow state {path}: resumed {r['resumed']} flows, dropped {r['dropped']} "
+                  f"(generation {r['generation']})", flush=True)
+
+    def _record_services(self) -> None:
+        if self.flow_state is None:
+            return
+        record = {"generation": self.engine.service_generation,
+                  "services": {name: sid for name, (sid, _) in self.applied.services.items()}}
+        tmp = self.flow_state + ".services.json.tmp"
+        with open(tmp, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, self.flow_state + ".services.json")
 
     def _usable(self, svc: PrivateLinkService) -> tuple[Backend, ...]:
         group = svc.health_group
@@ -77,7 +118,10 @@ class Daemon:
             raise EngineError(f"port(s) {', '.join(nameless)}: no 'ifname' to open")
         with self.forwarder.locked():
             self.full_specs: dict[str, Service] = {s.name: s for s in spec.services}
-            changes = apply_spec(self.engine, self.applied, self._with_health(spec))
+            try:
+                changes = apply_spec(self.engine, self.applied, self._with_health(spec))
+            finally:
+                self._record_services()
         for port in spec.ports:
             if port.id not in self.forwarder.ports:
                 self.forwarder.open_port(port.id, port.ifname, self.netns)
@@ -98,7 +142,8 @@ class Daemon:
         return {"ports": ports, "flows": self.engine.flow_count, "capacity": self.engine.capacity,
                 "half_open": self.engine.half_open_count,
                 "loop": self.forwarder.scheduling,
-                "memory_bytes": self.engine.memory_bytes, "counter_names": list(COUNTERS)}
+                "memory_bytes": self.engine.memory_bytes, "counter_names": list(COUNTERS),
+                "flow_state": self.flow_state_report}
 
     def flows(self) -> list[dict]:
         with self.forwarder.locked():
@@ -139,16 +184,10 @@ def serve(daemon: Daemon, path: str) -> None:
     class Handler(socketserver.StreamRequestHandler):
         def handle(self) -> None:
             for line in self.rfile:
-                try:
-                    request = json.loads(line)
-                    if request.get("cmd") == "stop":
-                        reply = {"ok": True}
-                        stopping.set()
-                    else:
-                        reply = {"ok": True, **daemon.handle(request)}
-                except (EngineError, KeyError, ValueError, TypeError) as exc:
-                    reply = {"ok": False, "error": str(exc)}
-                self.wfile.write(json.dumps(reply).encode() + b"\n")
+                reply, stop = control.answer(line, daemon.handle, (EngineError,))
+                if stop:
+                    stopping.set()
+                self.wfile.write(reply)
                 if stopping.is_set():
                     threading.Thread(target=server.shutdown).start()
                     return
@@ -171,11 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, help="control socket path")
     parser.add_argument("--netns", help="namespace of the ports' interfaces (the hyperplane)")
     parser.add_argument("--health-netns", help="namespace the health checks are sent from")
+    parser.add_argument("--flow-state", metavar="FILE",
+                        help="keep the flow table in FILE (tmpfs), resuming the flows a "
+                             "killed forwarder left there")
     args = parser.parse_args(argv)
     try:
         with open(args.spec) as f:
             spec = ForwarderSpec.from_json(json.load(f))
-        daemon = Daemon(spec, args.netns, args.health_netns)
+        daemon = Daemon(spec, args.netns, args.health_netns, args.flow_state)
     except (OSError, ValueError, EngineError) as exc:
         print(f"forwarder: {exc}", file=sys.stderr)
         return 2

@@ -27,8 +27,9 @@ destination prefixes, ENIs and routes, and is then a service id like any other:
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from dataplane._native import ffi, lib
 # The spec's value types are the engine's arguments too: one definition of each.
@@ -410,6 +411,30 @@ class Engine:
         """Every drop reason's count on a port ('none' excluded)."""
         return {name: lib.hp_port_drop(self._e, port, i)
                 for i, name in enumerate(DROP_REASONS) if i}
+
+    def keep_flows_in(self, path: str, remap: Mapping[int, int],
+                      svc_generation: int | None) -> dict:
+        """Moves the flow table's slots into the file `path`, taking over the flows a
+        previous forwarder left there (native/hp_flow_state.c): `remap` is {its service
+        id: this engine's id}, recorded at service generation `svc_generation` (None: no
+        record, start afresh). Returns what happened: resumed, dropped, generation, fresh,
+        reason."""
+        n = max(remap, default=-1) + 1
+        table = ffi.new("int32_t[]", max(n, 1))
+        for i in range(n):
+            table[i] = remap.get(i, -1)
+        out = ffi.new("struct hp_flow_state_report *")
+        self._check(lib.hp_flow_state_attach(
+            self._e, os.fsencode(path), table if svc_generation is not None else ffi.NULL, n,
+            svc_generation or 0, out))
+        return {"path": path, "resumed": out.resumed, "dropped": out.dropped,
+                "generation": out.generation, "fresh": bool(out.fresh),
+                "reason": ffi.string(out.reason).decode() or None}
+
+    @property
+    def service_generation(self) -> int:
+        """Bumped by every service added or removed (the flow-state file keeps it)."""
+        return lib.hp_engine_service_generation(self._e)
 
     @property
     def memory_bytes(self) -> int:

@@ -30,7 +30,8 @@ def teardown(st: State) -> list[str]:
     """Remove everything of the lab `st` describes (see the module docstring)."""
     st.data["status"] = "stopping"
     if os.path.isdir(st.dir):
-        st.save()
+        with State.locked(st.lab):       # the supervisor restarts nothing from now on
+            st.save()
     done = _remove(st.lab, list(st.data.get("namespaces", [])),
                    st.data.get("processes", []), processes.cgroup_path(st))
     shutil.rmtree(st.dir, ignore_errors=True)

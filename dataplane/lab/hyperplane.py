@@ -6,7 +6,7 @@
 | each Hyperplane ENI (NLB node, endpoint, VPC link): a veth | `eni-<11 hex>` in the VPC namespace ⇄ `hp<port>` in `<lab>.hyperplane` |
 | the VPC router's side of it | the subnet's `.1/32` on `eni-…`, a /32 route to the ENI's address; gso_max_size cut to a ring slot (it transmits into the forwarder, GSO frames included) |
 | each kind's own steps (PrivateLink: the health checker's namespace) | lab/realise_<kind>.py |
-| the forwarder process | `python -m dataplane.forwarder.daemon` in `<lab>.hyperplane`, spec `/run/vpclab/<lab>/forwarder.json`, control socket `/run/vpclab/<lab>/forwarder.sock` |
+| the forwarder process | `python -m dataplane.forwarder.daemon` in `<lab>.hyperplane`, spec `/run/vpclab/<lab>/forwarder.json`, control socket `/run/vpclab/<lab>/forwarder.sock`, flow table kept in `/run/vpclab/<lab>/flows` (a restarted forwarder resumes its flows) |
 
 The lab talks to the forwarder only through the spec (compile/hyperplane.py) and its
 control socket (forwarder/control.py); nothing here loads the compiled engine.
@@ -14,23 +14,22 @@ control socket (forwarder/control.py); nothing here loads the compiled engine.
 from __future__ import annotations
 
 import json
+import os
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from netns_setup import kernel, nft, nsenter, offload, procs
+from netns_setup import kernel, nft, nsenter, offload
 
 from dataplane import kinds
 from dataplane.compile.hyperplane import Port, compile_spec
-from dataplane.forwarder import control
 from dataplane.forwarder.frames import MAX_FRAME
 from dataplane.model import Lab, names
 
 from . import processes
 from .plan import ENI_MTU
-from .progress import Step, check_interrupt
-from .state import LabError, State
+from .progress import Step
+from .state import State
 
 FORWARDER_READY_S = 15.0
 
@@ -114,15 +113,8 @@ def _forwarder(b: Build) -> None:
         json.dump(spec.to_json(), f, indent=1)
     hp["macs"] = {str(k): v for k, v in b.macs.items()}
     argv = [sys.executable, "-m", "dataplane.forwarder.daemon", "--spec", hp["spec"],
-            "--socket", hp["socket"], *b.forwarder_args]
+            "--socket", hp["socket"], "--flow-state", os.path.join(st.dir, "flows"),
+            *b.forwarder_args]
     pid = processes.start(st, "forwarder", names.HYPERPLANE, None, b.hp_ns, argv, hp["log"], None)
-    deadline = time.monotonic() + FORWARDER_READY_S
-    while True:
-        check_interrupt()
-        try:
-            control.call(hp["socket"], "ping", timeout=1)
-            break
-        except (control.ControlError, OSError):
-            if not procs.alive(pid, None) or time.monotonic() > deadline:
-                raise LabError(f"the forwarder did not start: {processes.tail(hp['log'])}")
-            time.sleep(0.05)
+    processes.wait_ready(pid, processes.answers(hp["socket"]), "the forwarder", hp["log"],
+                         FORWARDER_READY_S)

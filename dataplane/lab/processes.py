@@ -19,16 +19,20 @@ verified: each process it found and saw gone, and those still running.
 from __future__ import annotations
 
 import os
-from typing import Any
+import time
+from typing import Any, Callable
 
 from netns_setup import cgroup, kernel, procs
 
+from dataplane.forwarder import control
 from dataplane.model import names
 
-from .state import State
+from .progress import check_interrupt
+from .state import LabError, State
 
 CGROUP_V2 = "cgroup v2"
 PROCESS_TREE = "process tree"
+SUPERVISOR = "supervisor"       # lab/supervisor.py's role
 SWEEPS = 3      # rounds of find-and-end after the first (a process may fork meanwhile)
 
 
@@ -53,9 +57,33 @@ def start(st: State, role: str, vpc: str, instance: str | None, netns: str,
     pid, started = procs.spawn(netns, argv, log, resolv, cwd=cwd, cgroup=cgroup_path(st))
     st.data["processes"].append({"pid": pid, "start": started, "role": role, "vpc": vpc,
                                  "instance": instance, "netns": netns, "argv": argv,
-                                 "log": log})
+                                 "log": log, "resolv": resolv, "cwd": cwd})
     st.save()
     return pid
+
+
+def wait_ready(pid: int, ready: Callable[[], bool], what: str, log: str,
+               timeout: float) -> None:
+    """Return once `ready()` is true; raise LabError naming `what`, with its log's last
+    lines, if process `pid` dies first or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        check_interrupt()
+        if not procs.alive(pid, None) or time.monotonic() > deadline:
+            raise LabError(f"{what} did not start: {tail(log)}")
+        time.sleep(0.02)
+
+
+def answers(socket: str) -> Callable[[], bool]:
+    """Whether a process answers `ping` on its control socket (the forwarder's protocol:
+    the forwarder, API Gateway's front end)."""
+    def ready() -> bool:
+        try:
+            control.call(socket, "ping", timeout=1)
+            return True
+        except (control.ControlError, OSError):
+            return False
+    return ready
 
 
 def end(recorded: list[dict[str, Any]], namespaces: list[str],
@@ -91,6 +119,9 @@ def end(recorded: list[dict[str, Any]], namespaces: list[str],
         return [(pid, s) for pid, (s, _) in found.items() if procs.alive(pid, s)]
 
     sweep()                                  # before the parents go (the tree walk needs them)
+    # The supervisor first, so that it restarts nothing it sees die below.
+    procs.stop_all([(p["pid"], p["start"]) for p in recorded if p["role"] == SUPERVISOR
+                    and (p["pid"], p["start"]) in first])
     procs.stop_all(first)
     if group is not None:
         try:

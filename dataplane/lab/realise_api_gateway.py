@@ -11,24 +11,22 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from typing import Any
 
-from netns_setup import dns, kernel, procs
+from netns_setup import kernel, procs
 
 from dataplane.forwarder import control as control_client
 from dataplane.compile import api_gateway as compiled
 from dataplane.model import Lab, names
-from dataplane.model.api_gateway import api_id, invoke_url
+from dataplane.model.api_gateway import SERVICE, api_id, invoke_url
 
-from . import ca, processes
+from . import ca, processes, realise_vpc
 from .hyperplane import ensure_namespace_without_ipv6
 from .plan import ENI_MTU
-from .progress import Step, check_interrupt
-from .state import LabError, State
+from .progress import Step
+from .state import State
 
 FRONT_END_READY_S = 15.0
-DNS_READY_S = 5.0
 
 
 def has_gateway(lab: Lab) -> bool:
@@ -113,17 +111,10 @@ def _internet_dns(lab: Lab, st: State) -> None:
     with open(rec["resolv_conf"], "w") as f:
         f.write(f"# vpclab: the lab's internet resolver\nnameserver {compiled.INTERNET_CLIENT_IP}\n"
                 f"options timeout:1 attempts:2\n")
-    log = os.path.join(st.dir, "dns-internet.log")
-    argv = dns.dnsmasq_argv(compiled.INTERNET_CLIENT_IP, lab.region, rec["hosts"], log,
-                            os.path.join(st.dir, "dns-internet.pid"))
-    argv.append(f"--address=/execute-api.{lab.region}.amazonaws.com/{compiled.FRONT_END_IP}")
-    pid = processes.start(st, "dns", names.INTERNET, None, rec["netns"], argv, log, None)
-    deadline = time.monotonic() + DNS_READY_S
-    while not procs.udp_listening(pid, compiled.INTERNET_CLIENT_IP, 53):
-        check_interrupt()
-        if not procs.alive(pid, None) or time.monotonic() > deadline:
-            raise LabError(f"dnsmasq for the internet did not start: {processes.tail(log)}")
-        time.sleep(0.01)
+    realise_vpc.start_resolver(
+        st, names.INTERNET, rec["netns"], compiled.INTERNET_CLIENT_IP, lab.region, rec["hosts"],
+        "the internet",
+        (f"--address=/execute-api.{lab.region}.amazonaws.com/{compiled.FRONT_END_IP}",))
 
 
 def _front_end(lab: Lab, st: State) -> None:
@@ -132,20 +123,11 @@ def _front_end(lab: Lab, st: State) -> None:
     os.makedirs(config["log_dir"], mode=0o755, exist_ok=True)
     with open(rec["config"], "w") as f:
         json.dump(config, f, indent=1)
-    argv = [sys.executable, "-m", "dataplane.apigw", "--config", rec["config"]]
+    argv = [sys.executable, "-m", "dataplane.services.apigw", "--config", rec["config"]]
     pid = processes.start(st, "apigw", names.APIGW, None, st.data["api_gateway"]["netns"],
                           argv, rec["log"], None)
-    deadline = time.monotonic() + FRONT_END_READY_S
-    while True:
-        check_interrupt()
-        try:
-            control_client.call(rec["socket"], "ping", timeout=1)
-            return
-        except (control_client.ControlError, OSError):
-            if not procs.alive(pid, None) or time.monotonic() > deadline:
-                raise LabError(f"API Gateway's front end did not start: "
-                               f"{processes.tail(rec['log'])}")
-            time.sleep(0.05)
+    processes.wait_ready(pid, processes.answers(rec["socket"]), "API Gateway's front end",
+                         rec["log"], FRONT_END_READY_S)
 
 
 def status(lab: Lab, hp: dict[str, Any], health: dict | None) -> dict[str, Any]:
@@ -178,6 +160,8 @@ def lab_status(lab: Lab, data: dict[str, Any]) -> dict[str, Any]:
                        "target": link.target, "state": state, "message": message,
                        "endpoint": ep.get("id") if ep else None,
                        "endpoint_service": ep.get("service") if ep else None,
+                       # the customer's service admits API Gateway's account only
+                       "allowed_principals": [f"arn:aws:iam::{compiled.account_id(SERVICE)}:root"],
                        "enis": [e for e in hp.get("enis", []) if e["vpc"] == names.APIGW
                                 and e["owner"] == name]}
     apis = {}

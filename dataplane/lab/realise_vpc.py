@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from typing import Any
 
 from netns_setup import dns, kernel, nft, nsenter, offload, procs
@@ -35,8 +34,8 @@ from dataplane.model import Lab, names
 
 from . import processes
 from .plan import ENI_MTU, InstancePlan, VpcPlan
-from .progress import Step, check_interrupt
-from .state import LabError, State
+from .progress import Step
+from .state import State
 
 DNS_READY_S = 5.0
 
@@ -131,16 +130,19 @@ def _dns(lab: Lab, p: VpcPlan, st: State) -> None:
         f.writelines(f"{ip} {name}\n" for name, ip in dns_records(lab).get(p.name, []))
     with open(rec["resolv_conf"], "w") as f:
         f.write(dns.resolv_conf(p.dns, lab.region))
-    log = os.path.join(st.dir, f"dns-{p.name}.log")
-    argv = dns.dnsmasq_argv(p.dns, lab.region, rec["hosts"], log,
-                            os.path.join(st.dir, f"dns-{p.name}.pid"))
-    pid = processes.start(st, "dns", p.name, None, p.netns, argv, log, None)
-    deadline = time.monotonic() + DNS_READY_S
-    while not procs.udp_listening(pid, p.dns, 53):
-        check_interrupt()
-        if not procs.alive(pid, None) or time.monotonic() > deadline:
-            raise LabError(f"dnsmasq for VPC {p.name} did not start: {processes.tail(log)}")
-        time.sleep(0.01)
+    start_resolver(st, p.name, p.netns, p.dns, lab.region, rec["hosts"], f"VPC {p.name}")
+
+
+def start_resolver(st: State, owner: str, netns: str, listen: str, region: str, hosts: str,
+                   what: str, extra: tuple[str, ...] = ()) -> int:
+    """dnsmasq for `owner` (a VPC, the internet) on `listen` in `netns`, answering from
+    `hosts` (and `extra` arguments); returns once it listens."""
+    log = os.path.join(st.dir, f"dns-{owner}.log")
+    argv = dns.dnsmasq_argv(listen, region, hosts, log, os.path.join(st.dir, f"dns-{owner}.pid"))
+    pid = processes.start(st, "dns", owner, None, netns, argv + list(extra), log, None)
+    processes.wait_ready(pid, lambda: procs.udp_listening(pid, listen, 53),
+                         f"dnsmasq for {what}", log, DNS_READY_S)
+    return pid
 
 
 def source_dest_drops(st: State) -> dict[str, dict[str, dict[str, int]]]:

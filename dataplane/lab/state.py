@@ -6,9 +6,11 @@ namespaces, after checking that none exists yet) and updated as each process sta
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
-from typing import Any
+from typing import Any, Iterator
 
 from netns_setup import procs
 
@@ -27,6 +29,7 @@ class State:
 
     def __init__(self, data: dict[str, Any]):
         self.data = data
+        self.repaired: list[str] = []      # what `up` restarted on a degraded lab
 
     @property
     def lab(self) -> str:
@@ -56,6 +59,24 @@ class State:
         with open(tmp, "w") as f:
             json.dump(self.data, f, indent=1)
         os.replace(tmp, self.path)
+
+    @classmethod
+    @contextlib.contextmanager
+    def locked(cls, lab: str) -> Iterator["State | None"]:
+        """The lab's state read under its lock (None when the lab has none), for a
+        read-change-save that must not interleave with another (the supervisor's
+        restarts and `down`'s `stopping`)."""
+        d = names.lab_dir(lab)
+        try:
+            fd = os.open(os.path.join(d, "state.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            yield None
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield cls.load(lab)
+        finally:
+            os.close(fd)
 
     def owner_alive(self) -> bool:
         return procs.alive(self.data.get("owner_pid", 0), self.data.get("owner_start"))

@@ -20,7 +20,8 @@ def check_present(st: State) -> list[str]:
     missing = [f"namespace {n}" for n in st.data.get("namespaces", [])
                if not kernel.netns_exists(n)]
     missing += [f"{p['role']} process {p['pid']} ({p['vpc']}"
-                f"{'/' + p['instance'] if p.get('instance') else ''})"
+                f"{'/' + p['instance'] if p.get('instance') else ''}) stopped"
+                + (" (the supervisor gave up restarting it)" if p.get("gave_up") else "")
                 for p in st.data.get("processes", []) if not procs.alive(p["pid"], p["start"])]
     return missing
 
@@ -49,7 +50,9 @@ def status(lab: str) -> dict[str, Any]:
     for p in d.get("processes", []):
         out["processes"].append({**{k: p[k] for k in ("pid", "role", "vpc", "instance",
                                                       "log", "argv")},
-                                 "running": procs.alive(p["pid"], p["start"])})
+                                 "running": procs.alive(p["pid"], p["start"]),
+                                 "restarts": p.get("restarts", 0),
+                                 "gave_up": p.get("gave_up", False)})
     out["tracking"] = _tracking_status(st)
     if d.get("hyperplane"):
         out["hyperplane"] = _hyperplane_status(d)
@@ -58,6 +61,10 @@ def status(lab: str) -> dict[str, Any]:
         if hasattr(kind, "lab_status"):
             lab_model = lab_model or Lab.from_dict(d["topology"])
             out.update(kind.lab_status(lab_model, d))
+    if d.get("status") == "up":
+        out["degraded"] = check_present(st)
+        if out["degraded"]:
+            out["status"] = "degraded"
     return out
 
 

@@ -21,6 +21,7 @@ after a `kill -9` half-way. A failure in `up` tears down everything it made
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Any
 
@@ -33,7 +34,7 @@ from dataplane.model import Lab, names
 from . import hyperplane, processes, realise_vpc
 from .down import teardown
 from .plan import digest, plan
-from .progress import Interrupted, Progress, check_interrupt, run_steps
+from .progress import Interrupted, Progress, Step, check_interrupt, run_steps
 from .state import STATE_VERSION, LabError, State
 from .status import check_present
 
@@ -50,11 +51,7 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
     if old is not None:
         status = old.data.get("status")
         if status == "up" and old.data.get("digest") == want:
-            missing = check_present(old)
-            if missing:
-                raise LabError(f"lab {lab.name} is up but damaged ({'; '.join(missing)}); "
-                               f"run `vpclab down {lab.name}` and `vpclab up` again")
-            return old, False
+            return repair(old), False
         if status == "up":
             raise LabError(f"lab {lab.name} is already up from a different topology; "
                            f"run `vpclab down {lab.name}` first")
@@ -104,6 +101,9 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
     for kind in kinds.realisers():
         if hasattr(kind, "final_steps"):
             steps += kind.final_steps(lab, st)
+    steps.append(Step("supervisor: restarts the forwarder, resolvers and front end if they "
+                      "die (python -m dataplane.lab.supervisor)",
+                      lambda: start_supervisor(st)))
     prog = Progress(len(steps), progress)
     try:
         run_steps(steps, prog)
@@ -120,3 +120,42 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
         raise LabError(f"up of lab {lab.name} failed during: {failed}: {e}; "
                        f"everything it made was removed") from e
     return st, True
+
+
+def start_supervisor(st: State) -> int:
+    """The lab's supervisor (lab/supervisor.py), in the lab's cgroup; it lives in the
+    Hyperplane's namespace, or the first VPC's (it opens no socket but Unix ones)."""
+    netns = (st.data.get("hyperplane") or {}).get("netns") or \
+        next(iter(st.data["vpcs"].values()))["netns"]
+    return processes.start(st, processes.SUPERVISOR, names.HYPERPLANE, None, netns,
+                           [sys.executable, "-m", "dataplane.lab.supervisor", st.lab],
+                           os.path.join(st.dir, "supervisor.log"), None)
+
+
+def repair(st: State) -> State:
+    """`up` on a lab that is up from the same file: start again every recorded process
+    that has stopped (the supervisor, what it gave up on, `run:` commands, which it
+    leaves alone). Namespaces are not remade in place: a lab missing one is refused,
+    naming it."""
+    gone = [n for n in st.data.get("namespaces", []) if not kernel.netns_exists(n)]
+    if gone:
+        raise LabError(f"lab {st.lab} is up but damaged (missing: {', '.join(gone)}); a "
+                       f"namespace cannot be remade in place: run `vpclab down {st.lab}` "
+                       f"and `vpclab up` again")
+    with State.locked(st.lab) as locked:
+        st = locked or st
+        repaired = []
+        for p in st.data["processes"]:
+            if procs.alive(p["pid"], p["start"]):
+                continue
+            pid, started = procs.spawn(p["netns"], p["argv"], p["log"], p.get("resolv"),
+                                       cwd=p.get("cwd", "/"), cgroup=processes.cgroup_path(st))
+            repaired.append(f"{p['role']} {p['vpc']} (pid {pid})")
+            p.update(pid=pid, start=started, gave_up=False, restarts=p.get("restarts", 0) + 1)
+        if repaired:
+            st.save()
+    st.repaired = repaired       # for the CLI's message
+    missing = check_present(st)
+    if missing:
+        raise LabError(f"lab {st.lab} is still damaged after repair ({'; '.join(missing)})")
+    return st

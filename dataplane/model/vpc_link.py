@@ -115,8 +115,8 @@ def check(doc: dict[str, Any]) -> list[Problem]:
         if not is_http_link(link):
             continue
         lp = f"{PATH}.{name}"
-        problems += [Problem(f"{lp}.{key}", f"required key is missing (an HTTP-API VPC link "
-                                            f"names its vpc and subnets)")
+        problems += [Problem(f"{lp}.{key}", "required key is missing (an HTTP-API VPC link "
+                                            "names its vpc and subnets)")
                      for key in ("vpc", "subnets") if key not in link]
         if "target" in link:
             problems.append(Problem(f"{lp}.target", "an HTTP-API VPC link has no target (its "

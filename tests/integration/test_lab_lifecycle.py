@@ -59,7 +59,7 @@ def test_down_leaves_nothing(tmp_path, teardown_labs):
     assert up.returncode == 0, up.stderr
     state = json.loads(vpclab("status", lab, "--json", check=True).stdout)
     pids = [p["pid"] for p in state["processes"]]
-    assert len(pids) == 4                                   # 2 dnsmasq + 2 run:
+    assert len(pids) == 5                                   # 2 dnsmasq + 2 run: + supervisor
     assert all(procs.alive(p, None) for p in pids)
     assert nft.list_tables("t3down.v0") == ["inet t3down-sg"]
     assert len(leftovers(lab)) == 6 + 2                     # 6 namespaces, directory, cgroup

@@ -238,7 +238,7 @@ def test_status_needs_only_the_state(lab, tmp_path):
     assert st["status"] == "up"
     assert st["vpcs"]["red"]["instances"]["web2"]["ip"] == "10.0.2.50"
     assert all(p["running"] for p in st["processes"])
-    assert {p["role"] for p in st["processes"]} == {"dns", "run"}
+    assert {p["role"] for p in st["processes"]} == {"dns", "run", "supervisor"}
     web1 = [p for p in st["processes"] if p["vpc"] == "red" and p["instance"] == "web1"][0]
     with open(web1["log"]) as f:
         assert "serving red-web1" in f.read()

@@ -349,8 +349,11 @@ def test_cleanup_after_the_forwarder_and_vpclab_are_killed(pl_lab) -> None:
     import os
     import signal
     pl_lab("t4kill")
-    forwarder = next(p for p in labmod.status("t4kill")["processes"] if p["role"] == "forwarder")
-    os.kill(forwarder["pid"], signal.SIGKILL)
+    running = labmod.status("t4kill")["processes"]
+    # The supervisor first (it would restart the forwarder), as a `kill -9` of the lab's
+    # processes in any order would leave them.
+    for role in ("supervisor", "forwarder"):
+        os.kill(next(p["pid"] for p in running if p["role"] == role), signal.SIGKILL)
     text = vpclab("status", "t4kill").stdout
     assert "forwarder hyperplane" in text and "STOPPED" in text
     assert vpclab("cleanup", "t4kill").returncode == 0

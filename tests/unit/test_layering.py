@@ -116,6 +116,19 @@ def test_lab_reaches_the_forwarder_only_through_its_socket_and_constants() -> No
     assert offenders == []
 
 
+def test_the_proxy_engine_knows_no_personality_and_api_gateway_no_packet_engine() -> None:
+    """dataplane/services/proxy serves API Gateway and the ALB alike: it imports neither; API
+    Gateway's front end runs in its own process, beside the forwarder, not in it."""
+    engine = [f"{p.relative_to(REPO)}: {m}" for p in sources("proxy") for m in imports(p)
+              if m.startswith(("dataplane.services.apigw", "dataplane.forwarder", "dataplane.lab",
+                               "dataplane.compile", "dataplane._native"))]
+    front_end = [f"{p.relative_to(REPO)}: {m}" for p in sources("apigw") for m in imports(p)
+                 if (m.startswith("dataplane.forwarder") and m != "dataplane.forwarder"
+                     and not m.startswith("dataplane.forwarder.control"))
+                 or m.startswith(("dataplane._native", "dataplane.lab"))]
+    assert engine == [] and front_end == []
+
+
 def test_vpclab_bench_runs_the_suite_as_a_child_process(monkeypatch, tmp_path) -> None:
     from dataplane.cli import bench
     from dataplane.cli.common import CliError

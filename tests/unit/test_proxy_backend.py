@@ -1,0 +1,112 @@
+"""Backend connections and their pool (dataplane/services/proxy/backend.py) without sockets: what a
+backend may send back — interim responses, bodies delimited by close, junk, too much —
+and when a connection goes back to its pool."""
+from __future__ import annotations
+
+from dataplane.services.proxy.backend import BackendConnection, BackendPool
+from dataplane.services.proxy.personality import Limits
+
+
+class Transport:
+    def __init__(self) -> None:
+        self.closed = False
+        self.written = b""
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    abort = close
+
+
+class Owner:
+    def __init__(self) -> None:
+        self.got: list = []
+
+    def backend_response(self, status, headers, body) -> None:
+        self.got.append(("response", status, headers, body))
+
+    def backend_failed(self, kind, detail, retriable) -> None:
+        self.got.append(("failed", kind, retriable))
+
+    def backend_ready(self, conn) -> None:
+        self.got.append(("ready", conn))
+
+
+def connection(max_body: int = 100) -> tuple[BackendConnection, Transport, Owner]:
+    group = BackendPool(Limits(max_body_bytes=max_body)).group(None, ("10.0.0.1",), 80)
+    group.open = 1
+    conn = BackendConnection(group, "10.0.0.1")
+    transport = Transport()
+    conn.connection_made(transport)
+    owner = Owner()
+    conn.send(owner, b"GET / HTTP/1.1\r\n\r\n", head_only=False)
+    return conn, transport, owner
+
+
+def test_a_keep_alive_response_returns_the_connection_to_the_pool() -> None:
+    conn, transport, owner = connection()
+    conn.data_received(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: y\r\n\r\nok")
+    assert owner.got == [("response", 200, [("Content-Length", "2"), ("X", "y")], b"ok")]
+    assert conn.group.idle == [conn] and not transport.closed
+    other = Owner()
+    conn.group.acquire(other)
+    assert other.got == [("ready", conn)] and conn.group.idle == []
+
+
+def test_a_body_delimited_by_close_and_a_connection_close_response() -> None:
+    conn, transport, owner = connection()
+    conn.data_received(b"HTTP/1.1 200 OK\r\n\r\npart one, ")
+    conn.data_received(b"part two")
+    conn.connection_lost(None)
+    assert owner.got == [("response", 200, [], b"part one, part two")]
+    conn, transport, owner = connection()
+    conn.data_received(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+    assert owner.got[0][1] == 200 and transport.closed and conn.group.idle == []
+
+
+def test_junk_too_much_and_early_close() -> None:
+    conn, transport, owner = connection()
+    conn.data_received(b"SSH-2.0-OpenSSH_9.2\r\n")
+    assert owner.got == [("failed", "backend_bad_response", False)] and transport.closed
+    conn, transport, owner = connection(max_body=10)
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n0123456789a")
+    assert owner.got == [("failed", "response_too_large", False)]
+    conn, transport, owner = connection()
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01")
+    conn.connection_lost(ConnectionResetError())
+    assert owner.got == [("failed", "backend_closed", False)]
+    conn, _, owner = connection()
+    conn.data_received(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n")
+    assert owner.got == [("failed", "backend_bad_response", False)]
+
+
+def test_a_reused_connection_closed_before_any_byte_is_retriable() -> None:
+    conn, transport, owner = connection()
+    conn.data_received(b"HTTP/1.1 204 No Content\r\n\r\n")
+    conn.send(owner, b"GET /again HTTP/1.1\r\n\r\n", head_only=False)
+    conn.connection_lost(None)
+    assert owner.got[-1] == ("failed", "backend_closed", True)
+
+
+def test_bytes_after_a_complete_response_close_the_idle_connection() -> None:
+    conn, transport, owner = connection()
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    conn.data_received(b"unasked")
+    assert transport.closed and len(owner.got) == 1
+
+
+def test_head_responses_complete_at_the_head() -> None:
+    group = BackendPool(Limits()).group(None, ("10.0.0.1",), 80)
+    conn = BackendConnection(group, "10.0.0.1")
+    transport = Transport()
+    conn.connection_made(transport)
+    owner = Owner()
+    conn.send(owner, b"HEAD / HTTP/1.1\r\n\r\n", head_only=True)
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+    assert owner.got == [("response", 200, [("Content-Length", "5")], b"")] and transport.closed
