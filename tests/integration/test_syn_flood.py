@@ -5,9 +5,8 @@ Consumer VPC `c`: `client` (check on) and `flooder` (`source_dest_check: false`,
 source address passes) share an interface endpoint; provider VPC `p`: the target `web`
 behind an NLB, health-checked every 5 s. While `client` keeps one established stream
 going, `flooder` sends 1,000,000 SYNs from random addresses and ports of the consumer
-VPC's CIDR toward the endpoint with trafgen, bounded in count (and by `timeout`), as
-fast as the path takes them (the VPC router and the forwarder set the pace: ~30,000/s
-on the 2-core VM, so ~30 s), and `client` opens new connections one after another.
+VPC's CIDR toward the endpoint with trafgen, bounded in count (and by `timeout`) and
+paced (FLOOD_RATE), and `client` opens new connections one after another.
 The NLB node's pool of client ports toward the target (64,384) overflows many times
 over; the forwarder's table (65,536) holds it.
 
@@ -35,6 +34,11 @@ pytestmark = pytest.mark.root
 LAB = "t13f"
 PEERS = str(HERE / "flood_peers.py")
 FLOOD_SYNS = 1_000_000
+# At most what one forwarder core carries on the 2-core VM with the target's SYN-ACKs
+# coming back (25,000-60,000 frames/s, by load): beyond, its receive rings drop legitimate segments
+# with the flood's, which is capacity, not what this test is about. trafgen's pacing
+# falls short of it on a loaded machine (~17,000/s), so the flood lasts 50-60 s.
+FLOOD_RATE = "20000pps"
 NEW_CONNECTIONS, EVERY = 50, 0.1
 
 
@@ -124,7 +128,7 @@ def test_a_million_spoofed_syns_reset_nothing_and_starve_nobody(lab, tmp_path):
         # The flood, and new connections while it lasts.
         t0 = time.monotonic()
         flood = exec_in("c/flooder", "timeout", "90", "trafgen", "--dev", "eth0", "--conf", str(conf),
-                        "--num", str(FLOOD_SYNS), "--cpus", "1", "-Q", "-C")
+                        "--num", str(FLOOD_SYNS), "--rate", FLOOD_RATE, "--cpus", "1", "-Q", "-C")
         procs.append(flood)
         time.sleep(1)
         connect = exec_in("c/client", sys.executable, PEERS, "connect", EP_IP, "80",
@@ -147,6 +151,7 @@ def test_a_million_spoofed_syns_reset_nothing_and_starve_nobody(lab, tmp_path):
     # The new connections were all begun while the flood went on.
     assert flood_s > 1 + NEW_CONNECTIONS * EVERY, f"the flood lasted only {flood_s:.1f} s"
     made = json.loads(connect_out.splitlines()[-1])
+    print(f"\nflood {flood_s:.1f} s; new connections {made}; stats {stats(lab)['ports']}")
     assert made["ok"] >= 0.9 * NEW_CONNECTIONS, (made, connect_err)
     kept = json.loads(stream_out.splitlines()[-1])
     assert kept["error"] is None, kept
