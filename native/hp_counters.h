@@ -55,6 +55,8 @@
     X(TCP_RST_SENT,       "tcp_rst_sent",       "RSTs answered to segments of unknown or expired flows") \
     X(FLOWS_CREATED,      "flows_created",      "flows created by packets arriving on this port") \
     X(FLOWS_EXPIRED,      "flows_expired",      "flows of this port's services removed after their idle timeout") \
+    X(EVICTED_PORT_POOL,  "evicted_port_pool",  "half-open flows of this port's services evicted, oldest first, to give a new flow their SNAT port (no free port for that destination)") \
+    X(EVICTED_TABLE_FULL, "evicted_table_full", "half-open flows of this port's services evicted, oldest first, to give a new flow their slot (flow table full)") \
     X(MSS_CLAMPED,        "mss_clamped",        "SYNs whose MSS option was lowered to fit the service MTU") \
     X(CSUM_COMPLETED,     "csum_completed",     "frames whose partial L4 checksum was completed in full") \
     X(CSUM_KEPT_PARTIAL,  "csum_kept_partial",  "frames whose partial L4 checksum was left to the transmit path") \

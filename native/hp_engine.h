@@ -44,6 +44,12 @@
  *     for (;;) { ...fill pkts...; hp_process(e, in_port, pkts, n, now_ns); ...send... }
  *     hp_engine_destroy(e);
  *
+ * Under pressure — no free SNAT port for a new flow's destination, or no free flow slot —
+ * a new flow takes the place of the oldest *half-open* flow (TCP whose handshake never
+ * completed), as Linux conntrack's early drop does, so a flood of spoofed SYNs cannot
+ * starve legitimate connections and never touches an established flow. Counters
+ * evicted_port_pool and evicted_table_full say how often (hp_flow.c explains the FIFO).
+ *
  * Time is never read inside: every call that ages flows takes `now_ns` (any monotonic
  * clock, nanoseconds), so tests drive expiry by passing time, not by sleeping.
  *
@@ -87,7 +93,7 @@ struct hp_engine_config {
     uint32_t max_services;         /* 0: 1024 */
     uint32_t maglev_size;          /* entries of each service's Maglev table, a prime; 0: 65537 */
     uint32_t hash_seed;            /* seeds flow hashing; 0: a fixed default, so runs repeat */
-    uint32_t timeout_tcp_syn_s;    /* half-open TCP (SYN seen, no SYN-ACK); 0: 30 */
+    uint32_t timeout_tcp_syn_s;    /* half-open TCP (SYN_SENT, SYN_RECV); 0: 30 */
     uint32_t timeout_tcp_fin_s;    /* one side sent FIN; 0: 60 */
     uint32_t timeout_tcp_close_s;  /* both FINs, or a RST, seen; 0: 10 */
     uint32_t timeout_udp_s;        /* default UDP idle timeout; 0: 120 (NLB) */
@@ -225,6 +231,7 @@ struct hp_pkt {
 #define HP_TCP_FIN_WAIT 3
 #define HP_TCP_CLOSING 4           /* both FINs seen */
 #define HP_TCP_CLOSED 5            /* RST seen */
+#define HP_TCP_SYN_RECV 6          /* the backend's SYN-ACK seen, the client's ACK not yet */
 
 /* For a VPC link's flow (kind HP_KIND_VPC_NAT): client = the source on API Gateway's
  * side, vip = backend = the destination, snat = the ENI's address and port. */
@@ -292,6 +299,9 @@ void hp_process(struct hp_engine *e, uint16_t in_port, struct hp_pkt *pkts, uint
 
 uint32_t hp_expire(struct hp_engine *e, uint64_t now_ns, uint32_t max_scan);
 uint32_t hp_flow_count(const struct hp_engine *e);
+/* Flows whose TCP handshake is not complete (SYN_SENT or SYN_RECV, or closed before it
+ * completed): the ones a new flow may evict under pressure (hp_flow.c). */
+uint32_t hp_flow_half_open_count(const struct hp_engine *e);
 uint32_t hp_flow_dump(const struct hp_engine *e, uint32_t *cursor,
                       struct hp_flow_info *out, uint32_t max);
 uint32_t hp_expired_read(struct hp_engine *e, struct hp_flow_info *out, uint32_t max);

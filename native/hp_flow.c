@@ -16,6 +16,28 @@
  * Expiry is lazy and bounded: a lookup that finds an idle flow removes it and reports a
  * miss, and hp_process() ages a fixed number of slots per batch (the clock hand), so
  * neither a lookup nor a batch ever walks the whole table.
+ *
+ * Half-open flows (TCP whose handshake is not complete: the client's SYN seen, and the
+ * backend's SYN-ACK or the client's ACK after it not yet) are also kept in a FIFO, oldest
+ * first: a doubly linked list through a side array of 12 bytes per slot (struct
+ * hp_half_open), so that joining, leaving (the handshake completes, the flow goes) and
+ * taking the oldest are O(1) and no flow grows past its cache line. This is what a new
+ * flow evicts under pressure, as Linux conntrack's early_drop evicts unassured entries:
+ *   - the flow table is full: the FIFO's head, the oldest half-open flow of all (O(1));
+ *   - no SNAT port is free for the new flow's destination (hp_nat.c): the oldest
+ *     half-open flow among the occupants the bounded port search has just looked at.
+ *     Those are the right pool by construction (any FIFO entry may belong to another
+ *     destination, and walking the FIFO for one of ours is unbounded in the worst case),
+ *     and the search has already read them, so choosing costs one more cache line per
+ *     candidate, prefetched. Tickets (the FIFO's clock on joining) rank them exactly,
+ *     where the flows' one-second timestamps would leave a flood's entries all tied.
+ * Established flows are never in the FIFO, so no flood of SYNs can evict one. The
+ * alternative to eviction, SYN cookies in the forwarder (a SYN proxy), would mean
+ * translating sequence numbers and options on every packet of every flow; and AWS says
+ * an NLB's TCP listener routes every SYN to its targets, absorbing none (DDoS-resiliency
+ * whitepaper, BP6), which is what forwarding them and evicting does. Under a flood that
+ * keeps a pool full, the search stops at 8 candidates (hp_nat.c), and a new flow costs
+ * ~4x an ordinary one (bench/test_flood.py).
  */
 #include <string.h>
 
@@ -40,7 +62,9 @@ int hp_flow_table_init(struct hp_engine *e, uint32_t capacity, uint32_t seed)
     ft->slots = hp_table_alloc(e, capacity, sizeof *ft->slots);
     ft->buckets = hp_table_alloc(e, nb, sizeof *ft->buckets);
     ft->free_list = hp_table_alloc(e, capacity, sizeof *ft->free_list);
-    if (!ft->slots || !ft->buckets || !ft->free_list)
+    ft->half_open = hp_table_alloc(e, capacity, sizeof *ft->half_open);
+    ft->half_open_head = ft->half_open_tail = HP_NONE;
+    if (!ft->slots || !ft->buckets || !ft->free_list || !ft->half_open)
         return -1;
     /* Hand out low slots first: a small working set stays in few cache lines. */
     for (uint32_t i = 0; i < capacity; i++)
@@ -59,6 +83,7 @@ void hp_flow_table_free(struct hp_engine *e)
         hp_table_free(e, ft->slots, ft->capacity, sizeof *ft->slots);
     hp_table_free(e, ft->buckets, (size_t)ft->bucket_mask + 1, sizeof *ft->buckets);
     hp_table_free(e, ft->free_list, ft->capacity, sizeof *ft->free_list);
+    hp_table_free(e, ft->half_open, ft->capacity, sizeof *ft->half_open);
     memset(ft, 0, sizeof *ft);
 }
 
@@ -225,9 +250,75 @@ static void unlink_key(struct hp_flow_table *ft, uint32_t slot, int dir)
     }
 }
 
-/* Copies `proto_flow` into a free slot and indexes both of its keys. The caller has made
- * sure neither key exists. Returns the slot, or HP_NONE when the table (or, with
- * negligible probability, the index) is full. */
+/* ---- the FIFO of half-open flows ---------------------------------------------------- */
+
+static void half_open_push(struct hp_flow_table *ft, uint32_t slot)
+{
+    struct hp_half_open *h = &ft->half_open[slot];
+    h->prev = ft->half_open_tail;
+    h->next = HP_NONE;
+    h->ticket = ft->half_open_clock++;
+    if (ft->half_open_tail == HP_NONE)
+        ft->half_open_head = slot;
+    else
+        ft->half_open[ft->half_open_tail].next = slot;
+    ft->half_open_tail = slot;
+    ft->half_open_count++;
+}
+
+static void half_open_unlink(struct hp_flow_table *ft, uint32_t slot)
+{
+    const struct hp_half_open *h = &ft->half_open[slot];
+    if (h->prev == HP_NONE)
+        ft->half_open_head = h->next;
+    else
+        ft->half_open[h->prev].next = h->next;
+    if (h->next == HP_NONE)
+        ft->half_open_tail = h->prev;
+    else
+        ft->half_open[h->next].prev = h->prev;
+    ft->half_open_count--;
+    ft->slots[slot].flags &= (uint8_t)~HP_FLOW_HALF_OPEN;
+}
+
+/* Flow `f` completed its handshake: it leaves the FIFO and can no longer be evicted. */
+void hp_flow_handshake_done(struct hp_engine *e, struct hp_flow *f)
+{
+    if (f->flags & HP_FLOW_HALF_OPEN)
+        half_open_unlink(&e->ft, (uint32_t)(f - e->ft.slots));
+}
+
+/* How many half-open flows joined the FIFO after the one in `slot`: comparable between
+ * any two half-open flows (the larger is the older) while fewer than 2^31 flows open
+ * within one half-open timeout, which no engine can do. */
+uint32_t hp_flow_half_open_age(const struct hp_flow_table *ft, uint32_t slot)
+{
+    return ft->half_open_clock - ft->half_open[slot].ticket;
+}
+
+/* Removes the half-open flow in `slot` to make room for a new one, counting it as `why`
+ * on the ingress port of its service. Not reported as expired: it did not idle out. */
+void hp_flow_evict(struct hp_engine *e, uint32_t slot, enum hp_counter why)
+{
+    e->ports[e->ft.slots[slot].in_port].counters[why]++;
+    hp_flow_remove(e, slot, false);
+}
+
+/* Evicts the oldest half-open flow of the whole table; false when there is none. */
+bool hp_flow_evict_oldest(struct hp_engine *e, enum hp_counter why)
+{
+    if (e->ft.half_open_head == HP_NONE)
+        return false;
+    hp_flow_evict(e, e->ft.half_open_head, why);
+    return true;
+}
+
+uint32_t hp_flow_half_open_count(const struct hp_engine *e) { return e->ft.half_open_count; }
+
+/* Copies `proto_flow` into a free slot and indexes both of its keys; a flow that comes
+ * marked HP_FLOW_HALF_OPEN joins the FIFO's tail. The caller has made sure neither key
+ * exists. Returns the slot, or HP_NONE when the table (or, with negligible probability,
+ * the index) is full. */
 uint32_t hp_flow_insert(struct hp_engine *e, const struct hp_flow *proto_flow)
 {
     struct hp_flow_table *ft = &e->ft;
@@ -244,6 +335,8 @@ uint32_t hp_flow_insert(struct hp_engine *e, const struct hp_flow *proto_flow)
     }
     ft->free_top--;
     ft->count++;
+    if (proto_flow->flags & HP_FLOW_HALF_OPEN)
+        half_open_push(ft, slot);
     return slot;
 full:
     ft->slots[slot].live = 0;
@@ -265,6 +358,8 @@ void hp_flow_remove(struct hp_engine *e, uint32_t slot, bool expired)
         hp_flow_info_of(e, slot, &e->expired[e->expired_head % e->expired_cap]);
         e->expired_head++;
     }
+    if (f->flags & HP_FLOW_HALF_OPEN)
+        half_open_unlink(ft, slot);
     unlink_key(ft, slot, 0);
     unlink_key(ft, slot, 1);
     f->live = 0;
@@ -357,7 +452,8 @@ uint64_t hp_expired_lost(const struct hp_engine *e) { return e->expired_lost; }
 uint64_t hp_flow_bytes_per_flow(const struct hp_engine *e)
 {
     const struct hp_flow_table *ft = &e->ft;
-    uint64_t bytes = (uint64_t)ft->capacity * (sizeof *ft->slots + sizeof *ft->free_list) +
+    uint64_t bytes = (uint64_t)ft->capacity *
+                         (sizeof *ft->slots + sizeof *ft->free_list + sizeof *ft->half_open) +
                      ((uint64_t)ft->bucket_mask + 1) * sizeof *ft->buckets;
     return bytes / ft->capacity;
 }
@@ -375,7 +471,8 @@ uint32_t hp_flow_timeout_s(const struct hp_engine *e, const struct hp_flow *f)
     switch (f->proto) {
     case IPPROTO_TCP_:
         switch (f->tcp_state) {
-        case HP_TCP_SYN_SENT: return e->cfg.timeout_tcp_syn_s;
+        case HP_TCP_SYN_SENT:
+        case HP_TCP_SYN_RECV: return e->cfg.timeout_tcp_syn_s;
         case HP_TCP_FIN_WAIT: return e->cfg.timeout_tcp_fin_s;
         case HP_TCP_CLOSING:
         case HP_TCP_CLOSED: return e->cfg.timeout_tcp_close_s;
@@ -411,10 +508,10 @@ void hp_flow_remove_where(struct hp_engine *e, int service, int port)
     }
 }
 
-/* Rebuilds the index and the free list from the slots alone (their `live` flag and keys),
- * as after a forwarder restart: the slots are the truth, everything else is derived. A
- * live flow whose keys no longer fit (or collide with an earlier one) is dropped.
- * Returns the number dropped. */
+/* Rebuilds the index, the free list and the half-open queue from the slots alone (their
+ * `live` flag, keys and flags), as after a forwarder restart: the slots are the truth,
+ * everything else is derived. A live flow whose keys no longer fit (or collide with an
+ * earlier one) is dropped. Returns the number dropped. */
 uint32_t hp_flow_reindex(struct hp_engine *e)
 {
     struct hp_flow_table *ft = &e->ft;
@@ -423,6 +520,8 @@ uint32_t hp_flow_reindex(struct hp_engine *e)
     ft->count = 0;
     ft->free_top = 0;
     ft->scan_hand = 0;
+    ft->half_open_head = ft->half_open_tail = HP_NONE;
+    ft->half_open_count = 0;
     for (uint32_t slot = 0; slot < ft->capacity; slot++) {
         struct hp_flow *f = &ft->slots[slot];
         if (!f->live)
@@ -435,6 +534,11 @@ uint32_t hp_flow_reindex(struct hp_engine *e)
         if (!clash && link_key(ft, slot, 0)) {
             if (link_key(ft, slot, 1)) {
                 ft->count++;
+                /* Half-open flows queue again in slot order, not their first order:
+                 * the ranking of the restored ones is approximate for one half-open
+                 * timeout, after which they have all expired. */
+                if (f->flags & HP_FLOW_HALF_OPEN)
+                    half_open_push(ft, slot);
                 continue;
             }
             unlink_key(ft, slot, 0);

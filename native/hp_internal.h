@@ -115,6 +115,7 @@ struct hp_flow {
 
 #define HP_FLOW_FIN(dir) (1u << (dir)) /* direction `dir` sent a FIN */
 #define HP_FLOW_BOTH_FINS 0x03u
+#define HP_FLOW_HALF_OPEN 0x40u      /* TCP handshake not complete: in the half-open FIFO */
 #define HP_FLOW_RESET 0x80u          /* its target was reported unhealthy: reset on sight */
 
 _Static_assert(sizeof(struct hp_flow) == 64, "a flow is one cache line");
@@ -136,6 +137,14 @@ struct hp_flow_key {
     uint8_t proto;
 };
 
+/* A half-open flow's place in the FIFO of half-open flows (hp_flow.c), by slot: its
+ * neighbours (HP_NONE at the ends) and its ticket, the FIFO's clock when it joined, so
+ * that two half-open flows compare by age without walking the list. */
+struct hp_half_open {
+    uint32_t prev, next;
+    uint32_t ticket;
+};
+
 struct hp_flow_table {
     struct hp_flow *slots;
     uint32_t capacity;
@@ -146,6 +155,11 @@ struct hp_flow_table {
     uint32_t free_top;
     uint32_t scan_hand;     /* next slot the expiry sweep looks at */
     uint32_t seed;
+    struct hp_half_open *half_open; /* per slot; meaningful while the flow is HP_FLOW_HALF_OPEN */
+    uint32_t half_open_head;        /* oldest half-open flow, HP_NONE: none */
+    uint32_t half_open_tail;        /* youngest */
+    uint32_t half_open_count;
+    uint32_t half_open_clock;       /* tickets handed out so far (wraps; ages are differences) */
     void *shared_map;       /* the flow-state file's mapping (hp_flow_state.c), or NULL */
     size_t shared_bytes;
 };
@@ -189,6 +203,7 @@ struct hp_service {
     struct hp_index_key *keys;
     uint32_t n_keys;
     struct hp_link_config *link; /* a VPC link's tables (HP_KIND_VPC_NAT); NULL otherwise */
+    bool snat_pressure;     /* its last port search ended in an eviction (hp_nat.c): a hint */
 };
 
 /* Open-addressing index from (key type, port, proto, ip, l4port) to a service id, rebuilt
@@ -297,11 +312,15 @@ bool hp_flow_is_idle(const struct hp_engine *e, const struct hp_flow *f);
 uint32_t hp_flow_timeout_s(const struct hp_engine *e, const struct hp_flow *f);
 void hp_flow_update_min_timeout(struct hp_engine *e);
 void hp_flow_remove_where(struct hp_engine *e, int service, int port);
+void hp_flow_handshake_done(struct hp_engine *e, struct hp_flow *f);
+uint32_t hp_flow_half_open_age(const struct hp_flow_table *ft, uint32_t slot);
+void hp_flow_evict(struct hp_engine *e, uint32_t slot, enum hp_counter why);
+bool hp_flow_evict_oldest(struct hp_engine *e, enum hp_counter why);
 uint32_t hp_flow_reindex(struct hp_engine *e);
 
 /* hp_flow_state.c */
 #define HP_FLOW_STATE_MAGIC "VPCLABFT"
-#define HP_FLOW_STATE_VERSION 1u
+#define HP_FLOW_STATE_VERSION 2u  /* 2: state SYN_RECV and flag HP_FLOW_HALF_OPEN */
 #define HP_FLOW_STATE_HEADER 4096u   /* the slots start on a page of their own */
 struct hp_flow_state_header {
     char magic[8];
@@ -327,7 +346,7 @@ uint64_t hp_mix64(uint64_t a, uint64_t b, uint32_t seed);
 bool hp_sg_allows(const struct hp_sg *sg, uint8_t proto, uint32_t ip, uint16_t port);
 
 /* hp_nat.c */
-int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc,
+int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, struct hp_service *svc,
                      uint64_t client_hash);
 enum hp_drop hp_nat_open_flow(struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
                               int32_t sid, uint16_t out_port, uint32_t snat_ip, uint32_t backend_ip,

@@ -45,18 +45,26 @@ static void prefetch_new_flow(const struct hp_ctx *c, const struct hp_parsed *p)
         kind_of(c->e, sid)->prefetch_new_flow(c, p, sid);
 }
 
-static void tcp_track(struct hp_flow *f, int dir, uint8_t flags)
+/* TCP state of a flow, from the flags of a segment in direction `dir` (0: client to
+ * backend). The handshake completes, and the flow stops being half-open (evictable,
+ * hp_flow.c), only when the client acknowledges the backend's SYN-ACK: a spoofed source
+ * never does, even when the backend answers its SYN. */
+static void tcp_track(struct hp_engine *e, struct hp_flow *f, int dir, uint8_t flags)
 {
     if (flags & TCP_RST) {
         f->tcp_state = HP_TCP_CLOSED;
         return;
     }
-    if (f->tcp_state == HP_TCP_SYN_SENT && dir == 1 && (flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK))
+    if (f->tcp_state == HP_TCP_SYN_SENT && dir == 1 && (flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK)) {
+        f->tcp_state = HP_TCP_SYN_RECV;
+    } else if (f->tcp_state == HP_TCP_SYN_RECV && dir == 0 && (flags & (TCP_SYN | TCP_ACK)) == TCP_ACK) {
         f->tcp_state = HP_TCP_ESTABLISHED;
+        hp_flow_handshake_done(e, f);
+    }
     if (flags & TCP_FIN) {
         f->flags |= (uint8_t)HP_FLOW_FIN(dir);
         if (f->tcp_state == HP_TCP_ESTABLISHED || f->tcp_state == HP_TCP_FIN_WAIT ||
-            f->tcp_state == HP_TCP_SYN_SENT)
+            f->tcp_state == HP_TCP_SYN_SENT || f->tcp_state == HP_TCP_SYN_RECV)
             f->tcp_state = (f->flags & HP_FLOW_BOTH_FINS) == HP_FLOW_BOTH_FINS ? HP_TCP_CLOSING
                                                                                 : HP_TCP_FIN_WAIT;
     }
@@ -98,7 +106,7 @@ static enum hp_drop forward(struct hp_ctx *c, struct hp_pkt *pkt, const struct h
     if (HP_UNLIKELY(sc->mtu && hp_packet_size(pkt, p) > sc->mtu))
         return HP_DROP_MTU;
     if (f->proto == IPPROTO_TCP_) {
-        tcp_track(f, dir, p->tcp_flags);
+        tcp_track(e, f, dir, p->tcp_flags);
         if (HP_UNLIKELY((p->tcp_flags & TCP_SYN) && sc->mss_clamp) &&
             hp_tcp_clamp_mss(pkt->data, p, sc->mss_clamp, partial))
             c->port->counters[HP_CNT_MSS_CLAMPED]++;

@@ -140,6 +140,7 @@ class Daemon:
             io = self.forwarder.port_stats(pid) if pid in self.forwarder.ports else {}
             ports[self.port_name(pid)] = {"id": pid, "counters": counters, "drops": drops, "io": io}
         return {"ports": ports, "flows": self.engine.flow_count, "capacity": self.engine.capacity,
+                "half_open": self.engine.half_open_count,
                 "loop": self.forwarder.scheduling,
                 "memory_bytes": self.engine.memory_bytes, "counter_names": list(COUNTERS),
                 "flow_state": self.flow_state_report}

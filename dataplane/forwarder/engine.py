@@ -41,7 +41,8 @@ VERDICTS = {lib.HP_VERDICT_DROP: "drop", lib.HP_VERDICT_FORWARD: "forward",
             lib.HP_VERDICT_REPLY: "reply"}
 TCP_STATES = {lib.HP_TCP_NONE: "-", lib.HP_TCP_SYN_SENT: "SYN_SENT",
               lib.HP_TCP_ESTABLISHED: "ESTABLISHED", lib.HP_TCP_FIN_WAIT: "FIN_WAIT",
-              lib.HP_TCP_CLOSING: "CLOSING", lib.HP_TCP_CLOSED: "CLOSED"}
+              lib.HP_TCP_CLOSING: "CLOSING", lib.HP_TCP_CLOSED: "CLOSED",
+              lib.HP_TCP_SYN_RECV: "SYN_RECV"}
 DROP_REASONS: tuple[str, ...] = tuple(
     ffi.string(lib.hp_drop_reason_name(i)).decode() for i in range(lib.hp_drop_reason_count()))
 DROP_REASON_TEXT: dict[str, str] = {
@@ -378,6 +379,12 @@ class Engine:
     @property
     def flow_count(self) -> int:
         return lib.hp_flow_count(self._e)
+
+    @property
+    def half_open_count(self) -> int:
+        """TCP flows whose handshake is not complete: what a new flow evicts, oldest
+        first, when its SNAT pool or the flow table is full."""
+        return lib.hp_flow_half_open_count(self._e)
 
     def flows(self) -> list[FlowInfo]:
         out = ffi.new("struct hp_flow_info[]", 256)

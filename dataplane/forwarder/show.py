@@ -69,10 +69,12 @@ def format_flows(flows: list[dict]) -> str:
 def format_stats(stats: dict, every_reason: bool = False) -> str:
     """Counters per ENI, then the drop reasons: the non-zero ones, or with
     `every_reason` all of them (zeros included), each with its meaning."""
-    lines = [f"flows {stats['flows']} of {stats['capacity']}, engine memory {human(stats['memory_bytes'])}B"
+    lines = [f"flows {stats['flows']} of {stats['capacity']}"
+             + (f" ({stats['half_open']} half-open)" if "half_open" in stats else "")
+             + f", engine memory {human(stats['memory_bytes'])}B"
              + (f", loop {stats['loop']}" if stats.get("loop") else "")]
     shown = ["rx_packets", "tx_packets", "dropped", "flows_created", "flows_expired",
-             "arp_replies", "tcp_rst_sent", "mss_clamped"]
+             "evicted_port_pool", "evicted_table_full", "arp_replies", "tcp_rst_sent", "mss_clamped"]
     rows = [[name] + [str(port["counters"].get(k, 0)) for k in shown]
             for name, port in stats["ports"].items()]
     lines.append(_table(["ENI"] + [k.replace("_", " ") for k in shown], rows))

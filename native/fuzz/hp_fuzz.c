@@ -16,7 +16,10 @@
  *     header checksum is right; its L4 checksum is right if it was right on the way in
  *     (full checksums only: a partial one is a pseudo-header sum, not checkable here);
  *   - a reply goes back out of the port the frame came in on and is not longer than it;
- *   - the flow table never holds more than its capacity, and a dump finds every flow.
+ *   - the flow table never holds more than its capacity, and a dump finds every flow;
+ *   - every flow whose handshake is under way (SYN_SENT, SYN_RECV) is in the half-open
+ *     queue that floods evict from, and no established one is: the queue holds between
+ *     the former and all the flows that are not established.
  *
  * Input format (every read past the end gives zeros, so every input is valid):
  *   input  := kind:u8 engine:u8 seed:u8 op*
@@ -696,6 +699,13 @@ static uint32_t dump_flows(struct fuzz *f)
     if (hp_flow_count(f->e))
         n = hp_flow_dump(f->e, &cursor, f->flows, MAX_FLOWS);
     CHECK(n <= f->capacity && n == hp_flow_count(f->e));
+    uint32_t handshaking = 0, established = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        handshaking += f->flows[i].tcp_state == HP_TCP_SYN_SENT || f->flows[i].tcp_state == HP_TCP_SYN_RECV;
+        established += f->flows[i].tcp_state == HP_TCP_ESTABLISHED;
+    }
+    uint32_t half_open = hp_flow_half_open_count(f->e);
+    CHECK(handshaking <= half_open && half_open <= n - established);
     qsort(f->flows, n, sizeof f->flows[0], flow_order);
     f->n_flows = n;
     return n;

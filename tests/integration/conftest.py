@@ -6,6 +6,7 @@ bounded by a timeout. These tests need root and fail (not skip) without it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import subprocess
@@ -83,3 +84,43 @@ def teardown_labs():
     yield labs
     for lab in labs:
         labmod.cleanup(lab, everything=True)
+
+
+OPEN = {"ingress": [{"protocol": "all", "source": "0.0.0.0/0"}]}
+
+
+def endpoint_to_nlb(lab: str, consumers: dict[str, dict], providers: dict[str, dict],
+                    target_group: dict) -> dict:
+    """A topology of two wide-open VPCs (every security group admits everything) in one
+    AZ: consumer `c` (10.0.1.0/24) with the instances `consumers` and an interface
+    endpoint `ep` to `p/svc`; provider `p` (10.1.1.0/24) with the instances `providers`,
+    an NLB `nlb` listening on TCP 80 for the target group `tg` (`target_group`), and the
+    endpoint service `svc`, accepted automatically. Each instance is its topology fields
+    without `subnet` and `security_groups`."""
+    def vpc(second_octet: int, instances: dict[str, dict]) -> dict:
+        return {"cidr": f"10.{second_octet}.0.0/16",
+                "subnets": {"a": {"cidr": f"10.{second_octet}.1.0/24", "az": "us-east-1a"}},
+                "security_groups": {"open": OPEN},
+                "instances": {name: {"subnet": "a", "security_groups": ["open"], **fields}
+                              for name, fields in instances.items()}}
+    consumer, provider = vpc(0, consumers), vpc(1, providers)
+    consumer["endpoints"] = {"ep": {"service": "p/svc", "subnets": ["a"], "security_groups": ["open"]}}
+    provider["load_balancers"] = {"nlb": {"subnets": ["a"], "listeners": [
+        {"port": 80, "protocol": "TCP", "target_group": "tg"}]}}
+    provider["target_groups"] = {"tg": target_group}
+    provider["endpoint_services"] = {"svc": {"load_balancers": ["nlb"], "acceptance_required": False}}
+    return {"lab": lab, "region": "us-east-1", "vpcs": {"c": consumer, "p": provider}}
+
+
+@contextlib.contextmanager
+def lab_up(doc: dict, tmp_path_factory):
+    """`vpclab up` of the topology `doc`, yielding the lab's state; the lab is removed
+    whatever happens, and nothing of it may be left."""
+    path = write_topology(tmp_path_factory.mktemp(doc["lab"]), doc)
+    try:
+        proc = vpclab("up", str(path))
+        assert proc.returncode == 0, proc.stderr
+        yield labmod.State.load(doc["lab"])
+    finally:
+        labmod.cleanup(doc["lab"], everything=True)
+    assert leftovers(doc["lab"]) == []

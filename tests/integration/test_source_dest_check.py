@@ -20,38 +20,20 @@ from dataplane.forwarder import control
 from dataplane.lab.realise_vpc import source_dest_drops
 from dataplane.model import Lab
 
-from .conftest import CLI, HERE, REPO, leftovers, run_in, serve, vpclab, write_topology
+from .conftest import CLI, HERE, REPO, endpoint_to_nlb, lab_up, run_in, serve, vpclab
 
 pytestmark = pytest.mark.root
 LAB = "t13sdc"
 SPOOF = str(HERE / "spoof.py")
-OPEN = {"ingress": [{"protocol": "all", "source": "0.0.0.0/0"}]}
 
 
 def topology() -> dict:
-    return {"lab": LAB, "region": "us-east-1", "vpcs": {
-        "c": {"cidr": "10.0.0.0/16",
-              "subnets": {"a": {"cidr": "10.0.1.0/24", "az": "us-east-1a"}},
-              "security_groups": {"open": OPEN},
-              "instances": {
-                  "victim": {"subnet": "a", "ip": "10.0.1.10", "security_groups": ["open"]},
-                  "client": {"subnet": "a", "ip": "10.0.1.11", "security_groups": ["open"]},
-                  "nat": {"subnet": "a", "ip": "10.0.1.12", "security_groups": ["open"],
-                          "source_dest_check": False}},
-              "endpoints": {"ep": {"service": "p/svc", "subnets": ["a"],
-                                   "security_groups": ["open"]}}},
-        "p": {"cidr": "10.1.0.0/16",
-              "subnets": {"a": {"cidr": "10.1.1.0/24", "az": "us-east-1a"}},
-              "security_groups": {"open": OPEN},
-              "instances": {
-                  "web": {"subnet": "a", "ip": "10.1.1.10", "security_groups": ["open"],
-                          "run": serve("web", 8080)},
-                  "peer": {"subnet": "a", "ip": "10.1.1.11", "security_groups": ["open"]}},
-              "load_balancers": {"nlb": {"subnets": ["a"], "listeners": [
-                  {"port": 80, "protocol": "TCP", "target_group": "tg"}]}},
-              "target_groups": {"tg": {"port": 8080, "targets": ["web"]}},
-              "endpoint_services": {"svc": {"load_balancers": ["nlb"],
-                                            "acceptance_required": False}}}}}
+    return endpoint_to_nlb(
+        LAB, consumers={"victim": {"ip": "10.0.1.10"}, "client": {"ip": "10.0.1.11"},
+                        "nat": {"ip": "10.0.1.12", "source_dest_check": False}},
+        providers={"web": {"ip": "10.1.1.10", "run": serve("web", 8080)},
+                   "peer": {"ip": "10.1.1.11"}},
+        target_group={"port": 8080, "targets": ["web"]})
 
 
 ENI = {(e.vpc, e.kind): e.ip for e in Lab.from_dict(topology()).hyperplane_enis()}
@@ -59,14 +41,8 @@ ENI = {(e.vpc, e.kind): e.ip for e in Lab.from_dict(topology()).hyperplane_enis(
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    path = write_topology(tmp_path_factory.mktemp(LAB), topology())
-    try:
-        proc = vpclab("up", str(path))
-        assert proc.returncode == 0, proc.stderr
-        yield labmod.State.load(LAB)
-    finally:
-        labmod.cleanup(LAB, everything=True)
-    assert leftovers(LAB) == []
+    with lab_up(topology(), tmp_path_factory) as st:
+        yield st
 
 
 def send(where: str, *packets: tuple) -> None:

@@ -53,6 +53,18 @@ def from_target(l4, src: str, dst: str = NLB_IP) -> bytes:
     return bytes(Ether(src=PROVIDER_ROUTER_MAC, dst=NLB_MAC) / IP(src=src, dst=dst) / l4)
 
 
+def open_connection(engine: Engine, sport: int = 40000, t: int = S, src: str = CLIENT):
+    """A whole TCP handshake through the engine (SYN, the target's SYN-ACK, the client's
+    ACK) from `src`:`sport` to the endpoint's port 80; returns the flow, ESTABLISHED."""
+    engine.simulate(from_client(TCP(sport=sport, dport=80, flags="S", seq=100), src), EP_PORT, t)
+    flow = next(f for f in engine.flows() if f.client == (src, sport))
+    out = engine.simulate(from_target(TCP(sport=flow.backend[1], dport=flow.snat[1], flags="SA",
+                                          seq=900, ack=101), flow.backend[0]), NLB_PORT, t)
+    assert out.verdict == "forward", out.drop_reason
+    engine.simulate(from_client(TCP(sport=sport, dport=80, flags="A", seq=101, ack=901), src), EP_PORT, t)
+    return next(f for f in engine.flows() if f.client == (src, sport))
+
+
 def recomputed(frame: bytes) -> bytes:
     """The same frame with every checksum scapy knows recomputed from scratch."""
     pkt = Ether(frame)

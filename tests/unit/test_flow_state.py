@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from scapy.layers.inet import TCP
 
-from conftest import EP_IP, EP_PORT, NLB_PORT, S, TARGETS, from_client, from_target, make_engine
+from conftest import (EP_IP, EP_PORT, NLB_PORT, S, TARGETS, from_client, from_target, make_engine,
+                      open_connection)
 from dataplane.forwarder.engine import Engine
 
 
@@ -104,3 +105,25 @@ def test_a_mismatch_starts_afresh_and_says_why(tmp_path) -> None:
     open_flows(junk, 1)                # the file works as a flow table from then on
     assert junk.flow_count == 1
     junk.close()
+
+
+def test_half_open_flows_taken_over_are_evicted_first_again(tmp_path) -> None:
+    """The half-open queue is not in the file: it is rebuilt from the flows' flags, so a
+    flood's flows that survive a restart still give way, and established ones still don't."""
+    path = str(tmp_path / "flows")
+    first = make_engine(capacity=4)
+    sid = with_service(first)
+    open_flows(first, 3)                               # half-open
+    open_connection(first, 41000)                      # established: the table is full
+    first.keep_flows_in(path, {}, None)
+    generation = first.service_generation
+    first.close()
+
+    second = make_engine(capacity=4)
+    second.keep_flows_in(path, {sid: with_service(second)}, generation)
+    assert second.flow_count == 4 and second.half_open_count == 3
+    out = second.simulate(from_client(TCP(sport=42000, dport=80, flags="S")), EP_PORT, 2 * S)
+    assert out.verdict == "forward"
+    assert second.counters(EP_PORT)["evicted_table_full"] == 1
+    assert 41000 in {f.client[1] for f in second.flows()} and second.half_open_count == 3
+    second.close()

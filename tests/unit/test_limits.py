@@ -1,11 +1,12 @@
-"""Bounded resources: a full flow table and an exhausted SNAT pool refuse *new* flows
-with a counted drop, and never disturb the flows that exist."""
+"""Bounded resources: a flow table or a SNAT pool full of established flows refuses *new*
+flows with a counted drop, and never disturbs the flows that exist. (Full of half-open
+flows, they make room instead: test_flood.py.)"""
 from __future__ import annotations
 
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
-from conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client, make_engine
+from conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client, make_engine, open_connection
 from dataplane.forwarder.engine import Backend
 
 
@@ -22,16 +23,17 @@ def test_full_flow_table_refuses_new_flows_only() -> None:
     sid = eng.add_service(EP_PORT, NLB_PORT, EP_IP, 80)
     eng.set_backends(sid, [Backend("10.0.2.1", 8080)])
     for sport in range(4):
-        assert eng.simulate(syn(1000 + sport), EP_PORT, S).verdict == "forward"
+        open_connection(eng, 1000 + sport)
     r = eng.simulate(syn(2000), EP_PORT, S)
     assert (r.verdict, r.drop_reason) == ("drop", "flow_table_full")
     assert eng.drops(EP_PORT)["flow_table_full"] == 1
+    assert eng.counters(EP_PORT)["evicted_table_full"] == 0
     for sport in range(4):  # the four existing flows still pass
         assert eng.simulate(ack(1000 + sport), EP_PORT, S).verdict == "forward"
-    # No SYN-ACK came back: half-open flows, gone 30 s after their last packet (at 1 s).
-    assert eng.expire(30 * S) == 0
-    assert eng.expire(31 * S) == 4
-    assert eng.simulate(syn(2000), EP_PORT, 31 * S).verdict == "forward"
+    # Established flows go after 350 s idle (their last packet was at 1 s).
+    assert eng.expire(350 * S) == 0
+    assert eng.expire(351 * S) == 4
+    assert eng.simulate(syn(2000), EP_PORT, 351 * S).verdict == "forward"
 
 
 def test_exhausted_snat_pool_is_a_port_allocation_drop() -> None:
@@ -39,11 +41,12 @@ def test_exhausted_snat_pool_is_a_port_allocation_drop() -> None:
     sid = eng.add_service(EP_PORT, NLB_PORT, EP_IP, 80, snat_ports=(5000, 5003))
     eng.set_backends(sid, [Backend("10.0.2.1", 8080)])
     for sport in range(4):
-        assert eng.simulate(syn(1000 + sport), EP_PORT, S).verdict == "forward"
+        open_connection(eng, 1000 + sport)
     assert sorted(f.snat[1] for f in eng.flows()) == [5000, 5001, 5002, 5003]
     r = eng.simulate(syn(2000), EP_PORT, S)
     assert (r.verdict, r.drop_reason) == ("drop", "port_allocation")
     assert eng.drops(EP_PORT)["port_allocation"] == 1
+    assert eng.counters(EP_PORT)["evicted_port_pool"] == 0
     assert eng.flow_count == 4
 
 
@@ -52,11 +55,11 @@ def test_snat_ports_are_unique_per_destination_not_globally() -> None:
     eng = make_engine()
     sid = eng.add_service(EP_PORT, NLB_PORT, EP_IP, 80, snat_ports=(5000, 5001))
     eng.set_backends(sid, [Backend("10.0.2.1", 8080)])
-    eng.simulate(syn(1), EP_PORT, S)
-    eng.simulate(syn(2), EP_PORT, S)
+    open_connection(eng, 1)
+    open_connection(eng, 2)
     eng.set_backends(sid, [Backend("10.0.2.2", 8080)])
-    assert eng.simulate(syn(3), EP_PORT, S).verdict == "forward"
-    assert eng.simulate(syn(4), EP_PORT, S).verdict == "forward"
+    open_connection(eng, 3)
+    open_connection(eng, 4)
     assert eng.simulate(syn(5), EP_PORT, S).drop_reason == "port_allocation"
     by_target: dict[str, set[int]] = {}
     for f in eng.flows():

@@ -10,18 +10,9 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from conftest import CLIENT, EP_IP, EP_PORT, NLB_IP, NLB_PORT, S, TARGETS, from_client, from_target, make_engine
+from conftest import (CLIENT, EP_IP, EP_PORT, NLB_IP, NLB_PORT, S, TARGETS, from_client, from_target,
+                      make_engine, open_connection)
 from dataplane.forwarder.engine import Backend, Engine
-
-
-def open_connection(engine: Engine, sport: int = 40000, t: int = S):
-    engine.simulate(from_client(TCP(sport=sport, dport=80, flags="S", seq=100)), EP_PORT, t)
-    flow = next(f for f in engine.flows() if f.client[1] == sport)
-    out = engine.simulate(from_target(TCP(sport=flow.backend[1], dport=flow.snat[1], flags="SA",
-                                          seq=900, ack=101), flow.backend[0]), NLB_PORT, t)
-    assert out.verdict == "forward"
-    engine.simulate(from_client(TCP(sport=sport, dport=80, flags="A", seq=101, ack=901)), EP_PORT, t)
-    return next(f for f in engine.flows() if f.client[1] == sport)
 
 
 def state(engine: Engine) -> str:

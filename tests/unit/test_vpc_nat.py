@@ -217,12 +217,28 @@ def test_port_pool_is_per_destination_and_exhaustion_is_counted() -> None:
     assert eng.drops(ATT_A)["port_allocation"] == 1
 
 
+def test_a_link_pool_full_of_half_open_flows_gives_the_oldest_ones_port() -> None:
+    """The SYN-flood rule (tests/unit/test_flood.py) holds for VPC links too: they open
+    flows through the same allocator."""
+    eng = make_engine()
+    add_link_a(eng, snat_ports=(5000, 5001))
+    ports = {}
+    for sport in (1, 2):
+        out = eng.simulate(from_gateway(TCP(sport=sport, dport=80, flags="S"), TARGET_A), ATT_A, S)
+        ports[sport] = Ether(out.frame)[TCP].sport
+    out = eng.simulate(from_gateway(TCP(sport=3, dport=80, flags="S"), TARGET_A), ATT_A, S)
+    assert out.verdict == "forward" and Ether(out.frame)[TCP].sport == ports[1]
+    assert {f.client[1] for f in eng.flows()} == {2, 3}
+    assert eng.counters(ATT_A)["evicted_port_pool"] == 1
+
+
 @pytest.mark.parametrize("proto", ["tcp", "udp"])
 def test_idle_flow_expires_after_350s(engine: Engine, proto: str) -> None:
     if proto == "tcp":
         engine.simulate(from_gateway(TCP(sport=40000, dport=80, flags="S"), TARGET_A), ATT_A, S)
         snat = engine.flows()[0].snat[1]
         engine.simulate(from_customer(TCP(sport=80, dport=snat, flags="SA"), TARGET_A, ENI_A0), ENI_A0, S)
+        engine.simulate(from_gateway(TCP(sport=40000, dport=80, flags="A"), TARGET_A), ATT_A, S)
         reply = from_customer(TCP(sport=80, dport=snat, flags="A"), TARGET_A, ENI_A0)
         stale = "no_flow"
     else:
