@@ -32,6 +32,8 @@ from dataplane.lab import ca
 from netns_setup import nsenter
 from netns_setup.scratch import Scratch
 
+from .http_text import parse_response
+
 pytestmark = pytest.mark.root
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -154,16 +156,6 @@ class Lab:
 
     def log_lines(self) -> list[str]:
         return (self.tmp / "alb.log").read_text().splitlines()
-
-
-def parse_response(text: str) -> tuple[int, dict[str, str], str]:
-    head, _, body = text.replace("\r\n", "\n").partition("\n\n")
-    lines = head.split("\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(lines[0].split()[1]), headers, body
 
 
 @pytest.fixture(scope="module")

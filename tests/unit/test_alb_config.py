@@ -3,13 +3,13 @@ reads, and every refusal names its field; the command line says it in one stderr
 and exits 2."""
 from __future__ import annotations
 
-import copy
 import json
 import subprocess
 import sys
 
 import pytest
 from alb_example import CONTRACT
+from config_edit import broken
 
 from dataplane.services.alb.config import AlbConfig, QueryStringCondition
 from dataplane.services.serving import ConfigError
@@ -24,18 +24,6 @@ def test_contract_example_reads() -> None:
     assert config.group("api-tg").health_check.interval == 30       # AWS's defaults filled in
     query = config.listeners[0].rules[3].conditions[0]
     assert isinstance(query, QueryStringCondition) and query.values[1].key is None
-
-
-def broken(path: list, value) -> dict:
-    doc = copy.deepcopy(CONTRACT)
-    where = doc
-    for key in path[:-1]:
-        where = where[key]
-    if value is KeyError:
-        del where[path[-1]]
-    else:
-        where[path[-1]] = value
-    return doc
 
 
 @pytest.mark.parametrize("path, value, field, says", [
@@ -77,14 +65,14 @@ def broken(path: list, value) -> dict:
 ])
 def test_refusals_name_the_field(path, value, field, says) -> None:
     with pytest.raises(ConfigError) as caught:
-        AlbConfig.from_json(broken(path, value))
+        AlbConfig.from_json(broken(CONTRACT, path, value))
     assert caught.value.path == field and says in caught.value.problem, str(caught.value)
 
 
 def test_command_line_says_one_line_and_exits_2(tmp_path) -> None:
     path = tmp_path / "alb.json"
-    path.write_text(json.dumps(broken(["target_groups", "web-tg", "health_check", "matcher"],
-                                      "2xx")))
+    path.write_text(json.dumps(broken(CONTRACT, ["target_groups", "web-tg", "health_check",
+                                                 "matcher"], "2xx")))
     proc = subprocess.run([sys.executable, "-m", "dataplane.services.alb", "--config",
                            str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and proc.stdout == ""
@@ -99,7 +87,7 @@ def test_command_line_says_one_line_and_exits_2(tmp_path) -> None:
 
 
 def test_an_access_log_it_cannot_open_is_a_config_error(tmp_path) -> None:
-    doc = broken(["access_log"], str(tmp_path / "file" / "alb.log"))
+    doc = broken(CONTRACT, ["access_log"], str(tmp_path / "file" / "alb.log"))
     (tmp_path / "file").write_text("a file where a directory should be")
     doc["listeners"][1]["tls"] = None
     doc["listeners"][1]["protocol"] = "HTTP"
