@@ -3,6 +3,8 @@ backend may send back — interim responses, bodies delimited by close, junk, to
 and when a connection goes back to its pool."""
 from __future__ import annotations
 
+import asyncio
+
 from dataplane.services.proxy.backend import BackendConnection, BackendPool
 from dataplane.services.proxy.personality import Limits
 
@@ -110,3 +112,35 @@ def test_head_responses_complete_at_the_head() -> None:
     conn.send(owner, b"HEAD / HTTP/1.1\r\n\r\n", head_only=True)
     conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
     assert owner.got == [("response", 200, [("Content-Length", "5")], b"")] and transport.closed
+
+
+def test_a_connect_that_times_out_is_its_own_kind_and_a_refused_one_another() -> None:
+    """An ALB answers 504 to the first and 502 to the second (API Gateway: 500/503 to both)."""
+
+    class Connector:
+        def __init__(self, exc: BaseException | None) -> None:
+            self.exc = exc
+
+        async def connect(self, factory, netns, address, port):
+            if self.exc is None:
+                await asyncio.sleep(10)
+            raise self.exc
+
+        def close(self) -> None:
+            pass
+
+    async def attempt(exc: BaseException | None) -> list:
+        pool = BackendPool(Limits(connect_timeout_s=0.05), Connector(exc))
+        owner = Owner()
+        group = pool.group(None, ("10.0.0.1",), 80)
+        group.acquire(owner)
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if owner.got:
+                break
+        assert group.open == 0
+        return owner.got
+
+    assert asyncio.run(attempt(None)) == [("failed", "connect_timeout", False)]
+    assert asyncio.run(attempt(ConnectionRefusedError(111, "Connection refused"))) == \
+        [("failed", "connect_failed", False)]
