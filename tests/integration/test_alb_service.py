@@ -365,7 +365,7 @@ def test_access_log_lines_parse_into_the_right_fields(lab: Lab) -> None:
     assert (timed_out["elb_status_code"], timed_out["target_processing_time"]) == ("504", "-1")
     tls = next(e for e in log if "/tls-logged" in e["request"])
     assert tls["type"] == "https" and tls["ssl_protocol"] == "TLSv1.2"
-    assert tls["ssl_cipher"] != "-"
+    assert tls["ssl_cipher"] != "-" and tls["domain_name"] == HOST
 
 
 def test_control_socket_stats_and_health(lab: Lab) -> None:

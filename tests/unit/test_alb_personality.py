@@ -71,10 +71,20 @@ def test_forward_head_keeps_host_and_drops_hop_by_hop(alb: Alb) -> None:
     assert forward.group.addresses in (("10.0.1.4",), ("10.0.2.9",)) and forward.group.port == 8080
 
 
-def test_https_listener_says_https_and_its_port(alb: Alb) -> None:
-    forward = alb.route(request("/", port=443, tls=("ECDHE-ECDSA-AES128-GCM-SHA256", "TLSv1.2")))
+def test_https_listener_says_https_and_its_port_and_logs_tls() -> None:
+    alb, log = make()
+    tls = ("ECDHE-ECDSA-AES128-GCM-SHA256", "TLSv1.2", "shop.example.com")
+    req = request("/", port=443, tls=tls)
+    forward = alb.route(req)
     sent = head_headers(forward)
     assert (sent["X-Forwarded-Proto"], sent["X-Forwarded-Port"]) == ("https", "443")
+    alb.response(req, forward, 204, [], b"")
+    entry = log.getvalue()
+    assert entry.startswith("https ")
+    assert " ECDHE-ECDSA-AES128-GCM-SHA256 TLSv1.2 arn:" in entry
+    assert '" "shop.example.com" "-" 0 ' in entry
+    alb.route(request("/", "TRACE", port=443, tls=True))      # TLS details unknown: "-"
+    assert log.getvalue().splitlines()[-1].split(" ")[16:18] == ["-", "-"]
 
 
 @pytest.mark.parametrize("mode, client_port, sent_xff, expected", [

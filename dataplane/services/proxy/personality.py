@@ -86,7 +86,7 @@ class Request:
 
     def __init__(self, method: str, target: str, version: str, headers: list[tuple[str, str]],
                  keep_alive: bool, client: tuple[str, int], local: tuple[str, int],
-                 tls: bool | tuple[str, str],
+                 tls: bool | tuple[str, str, str | None],
                  time: float, started: float) -> None:
         self.method = method
         self.target = target            # the request-target as sent: path and query
@@ -96,7 +96,9 @@ class Request:
         self.keep_alive = keep_alive    # the engine closes after the response if False
         self.client_ip, self.client_port = client
         self.local_ip, self.local_port = local
-        self.tls = tls                  # False, or (cipher, protocol) as OpenSSL names them
+        # False, or (cipher, protocol, SNI name or None), cipher and protocol as OpenSSL
+        # names them (ECDHE-ECDSA-AES128-GCM-SHA256, TLSv1.2)
+        self.tls = tls
         self.time = time                # wall clock (time.time()) when the head was complete
         self.started = started          # the loop's clock then, for latencies
         self.context: Any = None        # the personality's own, from route() to response()
