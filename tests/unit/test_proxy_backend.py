@@ -40,8 +40,10 @@ class Owner:
         self.got.append(("ready", conn))
 
 
-def connection(max_body: int = 100) -> tuple[BackendConnection, Transport, Owner]:
-    group = BackendPool(Limits(max_body_bytes=max_body)).group(None, ("10.0.0.1",), 80)
+def connection(max_body: int = 100, max_head: int = 0) -> tuple[BackendConnection, Transport,
+                                                                Owner]:
+    limits = Limits(max_body_bytes=max_body, max_response_head_bytes=max_head)
+    group = BackendPool(limits).group(None, ("10.0.0.1",), 80)
     group.open = 1
     conn = BackendConnection(group, "10.0.0.1")
     transport = Transport()
@@ -86,6 +88,25 @@ def test_junk_too_much_and_early_close() -> None:
     conn, _, owner = connection()
     conn.data_received(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: upgrade\r\n\r\n")
     assert owner.got == [("failed", "backend_bad_response", False)]
+
+
+def test_a_response_head_over_its_bound_is_a_bad_response() -> None:
+    """An ALB's 32 K bound on response headers (0, the default, bounds nothing)."""
+    conn, transport, owner = connection(max_head=100)
+    conn.data_received(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 120 + b"\r\nContent-Length: 0\r\n\r\n")
+    assert owner.got == [("failed", "backend_bad_response", False)] and transport.closed
+    conn, transport, owner = connection(max_head=100)
+    conn.data_received(b"HTTP/1.1 200 OK\r\nX-Big: ")     # a header that never ends
+    conn.data_received(b"b" * 600)
+    assert owner.got == []
+    conn.data_received(b"b" * 600)
+    assert owner.got == [("failed", "backend_bad_response", False)]
+    conn, transport, owner = connection(max_head=100)  # a big body is no big head
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 90\r\n\r\n" + b"c" * 90)
+    assert owner.got[0][:2] == ("response", 200)
+    conn, transport, owner = connection()
+    conn.data_received(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 5000 + b"\r\nContent-Length: 0\r\n\r\n")
+    assert owner.got[0][:2] == ("response", 200)
 
 
 def test_a_reused_connection_closed_before_any_byte_is_retriable() -> None:

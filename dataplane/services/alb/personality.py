@@ -43,10 +43,12 @@ CONNECT_TIMEOUT_S = 10.0
 
 def limits_for(config: AlbConfig) -> Limits:
     """The engine's bounds for an ALB node: AWS's 16 K request line, 16 K header line,
-    64 K of headers; the idle timeout for reading a request and for idle clients."""
+    64 K of headers, 32 K of response headers (502 over it); the idle timeout for reading
+    a request and for idle clients."""
     idle = float(config.idle_timeout)
     return Limits(max_head_bytes=64 * 1024, max_request_line_bytes=16 * 1024,
-                  max_header_line_bytes=16 * 1024, max_body_bytes=MAX_BODY_BYTES,
+                  max_header_line_bytes=16 * 1024, max_response_head_bytes=32 * 1024,
+                  max_body_bytes=MAX_BODY_BYTES,
                   header_timeout_s=idle, body_timeout_s=idle, idle_timeout_s=idle,
                   connect_timeout_s=CONNECT_TIMEOUT_S)
 

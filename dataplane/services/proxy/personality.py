@@ -59,6 +59,8 @@ class Limits:
       one header's name and value, each (0: bounded only by `max_head_bytes`; an ALB
       refuses either over 16 K);
     * `max_body_bytes`: a request (or response) body held in memory;
+    * `max_response_head_bytes`: a backend's status line and headers (0: unbounded, as
+      API Gateway's; an ALB answers 502 to a response header over 32 K);
     * `header_timeout_s`: from a request's first byte to its last header (slowloris);
     * `body_timeout_s`: from the last header to the last body byte;
     * `idle_timeout_s`: a keep-alive client connection with no request in progress;
@@ -69,6 +71,7 @@ class Limits:
     max_head_bytes: int = 10_240
     max_request_line_bytes: int = 0
     max_header_line_bytes: int = 0
+    max_response_head_bytes: int = 0
     max_body_bytes: int = 10 * 1024 * 1024
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
