@@ -40,12 +40,15 @@ def _second(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
-_iso_second = PerSecond(_second)
+# one cache per field: a request's creation time and its log time alternate, and each
+# stays in one second for many requests
+_sent_second = PerSecond(_second)
+_created_second = PerSecond(_second)
 
 
-def iso_time(t: float) -> str:
+def iso_time(t: float, second: PerSecond = _sent_second) -> str:
     """`2026-12-03T12:00:00.123456Z`."""
-    return f"{_iso_second(t)}.{int((t % 1) * 1_000_000):06d}Z"
+    return f"{second(t)}.{int((t % 1) * 1_000_000):06d}Z"
 
 
 def seconds(value: float | None) -> str:
@@ -73,6 +76,6 @@ def line(*, type: str, now: float, elb: str, client: str, target: str | None,
             f"{seconds(target_time)} {seconds(response_time)} {elb_status} {status} "
             f"{received} {sent} {quoted(request)} {quoted(user_agent)} {cipher} {protocol} "
             f"{target_group_arn or '-'} {quoted(trace)} {quoted(domain)} \"-\" "
-            f"{'-' if rule_priority is None else rule_priority} {iso_time(created)} "
+            f"{'-' if rule_priority is None else rule_priority} {iso_time(created, _created_second)} "
             f"{quoted(action)} {quoted(redirect_url)} \"-\" {quoted(target)} "
             f"\"{status}\" \"-\" \"-\"\n")
