@@ -1,5 +1,5 @@
 """An ALB node for real, in scratch namespaces (`tal-<pid>-…`): curl and raw sockets
-against `python -m dataplane.services.alb`, targets made of tests/integration/http_echo.py.
+against `python -m dataplane.services.alb`, targets made of dataplane/services/echo.py.
 
     tal-<pid>-cli   eth0 10.77.1.2/24 (the client)
     tal-<pid>-alb   c0 10.77.1.1/24 (the node: :80 HTTP, :443 HTTPS), t0 10.77.2.1/24
@@ -37,7 +37,7 @@ from .http_text import parse_response
 pytestmark = pytest.mark.root
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-ECHO = HERE / "http_echo.py"
+ECHO = ["-m", "dataplane.services.echo"]
 NODE, CLIENT, NODE_T, TARGETS = "10.77.1.1", "10.77.1.2", "10.77.2.1", "10.77.2.2"
 ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012"
 HOST = "shop.alb.test"
@@ -174,7 +174,7 @@ def lab(tmp_path_factory):
         try:
             for tag, port, health in (("a", 8081, 200), ("b", 8082, 200), ("bad", 8083, 500),
                                       ("fo1", 8084, 500), ("fo2", 8085, 500)):
-                procs.append(start(tgt, sys.executable, str(ECHO), tag, str(port), str(health)))
+                procs.append(start(tgt, sys.executable, *ECHO, tag, str(port), str(health)))
                 wait_listening(tgt, TARGETS, port, procs[-1])
             (tmp / "alb.json").write_text(json.dumps(config(tmp, cert)))
             node = start(alb, sys.executable, "-m", "dataplane.services.alb", "--config",

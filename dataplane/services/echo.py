@@ -1,6 +1,8 @@
-"""An HTTP/1.1 target for API Gateway tests: answers each request with what it saw.
+"""An HTTP/1.1 target that answers each request with what it saw: the demo's targets,
+the root tests' and any lab's (`run: python3 -m dataplane.services.echo web1 8080`;
+`run:` commands find vpclab's Python first on their PATH).
 
-    python3 http_echo.py TAG PORT [HEALTH]
+    python3 -m dataplane.services.echo TAG PORT [HEALTH]
 
 The body is JSON: {"tag", "peer" (the address the target saw), "method", "path" (with
 the query string), "headers" ([name, value] pairs as received), "body_length"}.
@@ -12,7 +14,7 @@ Paths that misbehave on purpose, for the error rows of API Gateway:
 * `/healthz` answers status HEALTH (default 200) with the body `TAG` (a load
   balancer's health check).
 
-Keep-alive is honoured (HTTP/1.1). Started by the labs' `run:`, stopped by `vpclab down`.
+Keep-alive is honoured (HTTP/1.1). Started by a lab's `run:`, stopped by `vpclab down`.
 """
 import json
 import socket
