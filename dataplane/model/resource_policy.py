@@ -110,13 +110,22 @@ def _glob(pattern: str, ignore_case: bool = False) -> re.Pattern:
     return re.compile(regex, re.S | (re.I if ignore_case else 0))
 
 
-def _arn_matches(pattern: str, arn: str) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _arn_pattern(pattern: str) -> re.Pattern:
+    """One regex for an ARN pattern: six colon-separated parts, wildcards in the first
+    five never spanning a colon; `*` alone anything; fewer parts, nothing."""
     if pattern == "*":
-        return True
-    parts, values = pattern.split(":", 5), arn.split(":", 5)
-    if len(parts) != 6 or len(values) != 6:
-        return False
-    return all(_glob(p).fullmatch(v) is not None for p, v in zip(parts, values))
+        return re.compile(".*", re.S)
+    parts = pattern.split(":", 5)
+    if len(parts) != 6:
+        return re.compile("(?!)")
+    within = [_glob(part).pattern.replace(".*", "[^:]*").replace(".", "[^:]")
+              if "*" in part or "?" in part else re.escape(part) for part in parts[:5]]
+    return re.compile(":".join([*within, _glob(parts[5]).pattern]), re.S)
+
+
+def _arn_matches(pattern: str, arn: str) -> bool:
+    return _arn_pattern(pattern).fullmatch(arn) is not None
 
 
 def _number(value: Any) -> float | None:
@@ -215,43 +224,50 @@ def _split_operator(name: str) -> tuple[str | None, str, bool] | None:
     return (prefix, base, if_exists) if base in _OPERATORS else None
 
 
+# operators whose match is equality of the read values: a set lookup
+_EQUALITY = frozenset({"StringEquals", "StringNotEquals", "StringEqualsIgnoreCase",
+                       "StringNotEqualsIgnoreCase", "Bool", "BinaryEquals"})
+
+
 class _Condition:
     """One key under one operator, its values read once."""
-    __slots__ = ("key", "prefix", "base", "if_exists", "values", "null")
+    __slots__ = ("key", "name", "prefix", "if_exists", "values", "exact", "null",
+                 "read_request", "match", "negated")
 
     def __init__(self, operator: str, key: str, values: list) -> None:
-        self.prefix, self.base, self.if_exists = _split_operator(operator)  # type: ignore[misc]
+        self.prefix, base, self.if_exists = _split_operator(operator)  # type: ignore[misc]
         self.key = key.lower()
+        self.name = CONDITION_KEYS.get(self.key, key)
         self.null = None
-        if self.base == "Null":
+        self.exact = None
+        if base == "Null":
             self.null = [_text(v).lower() == "true" for v in values]
             self.values = []
-        else:
-            read = _OPERATORS[self.base][0]
-            self.values = [read(v) for v in values]
+            return
+        read, self.read_request, self.match, self.negated = _OPERATORS[base]
+        self.values = [read(v) for v in values]
+        if base in _EQUALITY:
+            self.exact = frozenset(self.values)
 
     def holds(self, ctx: dict[str, Any]) -> bool:
-        value = _lookup(ctx, self.key)
+        value = ctx.get(self.name)
+        if value is None:                        # keys are case-insensitive in IAM
+            value = next((v for k, v in ctx.items() if k.lower() == self.key), None)
         if self.null is not None:
             return any(absent == (value is None) for absent in self.null)
-        _, read_request, match, negated = _OPERATORS[self.base]
         if value is None:
             if self.prefix == "ForAllValues:":
                 return True
             if self.prefix == "ForAnyValue:":
                 return False
-            return self.if_exists or negated
-        got = read_request(value)
+            return self.if_exists or self.negated
+        got = self.read_request(value)
         # one value: the request's keys are single-valued (a set of one for ForAnyValue/All)
-        matched = got is not None and any(match(got, want) for want in self.values)
-        return matched != negated
-
-
-def _lookup(ctx: dict[str, Any], key: str) -> Any:
-    value = ctx.get(CONDITION_KEYS.get(key, key))
-    if value is None:                            # keys are case-insensitive in IAM
-        value = next((v for k, v in ctx.items() if k.lower() == key), None)
-    return value
+        if self.exact is not None:
+            matched = got in self.exact
+        else:
+            matched = got is not None and any(self.match(got, want) for want in self.values)
+        return matched != self.negated
 
 
 # ---- problems ------------------------------------------------------------------------------
@@ -385,37 +401,43 @@ def _condition_problems(condition: Any, path: str) -> list[tuple[str, str]]:
 # ---- evaluation ----------------------------------------------------------------------------
 
 class _Statement:
-    __slots__ = ("deny", "actions", "actions_negated", "resources", "resources_negated",
+    """A statement read once: whether it is about Invoke at all (the only action a call
+    has), its resource patterns (compiled; short forms per call, cached), its conditions."""
+    __slots__ = ("deny", "invoke", "patterns", "short_forms", "resources_negated",
                  "conditions")
 
     def __init__(self, statement: dict) -> None:
         self.deny = statement["Effect"] == "Deny"
-        self.actions_negated = "NotAction" in statement
-        self.actions = [_glob(a.lower()) for a in _listed(statement.get("Action")
-                                                           or statement.get("NotAction"))]
+        actions = _listed(statement.get("Action") or statement.get("NotAction"))
+        self.invoke = any(_glob(a.lower()).fullmatch(INVOKE) for a in actions) != \
+            ("NotAction" in statement)
         self.resources_negated = "NotResource" in statement
-        self.resources = _listed(statement.get("Resource") or statement.get("NotResource"))
+        resources = _listed(statement.get("Resource") or statement.get("NotResource"))
+        self.patterns = [_arn_pattern(r) for r in resources if not r.startswith(SHORT_FORM)]
+        self.short_forms = [r[len(SHORT_FORM) - 1:] for r in resources
+                            if r.startswith(SHORT_FORM)]
         self.conditions = [_Condition(operator, key, _listed(values))
                            for operator, keys in (statement.get("Condition") or {}).items()
                            for key, values in keys.items()]
 
     def applies(self, ctx: dict[str, Any], resource: str) -> bool:
-        action = any(a.fullmatch(INVOKE) for a in self.actions)
-        if action == self.actions_negated:
+        if not self.invoke:
             return False
-        covered = any(_arn_matches(_expanded(r, resource), resource) for r in self.resources)
+        covered = False
+        for pattern in self.patterns:
+            if pattern.fullmatch(resource) is not None:
+                covered = True
+                break
+        if not covered and self.short_forms:
+            # `execute-api:/…` not yet expanded: the call's own partition, region, account, API
+            api = resource.split("/", 1)[0]
+            covered = any(_arn_matches(api + tail, resource) for tail in self.short_forms)
         if covered == self.resources_negated:
             return False
-        return all(condition.holds(ctx) for condition in self.conditions)
-
-
-def _expanded(pattern: str, resource: str) -> str:
-    """A short form `execute-api:/…` as the ARN it stands for, beside the call's
-    `resource` (same partition, region, account and API)."""
-    if not pattern.startswith(SHORT_FORM):
-        return pattern
-    api = resource.split("/", 1)[0]
-    return api + pattern[len(SHORT_FORM) - 1:]
+        for condition in self.conditions:
+            if not condition.holds(ctx):
+                return False
+        return True
 
 
 class Policy:
