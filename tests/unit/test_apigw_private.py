@@ -176,6 +176,18 @@ def test_implicit_deny_without_a_policy_and_root_resource(gateway) -> None:
     assert got["x-amzn-ErrorType"] == "AccessDeniedException"
 
 
+def test_method_arn_over_1600_bytes_is_414(gateway) -> None:
+    base = len(f"{ARN}/prod/GET/orders/")
+    assert isinstance(gateway.route(call(host(PRIVATE_ID), "/prod/orders/" + "x" * (1600 - base))),
+                      Forward)
+    status, got, body = answer(gateway.route(call(host(PRIVATE_ID),
+                                                  "/prod/orders/" + "x" * (1601 - base))))
+    assert (status, body) == (414, b'{"message":"Request URI too long"}')
+    # a REGIONAL API without a policy has no such limit
+    assert isinstance(gateway.route(call(host(REGIONAL_ID), "/prod/orders/" + "x" * 2000,
+                                         public=True)), Forward)
+
+
 def test_routing_misses_answer_before_the_policy(gateway) -> None:
     status, _, body = answer(gateway.route(call(host(BARE_ID), "/prod/nothing")))
     assert (status, body) == (403, b'{"message":"Missing Authentication Token"}')

@@ -9,6 +9,14 @@ serve with a `ConfigError` naming the field's path, the way the forwarder's spec
     links.bad-link.state: 'BROKEN' is not one of AVAILABLE, PENDING, DELETING, FAILED, INACTIVE
     apis[0].routes[0].timeout_ms: 30000 is outside 50-29000 for a REST API
 
+Private APIs (notes/private-api-contract.md): a listener may have `proxy_protocol`;
+`vpc_endpoints` is an object keyed by endpoint ID (`vpc_id`, `dns_names`…); an API has
+`endpoint` (REGIONAL, the default, or PRIVATE: REST only), `vpc_endpoints` (IDs of that
+object; PRIVATE only) and `policy` (an IAM document or null), checked by
+dataplane/model/resource_policy.py, its problems named inside it:
+
+    apis[2].policy.Statement[1].Condition.StringNotEqualz: unknown condition operator
+
 What is checked beyond types: route keys (`METHOD /path` with whole-segment `{param}`s
 and a greedy `{name+}` only last; `$default` only on HTTP APIs), REST's resource rules
 (no two different `{param}` siblings; a `{proxy+}` is last, so nothing is below it), stage names

@@ -12,6 +12,7 @@ proxy engine's failure kinds to a gateway error.
 | `integration_failure`: refused, reset, closed, connect timeout | 500 as above | 503 `{"message":"Service Unavailable"}` |
 | `bad_integration_response`: junk or a body over 10 MB | 500 as above | 500 `{"message":"Internal Server Error"}` |
 | `integration_timeout` | 504 `{"message": "Endpoint request timed out"}` InternalServerErrorException | 503 `{"message":"Service Unavailable"}` |
+| `uri_too_long`: a call's method ARN over 1,600 bytes where a resource policy applies (every private API) | 414 `{"message":"Request URI too long"}` RequestUriTooLongException | (REST only) |
 
 (REST's 500 and 504 bodies have a space after the colon, as AWS's do.)
 
@@ -36,7 +37,7 @@ front door, before an API is chosen, the same for both types and without request
 * a client that trickles its request (slowloris) or leaves is closed without an answer.
 
 The connection is closed after the front-door answers. Choices where AWS is silent: the
-error types of 429 (`TooManyRequestsException`), 500 and 504
+body and error type of 414 (AWS-FACTS-HTTP 1.3 gives only `414 Request URI too long`), the error types of 429 (`TooManyRequestsException`), 500 and 504
 (`InternalServerErrorException`); a connect timeout (10 s) that comes before the route's
 timeout is an integration failure (REST 500), after it a timeout (REST 504); an
 integration's malformed response is REST 500, HTTP 500.
@@ -67,6 +68,8 @@ GATEWAY_ERRORS: dict[str, tuple[tuple[int, bytes, str], tuple[int, bytes]]] = {
                                  (500, HTTP_500)),
     "integration_timeout": ((504, b'{"message": "Endpoint request timed out"}',
                              "InternalServerErrorException"), (503, HTTP_503)),
+    "uri_too_long": ((414, b'{"message":"Request URI too long"}', "RequestUriTooLongException"),
+                     (414, b'{"message":"Request URI too long"}')),
 }
 
 # the proxy engine's kinds (dataplane/services/proxy/personality.py ERRORS) after a Forward

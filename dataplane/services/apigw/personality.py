@@ -32,7 +32,8 @@ client's private address) and `aws:SourceIp` (the endpoint ENI's address, the he
 destination: "the VPC endpoint re-writes the original source IP"), plus
 `aws:SecureTransport`, `aws:UserAgent`, `aws:Referer`, `aws:CurrentTime`, `aws:EpochTime`.
 No policy is an implicit deny. A denied call is 403 AccessDeniedException (errors.py),
-before throttling (vpclab's choice: a denied call takes no token). A REGIONAL API with a
+before throttling (vpclab's choice: a denied call takes no token). A call whose method
+ARN is over 1,600 bytes is 414 there (AWS's quota; for a private API it caps the URL). A REGIONAL API with a
 policy has it evaluated too, on the public listener, with `aws:SourceIp` the client's.
 The access log's source IP of a private API's call is the client's private address.
 
@@ -65,6 +66,10 @@ from . import accesslog, errors, headers
 from .config import Api, ApigwConfig, Route, VpcEndpoint
 from .routing import HttpRoutes, Match, MatchCache, RestRoutes, api_host, host_of, select_stage
 from .throttle import TokenBucket, admit
+
+
+# AWS-FACTS-HTTP 1.3: a method ARN over this, where a resource policy applies, is 414
+MAX_METHOD_ARN_BYTES = 1600
 
 
 class RouteTarget:
@@ -229,6 +234,8 @@ class ApiGateway(Personality):
             return self._gateway(exchange, request, "missing_token", None, None)
         if api.private or api.policy is not None:
             call = f"/{selected[0]}/{request.method}/{selected[1][1:]}"   # root: /prod/GET/
+            if len(api.arn) + len(call) > MAX_METHOD_ARN_BYTES:
+                return self._gateway(exchange, request, "uri_too_long", None, None)
             denied = self._authorize(api, endpoint, request, call, now)
             if denied is not None:
                 return self._denied(exchange, request, call, denied)
