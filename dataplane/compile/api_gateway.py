@@ -43,10 +43,11 @@ import os
 from typing import Any
 from urllib.parse import urlsplit
 
-from dataplane.model import names
+from dataplane.model import execute_api, names
 from dataplane.model.api_gateway import (CloudMapTarget, api_id, parse_target, targeted_nlbs,
                                          uri_port)
 from dataplane.model.enis import account_id, stable_hex
+from dataplane.model.privatelink import endpoint_dns_names, endpoint_id
 from dataplane.model.topology import Lab
 from dataplane.model.vpc_link import vpc_link_id
 
@@ -82,13 +83,25 @@ def contribute(ctx: SpecContext, spec: SpecDraft) -> None:
 
 
 def dns_records(lab: Lab) -> dict[str, list[tuple[str, str]]]:
-    """The targeted NLBs' DNS names, in their VPCs (each node's address)."""
+    """The targeted NLBs' DNS names, in their VPCs (each node's address); for each
+    private API associated with an execute-api endpoint, `<api-id>-<vpce-id>.execute-api.
+    <region>.amazonaws.com` (public DNS on AWS: every VPC of the lab answers it) with the
+    endpoint's ENI addresses."""
     out: dict[str, list[tuple[str, str]]] = {}
     enis = lab.hyperplane_enis()
     for vname, lbname in targeted_nlbs(lab):
         out.setdefault(vname, []).extend(
             (nlb_dns_name(lab, vname, lbname), e.ip) for e in enis
             if (e.vpc, e.kind, e.owner) == (vname, "nlb", lbname))
+    for api in lab.apis.values():
+        for ref in api.vpc_endpoints:
+            evpc, _, ename = ref.partition("/")
+            name = (f"{api_id(lab.name, api.name)}-{endpoint_id(lab.name, evpc, ename)}."
+                    f"{execute_api.EXECUTE_API}.{lab.region}.amazonaws.com")
+            ips = [e.ip for e in enis if (e.vpc, e.kind, e.owner) == (evpc, "vpce", ename)]
+            for v in lab.vpcs.values():
+                if v.service is None:
+                    out.setdefault(v.name, []).extend((name, ip) for ip in ips)
     return out
 
 
@@ -138,14 +151,47 @@ def _route(lab: Lab, api: Any, route: Any, enis: list, run_dir: str) -> dict[str
     return rec
 
 
+def execute_api_endpoints(lab: Lab, enis: list | None = None) -> dict[str, dict[str, Any]]:
+    """{vpce ID: its record in the front end's config} of every execute-api endpoint: the
+    front end knows an endpoint only by the ID in a PROXY header."""
+    enis = lab.hyperplane_enis() if enis is None else enis
+    out = {}
+    for vname, ep in execute_api.execute_api_endpoints(lab):
+        names_ = []
+        for e in enis:
+            if (e.vpc, e.kind, e.owner) == (vname, "vpce", ep.name):
+                regional, zonal = endpoint_dns_names(lab.name, lab.region, vname, ep.name,
+                                                     *ep.service_ref, e.az)
+                names_ += [regional] * (regional not in names_) + [zonal] * bool(zonal)
+        out[endpoint_id(lab.name, vname, ep.name)] = {
+            "ref": f"{vname}/{ep.name}", "vpc": vname,
+            "vpc_id": execute_api.vpc_id(lab.name, vname), "private_dns": ep.private_dns,
+            "dns_names": names_}
+    return out
+
+
+def _api(lab: Lab, api: Any, enis: list, run_dir: str) -> dict[str, Any]:
+    aid = api_id(lab.name, api.name)
+    return {"id": aid, "name": api.name, "type": api.type, "stages": list(api.stages),
+            "endpoint": api.endpoint,
+            "vpc_endpoints": [execute_api.endpoint_ref(lab, r) for r in api.vpc_endpoints],
+            "policy": execute_api.resolve_policy(lab, aid, api.policy),
+            "throttle": None if api.throttle is None else
+            {"rate": api.throttle.rate, "burst": api.throttle.burst},
+            "routes": [_route(lab, api, r, enis, run_dir) for r in api.routes.values()]}
+
+
 def frontend_config(lab: Lab, run_dir: str) -> dict[str, Any]:
     """The front end's configuration (dataplane/services/apigw/config.py reads it)."""
     enis = lab.hyperplane_enis()
+    private = [{"address": execute_api.FRONT_END_PRIVATE_IP, "port": execute_api.HTTPS_PORT,
+                "tls": True, "proxy_protocol": True}] if has_private_listener(lab) else []
     return {
         "version": CONFIG_VERSION, "lab": lab.name, "region": lab.region,
         "account_id": account_id(lab.name),
         "listeners": [{"address": FRONT_END_IP, "port": 80, "tls": False},
-                      {"address": FRONT_END_IP, "port": 443, "tls": True}],
+                      {"address": FRONT_END_IP, "port": 443, "tls": True}] + private,
+        "vpc_endpoints": execute_api_endpoints(lab, enis),
         "tls": {"cert": os.path.join(run_dir, "apigw.crt"),
                 "key": os.path.join(run_dir, "apigw.key")},
         "socket": os.path.join(run_dir, "apigw.sock"),
@@ -153,9 +199,24 @@ def frontend_config(lab: Lab, run_dir: str) -> dict[str, Any]:
         "account_throttle": dict(ACCOUNT_THROTTLE) if lab.account_throttle is None else
         {"rate": lab.account_throttle.rate, "burst": lab.account_throttle.burst},
         "links": links(lab),
-        "apis": [{"id": api_id(lab.name, api.name), "name": api.name, "type": api.type,
-                  "stages": list(api.stages),
-                  "throttle": None if api.throttle is None else
-                  {"rate": api.throttle.rate, "burst": api.throttle.burst},
-                  "routes": [_route(lab, api, r, enis, run_dir) for r in api.routes.values()]}
-                 for api in lab.apis.values()]}
+        "apis": [_api(lab, api, enis, run_dir) for api in lab.apis.values()]}
+
+
+def has_private_listener(lab: Lab) -> bool:
+    """Whether the front end listens in API Gateway's VPC: a lab with an execute-api
+    endpoint (model/execute_api.py)."""
+    return bool(execute_api.execute_api_endpoints(lab))
+
+
+def resolver_args(lab: Lab) -> dict[str, list[str]]:
+    """An execute-api endpoint with private DNS captures API Gateway's whole domain for
+    its VPC (every `*.execute-api.<region>.amazonaws.com` name: its ENIs' addresses), so
+    a public API called from there meets the endpoint and gets 403, as on AWS."""
+    out: dict[str, list[str]] = {}
+    enis = lab.hyperplane_enis()
+    for vname, ep in execute_api.execute_api_endpoints(lab):
+        if ep.private_dns:
+            out.setdefault(vname, []).extend(
+                f"--address=/{execute_api.EXECUTE_API}.{lab.region}.amazonaws.com/{e.ip}"
+                for e in enis if (e.vpc, e.kind, e.owner) == (vname, "vpce", ep.name))
+    return out

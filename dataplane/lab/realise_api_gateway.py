@@ -17,7 +17,7 @@ from netns_setup import kernel, procs
 
 from dataplane.forwarder import control as control_client
 from dataplane.compile import api_gateway as compiled
-from dataplane.model import Lab, names
+from dataplane.model import Lab, execute_api, names
 from dataplane.model.api_gateway import SERVICE, api_id, invoke_url
 
 from . import ca, processes, realise_vpc
@@ -80,7 +80,9 @@ def final_steps(lab: Lab, st: State) -> list[Step]:
              f"*.execute-api.{lab.region}.amazonaws.com → {compiled.FRONT_END_IP}",
              lambda: _internet_dns(lab, st)),
         Step(f"API Gateway's front end in {rec['netns']}: {len(lab.apis)} APIs on "
-             f"{compiled.FRONT_END_IP}:80 and :443", lambda: _front_end(lab, st)),
+             f"{compiled.FRONT_END_IP}:80 and :443"
+             + (f", private APIs on {execute_api.FRONT_END_PRIVATE_IP}:443 (PROXY v2)"
+                if compiled.has_private_listener(lab) else ""), lambda: _front_end(lab, st)),
     ]
 
 
@@ -97,11 +99,16 @@ def _internet(lab: Lab) -> None:
     kernel.ensure_address(inet, names.INSTANCE_IFNAME, compiled.INTERNET_CLIENT_IP,
                           compiled.PREFIXLEN)
     kernel.ensure_route(inet, "0.0.0.0/0", gateway=compiled.FRONT_END_IP)
+    if compiled.has_private_listener(lab):
+        # the execute-api service's one target: its NLB nodes reach it in this namespace
+        kernel.ensure_address(apigw, "lo", execute_api.FRONT_END_PRIVATE_IP, 32)
 
 
 def _certificates(lab: Lab, st: State) -> None:
     ca.make(st.dir, lab.name, "apigw", [f"*.execute-api.{lab.region}.amazonaws.com",
-                                        f"execute-api.{lab.region}.amazonaws.com"])
+                                        f"execute-api.{lab.region}.amazonaws.com",
+                                        # an execute-api endpoint's own names
+                                        f"*.execute-api.{lab.region}.vpce.amazonaws.com"])
 
 
 def _internet_dns(lab: Lab, st: State) -> None:

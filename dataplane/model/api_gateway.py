@@ -61,10 +61,11 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 from urllib.parse import parse_qsl, urlsplit
 
-from . import names
+from . import execute_api, names
 from .checks import mapping
 from .constants import DEFAULT_SG
 from .enis import EniRequest
+from .execute_api import EXECUTE_API
 from .problems import Problem, TopologyError, add_unique
 
 SERVICE = "API Gateway"
@@ -202,6 +203,13 @@ class Api:
     stages: list[str]
     routes: dict[str, Route] = field(default_factory=dict)
     throttle: Throttle | None = None
+    endpoint: str = "REGIONAL"        # or PRIVATE (model/execute_api.py)
+    vpc_endpoints: list[str] = field(default_factory=list)     # "VPC/ENDPOINT" associations
+    policy: dict[str, Any] | None = None                       # the resource policy, as written
+
+    @property
+    def private(self) -> bool:
+        return self.endpoint == "PRIVATE"
 
     def timeout_ms(self, route: Route) -> int:
         return route.timeout_ms or (REST_TIMEOUT_MS if self.type == "REST" else HTTP_TIMEOUT_MS)[1]
@@ -211,6 +219,12 @@ class Api:
                              "routes": {k: r.to_dict() for k, r in self.routes.items()}}
         if self.throttle is not None:
             d["throttle"] = {"rate": self.throttle.rate, "burst": self.throttle.burst}
+        if self.endpoint != "REGIONAL":
+            d["endpoint"] = self.endpoint
+        if self.vpc_endpoints:
+            d["vpc_endpoints"] = list(self.vpc_endpoints)
+        if self.policy is not None:
+            d["policy"] = self.policy
         return d
 
 
@@ -268,15 +282,30 @@ class LabBuilder:
         apigw.add_endpoint(name, f"{vname}/{link.endpoint_service}", subnets, managed_by=owner)
         return link
 
+    def add_execute_api_endpoint(self, vpc: str, name: str, subnets: Iterable[str],
+                                 security_groups: Iterable[str] = (),
+                                 private_dns: bool = False) -> Any:
+        """An interface endpoint in `vpc` to API Gateway (`service: execute-api`), and
+        API Gateway's endpoint service behind it (model/execute_api.py)."""
+        ep = self.vpcs[vpc].add_endpoint(name, EXECUTE_API, subnets,   # type: ignore[attr-defined]
+                                         security_groups, private_dns)
+        ensure_execute_api(self)
+        return ep
+
     def add_api(self, name: str, type: str, stages: Iterable[str],
                 routes: Mapping[str, Route | Mapping[str, Any]] = (),
-                throttle: Throttle | Mapping[str, Any] | None = None) -> Api:
+                throttle: Throttle | Mapping[str, Any] | None = None,
+                endpoint: str = "REGIONAL", vpc_endpoints: Iterable[str] = (),
+                policy: Mapping[str, Any] | None = None) -> Api:
         rs = {k: r if isinstance(r, Route) else
               Route(k, r["vpc_link"], r.get("uri"), r.get("target"), r.get("timeout_ms"))
               for k, r in dict(routes).items()}
         th = throttle if throttle is None or isinstance(throttle, Throttle) else \
             Throttle(throttle["rate"], throttle["burst"])
-        api = add_unique(self.apis, name, Api(name, type, list(stages), rs, th), "API", PATH)
+        api = add_unique(self.apis, name, Api(name, type, list(stages), rs, th, endpoint,
+                                              list(vpc_endpoints),
+                                              None if policy is None else dict(policy)),
+                         "API", PATH)
         service_vpc(self)
         return api
 
@@ -288,10 +317,16 @@ def read(lab: Any, doc: Mapping[str, Any]) -> None:
             lab.add_rest_vpc_link(name, link["target"])
     for name, api in (section.get("apis") or {}).items():
         lab.add_api(name, api["type"], api["stages"], api.get("routes") or {},
-                    api.get("throttle"))
+                    api.get("throttle"), api.get("endpoint", "REGIONAL"),
+                    api.get("vpc_endpoints") or [], api.get("policy"))
     if section.get("account_throttle"):
         th = section["account_throttle"]
         lab.account_throttle = Throttle(th["rate"], th["burst"])
+    ensure_execute_api(lab)       # the file's execute-api endpoints were read with the VPCs'
+
+
+def ensure_execute_api(lab: Any) -> None:
+    execute_api.ensure_service(lab, service_vpc, _service_subnet)
 
 
 def write(lab: Any, doc: dict[str, Any]) -> None:
@@ -328,8 +363,17 @@ def eni_requests(lab: Any, vpc: Any) -> list[EniRequest]:
 
 def lab_problems(lab: Any) -> list[Problem]:
     """An endpoint service added from Python after a link took its NLB: refused, as AWS
-    refuses a second endpoint service on one NLB."""
+    refuses a second endpoint service on one NLB; an execute-api endpoint added with
+    `vpc.add_endpoint` whose service side was never made."""
     problems = []
+    apigw = lab.vpcs.get(names.APIGW)
+    for vname, ep in execute_api.execute_api_endpoints(lab):
+        lb = apigw.load_balancers.get(EXECUTE_API) if apigw else None
+        azs = {lab.vpcs[vname].subnets[s].az for s in ep.subnets}
+        if lb is None or not azs <= {apigw.subnets[s].az for s in lb.subnets}:
+            problems.append(Problem(f"vpcs.{vname}.endpoints.{ep.name}", "an execute-api "
+                                    "endpoint is made with lab.add_execute_api_endpoint() "
+                                    "(which makes API Gateway's side too)"))
     for link in lab.rest_vpc_links.values():
         if link.state != "AVAILABLE":
             continue
@@ -356,7 +400,7 @@ def check(doc: dict[str, Any]) -> list[Problem]:
         if isinstance(api, dict):
             problems += _check_api(str(name), api, links, vpcs,
                                    mapping(doc.get("cloud_map")))
-    return problems
+    return problems + execute_api.check(doc)
 
 
 def _check_rest_link(name: str, link: dict, vpcs: dict) -> list[Problem]:

@@ -41,7 +41,9 @@ from typing import Any, Iterable, Mapping
 
 from .checks import known_groups, mapping, one_subnet_per_az, subnet_azs
 from .constants import MAX_BACKENDS
+from . import names
 from .enis import EniRequest, HyperplaneEni, eni_ids, stable_hex
+from .execute_api import EXECUTE_API
 from .problems import Problem, TopologyError, add_unique
 
 __all__ = ["Listener", "LoadBalancer", "TargetGroup", "EndpointService", "Endpoint",
@@ -73,6 +75,7 @@ class LoadBalancer:
     subnets: list[str]
     listeners: list[Listener] = field(default_factory=list)
     type: str = "network"
+    managed_by: str | None = None          # as EndpointService.managed_by
 
     def to_dict(self) -> dict[str, Any]:
         return {"type": self.type, "subnets": list(self.subnets),
@@ -86,6 +89,9 @@ class TargetGroup:
     targets: list[str] = field(default_factory=list)   # instance name, or ip / ip:port
     protocol: str = "TCP"
     health_check: dict[str, Any] = field(default_factory=dict)
+    # PROXY protocol v2 header in front of each connection's first bytes (AWS-FACTS §2)
+    proxy_protocol_v2: bool = False
+    managed_by: str | None = None          # as EndpointService.managed_by
 
     def target_addresses(self, instance_ips: Mapping[str, str]) -> list[tuple[str, int]]:
         """(ip, port) of every target: an instance's address, or the one written."""
@@ -100,6 +106,8 @@ class TargetGroup:
                              "targets": list(self.targets)}
         if self.health_check:
             d["health_check"] = dict(self.health_check)
+        if self.proxy_protocol_v2:
+            d["proxy_protocol_v2"] = True
         return d
 
 
@@ -132,6 +140,10 @@ class Endpoint:
 
     @property
     def service_ref(self) -> tuple[str, str]:
+        """(VPC, endpoint service); `execute-api` is API Gateway's own, in its VPC
+        (model/execute_api.py)."""
+        if self.service == EXECUTE_API:
+            return names.APIGW, EXECUTE_API
         vpc, _, svc = self.service.partition("/")
         return vpc, svc
 
@@ -162,7 +174,8 @@ def endpoint_dns_names(lab: str, region: str, vpc: str, endpoint: str, svc_vpc: 
     """(regional name, zonal name for `az`) of an endpoint (AWS-FACTS §1)."""
     suffix = stable_hex(lab, vpc, endpoint, "dns", n=8)
     base = f"{endpoint_id(lab, vpc, endpoint)}-{suffix}"
-    domain = f"{service_id(lab, svc_vpc, svc)}.{region}.vpce.amazonaws.com"
+    domain = (f"{EXECUTE_API}.{region}.vpce.amazonaws.com" if (svc_vpc, svc) == (names.APIGW, EXECUTE_API)
+              else f"{service_id(lab, svc_vpc, svc)}.{region}.vpce.amazonaws.com")
     return f"{base}.{domain}", (f"{base}-{az}.{domain}" if az else None)
 
 
@@ -176,23 +189,27 @@ class VpcBuilder:
 
     def add_load_balancer(self, name: str, subnets: Iterable[str],
                           listeners: Iterable[Listener | Mapping] = (),
-                          type: str = "network") -> LoadBalancer:
+                          type: str = "network", managed_by: str | None = None) -> LoadBalancer:
         ls = [l if isinstance(l, Listener) else
               Listener(l.get("port"), l.get("target_group"), l.get("protocol", "TCP"),
                        l.get("idle_timeout", DEFAULT_IDLE_TIMEOUT)) for l in listeners]
         if name in getattr(self, "albs", {}):
             raise TopologyError([Problem(f"{self._path}.load_balancers.{name}",
                                          "duplicate load balancer name")])
-        return add_unique(self.load_balancers, name, LoadBalancer(name, list(subnets), ls, type),
+        return add_unique(self.load_balancers, name,
+                          LoadBalancer(name, list(subnets), ls, type, managed_by),
                           "load balancer", f"{self._path}.load_balancers")
 
     def add_target_group(self, name: str, port: int, targets: Iterable[str] = (),
                          protocol: str = "TCP",
-                         health_check: Mapping[str, Any] | None = None) -> TargetGroup:
+                         health_check: Mapping[str, Any] | None = None,
+                         proxy_protocol_v2: bool = False,
+                         managed_by: str | None = None) -> TargetGroup:
         if name in getattr(self, "http_target_groups", {}):
             raise TopologyError([Problem(f"{self._path}.target_groups.{name}",
                                          "duplicate target group name")])
-        tg = TargetGroup(name, port, list(targets), protocol, dict(health_check or {}))
+        tg = TargetGroup(name, port, list(targets), protocol, dict(health_check or {}),
+                         proxy_protocol_v2, managed_by)
         return add_unique(self.target_groups, name, tg, "target group",
                           f"{self._path}.target_groups")
 
@@ -224,7 +241,8 @@ def read(lab: Any, doc: Mapping[str, Any]) -> None:
         for n, tg in (v.get("target_groups") or {}).items():
             if tg.get("protocol", "TCP") == "TCP":
                 vpc.add_target_group(n, tg["port"], tg.get("targets") or [],
-                                     tg.get("protocol", "TCP"), tg.get("health_check"))
+                                     tg.get("protocol", "TCP"), tg.get("health_check"),
+                                     tg.get("proxy_protocol_v2", False))
         for n, es in (v.get("endpoint_services") or {}).items():
             vpc.add_endpoint_service(n, es["load_balancers"], es.get("acceptance_required", True),
                                      es.get("private_dns_name"))
@@ -318,11 +336,14 @@ def _check_private_dns(vname: str, vpc: dict, vp: str, vpcs: dict) -> list[Probl
         if not isinstance(ep, dict) or ep.get("private_dns") is not True:
             continue
         svc = ep.get("service")
-        if not isinstance(svc, str) or "/" not in svc:
+        if svc == EXECUTE_API:
+            name = f"*.{EXECUTE_API} names"      # API Gateway's whole domain
+        elif not isinstance(svc, str) or "/" not in svc:
             continue
-        svpc_name, _, sname = svc.partition("/")
-        es = mapping(mapping(mapping(vpcs.get(svpc_name)).get("endpoint_services")).get(sname))
-        name = es.get("private_dns_name")
+        else:
+            svpc_name, _, sname = svc.partition("/")
+            es = mapping(mapping(mapping(vpcs.get(svpc_name)).get("endpoint_services")).get(sname))
+            name = es.get("private_dns_name")
         if not isinstance(name, str):
             continue
         if name in taken:
@@ -419,7 +440,7 @@ def _check_vpc(vname: str, vpc: dict, vp: str, vpcs: dict) -> list[Problem]:
                                     "are not supported by vpclab"))
         svc = ep.get("service")
         if not isinstance(svc, str) or "/" not in svc:
-            continue
+            continue                      # execute-api: API Gateway's, in every AZ asked
         svpc_name, _, sname = svc.partition("/")
         svpc = mapping(vpcs.get(svpc_name))
         es = mapping(mapping(svpc.get("endpoint_services")).get(sname))
