@@ -310,3 +310,48 @@ def test_config_reads_the_contract_fields(tmp_path) -> None:
     assert config.apis[0].endpoint == "REGIONAL"
     json.dumps(CONTRACT)                                 # the shared example is unchanged
     assert "vpc_endpoints" not in CONTRACT
+
+
+# -- the coordinator's compile writes what this front end reads ---------------------------------
+
+def test_compiled_lab_config_is_read_and_served(tmp_path) -> None:
+    from pathlib import Path
+
+    from dataplane.compile.api_gateway import frontend_config
+    from dataplane.model import loads
+    from dataplane.model.api_gateway import api_id
+    text = (Path(__file__).resolve().parents[2] / "examples" / "api-gateway.yaml").read_text()
+    text = text.replace("vpcs:\n  shop:\n", "vpcs:\n  corp:\n    cidr: 10.1.0.0/16\n"
+                        "    subnets:\n      a: {cidr: 10.1.1.0/24, az: us-east-1a}\n"
+                        "    security_groups:\n      ep-443:\n        ingress:\n"
+                        "          - {protocol: tcp, ports: 443, source: 10.1.0.0/16}\n"
+                        "    endpoints:\n      api-ep: {service: execute-api, subnets: [a], "
+                        "security_groups: [ep-443], private_dns: true}\n  shop:\n", 1)
+    text = text.replace("    orders:\n      type: REST\n",
+                        "    orders:\n      type: REST\n      endpoint: PRIVATE\n"
+                        "      vpc_endpoints: [corp/api-ep]\n      policy:\n        Statement:\n"
+                        "          - {Effect: Allow, Principal: '*', Action: execute-api:Invoke, "
+                        "Resource: 'execute-api:/*'}\n"
+                        "          - {Effect: Deny, Principal: '*', Action: execute-api:Invoke, "
+                        "Resource: 'execute-api:/*', Condition: {StringNotEquals: "
+                        "{aws:SourceVpce: corp/api-ep}}}\n", 1)
+    lab = loads(text)
+    doc = frontend_config(lab, str(tmp_path))
+    doc["log_dir"] = str(tmp_path / "logs")
+    config = ApigwConfig.from_json(doc)
+    assert any(listener.proxy_protocol for listener in config.listeners)
+    endpoint, = config.vpc_endpoints
+    gw = ApiGateway(config)
+    try:
+        orders = api_id(lab.name, "orders")
+        ok = call(host(orders), "/prod/orders/1", vpce=endpoint.id)
+        assert isinstance(gw.route(ok), Forward)
+        status, _, body = answer(gw.route(call(host(orders), "/prod/orders/1",
+                                               vpce="vpce-11111111111111111")))
+        assert status == 403                             # not an endpoint of the lab
+        assert isinstance(gw.route(call(endpoint.dns_names[0], "/prod/orders/1", "GET",
+                                        ("x-apigw-api-id", orders), vpce=endpoint.id)), Forward)
+        assert isinstance(gw.route(call(host(f"{orders}-{endpoint.id}"), "/prod/orders/1",
+                                        vpce=endpoint.id)), Forward)
+    finally:
+        gw.close()

@@ -228,6 +228,14 @@ def test_a_statement_object_not_in_a_list() -> None:
     assert rp.evaluate({"Statement": allow()}, ctx()) == A
 
 
+def bad_condition(operator: str, key: str, value: object, reason: str) -> tuple:
+    """A row of PROBLEMS: a policy whose one condition is wrong, where, and why."""
+    path = f"Statement[0].Condition.{operator}"
+    if reason != "unknown condition operator":
+        path += f".{key}"
+    return {"Statement": [allow(**when(operator, key, value))]}, path, reason
+
+
 PROBLEMS = [
     ({"Statement": [{**allow(), "Effect": "Permit"}]}, "Statement[0].Effect", "not Allow or Deny"),
     ({"Statement": [{**allow(), "Action": "s3:GetObject"}]}, "Statement[0].Action",
@@ -240,22 +248,14 @@ PROBLEMS = [
      "not supported"),
     ({"Statement": [allow("arn:aws:s3:::bucket/*")]}, "Statement[0].Resource",
      "not an execute-api resource"),
-    ({"Statement": [allow(**when("StringEqualz", "aws:SourceVpc", VPC))]},
-     "Statement[0].Condition.StringEqualz", "unknown condition operator"),
-    ({"Statement": [allow(**when("ForAnyValue:Null", "aws:SourceVpc", "true"))]},
-     "Statement[0].Condition.ForAnyValue:Null", "unknown condition operator"),
-    ({"Statement": [allow(**when("StringEquals", "aws:PrincipalArn", "x"))]},
-     "Statement[0].Condition.StringEquals.aws:PrincipalArn", "not a condition key"),
-    ({"Statement": [allow(**when("IpAddress", "aws:SourceIp", "10.0.0.0/33"))]},
-     "Statement[0].Condition.IpAddress.aws:SourceIp", "not a value IpAddress can compare"),
-    ({"Statement": [allow(**when("NumericLessThan", "aws:EpochTime", "soon"))]},
-     "Statement[0].Condition.NumericLessThan.aws:EpochTime", "can compare"),
-    ({"Statement": [allow(**when("DateLessThan", "aws:CurrentTime", "tomorrow"))]},
-     "Statement[0].Condition.DateLessThan.aws:CurrentTime", "can compare"),
-    ({"Statement": [allow(**when("Bool", "aws:SecureTransport", "yes"))]},
-     "Statement[0].Condition.Bool.aws:SecureTransport", "can compare"),
-    ({"Statement": [allow(**when("Null", "aws:Referer", "maybe"))]},
-     "Statement[0].Condition.Null.aws:Referer", "Null takes true or false"),
+    bad_condition("StringEqualz", "aws:SourceVpc", VPC, "unknown condition operator"),
+    bad_condition("ForAnyValue:Null", "aws:SourceVpc", "true", "unknown condition operator"),
+    bad_condition("StringEquals", "aws:PrincipalArn", "x", "not a condition key"),
+    bad_condition("IpAddress", "aws:SourceIp", "10.0.0.0/33", "not a value IpAddress can compare"),
+    bad_condition("NumericLessThan", "aws:EpochTime", "soon", "can compare"),
+    bad_condition("DateLessThan", "aws:CurrentTime", "tomorrow", "can compare"),
+    bad_condition("Bool", "aws:SecureTransport", "yes", "can compare"),
+    bad_condition("Null", "aws:Referer", "maybe", "Null takes true or false"),
     ({"Statement": [allow("execute-api:/${aws:SourceVpc}/*")]}, "Statement[0]",
      "policy variables"),
     ({"Statement": [{**allow(), "NotAction": "execute-api:Invoke"}]}, "Statement[0].Action",
