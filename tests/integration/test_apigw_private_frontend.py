@@ -13,12 +13,17 @@ sees is the test's own socket. Nothing here touches the root namespace.
 """
 from __future__ import annotations
 
+import errno
 import json
+import os
 import pathlib
 import socket
 import ssl
+import signal
 import struct
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -92,8 +97,8 @@ def config(tmp: pathlib.Path) -> dict:
 
 
 class Lab:
-    def __init__(self, ns: str, tmp: pathlib.Path) -> None:
-        self.ns, self.tmp = ns, tmp
+    def __init__(self, ns: str, tmp: pathlib.Path, fe: subprocess.Popen) -> None:
+        self.ns, self.tmp, self.fe = ns, tmp, fe
         self.socket = str(tmp / "apigw.sock")
 
     def call(self, host_name: str, path: str = "/prod/orders/7", *headers: str,
@@ -130,15 +135,16 @@ class Lab:
         reset (closing with our bytes unread makes the kernel send one) answers nothing."""
         def run() -> bytes:
             with socket.create_connection((PRIVATE, 443), timeout=10) as s:
-                if data:
-                    s.sendall(data)
-                s.shutdown(socket.SHUT_WR)
                 chunks = []
                 try:
+                    if data:
+                        s.sendall(data)
+                    s.shutdown(socket.SHUT_WR)
                     while chunk := s.recv(65536):
                         chunks.append(chunk)
-                except ConnectionResetError:
-                    pass
+                except OSError as exc:       # reset already, or not connected any more
+                    if exc.errno not in (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN):
+                        raise
                 return b"".join(chunks)
         return nsenter.in_netns(self.ns, run)
 
@@ -159,7 +165,7 @@ def lab(tmp_path_factory):
         procs.append(start(ns, sys.executable, "-m", "dataplane.services.apigw", "--config",
                            str(tmp / "apigw.json"), "--header-timeout", "1", ready="apigw "))
         try:
-            yield Lab(ns, tmp)
+            yield Lab(ns, tmp, procs[1])
         finally:
             for proc in procs:
                 if proc.poll() is None:
@@ -251,3 +257,20 @@ def test_local_header_is_served_without_a_client(lab) -> None:
     assert (status, body) == (403, '{"message":"Forbidden"}')
     assert lab.stats()["proxy_protocol"]["LOCAL"] == local + 1
     assert control.call(lab.socket, "ping", timeout=5)["pid"] > 0
+
+
+def test_sigterm_with_a_header_half_read(lab) -> None:
+    pid = lab.fe.pid
+
+    def half_then_stop() -> float:
+        with socket.create_connection((PRIVATE, 443), timeout=10) as s:
+            s.sendall(proxy_v2(VPCE)[:10])               # a header being read ...
+            time.sleep(0.2)
+            started = time.monotonic()
+            os.kill(pid, signal.SIGTERM)                 # ... when the front end stops
+            assert s.recv(100) == b""
+            return time.monotonic() - started
+    # closed by the stop, not by the 1 s header timeout
+    assert nsenter.in_netns(lab.ns, half_then_stop) < 0.9
+    assert lab.fe.wait(timeout=5) == 0
+    assert not pathlib.Path(lab.socket).exists()

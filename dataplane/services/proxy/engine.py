@@ -170,6 +170,9 @@ class ProxyServer:
         except (OSError, ssl.SSLError, TimeoutError) as exc:   # a failed TLS handshake
             log.debug("%s:%s TLS handshake after the PROXY header: %r", *peer, exc)
             conn.close()
+        except BaseException:                # cancelled mid-handshake: the server is closing
+            conn.close()
+            raise
 
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
