@@ -380,8 +380,9 @@ def _condition_problems(condition: Any, path: str) -> list[tuple[str, str]]:
         for key, values in keys.items():
             where = f"{path}.{operator}.{key}"
             if key.lower() not in CONDITION_KEYS:
+                known = ", ".join(CONDITION_KEYS.values())
                 found.append((where, "not a condition key of API Gateway resource policies "
-                                     f"without IAM auth; known: {', '.join(CONDITION_KEYS.values())}"))
+                                     f"without IAM auth; known: {known}"))
                 continue
             if values == [] or not all(isinstance(v, (str, int, float, bool))
                                        for v in _listed(values)):

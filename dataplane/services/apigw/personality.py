@@ -33,8 +33,9 @@ destination: "the VPC endpoint re-writes the original source IP"), plus
 `aws:SecureTransport`, `aws:UserAgent`, `aws:Referer`, `aws:CurrentTime`, `aws:EpochTime`.
 No policy is an implicit deny. A denied call is 403 AccessDeniedException (errors.py),
 before throttling (vpclab's choice: a denied call takes no token). A call whose method
-ARN is over 1,600 bytes is 414 there (AWS's quota; for a private API it caps the URL). A REGIONAL API with a
-policy has it evaluated too, on the public listener, with `aws:SourceIp` the client's.
+ARN is over 1,600 bytes is 414 there (AWS's quota; for a private API it caps the URL).
+A REGIONAL API with a policy has it evaluated too, on the public listener, with
+`aws:SourceIp` the client's.
 The access log's source IP of a private API's call is the client's private address.
 
 What goes to the backend:
@@ -317,7 +318,8 @@ class ApiGateway(Personality):
         the outcome (`explicit_deny`, `implicit_deny`: also a private API without policy)."""
         if api.policy is None:
             return IMPLICIT_DENY
-        ctx = {"resource": api.arn + call, "aws:SecureTransport": "true" if request.tls else "false",
+        ctx = {"resource": api.arn + call,
+               "aws:SecureTransport": "true" if request.tls else "false",
                "aws:EpochTime": str(int(now)),
                "aws:CurrentTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
         if endpoint is not None:
