@@ -45,6 +45,7 @@ ENGINE_STATUS: dict[str, int | None] = {
     "body_too_large": 413,
     "read_timeout": 408,
     "client_closed": None,
+    "bad_proxy_header": None,            # no PROXY-protocol listener on an ALB node
     "connect_failed": 502,
     "backend_closed": 502,
     "backend_bad_response": 502,

@@ -41,6 +41,8 @@ ERRORS: dict[str, str] = {
     "backend_bad_response": "the backend answered with something that is not HTTP/1.x",
     "response_too_large": "the backend's response body exceeds the body limit",
     "timeout": "the backend did not answer before the route's timeout",
+    "bad_proxy_header": "a PROXY-protocol listener's connection did not start with a valid "
+                        "PROXY v2 header (closed without a word)",
 }
 
 # Kinds after which the engine closes the client connection, whatever the personality says:
@@ -85,12 +87,12 @@ class Request:
     """One client request, as received (see the module docstring)."""
     __slots__ = ("method", "target", "version", "headers", "body", "keep_alive",
                  "client_ip", "client_port", "local_ip", "local_port", "tls",
-                 "time", "started", "context")
+                 "time", "started", "context", "proxy")
 
     def __init__(self, method: str, target: str, version: str, headers: list[tuple[str, str]],
                  keep_alive: bool, client: tuple[str, int], local: tuple[str, int],
                  tls: bool | tuple[str, str, str | None],
-                 time: float, started: float) -> None:
+                 time: float, started: float, proxy: Any = None) -> None:
         self.method = method
         self.target = target            # the request-target as sent: path and query
         self.version = version          # "1.1" or "1.0"
@@ -105,6 +107,11 @@ class Request:
         self.time = time                # wall clock (time.time()) when the head was complete
         self.started = started          # the loop's clock then, for latencies
         self.context: Any = None        # the personality's own, from route() to response()
+        # a PROXY-protocol listener's header (proxy_protocol.ProxyHeader: command, src,
+        # src_port, dst, dst_port, vpce, tlvs), the same for every request of the
+        # connection; None on a listener without PROXY protocol. client_ip/port stay the
+        # TCP peer's (the balancer's).
+        self.proxy = proxy
 
 
 class Forward:
