@@ -55,6 +55,7 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("privatelink", "dataplane.model.privatelink", "dataplane.compile.privatelink", "dataplane.lab.realise_privatelink"),
+    Kind("alb", "dataplane.model.alb", "dataplane.compile.alb", "dataplane.lab.realise_alb"),
     Kind("vpc_link", "dataplane.model.vpc_link", "dataplane.compile.vpc_link", "dataplane.lab.realise_vpc_link"),
     Kind("cloud_map", "dataplane.model.cloud_map", "dataplane.compile.cloud_map", "dataplane.lab.realise_cloud_map"),
     Kind("api_gateway", "dataplane.model.api_gateway", "dataplane.compile.api_gateway", "dataplane.lab.realise_api_gateway"),
