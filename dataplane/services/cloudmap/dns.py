@@ -33,6 +33,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from .registry import IPV4_ATTRIBUTE, PORT_ATTRIBUTE
+
 MAX_ANSWERS = 8          # Route 53 multivalue answer
 SRV_PRIORITY = SRV_WEIGHT = 1
 
@@ -71,7 +73,7 @@ def records(registry: Mapping[str, Any], vpc: str, qname: str, qtype: str,
         if iid is None or not dns_config:
             return "NXDOMAIN", []
         rec = dict(eligible).get(iid)
-        ip = rec["attributes"].get("AWS_INSTANCE_IPV4") if rec else None
+        ip = rec["attributes"].get(IPV4_ATTRIBUTE) if rec else None
         if qtype != "A" or ip is None:
             return "NOERROR", []
         return "NOERROR", [(dns_config.get("A", dns_config.get("SRV")), ip)]
@@ -84,12 +86,12 @@ def _service_records(eligible: list[tuple[str, dict]], dns_config: Mapping[str, 
     if qtype not in dns_config:
         return []
     if qtype == "A":
-        values = [r["attributes"]["AWS_INSTANCE_IPV4"] for _, r in eligible
-                  if "AWS_INSTANCE_IPV4" in r["attributes"]]
+        values = [r["attributes"][IPV4_ATTRIBUTE] for _, r in eligible
+                  if IPV4_ATTRIBUTE in r["attributes"]]
     else:
-        values = [f"{SRV_PRIORITY} {SRV_WEIGHT} {r['attributes']['AWS_INSTANCE_PORT']} "
+        values = [f"{SRV_PRIORITY} {SRV_WEIGHT} {r['attributes'][PORT_ATTRIBUTE]} "
                   f"{iid}.{service}.{namespace}." for iid, r in eligible
-                  if "AWS_INSTANCE_PORT" in r["attributes"]]
+                  if PORT_ATTRIBUTE in r["attributes"]]
     if len(values) > MAX_ANSWERS:
         values = rng.sample(values, MAX_ANSWERS)
     return [(dns_config[qtype], v) for v in values]
