@@ -82,19 +82,20 @@ def _lab(args) -> str:
     return pick_lab(args.lab).lab
 
 
-def _refused(exc: DiscoveryError) -> CliError:
-    return CliError(f"{exc.code}: {exc}", EXIT_USAGE)
+def _ask(call, *args, **kw):
+    """`call(...)`; AWS's refusals (an unknown namespace, service or instance, …) are bad
+    input: exit status 2."""
+    try:
+        return call(*args, **kw)
+    except DiscoveryError as exc:
+        raise CliError(f"{exc.code}: {exc}", EXIT_USAGE) from None
 
 
 def run_discover(args) -> int:
-    lab = _lab(args)
-    try:
-        ns, svc, found, revision = cloudmap.discover_in_lab(
-            lab, args.service, args.namespace, query=_pairs(args.filter, "--filter"),
-            optional=_pairs(args.optional, "--optional"), health_status=args.health_status,
-            max_results=args.max_results)
-    except DiscoveryError as exc:
-        raise _refused(exc) from None
+    ns, svc, found, revision = _ask(
+        cloudmap.discover_in_lab, _lab(args), args.service, args.namespace,
+        query=_pairs(args.filter, "--filter"), optional=_pairs(args.optional, "--optional"),
+        health_status=args.health_status, max_results=args.max_results)
     if args.json:
         print(json.dumps({"Instances": found, "InstancesRevision": revision}, indent=1))
         return EXIT_OK
@@ -108,34 +109,23 @@ def run_discover(args) -> int:
 
 
 def run_register(args) -> int:
-    lab = _lab(args)
-    try:
-        ns, svc, new = cloudmap.register_instance(
-            lab, args.service, args.id, port=args.port, ip=args.ip, instance=args.instance,
-            attributes=_pairs(args.attr, "--attr"), namespace=args.namespace)
-    except DiscoveryError as exc:
-        raise _refused(exc) from None
+    ns, svc, new = _ask(cloudmap.register_instance, _lab(args), args.service, args.id,
+                        port=args.port, ip=args.ip, instance=args.instance,
+                        attributes=_pairs(args.attr, "--attr"), namespace=args.namespace)
     print(f"{ns}/{svc}: instance {args.id} {'registered' if new else 'updated'}")
     return EXIT_OK
 
 
 def run_deregister(args) -> int:
-    lab = _lab(args)
-    try:
-        ns, svc = cloudmap.deregister_instance(lab, args.service, args.id, args.namespace)
-    except DiscoveryError as exc:
-        raise _refused(exc) from None
+    ns, svc = _ask(cloudmap.deregister_instance, _lab(args), args.service, args.id,
+                   args.namespace)
     print(f"{ns}/{svc}: instance {args.id} deregistered")
     return EXIT_OK
 
 
 def run_set_health(args) -> int:
-    lab = _lab(args)
-    try:
-        ns, svc = cloudmap.set_instance_health(lab, args.service, args.id, args.status,
-                                               args.namespace)
-    except DiscoveryError as exc:
-        raise _refused(exc) from None
+    ns, svc = _ask(cloudmap.set_instance_health, _lab(args), args.service, args.id,
+                   args.status, args.namespace)
     print(f"{ns}/{svc}: instance {args.id} is {args.status}")
     return EXIT_OK
 
