@@ -1,6 +1,6 @@
 """Asks DNS questions the way a program in an instance does, and prints the answers.
 
-    python3 dns_query.py NAME:TYPE [NAME:TYPE …]
+    python3 dns_query.py NAME:TYPE[:tcp] [NAME:TYPE[:tcp] …]
 
 Uses the instance's /etc/resolv.conf (the VPC's resolver, bind-mounted by `vpclab exec`)
 through dnspython, and prints one JSON object: {"NAME:TYPE": {"rcode": "NOERROR",
@@ -16,9 +16,10 @@ resolver = dns.resolver.Resolver()          # /etc/resolv.conf
 resolver.lifetime = 5
 out = {}
 for question in sys.argv[1:]:
-    name, _, rdtype = question.partition(":")
+    name, rdtype, *how = question.split(":")
     try:
-        answer = resolver.resolve(name + ".", rdtype, raise_on_no_answer=False)
+        answer = resolver.resolve(name + ".", rdtype, raise_on_no_answer=False,
+                                  tcp=how == ["tcp"])
     except dns.resolver.NXDOMAIN:
         out[question] = {"rcode": "NXDOMAIN", "ttl": None, "answers": []}
         continue

@@ -116,13 +116,15 @@ def cloudmap(*args: str) -> "subprocess.CompletedProcess":  # noqa: F821
 def test_dns_answers_with_the_services_ttls(lab) -> None:
     addr = ips(lab)
     got = ask("shop/client", "inventory.shop.local:A", "inventory.shop.local:SRV",
-              "i-green.inventory.shop.local:A", "nope.shop.local:A")
+              "i-green.inventory.shop.local:A", "nope.shop.local:A",
+              "inventory.shop.local:SRV:tcp")
     assert got["inventory.shop.local:A"] == {
         "rcode": "NOERROR", "ttl": 45,
         "answers": sorted([addr["inv1"], addr["inv2"], addr["inv3"]])}
     assert got["inventory.shop.local:SRV"] == {
         "rcode": "NOERROR", "ttl": 15,
         "answers": sorted(f"1 1 8080 {i}.inventory.shop.local." for i in ("i-1", "i-2", "i-green"))}
+    assert got["inventory.shop.local:SRV:tcp"] == got["inventory.shop.local:SRV"]   # over TCP
     assert got["i-green.inventory.shop.local:A"]["answers"] == [addr["inv3"]]
     assert got["nope.shop.local:A"]["rcode"] == "NXDOMAIN"
     # the namespace is private to VPC shop: the other VPC's resolver does not know it
