@@ -284,6 +284,15 @@ def test_dns_only_in_the_namespace_vpc_and_only_healthy_and_at_most_eight() -> N
     assert len(cmdns.records(doc, "shop", "inventory.shop.local", "SRV")[1]) == 8
 
 
+def test_dns_the_most_specific_namespace_answers() -> None:
+    doc = registry_with()
+    doc["namespaces"] = {"local": {"type": "DNS_PRIVATE", "vpc": "shop", "services": {}},
+                         **doc["namespaces"]}
+    assert cmdns.records(doc, "shop", "i0.inventory.shop.local", "A") == \
+        ("NOERROR", [(60, "10.0.1.10")])
+    assert cmdns.records(doc, "shop", "x.local", "A") == ("NXDOMAIN", [])
+
+
 def test_dns_wire_answers() -> None:
     query = dns.message.make_query("inventory.shop.local", "SRV")
     response = dns.message.from_wire(cmdns.respond(registry_with(), "shop", query.to_wire()))

@@ -51,7 +51,9 @@ def records(registry: Mapping[str, Any], vpc: str, qname: str, qtype: str,
     """("NOERROR" | "NXDOMAIN" | "REFUSED", [(ttl, rdata text)]) for a question in `vpc`
     (see the module docstring); `qname` without its trailing dot."""
     name = qname.rstrip(".").lower()
-    for nsname, ns in registry.get("namespaces", {}).items():
+    # the most specific namespace first (`shop.local` before `local`)
+    for nsname, ns in sorted(registry.get("namespaces", {}).items(),
+                             key=lambda item: -len(item[0])):
         if ns.get("type") != "DNS_PRIVATE" or ns.get("vpc") != vpc:
             continue
         apex = nsname.lower()
