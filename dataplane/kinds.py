@@ -14,7 +14,9 @@ and is registered here with one `Kind(...)` line naming them:
 * `compile` — `dataplane.compile.<kind>`: `contribute(ctx, draft)` adds its ports,
   security groups, services and health checks to the forwarder spec (a
   `compile.hyperplane.SpecDraft` of compile/spec.py's dataclasses), `dns_records(lab)`
-  its names for the VPC resolvers (None: nothing to compile yet);
+  its names for the VPC resolvers (None: nothing to compile yet); optionally
+  `resolver_args(lab)`, {vpc: extra dnsmasq arguments} for the VPC resolvers (Cloud
+  Map forwards a private DNS namespace: `--server=/NAME/ADDRESS#PORT`);
 * `realise` — `dataplane.lab.realise_<kind>`: `namespaces(lab)` it adds to the plan,
   `steps(build)` its steps in `up`, run once the Hyperplane's ENIs exist and before the
   forwarder starts, `state(lab)` its part of the state's `hyperplane` record and
@@ -55,6 +57,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("privatelink", "dataplane.model.privatelink", "dataplane.compile.privatelink", "dataplane.lab.realise_privatelink"),
     Kind("alb", "dataplane.model.alb", "dataplane.compile.alb", "dataplane.lab.realise_alb"),
     Kind("vpc_link", "dataplane.model.vpc_link", "dataplane.compile.vpc_link", "dataplane.lab.realise_vpc_link"),
+    Kind("cloud_map", "dataplane.model.cloud_map", "dataplane.compile.cloud_map", "dataplane.lab.realise_cloud_map"),
     Kind("api_gateway", "dataplane.model.api_gateway", "dataplane.compile.api_gateway", "dataplane.lab.realise_api_gateway"),
 )
 

@@ -8,6 +8,7 @@
 | `vpclab status [LAB] [--json]` | status.py | the state file only |
 | `vpclab exec [-l LAB] VPC/INSTANCE -- CMD…` | exec_.py | the state file |
 | `vpclab capture [-l LAB] VPC/INSTANCE [-w FILE] [tcpdump args…]` | capture.py | the state file |
+| `vpclab cloudmap [-l LAB] discover\\|register\\|deregister\\|set-health …` | cloudmap.py | the state file, root |
 | `vpclab cleanup [LAB] [--all]` | cleanup.py | nothing |
 
 Exit status: 0 done, 1 failed (the message says what, and what was rolled back),

@@ -7,10 +7,11 @@ import sys
 from ..lab import LabError
 from ..model import TopologyError
 from . import (  # one module per verb; `bench` runs bench/e2e as a child process
-    bench, capture, cleanup, down, endpoint, exec_, flows, logs, status, up, validate)
+    bench, capture, cleanup, cloudmap, down, endpoint, exec_, flows, logs, status, up, validate)
 from .common import EXIT_FAILED, EXIT_USAGE, CliError
 
-VERBS = (validate, up, down, status, exec_, capture, flows, logs, endpoint, bench, cleanup)
+VERBS = (validate, up, down, status, exec_, capture, flows, logs, endpoint, cloudmap, bench,
+         cleanup)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from .. import lab as labmod
+from . import cloudmap
 from .common import EXIT_FAILED, EXIT_OK, table
 
 
@@ -66,6 +67,8 @@ def run(args) -> int:
             healthy &= _print_albs(r["albs"])
         if r.get("api_gateway"):
             healthy &= _print_apis(r["api_gateway"])
+        if r.get("cloud_map"):
+            healthy &= cloudmap.print_status(r["cloud_map"])
         print()
     return EXIT_OK if healthy else EXIT_FAILED
 

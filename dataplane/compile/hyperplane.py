@@ -112,6 +112,16 @@ def dns_records(lab: Lab) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
+def resolver_args(lab: Lab) -> dict[str, list[str]]:
+    """{vpc: extra dnsmasq arguments} for each VPC's resolver, from every kind that has
+    an optional `resolver_args(lab)` (Cloud Map forwards its private DNS namespaces)."""
+    out: dict[str, list[str]] = {}
+    for kind in kinds.compilers():
+        for vpc, args in getattr(kind, "resolver_args", lambda _: {})(lab).items():
+            out.setdefault(vpc, []).extend(args)
+    return out
+
+
 def paths(lab_name: str) -> dict[str, str]:
     d = names.lab_dir(lab_name)
     return {"spec": os.path.join(d, "forwarder.json"), "socket": os.path.join(d, "forwarder.sock"),

@@ -16,7 +16,9 @@
    the one that decides and counts, and an instance without the check (a NAT
    instance) may send from any address; `source_dest_drops()` reads the counts;
 5. DNS: a hosts file (instances' names and every kind's records) and resolv.conf under
-   /run/vpclab/<lab>/, then dnsmasq in the VPC namespace on base+2 (netns_setup/dns.py);
+   /run/vpclab/<lab>/, then dnsmasq in the VPC namespace on base+2 (netns_setup/dns.py),
+   with every kind's extra arguments for this VPC (`resolver_args`: Cloud Map's
+   forwarded namespaces);
 6. `run:` commands, each in its instance namespace (private mount namespace, the VPC's
    resolv.conf over /etc/resolv.conf), output in /run/vpclab/<lab>/<vpc>.<instance>.log,
    with vpclab's Python first on PATH (`run_argv`).
@@ -30,7 +32,7 @@ from typing import Any
 
 from netns_setup import dns, kernel, nft, nsenter, offload, procs
 
-from dataplane.compile.hyperplane import dns_records
+from dataplane.compile.hyperplane import dns_records, resolver_args
 from dataplane.forwarder.frames import MAX_FRAME
 from dataplane.model import Lab, names
 
@@ -144,7 +146,8 @@ def _dns(lab: Lab, p: VpcPlan, st: State) -> None:
         f.writelines(f"{ip} {name}\n" for name, ip in dns_records(lab).get(p.name, []))
     with open(rec["resolv_conf"], "w") as f:
         f.write(dns.resolv_conf(p.dns, lab.region))
-    start_resolver(st, p.name, p.netns, p.dns, lab.region, rec["hosts"], f"VPC {p.name}")
+    start_resolver(st, p.name, p.netns, p.dns, lab.region, rec["hosts"], f"VPC {p.name}",
+                   tuple(resolver_args(lab).get(p.name, ())))
 
 
 def start_resolver(st: State, owner: str, netns: str, listen: str, region: str, hosts: str,

@@ -33,7 +33,7 @@ from dataplane.model import names
 from . import processes
 from .state import LabError, State
 
-SUPERVISED = ("forwarder", "dns", "apigw", "alb")
+SUPERVISED = ("forwarder", "dns", "apigw", "alb", "cloudmap")
 POLL_S = 0.1
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0
 READY_S = 15.0

@@ -5,8 +5,8 @@ the same object from Python. Both check everything before anything is built and 
 `TopologyError`, whose `problems` are (field path, reason) pairs.
 
 One file per resource kind: topology.py (the lab, its VPCs, subnets, security groups and
-instances, the address plan), privatelink.py, vpc_link.py; each kind registers in
-dataplane/kinds.py. Beside them: problems.py (Problem, TopologyError), constants.py
+instances, the address plan), privatelink.py, vpc_link.py, cloud_map.py, …; each kind
+registers in dataplane/kinds.py. Beside them: problems.py (Problem, TopologyError), constants.py
 (AWS's numbers), enis.py (Hyperplane ENIs and stable IDs), checks.py (checks several
 kinds share), validate.py with schema.json (the document's shape and meaning),
 loader.py (YAML) and names.py (how kernel objects are named). Nothing here touches the

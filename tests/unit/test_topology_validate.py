@@ -58,7 +58,7 @@ CASES = [
      ["vpcs.shop.subnets.web-a.zone: unknown key (allowed: az, cidr)"]),
     ("unknown top-level key",
      lambda d: d.update(vpc={}),
-     ["vpc: unknown key (allowed: api_gateway, lab, region, vpcs)"]),
+     ["vpc: unknown key (allowed: api_gateway, cloud_map, lab, region, vpcs)"]),
     ("missing key",
      lambda d: shop(d)["subnets"]["web-a"].pop("cidr"),
      ["vpcs.shop.subnets.web-a.cidr: required key is missing",

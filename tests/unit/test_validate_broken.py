@@ -214,7 +214,7 @@ def test_loading_is_bounded_by_the_text_not_by_what_it_expands_to(name, text, ex
 def test_an_alias_bomb_below_the_bound_is_refused_by_the_schema_not_expanded():
     # 10^4 values: within MAX_NODES, so it is read; the schema names what is wrong.
     got = problems(nested_aliases(4) + "lab: demo\nvpcs: {}\n")
-    assert ("a0", "unknown key (allowed: api_gateway, lab, region, vpcs)") in got
+    assert ("a0", "unknown key (allowed: api_gateway, cloud_map, lab, region, vpcs)") in got
 
 
 def test_non_utf8_file_names_the_line_and_byte(tmp_path, capsys):

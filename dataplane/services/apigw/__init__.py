@@ -9,6 +9,7 @@ personality.
     errors.py       every response API Gateway makes itself, in one table
     throttle.py     token buckets per stage and for the account
     accesslog.py    one log file per API stage, AWS's CLF (REST) and JSON (HTTP) lines
+    cloudmap.py     a Cloud Map route's instance, chosen per request from the lab's registry
     personality.py  the above, put together for the engine
     frontend.py     listeners, TLS 1.2, control socket, clean stop (on services/serving.py)
     __main__.py     the command line

@@ -129,18 +129,39 @@ class Link(Record):
 
 
 @dataclass(frozen=True)
+class CloudMapService(Record):
+    """An HTTP route's Cloud Map service: the lab's registry file, the service, and
+    DiscoverInstances' QueryParameters (JSON: an object of strings)."""
+    registry: str
+    namespace: str
+    service: str
+    query: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_json(cls, doc: object) -> "CloudMapService":
+        if isinstance(doc, dict) and isinstance(doc.get("query"), dict):
+            doc = {**doc, "query": [[k, v] for k, v in doc["query"].items()]}
+        return super().from_json(doc)
+
+
+@dataclass(frozen=True)
 class Route(Record):
-    """A route (HTTP API) or a resource's method (REST) and its private integration."""
+    """A route (HTTP API) or a resource's method (REST) and its private integration:
+    fixed `addresses` on `port`, or a `cloudmap` service whose instance is chosen per
+    request (no addresses, no port)."""
     key: str
     link: str
     uri: str | None
     timeout_ms: int
     host: str
     addresses: tuple[Address, ...]
-    port: int
+    port: int | None
+    cloudmap: CloudMapService | None = None
 
     def __post_init__(self) -> None:
-        if not 0 < self.port < 65536:
+        if self.cloudmap is None and self.port is None:
+            raise SpecError("port", "a route without a Cloud Map service needs a port")
+        if self.port is not None and not 0 < self.port < 65536:
             raise SpecError("port", f"{self.port} is not a TCP port")
 
 
@@ -268,7 +289,7 @@ class ApigwConfig(Record):
                                     f"{link.type} link; a {api.type} API's routes need a "
                                     f"{api.type} link")
                 # A FAILED link has made nothing to connect to: its routes answer 500.
-                if not route.addresses and link.state == "AVAILABLE":
+                if not route.addresses and link.state == "AVAILABLE" and route.cloudmap is None:
                     raise SpecError(f"apis[{i}].routes[{j}].addresses",
                                     "a route over an available link needs at least one address")
 

@@ -64,6 +64,7 @@ from dataplane.services.proxy.personality import Forward, Limits, Personality, R
 from dataplane.services.proxy.proxy_protocol import ProxyHeader
 
 from . import accesslog, errors, headers
+from .cloudmap import CloudMapBackends
 from .config import Api, ApigwConfig, Route, VpcEndpoint
 from .routing import HttpRoutes, Match, MatchCache, RestRoutes, api_host, host_of, select_stage
 from .throttle import TokenBucket, admit
@@ -75,8 +76,8 @@ MAX_METHOD_ARN_BYTES = 1600
 
 class RouteTarget:
     """A route's integration, prepared once (see the module docstring)."""
-    __slots__ = ("key", "json_key", "host", "group", "timeout_s", "available", "message",
-                 "uri_parts", "uri_query")
+    __slots__ = ("key", "json_key", "host", "group", "cloudmap", "timeout_s", "available",
+                 "message", "uri_parts", "uri_query")
 
     def __init__(self, route: Route, config: ApigwConfig, pool: BackendPool) -> None:
         link = config.link(route.link)
@@ -85,8 +86,11 @@ class RouteTarget:
         self.host = route.host
         self.available = link.state == "AVAILABLE"
         # A FAILED link made nothing to connect to (no addresses): its routes answer 500.
+        # A Cloud Map route's backend is chosen per request (cloudmap.py).
+        self.cloudmap = CloudMapBackends(route.cloudmap, link.netns, pool) \
+            if self.available and route.cloudmap is not None else None
         self.group = pool.group(link.netns, route.addresses, route.port) \
-            if self.available else None
+            if self.available and route.cloudmap is None else None
         self.timeout_s = route.timeout_ms / 1000.0
         self.message = link.message or f"VPC link {link.name} is {link.state}"
         self.uri_parts: list[str] = []
@@ -245,6 +249,11 @@ class ApiGateway(Personality):
         route: RouteTarget = match.target
         if not route.available:
             return self._gateway(exchange, request, "link_failed", route.message, None)
+        group = route.group
+        if route.cloudmap is not None:
+            group, why = route.cloudmap.choose()
+            if group is None:
+                return self._gateway(exchange, request, "integration_failure", why, None)
         proto = "https" if request.tls else "http"
         if endpoint is not None:
             head = headers.rest_backend_head(request.method, route.backend_target(match, query),
@@ -262,7 +271,7 @@ class ApiGateway(Personality):
                                              api.host, request.client_ip, request.local_ip,
                                              request.local_port, proto, now)
         exchange.t0 = time.monotonic()
-        return Forward(route.group, head, route.timeout_s, exchange)
+        return Forward(group, head, route.timeout_s, exchange)
 
     def response(self, request: Request, forward: Forward, status: int,
                  response_headers: list[tuple[str, str]], body: bytes) -> bytes:
