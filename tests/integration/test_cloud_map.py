@@ -20,14 +20,13 @@ from dataplane import lab as labmod
 
 from .conftest import HERE, leftovers, run_in, vpclab, write_topology
 
-ECHO = HERE / "http_echo.py"
 DNS_QUERY = HERE / "dns_query.py"
 LAB = "tcm1"
 TARGET = "Route53AutoNaming_v20170314.DiscoverInstances"
 
 
 def echo(tag: str) -> str:
-    return f"{sys.executable} {ECHO} {tag} 8080"
+    return f"{sys.executable} -m dataplane.services.echo {tag} 8080"
 
 
 def topology() -> dict:
