@@ -45,7 +45,6 @@ FRONT_END_PRIVATE_IP = "10.0.255.254"     # the front end's address in API Gatew
 HTTPS_PORT = 443
 OWNER = "API Gateway (execute-api)"
 ENDPOINT_TYPES = ("REGIONAL", "PRIVATE")
-MAX_POLICY_CHARS = 8192
 REFERENCE_KEYS = {"aws:sourcevpce": "endpoint", "aws:sourcevpc": "vpc"}
 
 
@@ -126,8 +125,9 @@ def resolve_policy(lab: Any, api_id: str, policy: dict[str, Any] | None) -> dict
 
 
 def check(doc: dict[str, Any]) -> list[Problem]:
-    """Private APIs: REST only; associations name execute-api endpoints; the policy is
-    one the evaluator understands, at most 8,192 characters, and its references exist."""
+    """Private APIs: REST only; associations name execute-api endpoints; a policy (a
+    REGIONAL API may have one too: the front end evaluates it with the caller's address)
+    is one the evaluator understands, at most 8,192 characters, and its references exist."""
     problems: list[Problem] = []
     vpcs = mapping(doc.get("vpcs"))
     endpoints = {f"{v}/{e}": ep for v, vpc in vpcs.items()
@@ -154,13 +154,7 @@ def check(doc: dict[str, Any]) -> list[Problem]:
         policy = api.get("policy")
         if policy is None:
             continue
-        if not private:
-            problems.append(Problem(f"{ap}.policy", "vpclab carries resource policies of "
-                                                    "PRIVATE APIs (endpoint: PRIVATE)"))
-        size = len(json.dumps(policy, separators=(",", ":")))
-        if size > MAX_POLICY_CHARS:
-            problems.append(Problem(f"{ap}.policy", f"{size} characters; a resource policy "
-                                                    f"is at most {MAX_POLICY_CHARS}"))
+        # (its size, at most 8,192 characters, is one of resource_policy's problems)
         from .resource_policy import problems as policy_problems
         problems += [Problem(f"{ap}.policy.{path}" if path else f"{ap}.policy", why)
                      for path, why in policy_problems(policy)]

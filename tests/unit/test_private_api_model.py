@@ -189,7 +189,7 @@ def _api(d: dict) -> dict:
     (lambda d: _api(d)["policy"]["Statement"].extend(
         [{"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke",
           "Resource": f"execute-api:/prod/GET/{'x' * 100}/{k}"} for k in range(80)]),
-     "orders.policy", "at most 8192"),
+     "orders.policy", "over API Gateway's 8192"),
     (lambda d: d["vpcs"]["corp"]["endpoints"].update(
         {"api-ep2": {"service": "execute-api", "subnets": ["a"], "private_dns": True}}),
      "endpoints.api-ep2.private_dns", "private DNS can be on for one endpoint"),
