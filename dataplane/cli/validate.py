@@ -48,5 +48,7 @@ def run(args) -> int:
         counts.append((links, "VPC link"))
     if lab.apis:
         counts.append((len(lab.apis), "API"))
+    if lab.cloud_map_services:
+        counts.append((len(lab.cloud_map_services), "Cloud Map service"))
     print(f"OK: lab {lab.name}: " + ", ".join(f"{n} {noun}{'s' * (n != 1)}" for n, noun in counts))
     return EXIT_OK

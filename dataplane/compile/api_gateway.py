@@ -52,6 +52,7 @@ from dataplane.model.topology import Lab
 from dataplane.model.vpc_link import vpc_link_id
 
 from . import alb as alb_compiled
+from . import cloud_map as cloud_map_compiled
 from .hyperplane import SpecContext, SpecDraft
 from .privatelink import listener_service
 
@@ -62,7 +63,6 @@ FRONT_END_IFNAME = "internet0"            # in <lab>.apigw
 PREFIXLEN = 24
 ACCOUNT_THROTTLE = {"rate": 10000, "burst": 5000}   # per Region, shared (limits.md)
 CONFIG_VERSION = 1
-CLOUD_MAP_REGISTRY = "cloudmap.json"        # the Cloud Map kind's live registry, in the run dir
 
 
 def nlb_dns_name(lab: Lab, vpc: str, lb: str) -> str:
@@ -137,7 +137,7 @@ def _route(lab: Lab, api: Any, route: Any, enis: list, run_dir: str) -> dict[str
         # The instance is chosen per request from the live registry (issue 11's choice:
         # the first of DiscoverInstances' shuffled, filtered, healthy list).
         rec.update(host=f"{t.service}.{t.namespace}", port=None, addresses=[],
-                   cloudmap={"registry": os.path.join(run_dir, CLOUD_MAP_REGISTRY),
+                   cloudmap={"registry": os.path.join(run_dir, cloud_map_compiled.REGISTRY_FILE),
                              "namespace": t.namespace, "service": t.service,
                              "query": dict(t.query)})
     elif t.kind_of(lab) == "alb":

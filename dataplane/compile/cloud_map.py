@@ -26,7 +26,7 @@ from dataplane.model.cloud_map import (initial_health, instance_address, namespa
                                        registered_attributes, service_id)
 from dataplane.model.topology import Lab
 
-from .api_gateway import account_id
+from dataplane.model.enis import account_id
 from .hyperplane import SpecContext, SpecDraft
 
 HTTP_PORT = 80
