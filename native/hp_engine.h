@@ -99,6 +99,8 @@ struct hp_engine_config {
     uint32_t timeout_udp_s;        /* default UDP idle timeout; 0: 120 (NLB) */
     uint32_t timeout_icmp_s;       /* ICMP echo flows; 0: 60 */
     uint32_t expiry_scan_per_batch;/* flow slots aged per hp_process() call; 0: 16 */
+    uint32_t max_ports;            /* port ids are 0 .. max_ports-1; 0: HP_MAX_PORTS, the most */
+    uint32_t expired_ring;         /* expired flows kept until read, a power of two; 0: 1024 */
 };
 
 struct hp_port_config {

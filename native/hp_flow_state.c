@@ -145,6 +145,7 @@ int hp_flow_state_attach(struct hp_engine *e, const char *path, const int32_t *r
                 continue;
             int32_t sid = f->service < n_remap ? remap[f->service] : -1;
             if (sid < 0 || (uint32_t)sid >= e->cfg.max_services || !e->services[sid].present ||
+                f->in_port >= e->cfg.max_ports || f->out_port >= e->cfg.max_ports ||
                 !e->ports[f->in_port].present || !e->ports[f->out_port].present) {
                 memset(f, 0, sizeof *f);
                 out->dropped++;

@@ -217,7 +217,6 @@ struct hp_svc_index {
 struct hp_engine {
     struct hp_engine_config cfg;
     struct hp_flow_table ft;
-    struct hp_port ports[HP_MAX_PORTS];
     struct hp_service *services;
     struct hp_svc_index svc_index;
     uint64_t now_ns;
@@ -233,6 +232,9 @@ struct hp_engine {
     uint64_t svc_generation;
     struct hp_flow_state_header *flow_state;
     char error[256];
+    /* cfg.max_ports of them, allocated with the engine: an engine made for a few ports (a
+     * test's, the fuzzer's) is small to create, and a port is still one offset away. */
+    struct hp_port ports[];
 };
 
 /* ---- the pipeline's view of a translation kind --------------------------------------- */

@@ -13,7 +13,7 @@ static bool mac_is_zero(const uint8_t *m)
 
 bool hp_port_ok(struct hp_engine *e, uint16_t port)
 {
-    if (port >= HP_MAX_PORTS || !e->ports[port].present) {
+    if (port >= e->cfg.max_ports || !e->ports[port].present) {
         hp_set_error(e, "port %u does not exist", port);
         return false;
     }
@@ -22,8 +22,8 @@ bool hp_port_ok(struct hp_engine *e, uint16_t port)
 
 int hp_port_set(struct hp_engine *e, uint16_t port, const struct hp_port_config *cfg)
 {
-    if (port >= HP_MAX_PORTS) {
-        hp_set_error(e, "port %u is out of range (the engine has %u ports)", port, HP_MAX_PORTS);
+    if (port >= e->cfg.max_ports) {
+        hp_set_error(e, "port %u is out of range (the engine has %u ports)", port, e->cfg.max_ports);
         return -1;
     }
     if (cfg->n_addrs > HP_PORT_MAX_ADDRS) {
@@ -110,14 +110,14 @@ int hp_port_sg_clear(struct hp_engine *e, uint16_t port, int direction)
 
 uint64_t hp_port_drop(const struct hp_engine *e, uint16_t port, uint32_t reason)
 {
-    if (port >= HP_MAX_PORTS || reason >= HP_DROP__COUNT)
+    if (port >= e->cfg.max_ports || reason >= HP_DROP__COUNT)
         return 0;
     return e->ports[port].drops[reason];
 }
 
 uint64_t hp_port_counter(const struct hp_engine *e, uint16_t port, uint32_t counter)
 {
-    if (port >= HP_MAX_PORTS || counter >= HP_CNT__COUNT)
+    if (port >= e->cfg.max_ports || counter >= HP_CNT__COUNT)
         return 0;
     return e->ports[port].counters[counter];
 }

@@ -277,7 +277,7 @@ void hp_process(struct hp_engine *e, uint16_t in_port, struct hp_pkt *pkts, uint
         e->now_ns = now_ns;
         e->now_s = (uint32_t)(now_ns / 1000000000ull);
     }
-    if (in_port >= HP_MAX_PORTS || !e->ports[in_port].present) {
+    if (in_port >= e->cfg.max_ports || !e->ports[in_port].present) {
         for (uint32_t i = 0; i < n; i++) {
             pkts[i].verdict = HP_VERDICT_DROP;
             pkts[i].drop_reason = HP_DROP_UNKNOWN_PORT;
@@ -285,7 +285,7 @@ void hp_process(struct hp_engine *e, uint16_t in_port, struct hp_pkt *pkts, uint
         }
         /* Counted on the port id's slot while it is in range, so a caller that sends to a
          * port it forgot to add sees it in that port's stats. */
-        if (in_port < HP_MAX_PORTS) {
+        if (in_port < e->cfg.max_ports) {
             e->ports[in_port].drops[HP_DROP_UNKNOWN_PORT] += n;
             e->ports[in_port].counters[HP_CNT_DROPPED] += n;
         }

@@ -94,7 +94,7 @@ static int svc_index_rebuild(struct hp_engine *e)
         return -1;
     hp_flow_update_min_timeout(e);
     memset(e->svc_index.keys, 0, ((size_t)e->svc_index.mask + 1) * sizeof *e->svc_index.keys);
-    for (uint32_t p = 0; p < HP_MAX_PORTS; p++)
+    for (uint32_t p = 0; p < e->cfg.max_ports; p++)
         e->ports[p].prefix_service = 0;
     for (uint32_t i = 0; i < e->cfg.max_services; i++) {
         const struct hp_service *s = &e->services[i];

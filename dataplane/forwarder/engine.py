@@ -153,13 +153,15 @@ class Engine:
                  maglev_size: int = 0, hash_seed: int = 0, timeout_tcp_syn_s: int = 0,
                  timeout_tcp_fin_s: int = 0, timeout_tcp_close_s: int = 0,
                  timeout_udp_s: int = 0, timeout_icmp_s: int = 0,
-                 expiry_scan_per_batch: int = 0) -> None:
+                 expiry_scan_per_batch: int = 0, max_ports: int = 0,
+                 expired_ring: int = 0) -> None:
         cfg = ffi.new("struct hp_engine_config *", {
             "flow_capacity": flow_capacity, "max_services": max_services,
             "maglev_size": maglev_size, "hash_seed": hash_seed,
             "timeout_tcp_syn_s": timeout_tcp_syn_s, "timeout_tcp_fin_s": timeout_tcp_fin_s,
             "timeout_tcp_close_s": timeout_tcp_close_s, "timeout_udp_s": timeout_udp_s,
-            "timeout_icmp_s": timeout_icmp_s, "expiry_scan_per_batch": expiry_scan_per_batch})
+            "timeout_icmp_s": timeout_icmp_s, "expiry_scan_per_batch": expiry_scan_per_batch,
+            "max_ports": max_ports, "expired_ring": expired_ring})
         ptr = lib.hp_engine_create(cfg)
         if ptr == ffi.NULL:
             raise EngineError(ffi.string(lib.hp_last_error(ffi.NULL)).decode())
@@ -397,12 +399,18 @@ class Engine:
                 return result
 
     def expired(self) -> list[FlowInfo]:
-        """Flows removed for idleness since the last call (the engine keeps 1,024)."""
+        """Flows removed for idleness since the last call (the engine keeps the last
+        `expired_ring` of them, 1,024 by default; expired_lost counts the others)."""
         out = ffi.new("struct hp_flow_info[]", 256)
         result: list[FlowInfo] = []
         while n := lib.hp_expired_read(self._e, out, 256):
             result += [FlowInfo._from_c(out[i]) for i in range(n)]
         return result
+
+    @property
+    def expired_lost(self) -> int:
+        """Expired flows whose report was overwritten before it was read."""
+        return lib.hp_expired_lost(self._e)
 
     def counters(self, port: int) -> dict[str, int]:
         return {name: lib.hp_port_counter(self._e, port, i) for i, name in enumerate(COUNTERS)}

@@ -62,6 +62,40 @@ def start(st: State, role: str, vpc: str, instance: str | None, netns: str,
     return pid
 
 
+def restart(st: State, record: dict[str, Any]) -> int:
+    """Start a recorded process again as it was started (its namespace, command, log,
+    resolver, directory, and the lab's cgroup) and update its record: new pid and start
+    time, one more restart, no longer given up. A control socket the dead process left
+    is removed first, as it would refuse the new process's bind. The caller holds the
+    state's lock (State.locked); the state is saved at once, as `start` does. Returns
+    the new pid (the caller waits for it to be ready if it must)."""
+    for sock in control_sockets(st, record):
+        try:
+            os.unlink(sock)
+        except FileNotFoundError:
+            pass
+    pid, started = procs.spawn(record["netns"], record["argv"], record["log"],
+                               record.get("resolv"), cwd=record.get("cwd", "/"),
+                               cgroup=cgroup_path(st))
+    record.update(pid=pid, start=started, gave_up=False,
+                  restarts=record.get("restarts", 0) + 1, last_restart=time.time())
+    st.save()
+    return pid
+
+
+def control_sockets(st: State, record: dict[str, Any]) -> list[str]:
+    """The control sockets of a process record (the forwarder's, API Gateway's front
+    end's, an ALB node's); none for the others."""
+    if record["role"] == "forwarder":
+        return [st.data["hyperplane"]["socket"]]
+    if record["role"] == "apigw":
+        return [st.data["api_gateway"]["front_end"]["socket"]]
+    if record["role"] == "alb":
+        return [n["socket"] for alb in st.data.get("albs", {}).values() for n in alb["nodes"]
+                if (alb["vpc"], n["instance"]) == (record["vpc"], record.get("instance"))]
+    return []
+
+
 def wait_ready(pid: int, ready: Callable[[], bool], what: str, log: str,
                timeout: float) -> None:
     """Return once `ready()` is true; raise LabError naming `what`, with its log's last

@@ -89,38 +89,16 @@ class Supervisor:
                       f"{RESTART_WINDOW_S:.0f} s; left stopped ({processes.tail(p['log'])})",
                       flush=True)
                 return
-            # A control socket left by the dead process would refuse the new one's bind.
-            for sock in _sockets(st, p):
-                try:
-                    os.unlink(sock)
-                except FileNotFoundError:
-                    pass
-            pid, started = procs.spawn(p["netns"], p["argv"], p["log"], p.get("resolv"),
-                                       cwd=p.get("cwd", "/"), cgroup=processes.cgroup_path(st))
+            pid = processes.restart(st, p)
             times.append(now)
             self.recent[index] = times
-            p.update(pid=pid, start=started, restarts=p.get("restarts", 0) + 1,
-                     last_restart=now)
-            st.save()
         print(f"supervisor: {what} had died; restarted as pid {pid} "
               f"(restart {p['restarts']})", flush=True)
-        for sock in _sockets(st, p):
+        for sock in processes.control_sockets(st, p):
             try:
                 processes.wait_ready(pid, processes.answers(sock), what, p["log"], READY_S)
             except LabError as e:
                 print(f"supervisor: {e}", flush=True)     # its next death is seen above
-
-
-def _sockets(st: State, p: dict) -> list[str]:
-    """The control sockets of a process record (the forwarder's, the front end's)."""
-    if p["role"] == "forwarder":
-        return [st.data["hyperplane"]["socket"]]
-    if p["role"] == "apigw":
-        return [st.data["api_gateway"]["front_end"]["socket"]]
-    if p["role"] == "alb":
-        return [n["socket"] for alb in st.data.get("albs", {}).values() for n in alb["nodes"]
-                if (alb["vpc"], n["instance"]) == (p["vpc"], p.get("instance"))]
-    return []
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,12 +148,8 @@ def repair(st: State) -> State:
         for p in st.data["processes"]:
             if procs.alive(p["pid"], p["start"]):
                 continue
-            pid, started = procs.spawn(p["netns"], p["argv"], p["log"], p.get("resolv"),
-                                       cwd=p.get("cwd", "/"), cgroup=processes.cgroup_path(st))
+            pid = processes.restart(st, p)
             repaired.append(f"{p['role']} {p['vpc']} (pid {pid})")
-            p.update(pid=pid, start=started, gave_up=False, restarts=p.get("restarts", 0) + 1)
-        if repaired:
-            st.save()
     st.repaired = repaired       # for the CLI's message
     missing = check_present(st)
     if missing:

@@ -1060,6 +1060,14 @@ static void run(struct fuzz *f, struct input *in)
 static const uint32_t capacities[8] = {1, 2, 4, 8, 16, 32, 64, MAX_FLOWS};
 static const uint32_t maglev_sizes[4] = {7, 13, 7, 251}; /* small: rebuilt per input */
 
+/* The engine has the ports port_ids[] names below 8 (7 is the one in range that is never
+ * set) and a ring of 16 expired flows, so that creating it zeroes ~6 KB instead of the
+ * default ~200 KB (a quarter of the time per input) and the ring's overflow is reached; one
+ * input in 64 (hash seeds 0x3f, 0x7f, ...) takes the defaults, so the production sizes stay fuzzed. */
+#define FUZZ_PORTS 8
+#define FUZZ_EXPIRED_RING 16
+_Static_assert(FUZZ_PORTS > 7 && FUZZ_PORTS <= 300, "port 7 is in range, port 300 is not");
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct input in = {data, size};
@@ -1070,6 +1078,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .maglev_size = maglev_sizes[(eng >> 3) & 3],
         .hash_seed = seed,
         .expiry_scan_per_batch = eng & 0x20 ? 1 : 0,
+        .max_ports = (seed & 0x3f) != 0x3f ? FUZZ_PORTS : 0,
+        .expired_ring = (seed & 0x3f) != 0x3f ? FUZZ_EXPIRED_RING : 0,
     };
     if (eng & 0x40) {          /* short timeouts, so that flows expire inside an input */
         cfg.timeout_tcp_syn_s = 2;
@@ -1086,14 +1096,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     f.now_ns = SEC;
     if (eng & 0x80) {          /* first a configuration that must be refused, with a reason */
         struct hp_engine_config bad = cfg;
-        switch (seed & 3) {
+        switch (seed & 7) {
         case 0: bad.flow_capacity = 0; break;
         case 1: bad.flow_capacity = (1u << 30) + 1; break;
-        case 2: bad.maglev_size = 8 + (seed >> 2); break;   /* 8..71: primes are allowed */
+        case 2: bad.maglev_size = 8 + (seed >> 3); break;   /* 8..39: primes are allowed */
         case 3: bad.max_services = 65536; break;
+        case 4: bad.max_ports = HP_MAX_PORTS + 1 + (seed >> 3); break;
+        case 5: bad.expired_ring = 3u << (seed >> 3); break;  /* never a power of two */
+        case 6: bad.expired_ring = 1u << 25; break;
+        case 7: bad.expired_ring = 0xffffffffu; break;
         }
         struct hp_engine *e = hp_engine_create(&bad);
-        CHECK(e == NULL ? hp_last_error(NULL)[0] != '\0' : (seed & 3) == 2);
+        CHECK(e == NULL ? hp_last_error(NULL)[0] != '\0' : (seed & 7) == 2);
         hp_engine_destroy(e);
     }
     f.e = hp_engine_create(&cfg);

@@ -3,11 +3,12 @@ flows with a counted drop, and never disturbs the flows that exist. (Full of hal
 flows, they make room instead: test_flood.py.)"""
 from __future__ import annotations
 
-from scapy.layers.inet import IP, TCP
+import pytest
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
 from conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client, make_engine, open_connection
-from dataplane.forwarder.engine import Backend
+from dataplane.forwarder.engine import Backend, Engine, EngineError
 
 
 def syn(sport: int) -> bytes:
@@ -108,3 +109,38 @@ def test_index_holds_a_full_table_and_survives_churn() -> None:
     kept = eng.process(EP_PORT, frames[::2], 125 * S)
     assert all(r.verdict == "forward" for r in kept) and eng.flow_count == capacity
     assert {bytes(r.frame) for r in kept} <= first
+
+
+def test_an_engine_made_small_has_its_ports_and_ring_and_behaves_the_same() -> None:
+    """max_ports and expired_ring (the fuzzer's small engine): port ids past max_ports are
+    out of range like those past 256 in a default engine, an absent port in range counts
+    its drops, and a short ring keeps the newest reports and counts the lost ones."""
+    small = make_engine(capacity=8, max_ports=4, expired_ring=2, timeout_udp_s=5)
+    default = make_engine(capacity=8, timeout_udp_s=5)
+    assert small.memory_bytes < default.memory_bytes - 100_000
+    with pytest.raises(EngineError, match=r"port 4 is out of range \(the engine has 4 ports\)"):
+        small.set_port(4, "02:00:00:00:00:e4")
+    frame = from_client(TCP(sport=1, dport=80, flags="S"))
+    for eng in (small, default):
+        assert eng.simulate(frame, 3, S).drop_reason == "unknown_port"
+        assert eng.drops(3)["unknown_port"] == 1
+        sid = eng.add_service(EP_PORT, NLB_PORT, EP_IP, 53, "udp")
+        eng.set_backends(sid, [Backend("10.0.2.1", 5353)])
+        for sport in range(3):
+            udp = from_client(UDP(sport=1000 + sport, dport=53) / b"q")
+            assert eng.simulate(udp, EP_PORT, S).verdict == "forward"
+        assert eng.expire(10 * S) == 3
+    assert small.simulate(frame, 4, S).drop_reason == "unknown_port"
+    assert small.drops(4)["unknown_port"] == 0  # out of range: counted nowhere
+    assert [f.client[1] for f in small.expired()] == [1001, 1002] and small.expired_lost == 1
+    assert len(default.expired()) == 3 and default.expired_lost == 0
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"max_ports": 257}, "max_ports must be at most 256, not 257"),
+    ({"expired_ring": 3}, "expired_ring must be a power of two up to 16777216, not 3"),
+    ({"expired_ring": 1 << 25}, "expired_ring must be a power of two"),
+])
+def test_an_engine_config_beyond_its_limits_is_refused(config: dict, message: str) -> None:
+    with pytest.raises(EngineError, match=message):
+        Engine(flow_capacity=8, **config)
