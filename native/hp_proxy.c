@@ -59,11 +59,17 @@ static const uint8_t signature[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 
 #define CRC_OFF 31 /* the CRC32C TLV's value, after the 28 fixed bytes and its type, length */
 
 static uint32_t crc32c_table[256];
+#if defined(__x86_64__)
+static bool have_sse42; /* set with the table: the CPU has the crc32 instruction */
+#endif
 
 /* The table of CRC32C (Castagnoli, reflected polynomial 0x82F63B78), built once on the
  * control path (the same values every time, so building it twice is harmless). */
 static void crc32c_init(void)
 {
+#if defined(__x86_64__)
+    have_sse42 = __builtin_cpu_supports("sse4.2");
+#endif
     if (crc32c_table[1])
         return;
     for (uint32_t i = 0; i < 256; i++) {
@@ -74,8 +80,30 @@ static void crc32c_init(void)
     }
 }
 
+#if defined(__x86_64__)
+/* The same CRC with SSE 4.2's crc32 instruction (Castagnoli's polynomial, reflected),
+ * eight bytes at a time: about a tenth of the table's time for a 100-byte header. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(const uint8_t *p, uint32_t len)
+{
+    uint64_t c = 0xffffffffu;
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = __builtin_ia32_crc32di(c, w);
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (len--)
+        c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return c32 ^ 0xffffffffu;
+}
+#endif
+
 static uint32_t crc32c(const uint8_t *p, uint32_t len)
 {
+#if defined(__x86_64__)
+    if (have_sse42)
+        return crc32c_sse42(p, len);
+#endif
     uint32_t c = 0xffffffffu;
     while (len--)
         c = crc32c_table[(c ^ *p++) & 0xff] ^ (c >> 8);
