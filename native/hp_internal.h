@@ -388,6 +388,7 @@ bool hp_nat_rewrite_icmp_error(uint8_t *frame, const struct hp_parsed *p,
 bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss, uint16_t minus,
                       bool csum_partial);
 void hp_tcp_edit(uint8_t *tcp, uint32_t off, const uint8_t *bytes, uint32_t n, bool csum_full);
+uint32_t hp_tcp_option(const uint8_t *tcp, uint32_t doff, uint32_t *next);
 void hp_l4_checksum_full(uint8_t *frame, const struct hp_parsed *p);
 
 #endif

@@ -332,6 +332,21 @@ void hp_tcp_edit(uint8_t *tcp, uint32_t off, const uint8_t *bytes, uint32_t n, b
     hp_store16(tcp + 16, hp_csum_apply(hp_load16(tcp + 16), delta));
 }
 
+/* Steps through a TCP header's options (of `doff` bytes): from *next (20 at first), skips
+ * NOPs and returns the offset of the next option (its kind at tcp[off], its length at
+ * tcp[off + 1]), moving *next past it; 0 at the end, at End of Options, or at a malformed
+ * option (those are left to the endpoints). */
+uint32_t hp_tcp_option(const uint8_t *tcp, uint32_t doff, uint32_t *next)
+{
+    uint32_t i = *next;
+    while (i < doff && tcp[i] == 1)
+        i++;
+    if (i >= doff || tcp[i] == 0 || i + 1 >= doff || tcp[i + 1] < 2 || i + tcp[i + 1] > doff)
+        return 0;
+    *next = i + tcp[i + 1];
+    return i;
+}
+
 /* Lowers the MSS option of a SYN to `mss` (0: no clamp) and then by `minus` (the PROXY v2
  * header a backend will receive in front of the client's first segment; never below 64).
  * A partial checksum is left alone (the option is summed when it is finished). Returns
@@ -341,30 +356,19 @@ bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss, u
 {
     uint8_t *tcp = frame + p->l4_off;
     uint32_t doff = (tcp[12] >> 4) * 4u;
-    uint32_t i = 20;
-    while (i < doff) {
-        uint8_t kind = tcp[i];
-        if (kind == 0)
-            break;
-        if (kind == 1) {
-            i++;
+    for (uint32_t next = 20, i; (i = hp_tcp_option(tcp, doff, &next));) {
+        if (tcp[i] != 2 || tcp[i + 1] != 4)
             continue;
-        }
-        if (i + 1 >= doff || tcp[i + 1] < 2 || i + tcp[i + 1] > doff)
-            break; /* malformed options: leave them to the endpoints */
-        if (kind == 2 && tcp[i + 1] == 4) {
-            uint16_t old = hp_load16(tcp + i + 2);
-            uint32_t want = mss && mss < old ? mss : old;
-            if (minus)
-                want = want > minus + 64u ? want - minus : 64u;
-            if (want >= old)
-                return false;
-            uint8_t b[2];
-            hp_store16(b, (uint16_t)want);
-            hp_tcp_edit(tcp, i + 2, b, 2, !csum_partial);
-            return true;
-        }
-        i += tcp[i + 1];
+        uint16_t old = hp_load16(tcp + i + 2);
+        uint32_t want = mss && mss < old ? mss : old;
+        if (minus)
+            want = want > minus + 64u ? want - minus : 64u;
+        if (want >= old)
+            return false;
+        uint8_t b[2];
+        hp_store16(b, (uint16_t)want);
+        hp_tcp_edit(tcp, i + 2, b, 2, !csum_partial);
+        return true;
     }
     return false;
 }

@@ -258,23 +258,14 @@ enum hp_drop hp_proxy_translate(struct hp_ctx *c, struct hp_pkt *pkt, struct hp_
             edit32(tcp, 8, mapped, csum_full);
     }
     /* SACK blocks (kind 5: 2 + 8n bytes of left, right edges), wherever they sit. */
-    for (uint32_t i = 20; i < doff;) {
-        uint8_t kind = tcp[i];
-        if (kind == 0)
-            break;
-        if (kind == 1) {
-            i++;
+    for (uint32_t next = 20, i; (i = hp_tcp_option(tcp, doff, &next));) {
+        if (tcp[i] != 5)
             continue;
+        for (uint32_t o = i + 2; o + 4 <= i + tcp[i + 1]; o += 4) {
+            uint32_t v = hp_load32(tcp + o), mapped = to_client(v, start, h);
+            if (mapped != v)
+                edit32(tcp, o, mapped, csum_full);
         }
-        if (i + 1 >= doff || tcp[i + 1] < 2 || i + tcp[i + 1] > doff)
-            break; /* malformed options: leave them to the endpoints */
-        if (kind == 5)
-            for (uint32_t o = i + 2; o + 4 <= i + tcp[i + 1]; o += 4) {
-                uint32_t v = hp_load32(tcp + o), mapped = to_client(v, start, h);
-                if (mapped != v)
-                    edit32(tcp, o, mapped, csum_full);
-            }
-        i += tcp[i + 1];
     }
     return HP_DROP_NONE;
 }

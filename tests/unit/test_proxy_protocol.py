@@ -1,7 +1,7 @@
 """PROXY protocol v2 in the engine (native/hp_proxy.c), as golden tables: the header's
-bytes against AWS's captured layout (AWS-FACTS §2), built here independently (CRC32C
-included), and every segment of a flow before and after it, both ways — the header in
-front of the first data segment and of its retransmission, later segments shifted,
+bytes against AWS's captured layout (AWS-FACTS §2), built independently of the engine
+(tests/integration/proxy_v2.py, CRC32C included), and every segment of a flow before and
+after it, both ways — the header in front of the first data segment and of its retransmission, later segments shifted,
 acknowledgements and SACK blocks shifted back, a segment that arrives before the first
 one, a FIN with no data, the SYN-ACK's MSS lowered, a first segment trimmed to fit, a SYN
 with data refused. Expected frames are built by scapy with its own checksums, so a match
@@ -9,7 +9,8 @@ proves the checksums too.
 """
 from __future__ import annotations
 
-import struct
+import importlib.util
+import pathlib
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -21,20 +22,18 @@ from conftest import (CLIENT, CONSUMER_ROUTER_MAC, EP_IP, EP_MAC, EP_PORT, NLB_I
 from dataplane.compile.spec import PrivateLinkService, SpecError
 from dataplane.forwarder.engine import Backend, Engine, EngineError
 
+# The header builder and CRC32C the root test's target uses too (stdlib only, loaded by
+# its path: the unit tests do not import the integration package).
+_SPEC = importlib.util.spec_from_file_location(
+    "proxy_v2", pathlib.Path(__file__).resolve().parents[1] / "integration" / "proxy_v2.py")
+_PROXY_V2 = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(_PROXY_V2)
+crc32c = _PROXY_V2.crc32c
+
 VPCE = "vpce-08d2bf15fac5001c9"          # as long as the capture's ID: a 100-byte header
 TARGET = Backend("10.0.1.20", 8080)
 ISN, TARGET_ISN = 7000, 90000
 SPORT = 40000
-
-
-def crc32c(data: bytes) -> int:
-    """CRC32C (Castagnoli), bit by bit: independent of the engine's table."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-    return crc ^ 0xFFFFFFFF
 
 
 def test_crc32c_of_the_standard_check_string() -> None:
@@ -43,18 +42,7 @@ def test_crc32c_of_the_standard_check_string() -> None:
 
 def proxy_header(client: str, cport: int, dst: str, dport: int, vpce: str | None = VPCE) -> bytes:
     """The header as AWS's capture lays it out (AWS-FACTS §2), padded to 100 bytes."""
-    addrs = bytes(IP(src=client, dst=dst))[12:20] + struct.pack("!HH", cport, dport)
-    tlvs = b"\x03\x00\x04" + b"\0\0\0\0"
-    if vpce:
-        value = b"\x01" + vpce.encode("ascii")
-        tlvs += b"\xea" + struct.pack("!H", len(value)) + value
-    pad = 100 - 16 - len(addrs) - len(tlvs) - 3
-    tlvs += b"\x04" + struct.pack("!H", pad) + bytes(pad)
-    body = addrs + tlvs
-    head = b"\r\n\r\n\x00\r\nQUIT\n" + b"\x21\x11" + struct.pack("!H", len(body))
-    zeroed = head + body
-    crc = struct.pack("!I", crc32c(zeroed))
-    return zeroed[:31] + crc + zeroed[35:]
+    return _PROXY_V2.proxy_header(client, cport, dst, dport, vpce)
 
 
 def test_the_header_has_the_captured_layout() -> None:
