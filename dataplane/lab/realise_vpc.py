@@ -18,12 +18,14 @@
 5. DNS: a hosts file (instances' names and every kind's records) and resolv.conf under
    /run/vpclab/<lab>/, then dnsmasq in the VPC namespace on base+2 (netns_setup/dns.py);
 6. `run:` commands, each in its instance namespace (private mount namespace, the VPC's
-   resolv.conf over /etc/resolv.conf), output in /run/vpclab/<lab>/<vpc>.<instance>.log.
+   resolv.conf over /etc/resolv.conf), output in /run/vpclab/<lab>/<vpc>.<instance>.log,
+   with vpclab's Python first on PATH (`run_argv`).
 """
 from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from typing import Any
 
 from netns_setup import dns, kernel, nft, nsenter, offload, procs
@@ -74,12 +76,21 @@ def steps(lab: Lab, p: VpcPlan, st: State) -> list[Step]:
     rec = lambda: st.data["vpcs"][p.name]     # noqa: E731 (read when the step runs)
     out += [Step(f"run in {i.vpc}/{i.name}: {i.run}",
                  lambda i=i: processes.start(st, "run", p.name, i.name, i.netns,
-                                             ["/bin/sh", "-c", i.run],
+                                             run_argv(i.run),
                                              rec()["instances"][i.name]["log"],
                                              rec()["resolv_conf"],
                                              cwd=os.path.join(st.dir, f"{p.name}.{i.name}")))
             for i in p.instances if i.run]
     return out
+
+
+def run_argv(command: str) -> list[str]:
+    """A `run:` command as started: by /bin/sh, with vpclab's own Python first on PATH,
+    so `python3 -m dataplane.services.echo …` (and any tool of vpclab's virtualenv) works
+    as written whatever PATH `vpclab up` had (sudo resets it)."""
+    path = os.pathsep.join([os.path.dirname(sys.executable),
+                            os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")])
+    return ["/usr/bin/env", f"PATH={path}", "/bin/sh", "-c", command]
 
 
 def _instance(p: VpcPlan, i: InstancePlan, mark: str) -> None:

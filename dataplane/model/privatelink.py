@@ -282,8 +282,11 @@ def forwarder_services(lab: Any) -> int:
     for vpc in lab.vpcs.values():
         for ep in vpc.endpoints.values():
             svc_vpc, svc = ep.service_ref
-            provider = lab.vpcs[svc_vpc]
-            lbs = provider.endpoint_services[svc].load_balancers
+            provider = lab.vpcs.get(svc_vpc)
+            es = provider.endpoint_services.get(svc) if provider else None
+            if es is None:
+                continue          # lab_problems names it (an execute-api endpoint made bare)
+            lbs = es.load_balancers
             for e in enis:
                 if (e.vpc, e.kind, e.owner) != (vpc.name, "vpce", ep.name):
                     continue

@@ -17,16 +17,15 @@ import pytest
 
 from dataplane import lab as labmod
 
-from .conftest import HERE, leftovers, vpclab, write_topology
+from .conftest import leftovers, vpclab, write_topology
 from .test_api_gateway import Reply
 
-ECHO = HERE / "http_echo.py"
 LAB = "t11alb"
 IDLE_TIMEOUT = 3          # s: the 504 row without a long wait
 
 
 def echo(tag: str, port: int = 8080) -> str:
-    return f"{sys.executable} {ECHO} {tag} {port}"
+    return f"{sys.executable} -m dataplane.services.echo {tag} {port}"
 
 
 def topology() -> dict:

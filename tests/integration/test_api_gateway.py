@@ -16,14 +16,13 @@ import pytest
 
 from dataplane import lab as labmod
 
-from .conftest import HERE, REPO, leftovers, vpclab, write_topology
+from .conftest import REPO, leftovers, vpclab, write_topology
 
-ECHO = HERE / "http_echo.py"
 CLIENT_IP = "203.0.113.10"
 
 
 def echo(tag: str) -> str:
-    return f"{sys.executable} {ECHO} {tag} 8080"
+    return f"{sys.executable} -m dataplane.services.echo {tag} 8080"
 
 
 def topology(lab: str) -> dict:

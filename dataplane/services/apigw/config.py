@@ -9,6 +9,14 @@ serve with a `ConfigError` naming the field's path, the way the forwarder's spec
     links.bad-link.state: 'BROKEN' is not one of AVAILABLE, PENDING, DELETING, FAILED, INACTIVE
     apis[0].routes[0].timeout_ms: 30000 is outside 50-29000 for a REST API
 
+Private APIs (notes/private-api-contract.md): a listener may have `proxy_protocol`;
+`vpc_endpoints` is an object keyed by endpoint ID (`vpc_id`, `dns_names`…); an API has
+`endpoint` (REGIONAL, the default, or PRIVATE: REST only), `vpc_endpoints` (IDs of that
+object; PRIVATE only) and `policy` (an IAM document or null), checked by
+dataplane/model/resource_policy.py, its problems named inside it:
+
+    apis[2].policy.Statement[1].Condition.StringNotEqualz: unknown condition operator
+
 What is checked beyond types: route keys (`METHOD /path` with whole-segment `{param}`s
 and a greedy `{name+}` only last; `$default` only on HTTP APIs), REST's resource rules
 (no two different `{param}` siblings; a `{proxy+}` is last, so nothing is below it), stage names
@@ -18,14 +26,17 @@ API's type, unique API ids, and a TLS certificate when a listener wants TLS.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dataplane.compile.spec import Address, Count, Record, SpecError
+from dataplane.model.resource_policy import Policy, PolicyError
 
 ConfigError = SpecError
 
 API_TYPES = ("REST", "HTTP")
+ENDPOINT_TYPES = ("REGIONAL", "PRIVATE")
 LINK_STATES = ("AVAILABLE", "PENDING", "DELETING", "FAILED", "INACTIVE")
 METHODS = ("ANY", "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 TIMEOUT_MS = {"REST": (50, 29_000), "HTTP": (50, 30_000)}
@@ -63,9 +74,25 @@ def parse_route_key(key: str, api_type: str) -> tuple[str, tuple[str, ...]] | No
 
 @dataclass(frozen=True)
 class Listener(Record):
+    """An address and port to listen on; `proxy_protocol`: every connection starts with a
+    PROXY v2 header (the private listener behind the execute-api endpoint service)."""
     address: Address
     port: int
     tls: bool = False
+    proxy_protocol: bool = False
+
+
+@dataclass(frozen=True)
+class VpcEndpoint(Record):
+    """An execute-api interface endpoint of the lab, by its ID: its VPC's ID (the
+    `aws:SourceVpc` of calls through it) and its own DNS names (regional and zonal), the
+    names a client may call with an `x-apigw-api-id` header."""
+    id: str
+    ref: str
+    vpc: str
+    vpc_id: str
+    private_dns: bool = False
+    dns_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -119,16 +146,44 @@ class Route(Record):
 
 @dataclass(frozen=True)
 class Api(Record):
+    """An API. `endpoint` PRIVATE (REST only): served only through an execute-api
+    endpoint, `vpc_endpoints` its associated endpoints (the `<api-id>-<vpce-id>` names);
+    `policy` its resource policy (read by dataplane/model/resource_policy.py; None: none)."""
     id: str
     name: str
     type: str
     stages: tuple[str, ...]
     routes: tuple[Route, ...]
     throttle: Throttle | None = None
+    endpoint: str = "REGIONAL"
+    vpc_endpoints: tuple[str, ...] = ()
+    policy: Policy | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_json(cls, doc: object) -> "Api":
+        """The policy is an IAM document, not a record: checked by resource_policy."""
+        if not isinstance(doc, dict) or doc.get("policy") is None:
+            return super().from_json({k: v for k, v in doc.items() if k != "policy"}
+                                     if isinstance(doc, dict) else doc)
+        api = super().from_json({k: v for k, v in doc.items() if k != "policy"})
+        try:
+            policy = Policy(doc["policy"])
+        except PolicyError as exc:
+            path, reason = exc.problems[0]
+            raise SpecError("policy" + (f".{path}" if path else ""), reason) from None
+        return dataclasses.replace(api, policy=policy)
 
     def __post_init__(self) -> None:
         if self.type not in API_TYPES:
             raise SpecError("type", f"{self.type!r} is not one of {', '.join(API_TYPES)}")
+        if self.endpoint not in ENDPOINT_TYPES:
+            raise SpecError("endpoint", f"{self.endpoint!r} is not one of "
+                            f"{', '.join(ENDPOINT_TYPES)}")
+        if self.endpoint == "PRIVATE" and self.type != "REST":
+            raise SpecError("endpoint", "only a REST API can be PRIVATE (HTTP APIs are REGIONAL)")
+        if self.vpc_endpoints and self.endpoint != "PRIVATE":
+            raise SpecError("vpc_endpoints", "only a PRIVATE API is associated with VPC "
+                            "endpoints")
         if not self.stages:
             raise SpecError("stages", "an API needs at least one stage")
         for i, stage in enumerate(self.stages):
@@ -185,6 +240,7 @@ class ApigwConfig(Record):
     apis: tuple[Api, ...]
     tls: TlsFiles | None = None
     account_throttle: Throttle = Throttle(10_000, 5_000)
+    vpc_endpoints: tuple[VpcEndpoint, ...] = ()
 
     def __post_init__(self) -> None:
         if self.version != 1:
@@ -194,9 +250,14 @@ class ApigwConfig(Record):
             raise SpecError(f"listeners[{i}].tls", "a TLS listener needs the 'tls' cert and key")
         links = {link.name: link for link in self.links}
         ids = [api.id for api in self.apis]
+        endpoints = {endpoint.id for endpoint in self.vpc_endpoints}
         for i, api in enumerate(self.apis):
             if api.id in ids[:i]:
                 raise SpecError(f"apis[{i}].id", f"API id {api.id!r} is used twice")
+            for j, vpce in enumerate(api.vpc_endpoints):
+                if vpce not in endpoints:
+                    raise SpecError(f"apis[{i}].vpc_endpoints[{j}]", f"unknown VPC endpoint "
+                                    f"{vpce!r}; known: {', '.join(sorted(endpoints)) or 'none'}")
             for j, route in enumerate(api.routes):
                 link = links.get(route.link)
                 if link is None:
@@ -211,26 +272,36 @@ class ApigwConfig(Record):
                     raise SpecError(f"apis[{i}].routes[{j}].addresses",
                                     "a route over an available link needs at least one address")
 
+    # objects of the JSON keyed by a field of their records: JSON key -> that field
+    KEYED = {"links": "name", "vpc_endpoints": "id"}
+
     @classmethod
     def from_json(cls, doc: object) -> "ApigwConfig":
-        """Reads the contract's JSON, whose `links` is an object keyed by link name."""
-        if isinstance(doc, dict) and "links" in doc:
-            links = doc["links"]
-            if not isinstance(links, dict):
-                raise SpecError("links", f"{links!r} is not an object (link name: link)")
-            names = list(links)
-            listed = [{"name": name, **link} if isinstance(link, dict) else link
-                      for name, link in links.items()]
-            try:
-                return super().from_json({**doc, "links": listed})
-            except SpecError as exc:
-                match = re.match(r"links\[(\d+)\]\.?(.*)", exc.path)
-                if match:
-                    name = names[int(match.group(1))]
-                    raise SpecError(f"links.{name}" + (f".{match.group(2)}" if match.group(2)
-                                                        else ""), exc.problem) from None
-                raise
-        return super().from_json(doc)
+        """Reads the contract's JSON, whose `links` is an object keyed by link name and
+        `vpc_endpoints` one keyed by endpoint ID."""
+        if not isinstance(doc, dict):
+            return super().from_json(doc)
+        names: dict[str, list[str]] = {}
+        listed = dict(doc)
+        for key, id_field in cls.KEYED.items():
+            if key not in doc:
+                continue
+            objects = doc[key]
+            if not isinstance(objects, dict):
+                raise SpecError(key, f"{objects!r} is not an object ({id_field}: object)")
+            names[key] = list(objects)
+            listed[key] = [{id_field: name, **value} if isinstance(value, dict) else value
+                           for name, value in objects.items()]
+        try:
+            return super().from_json(listed)
+        except SpecError as exc:
+            match = re.match(r"(\w+)\[(\d+)\]\.?(.*)", exc.path)
+            if match and match.group(1) in names:
+                name = names[match.group(1)][int(match.group(2))]
+                raise SpecError(f"{match.group(1)}.{name}" + (f".{match.group(3)}"
+                                                               if match.group(3) else ""),
+                                exc.problem) from None
+            raise
 
     def link(self, name: str) -> Link:
         return next(link for link in self.links if link.name == name)

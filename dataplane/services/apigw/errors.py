@@ -12,8 +12,18 @@ proxy engine's failure kinds to a gateway error.
 | `integration_failure`: refused, reset, closed, connect timeout | 500 as above | 503 `{"message":"Service Unavailable"}` |
 | `bad_integration_response`: junk or a body over 10 MB | 500 as above | 500 `{"message":"Internal Server Error"}` |
 | `integration_timeout` | 504 `{"message": "Endpoint request timed out"}` InternalServerErrorException | 503 `{"message":"Service Unavailable"}` |
+| `uri_too_long`: a call's method ARN over 1,600 bytes where a resource policy applies (every private API) | 414 `{"message":"Request URI too long"}` RequestUriTooLongException | (REST only) |
 
-(REST's 500 and 504 bodies have a space after the colon, as AWS's do.) Rejected at the
+(REST's 500 and 504 bodies have a space after the colon, as AWS's do.)
+
+A call a resource policy denies (`access_denied`) is 403 with `x-amzn-ErrorType:
+AccessDeniedException` and AWS's body, byte for byte (AWS-FACTS-HTTP 1.9):
+`{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource:
+arn:aws:execute-api:us-east-1:********9012:a1b2c3d4e5/prod/GET/orders/7"}` — capital M,
+the account masked but its last four digits, a space after `resource:` — and ` with an
+explicit deny` before the closing quote when a Deny statement applied.
+
+Rejected at the
 front door, before an API is chosen, the same for both types and without request IDs:
 
 * `body_too_large`: 413, `Content-Type: text; charset=utf-8`, body
@@ -27,12 +37,14 @@ front door, before an API is chosen, the same for both types and without request
 * a client that trickles its request (slowloris) or leaves is closed without an answer.
 
 The connection is closed after the front-door answers. Choices where AWS is silent: the
-error types of 429 (`TooManyRequestsException`), 500 and 504
+body and error type of 414 (AWS-FACTS-HTTP 1.3 gives only `414 Request URI too long`), the error types of 429 (`TooManyRequestsException`), 500 and 504
 (`InternalServerErrorException`); a connect timeout (10 s) that comes before the route's
 timeout is an integration failure (REST 500), after it a timeout (REST 504); an
 integration's malformed response is REST 500, HTTP 500.
 """
 from __future__ import annotations
+
+import json
 
 from .headers import http_date, status_line
 
@@ -56,6 +68,8 @@ GATEWAY_ERRORS: dict[str, tuple[tuple[int, bytes, str], tuple[int, bytes]]] = {
                                  (500, HTTP_500)),
     "integration_timeout": ((504, b'{"message": "Endpoint request timed out"}',
                              "InternalServerErrorException"), (503, HTTP_503)),
+    "uri_too_long": ((414, b'{"message":"Request URI too long"}', "RequestUriTooLongException"),
+                     (414, b'{"message":"Request URI too long"}')),
 }
 
 # the proxy engine's kinds (dataplane/services/proxy/personality.py ERRORS) after a Forward
@@ -76,6 +90,7 @@ FRONT_DOOR: dict[str, tuple[int, str, bytes] | None] = {
     "unsupported_transfer_coding": (400, "application/json", b'{"message":"Bad Request"}'),
     "read_timeout": None,
     "client_closed": None,
+    "bad_proxy_header": None,
 }
 
 
@@ -97,6 +112,25 @@ def http_error(error: str, keep_alive: bool, request_id: str, now: float) -> tup
         f"{status_line(status)}Date: {http_date(now)}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\nConnection: {'keep-alive' if keep_alive else 'close'}\r\n"
         f"apigw-requestid: {request_id}\r\n\r\n").encode() + body
+
+
+def access_denied(resource: str, explicit: bool, keep_alive: bool, request_id: str,
+                  extended_id: str, now: float) -> tuple[int, bytes, int]:
+    """(status, response bytes, body length) of a call a resource policy denies; `resource`
+    is the call's ARN with the account masked (`********` and its last four digits)."""
+    message = ("User: anonymous is not authorized to perform: execute-api:Invoke on "
+               f"resource: {resource}" + (" with an explicit deny" if explicit else ""))
+    body = json.dumps({"Message": message}, separators=(",", ":")).encode()
+    return 403, (
+        f"{status_line(403)}Date: {http_date(now)}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: {'keep-alive' if keep_alive else 'close'}\r\n"
+        f"x-amzn-RequestId: {request_id}\r\nx-amzn-ErrorType: AccessDeniedException\r\n"
+        f"x-amz-apigw-id: {extended_id}\r\n\r\n").encode() + body, len(body)
+
+
+def masked_account(account_id: str) -> str:
+    """`********` and the account's last four digits, as AWS writes it in a 403."""
+    return "********" + account_id[-4:]
 
 
 def front_door(kind: str, now: float) -> bytes | None:

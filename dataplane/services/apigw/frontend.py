@@ -12,6 +12,11 @@ a TLS handshake), 30 s for its body, 60 s for an idle keep-alive client connecti
 to connect to a backend, at most 256 connections per backend group of which 64 are kept
 idle. The `--header-timeout` and `--idle-timeout` options change the first and third.
 
+A listener with `proxy_protocol` (the private listener, behind the execute-api endpoint
+service) reads a PROXY v2 header from each connection before TLS (the proxy engine does
+it: dataplane/services/proxy/proxy_protocol.py); the personality takes the endpoint, VPC
+and client from it and serves private APIs there only.
+
 `FrontEnd(config).run()` listens on every listener, serves until SIGTERM, SIGINT or the
 control socket's `stop`, then closes the listeners and every connection, closes the log
 files and removes the socket file: well within the second the contract allows.
@@ -51,7 +56,8 @@ class FrontEnd(Service):
         for i, listener in enumerate(self.config.listeners):
             try:
                 await self.server.listen(listener.address, listener.port,
-                                         self.tls if listener.tls else None)
+                                         self.tls if listener.tls else None,
+                                         listener.proxy_protocol)
             except OSError as exc:
                 raise ConfigError(f"listeners[{i}]", f"can't listen on {listener.address}:"
                                   f"{listener.port}: {exc.strerror or exc}") from None

@@ -11,6 +11,12 @@ drops `Keep-Alive` and `Proxy-Connection` (hop-by-hop). Added: `x-amzn-apigatewa
 listener's), `X-Forwarded-Proto`, `X-Amzn-Trace-Id`. The caller's `User-Agent` is kept
 (`HTTP_PROXY`); without one, `AmazonAPIGateway_<api-id>` is sent.
 
+**Private REST APIs** (AWS-FACTS-HTTP 1.5) also send `x-amzn-vpc-id`, `x-amzn-vpce-id`,
+`x-amzn-vpce-config: 1`, `x-amzn-tls-version` and `x-amzn-cipher-suite` (the client's
+TLS, e.g. `TLSv1.2` and `ECDHE-RSA-AES128-GCM-SHA256`); headers of those names the client
+sent are dropped. `X-Forwarded-For` ends with the client's private address, from the
+PROXY header (the TCP peer is the endpoint service's node).
+
 **To the backend, HTTP APIs**: `Host` is the integration's host; the hop-by-hop headers
 (`Connection`, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`, `Transfer-Encoding`,
 `Upgrade`) and `Content-Length` and `Expect` dropped; added `X-Forwarded-For` (appended),
@@ -45,13 +51,15 @@ import itertools
 import random
 
 from dataplane.services.proxy import http as proxy_http
-from dataplane.services.proxy.http import HOP_BY_HOP, PerSecond, http_date, status_line  # noqa: F401
+from dataplane.services.proxy.http import HOP_BY_HOP, http_date, status_line
 
-REST_DROPPED = frozenset({
-    "connection", "content-length", "content-md5", "expect", "max-forwards",
-    "proxy-authenticate", "server", "te", "transfer-encoding", "trailer", "upgrade",
-    "www-authenticate", "keep-alive", "proxy-connection", "host", "x-forwarded-port",
-    "x-forwarded-proto"})
+REST_DROPPED = HOP_BY_HOP | {"content-length", "content-md5", "expect", "max-forwards",
+                             "proxy-authenticate", "server", "www-authenticate", "host",
+                             "x-forwarded-port", "x-forwarded-proto"}
+# a private API's backend trusts these to say where the call came from: never the client's
+PRIVATE_HEADERS = frozenset({"x-amzn-vpc-id", "x-amzn-vpce-id", "x-amzn-vpce-config",
+                             "x-amzn-tls-version", "x-amzn-cipher-suite"})
+REST_PRIVATE_DROPPED = REST_DROPPED | PRIVATE_HEADERS
 HTTP_DROPPED = HOP_BY_HOP | {"content-length", "expect", "host", "x-forwarded-port",
                              "x-forwarded-proto"}
 REST_REMAPPED = {"connection": "x-amzn-Remapped-Connection",
@@ -129,15 +137,26 @@ class _Passed:
 
 
 def rest_backend_head(method: str, target: str, host: str, headers: list[tuple[str, str]],
-                      api_id: str, client_ip: str, port: int, proto: str, now: float) -> bytes:
-    """The request head a REST API sends its integration (see the module docstring)."""
-    passed = _Passed(headers, REST_DROPPED, True)
+                      api_id: str, client_ip: str, port: int, proto: str, now: float,
+                      private: str | None = None) -> bytes:
+    """The request head a REST API sends its integration (see the module docstring);
+    `private`: a private API's `x-amzn-vpc…` lines (`private_lines`)."""
+    passed = _Passed(headers, REST_DROPPED if private is None else REST_PRIVATE_DROPPED, True)
     extra = [] if passed.agent else [f"User-Agent: AmazonAPIGateway_{api_id}\r\n"]
     if passed.forwarded:
         extra.append(f"Forwarded: {passed.forwarded}\r\n")
     return "".join([f"{method} {target} HTTP/1.1\r\nHost: {host}\r\n", *passed.lines, *extra,
-                    f"x-amzn-apigateway-api-id: {api_id}\r\n",
+                    f"x-amzn-apigateway-api-id: {api_id}\r\n", private or "",
                     passed.common(client_ip, port, proto, now)]).encode("latin-1")
+
+
+def private_lines(vpc_id: str, vpce_id: str, tls: bool | tuple[str, str]) -> str:
+    """What a private API's backend learns of the call: the VPC and endpoint it came
+    through, and the client's TLS (`tls`: (cipher, protocol) as OpenSSL names them)."""
+    lines = f"x-amzn-vpc-id: {vpc_id}\r\nx-amzn-vpce-id: {vpce_id}\r\nx-amzn-vpce-config: 1\r\n"
+    if tls and tls is not True:
+        lines += f"x-amzn-tls-version: {tls[1]}\r\nx-amzn-cipher-suite: {tls[0]}\r\n"
+    return lines
 
 
 def http_backend_head(method: str, target: str, host: str, headers: list[tuple[str, str]],

@@ -38,14 +38,28 @@ chunked, because the whole body is held (API Gateway does the same: it has a pay
 limit, not a stream). Upgrades (WebSocket) are not proxied: the request is answered
 and the connection closed.
 
+A listener with `proxy_protocol` (dataplane/services/proxy/proxy_protocol.py) accepts
+its connections itself and reads a PROXY v2 header from each before anything else: exactly
+the header's bytes (its length is in its first 16), so the TLS ClientHello behind it stays
+in the socket, which then goes to the TLS layer and a `ClientConnection` as on any
+listener (`loop.connect_accepted_socket`). Every request of the connection carries the
+header as `Request.proxy`. A LOCAL header (a balancer's health check) is served like a
+PROXY one, with no client in it (`proxy.command == "LOCAL"`, addresses None: the
+personality decides). A connection whose first bytes are not a valid header, or whose
+header does not arrive within `header_timeout_s`, is closed without a word and counted
+(`bad_proxy_header`); one closed before its first byte (a TCP health check's connect) is
+closed quietly. The cost is paid on that listener only — a coroutine per connection until
+its header is read, two or three recv calls — the others keep asyncio's own accept path.
+
 Counters (`stats()`): connections (open and total), requests, responses by status class,
-errors by kind.
+errors by kind, and on a server with a PROXY-protocol listener the headers read by command.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
 import logging
+import socket
 import ssl
 import time
 from typing import Any
@@ -54,6 +68,8 @@ import httptools
 
 from .backend import BackendConnection, BackendPool
 from .personality import CLOSING, ERRORS, Forward, Personality, Request
+from .proxy_protocol import FIXED, LOCAL, PROXY, SIGNATURE, ProxyHeader, ProxyHeaderError, \
+    header_length, parse
 
 log = logging.getLogger("vpclab.proxy")
 
@@ -84,16 +100,79 @@ class ProxyServer:
         self.status_classes = [0] * 6          # index: status // 100
         self.errors: dict[str, int] = dict.fromkeys([*ERRORS, "internal"], 0)
         self._sweeper: asyncio.Task | None = None
+        self._proxied: list[tuple[socket.socket, asyncio.Task]] = []
+        self._headers_pending: set[asyncio.Task] = set()
+        self.proxy_headers = {LOCAL: 0, PROXY: 0}
 
-    async def listen(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
+    async def listen(self, host: str, port: int, tls: ssl.SSLContext | None = None,
+                     proxy_protocol: bool = False) -> None:
+        """Listens on host:port (TLS with `tls`); with `proxy_protocol` every connection
+        must start with a PROXY v2 header, read before TLS (see the module docstring)."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: ClientConnection(self, tls is not None),
-                                          host, port, ssl=tls, reuse_address=True,
-                                          ssl_handshake_timeout=self.limits.header_timeout_s
-                                          if tls else None)
-        self.servers.append(server)
+        if proxy_protocol:
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sock = socket.create_server((host, port), family=family, backlog=1024)
+            sock.setblocking(False)
+            self._proxied.append((sock, loop.create_task(self._accept_proxied(sock, tls))))
+        else:
+            server = await loop.create_server(lambda: ClientConnection(self, tls is not None),
+                                              host, port, ssl=tls, reuse_address=True,
+                                              ssl_handshake_timeout=self.limits.header_timeout_s
+                                              if tls else None)
+            self.servers.append(server)
         if self._sweeper is None:
             self._sweeper = loop.create_task(self._sweep())
+
+    async def _accept_proxied(self, sock: socket.socket, tls: ssl.SSLContext | None) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, peer = await loop.sock_accept(sock)
+            except OSError as exc:       # out of descriptors, say: try again in a moment
+                log.warning("accept on %s: %s", sock.getsockname(), exc)
+                await asyncio.sleep(0.1)
+                continue
+            task = loop.create_task(self._proxied_connection(conn, (peer[0], peer[1]), tls))
+            self._headers_pending.add(task)
+            task.add_done_callback(self._headers_pending.discard)
+
+    async def _proxied_connection(self, conn: socket.socket, peer: tuple[str, int],
+                                  tls: ssl.SSLContext | None) -> None:
+        """Reads the PROXY header (exactly its bytes, nothing after), then hands the
+        socket to a ClientConnection (after the TLS handshake, with `tls`)."""
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.limits.header_timeout_s):
+                header = await read_proxy_header(loop, conn)
+        except ProxyHeaderError as exc:
+            self.error("bad_proxy_header", str(exc), peer)
+            conn.close()
+            return
+        except TimeoutError:
+            self.error("bad_proxy_header", "no whole header within "
+                       f"{self.limits.header_timeout_s:g} s", peer)
+            conn.close()
+            return
+        except OSError:                      # reset before the header was whole
+            conn.close()
+            return
+        except BaseException:                # cancelled: the server is closing
+            conn.close()
+            raise
+        if header is None:                   # closed before a byte: a TCP health check
+            conn.close()
+            return
+        self.proxy_headers[header.command] += 1
+        try:
+            await loop.connect_accepted_socket(
+                lambda: ClientConnection(self, tls is not None, header), conn, ssl=tls,
+                ssl_handshake_timeout=self.limits.header_timeout_s if tls else None)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:   # a failed TLS handshake
+            log.debug("%s:%s TLS handshake after the PROXY header: %r", *peer, exc)
+            conn.close()
+        except BaseException:                # cancelled mid-handshake: the server is closing
+            conn.close()
+            raise
 
     async def _sweep(self) -> None:
         loop = asyncio.get_running_loop()
@@ -107,6 +186,12 @@ class ProxyServer:
         """Stops listening, closes every client connection and every pooled one."""
         for server in self.servers:
             server.close()
+        for sock, task in self._proxied:
+            task.cancel()
+            sock.close()
+        for task in list(self._headers_pending):
+            task.cancel()
+        self._proxied.clear()
         for conn in list(self.connections):
             conn.close()
         self.pool.close()
@@ -125,14 +210,17 @@ class ProxyServer:
         return {"connections": len(self.connections), "connections_total": self.accepted,
                 "requests": self.requests,
                 "responses": {f"{i}xx": n for i, n in enumerate(self.status_classes) if i},
-                "errors": dict(self.errors)}
+                "errors": dict(self.errors),
+                **({"proxy_protocol": dict(self.proxy_headers)} if self._proxied else {})}
 
 
 class ClientConnection(asyncio.Protocol):
     """One client connection (see the module docstring for the life of a request)."""
 
-    def __init__(self, server: ProxyServer, tls: bool | tuple[str, str]) -> None:
+    def __init__(self, server: ProxyServer, tls: bool | tuple,
+                 proxy: ProxyHeader | None = None) -> None:
         self.server = server
+        self.proxy = proxy
         self.personality = server.personality
         self.limits = server.limits
         self.tls = tls
@@ -174,8 +262,8 @@ class ClientConnection(asyncio.Protocol):
         if self.tls:
             ssl_object = transport.get_extra_info("ssl_object")
             cipher = ssl_object.cipher() if ssl_object is not None else None
-            if cipher:
-                self.tls = (cipher[0], cipher[1])     # e.g. ECDHE-ECDSA-AES128-GCM-SHA256, TLSv1.2
+            if cipher:                  # e.g. ECDHE-ECDSA-AES128-GCM-SHA256, TLSv1.2, the SNI name
+                self.tls = (cipher[0], cipher[1], getattr(ssl_object, "sni_name", None))
         self.server.connections.add(self)
         self.server.accepted += 1
         self.deadline = self.loop.time() + self.limits.idle_timeout_s
@@ -308,7 +396,7 @@ class ClientConnection(asyncio.Protocol):
         limits = self.limits
         request = Request(method, url.decode("latin-1"), parser.get_http_version(),
                           self._headers, parser.should_keep_alive(), self.client, self.local,
-                          self.tls, time.time(), self.loop.time())
+                          self.tls, time.time(), self.loop.time(), self.proxy)
         self._request = request
         if self._head_bytes > limits.max_head_bytes:
             raise _Refused("head_too_large", f"{self._head_bytes} bytes of head")
@@ -481,3 +569,27 @@ class ClientConnection(asyncio.Protocol):
             self._end_exchange(abandon=True)
         if self.transport is not None:
             self.transport.close()
+
+
+async def read_proxy_header(loop: asyncio.AbstractEventLoop,
+                            conn: socket.socket) -> ProxyHeader | None:
+    """The PROXY v2 header at the start of `conn`, read to its last byte and not one byte
+    further (what follows, a TLS ClientHello, stays in the socket for the TLS layer);
+    None if the peer closed before sending anything. ProxyHeaderError if it is not one."""
+    data = b""
+    while len(data) < FIXED:
+        chunk = await loop.sock_recv(conn, FIXED - len(data))
+        if not chunk:
+            if not data:
+                return None
+            raise ProxyHeaderError(f"closed after {len(data)} bytes of the header")
+        data += chunk
+        if data[:12] != SIGNATURE[:len(data)]:
+            header_length(data)              # raises, saying what the bytes are
+    total = header_length(data)
+    while len(data) < total:
+        chunk = await loop.sock_recv(conn, total - len(data))
+        if not chunk:
+            raise ProxyHeaderError(f"closed after {len(data)} of the header's {total} bytes")
+        data += chunk
+    return parse(data)
