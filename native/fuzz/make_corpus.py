@@ -277,7 +277,7 @@ def vpc_nat_scenarios() -> list[Writer]:
 GOLDEN_TESTS = ["test_api.py", "test_icmp.py", "test_limits.py", "test_malformed.py",
                 "test_nat.py", "test_offload.py", "test_sg.py", "test_tcp_state.py",
                 "test_checksum_property.py", "test_maglev.py", "test_vpc_nat.py",
-                "test_proxy_protocol.py"]
+                "test_proxy_v2_engine.py"]
 
 
 class Topology:
@@ -305,7 +305,7 @@ PROXY_V2 = 0x08
 PRIVATELINK_PROXY = Topology(KIND_PRIVATELINK, 0x06 | PROXY_V2, {p: (p, None) for p in PORT_IDS})
 VPC_NAT = Topology(KIND_VPC_NAT, LINK_B | ROUTES,
                    {p: (p - 5, f"02:00:00:00:01:{p:02x}") for p in range(5, 10)})
-TOPOLOGY = {"test_vpc_nat.py": VPC_NAT, "test_proxy_protocol.py": PRIVATELINK_PROXY}
+TOPOLOGY = {"test_vpc_nat.py": VPC_NAT, "test_proxy_v2_engine.py": PRIVATELINK_PROXY}
 MAX_INPUTS_PER_TEST = 8  # property tests run hundreds of examples; a few are enough here
 MAX_INPUTS_PER_ENGINE = 4  # a test that sends thousands of batches: its first ones
 

@@ -47,7 +47,7 @@ from conftest import (CONSUMER_ROUTER_MAC, EP_MAC, EP_PORT, NLB_MAC, NLB_PORT,
 from dataplane.forwarder.engine import (Backend, Engine, LinkEni, Result, int_to_ip, ip_to_int,
                                         mac_to_bytes)
 from test_icmp import recomputed_error
-from test_proxy_protocol import proxy_header
+from test_proxy_v2_engine import proxy_header
 
 PORT_MAC = {EP_PORT: EP_MAC, NLB_PORT: NLB_MAC}
 PEER_MAC = {EP_PORT: CONSUMER_ROUTER_MAC, NLB_PORT: PROVIDER_ROUTER_MAC}
