@@ -17,6 +17,8 @@
 #include "hp_internal.h"
 
 #define FLOWS_PER_ADDR 60000u
+/* Bytes after each frame of a batch, as a receive slot has: room for a PROXY v2 header. */
+#define ROOM 256u
 
 static void set_flow(uint8_t *frame, uint32_t flow)
 {
@@ -40,19 +42,21 @@ static uint64_t run(struct hp_engine *e, uint16_t port, const uint8_t *frame, ui
 {
     if (batch == 0 || len < 54 || span == 0)
         return 0;
-    uint8_t *buf = malloc((size_t)batch * len);
+    uint32_t stride = len + ROOM;
+    uint8_t *buf = malloc((size_t)batch * stride);
     struct hp_pkt *pkts = calloc(batch, sizeof *pkts);
     uint64_t forwarded = 0;
     uint32_t flow = 0;
     for (uint64_t done = 0; buf && pkts && done < packets;) {
         uint32_t n = packets - done < batch ? (uint32_t)(packets - done) : batch;
         for (uint32_t i = 0; i < n; i++) {
-            uint8_t *f = buf + (size_t)i * len;
+            uint8_t *f = buf + (size_t)i * stride;
             memcpy(f, frame, len);
             set_flow(f, first + flow);
             flow = flow + 1 == span ? 0 : flow + 1;
             pkts[i].data = f;
             pkts[i].len = len;
+            pkts[i].cap = stride;
             pkts[i].flags = 0;
         }
         hp_process(e, port, pkts, n, now_ns);

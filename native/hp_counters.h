@@ -43,7 +43,9 @@
     X(FLOW_TABLE_FULL,    "flow_table_full",    "new flow refused: the flow table is full") \
     X(PORT_ALLOCATION,    "port_allocation",    "new flow refused: no free SNAT port (ErrorPortAllocation)") \
     X(MTU,                "mtu",                "packet larger than the service's MTU (no ICMP is sent, as on AWS)") \
-    X(GSO_NO_OFFLOAD,     "gso_no_offload",     "GSO frame from a caller that cannot hand a partial checksum on")
+    X(GSO_NO_OFFLOAD,     "gso_no_offload",     "GSO frame from a caller that cannot hand a partial checksum on") \
+    X(PROXY_SYN_DATA,     "proxy_syn_data",     "SYN with data (TCP Fast Open) to a PROXY v2 service: the header must come first; the client sends it again after the handshake") \
+    X(PROXY_NO_ROOM,      "proxy_no_room",      "first segment of a PROXY v2 flow with no room for the header and one byte of its data")
 
 #define HP_EVENT_COUNTERS(X)                                                                 \
     X(RX_PACKETS,         "rx_packets",         "frames handed to the engine on this port") \
@@ -57,9 +59,11 @@
     X(FLOWS_EXPIRED,      "flows_expired",      "flows of this port's services removed after their idle timeout") \
     X(EVICTED_PORT_POOL,  "evicted_port_pool",  "half-open flows of this port's services evicted, oldest first, to give a new flow their SNAT port (no free port for that destination)") \
     X(EVICTED_TABLE_FULL, "evicted_table_full", "half-open flows of this port's services evicted, oldest first, to give a new flow their slot (flow table full)") \
-    X(MSS_CLAMPED,        "mss_clamped",        "SYNs whose MSS option was lowered to fit the service MTU") \
+    X(MSS_CLAMPED,        "mss_clamped",        "SYNs whose MSS option was lowered to fit the service MTU (and a PROXY v2 header)") \
     X(CSUM_COMPLETED,     "csum_completed",     "frames whose partial L4 checksum was completed in full") \
     X(CSUM_KEPT_PARTIAL,  "csum_kept_partial",  "frames whose partial L4 checksum was left to the transmit path") \
-    X(GSO_FRAMES,         "gso_frames",         "GSO frames (several segments in one frame) forwarded")
+    X(GSO_FRAMES,         "gso_frames",         "GSO frames (several segments in one frame) forwarded") \
+    X(PROXY_HEADERS,      "proxy_headers",      "PROXY v2 headers put in front of a flow's first segment (its retransmissions included)") \
+    X(PROXY_TRIMMED,      "proxy_trimmed",      "first segments of PROXY v2 flows cut at their tail to fit the header (TCP sends the rest again)")
 
 #endif

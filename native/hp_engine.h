@@ -130,6 +130,16 @@ struct hp_sg_rule {
 #define HP_SVC_RST_ON_MISS 0x02    /* TCP segments of no flow get a RST (NLB listener) */
 #define HP_SVC_HASH_TCP_SEQ 0x04   /* backend hash includes the SYN's sequence number */
 
+/* PROXY protocol v2 (NLB target group attribute proxy_protocol_v2, hp_proxy.c): a TCP
+ * service with `proxy_v2` set puts a header in front of each flow's first payload bytes
+ * toward its backend: PROXY, TCP over IPv4, (client, cport) → (vip, vport), a CRC32C TLV,
+ * the TLV 0xEA (subtype 0x01, `vpce_id`) when `vpce_id` is not empty, NOOP padding to
+ * HP_PROXY_PAD_TO bytes, as AWS's captured header. The flow's sequence numbers toward the
+ * backend and its acknowledgements (and SACK blocks) back are shifted by the header's
+ * length for the flow's life; the backend's SYN-ACK MSS is lowered by it. */
+#define HP_PROXY_VPCE_ID_MAX 64
+#define HP_PROXY_PAD_TO 100
+
 struct hp_service_config {
     uint16_t in_port;              /* where clients' packets arrive */
     uint16_t out_port;             /* where backends are reached */
@@ -143,6 +153,8 @@ struct hp_service_config {
     uint32_t idle_timeout_s;       /* TCP established or UDP/ICMP idle; 0: 350 TCP, config UDP/ICMP */
     uint16_t mtu;                  /* IPv4 packets longer than this are dropped; 0: no limit */
     uint16_t mss_clamp;            /* SYN MSS lowered to this; 0: not clamped */
+    uint8_t proxy_v2;              /* 1: PROXY v2 header on each TCP flow (see above) */
+    char vpce_id[HP_PROXY_VPCE_ID_MAX + 1]; /* the endpoint's ID for TLV 0xEA; "": none */
 };
 
 /* A VPC link (VPC-to-VPC NAT, kind HP_KIND_VPC_NAT): flows opened on the attachment
@@ -225,6 +237,8 @@ struct hp_pkt {
     uint8_t verdict;               /* out: HP_VERDICT_* */
     uint8_t drop_reason;           /* out: why, for drops and for RST replies */
     uint16_t gso_size;             /* in/out: segment payload of a GSO frame, 0: none */
+    uint32_t cap;                  /* in: bytes writable from `data` (a PROXY v2 header
+                                    * may grow the frame up to it); below len: len */
 };
 
 #define HP_TCP_NONE 0
@@ -251,6 +265,8 @@ struct hp_flow_info {
     uint64_t bytes[2];
     uint64_t created_ns;
     uint64_t last_seen_ns;
+    uint16_t proxy_offset;         /* PROXY v2 header bytes put in toward the backend: the
+                                    * shift of its sequence numbers; 0: no header */
 };
 
 struct hp_engine *hp_engine_create(const struct hp_engine_config *cfg);

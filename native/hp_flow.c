@@ -60,11 +60,12 @@ int hp_flow_table_init(struct hp_engine *e, uint32_t capacity, uint32_t seed)
     ft->bucket_mask = nb - 1; /* sizes first: hp_flow_table_free() needs them on failure */
     ft->capacity = capacity;
     ft->slots = hp_table_alloc(e, capacity, sizeof *ft->slots);
+    ft->ext = hp_table_alloc(e, capacity, sizeof *ft->ext);
     ft->buckets = hp_table_alloc(e, nb, sizeof *ft->buckets);
     ft->free_list = hp_table_alloc(e, capacity, sizeof *ft->free_list);
     ft->half_open = hp_table_alloc(e, capacity, sizeof *ft->half_open);
     ft->half_open_head = ft->half_open_tail = HP_NONE;
-    if (!ft->slots || !ft->buckets || !ft->free_list || !ft->half_open)
+    if (!ft->slots || !ft->ext || !ft->buckets || !ft->free_list || !ft->half_open)
         return -1;
     /* Hand out low slots first: a small working set stays in few cache lines. */
     for (uint32_t i = 0; i < capacity; i++)
@@ -79,8 +80,10 @@ void hp_flow_table_free(struct hp_engine *e)
     struct hp_flow_table *ft = &e->ft;
     if (ft->shared_map)
         hp_flow_state_release(e); /* the slots are the file's: unmapped, never freed */
-    else
+    else {
         hp_table_free(e, ft->slots, ft->capacity, sizeof *ft->slots);
+        hp_table_free(e, ft->ext, ft->capacity, sizeof *ft->ext);
+    }
     hp_table_free(e, ft->buckets, (size_t)ft->bucket_mask + 1, sizeof *ft->buckets);
     hp_table_free(e, ft->free_list, ft->capacity, sizeof *ft->free_list);
     hp_table_free(e, ft->half_open, ft->capacity, sizeof *ft->half_open);
@@ -327,6 +330,7 @@ uint32_t hp_flow_insert(struct hp_engine *e, const struct hp_flow *proto_flow)
     uint32_t slot = ft->free_list[ft->free_top - 1];
     ft->slots[slot] = *proto_flow;
     ft->slots[slot].live = 1;
+    ft->ext[slot] = (struct hp_flow_ext){0};
     if (!link_key(ft, slot, 0))
         goto full;
     if (!link_key(ft, slot, 1)) {
@@ -401,6 +405,7 @@ void hp_flow_info_of(const struct hp_engine *e, uint32_t slot, struct hp_flow_in
     }
     o->created_ns = (uint64_t)f->created_s * 1000000000ull;
     o->last_seen_ns = (uint64_t)f->last_seen_s * 1000000000ull;
+    o->proxy_offset = f->flags & HP_FLOW_PROXY ? e->services[f->service].proxy_len : 0;
 }
 
 uint32_t hp_flow_count(const struct hp_engine *e) { return e->ft.count; }
@@ -453,7 +458,8 @@ uint64_t hp_flow_bytes_per_flow(const struct hp_engine *e)
 {
     const struct hp_flow_table *ft = &e->ft;
     uint64_t bytes = (uint64_t)ft->capacity *
-                         (sizeof *ft->slots + sizeof *ft->free_list + sizeof *ft->half_open) +
+                         (sizeof *ft->slots + sizeof *ft->ext + sizeof *ft->free_list +
+                          sizeof *ft->half_open) +
                      ((uint64_t)ft->bucket_mask + 1) * sizeof *ft->buckets;
     return bytes / ft->capacity;
 }
@@ -544,6 +550,7 @@ uint32_t hp_flow_reindex(struct hp_engine *e)
             unlink_key(ft, slot, 0);
         }
         memset(f, 0, sizeof *f);
+        memset(&ft->ext[slot], 0, sizeof ft->ext[slot]);
         dropped++;
     }
     /* Free slots, highest first on the stack's bottom: low slots are handed out first. */

@@ -5,7 +5,7 @@
  * a forwarder restarted after a crash or a `kill -9` maps the same slots again:
  *
  *     [header, one page: magic, layout version, flow size, capacity, generation,
- *      the service generation] [capacity × struct hp_flow]
+ *      the service generation] [capacity × struct hp_flow] [capacity × struct hp_flow_ext]
  *
  * Only the slots are kept: the index, the free list and the counts are rebuilt from them
  * (hp_flow_reindex), so a process killed half-way through an insert leaves at worst one
@@ -32,7 +32,7 @@
 
 static size_t file_bytes(uint32_t capacity)
 {
-    return HP_FLOW_STATE_HEADER + (size_t)capacity * sizeof(struct hp_flow);
+    return HP_FLOW_STATE_HEADER + (size_t)capacity * (sizeof(struct hp_flow) + sizeof(struct hp_flow_ext));
 }
 
 void hp_flow_state_note_services(struct hp_engine *e)
@@ -52,6 +52,7 @@ void hp_flow_state_release(struct hp_engine *e)
     ft->shared_map = NULL;
     ft->shared_bytes = 0;
     ft->slots = NULL;
+    ft->ext = NULL;
     e->flow_state = NULL;
 }
 
@@ -123,12 +124,16 @@ int hp_flow_state_attach(struct hp_engine *e, const char *path, const int32_t *r
         h->header_size = HP_FLOW_STATE_HEADER;
         h->generation = 0;
         memcpy((char *)map + HP_FLOW_STATE_HEADER, ft->slots, (size_t)ft->capacity * sizeof *ft->slots);
+        memcpy((char *)map + HP_FLOW_STATE_HEADER + (size_t)ft->capacity * sizeof *ft->slots, ft->ext,
+               (size_t)ft->capacity * sizeof *ft->ext);
         out->fresh = 1;
         snprintf(out->reason, sizeof out->reason, "%s", why);
     }
     close(fd);
     hp_table_free(e, ft->slots, ft->capacity, sizeof *ft->slots);
+    hp_table_free(e, ft->ext, ft->capacity, sizeof *ft->ext);
     ft->slots = (struct hp_flow *)((char *)map + HP_FLOW_STATE_HEADER);
+    ft->ext = (struct hp_flow_ext *)(ft->slots + ft->capacity);
     ft->shared_map = map;
     ft->shared_bytes = bytes;
     e->bytes_allocated += bytes;
@@ -146,8 +151,10 @@ int hp_flow_state_attach(struct hp_engine *e, const char *path, const int32_t *r
             int32_t sid = f->service < n_remap ? remap[f->service] : -1;
             if (sid < 0 || (uint32_t)sid >= e->cfg.max_services || !e->services[sid].present ||
                 f->in_port >= e->cfg.max_ports || f->out_port >= e->cfg.max_ports ||
-                !e->ports[f->in_port].present || !e->ports[f->out_port].present) {
+                !e->ports[f->in_port].present || !e->ports[f->out_port].present ||
+                ((f->flags & HP_FLOW_PROXY) && !e->services[sid].proxy_len)) {
                 memset(f, 0, sizeof *f);
+                memset(&ft->ext[i], 0, sizeof ft->ext[i]);
                 out->dropped++;
                 continue;
             }

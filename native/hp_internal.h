@@ -9,6 +9,7 @@
  *   hp_port.c     ports, their security groups and counters
  *   hp_reply.c    ARP replies and TCP RSTs built in place
  *   hp_nat.c      SNAT port allocation and header rewriting (incl. ICMP errors, MSS)
+ *   hp_proxy.c    PROXY protocol v2: the header, its insertion, the sequence shift
  *   hp_maglev.c   Maglev lookup tables for backend choice
  *   hp_sg.c       security-group rule matching
  *   hp_flow.c     the flow table: fixed slots, two keys per flow in 8-way buckets, expiry,
@@ -115,10 +116,18 @@ struct hp_flow {
 
 #define HP_FLOW_FIN(dir) (1u << (dir)) /* direction `dir` sent a FIN */
 #define HP_FLOW_BOTH_FINS 0x03u
+#define HP_FLOW_PROXY 0x04u          /* its service's PROXY v2 header shifts it (hp_proxy.c) */
 #define HP_FLOW_HALF_OPEN 0x40u      /* TCP handshake not complete: in the half-open FIFO */
 #define HP_FLOW_RESET 0x80u          /* its target was reported unhealthy: reset on sight */
 
 _Static_assert(sizeof(struct hp_flow) == 64, "a flow is one cache line");
+
+/* What a flow needs beyond its cache line, in an array beside the slots (and beside them
+ * in the flow-state file), read only for flows whose flags say so: the client's first
+ * payload sequence number (its SYN's + 1) of a PROXY v2 flow, where the header goes. */
+struct hp_flow_ext {
+    uint32_t proxy_seq;
+};
 _Static_assert(HP_MAX_PORTS <= 256, "flows keep port ids in 8 bits");
 
 /* One cache line of the index: 8 keys, each a signature (high hash bits, 0 = empty way)
@@ -147,6 +156,7 @@ struct hp_half_open {
 
 struct hp_flow_table {
     struct hp_flow *slots;
+    struct hp_flow_ext *ext;  /* per slot, meaningful for the flags that need it */
     uint32_t capacity;
     uint32_t count;
     struct hp_bucket *buckets;
@@ -182,6 +192,9 @@ struct hp_port {
     uint64_t drops[HP_DROP__COUNT];
 };
 
+/* The longest PROXY v2 header: 16 + 12 (IPv4) + 7 (CRC32C) + 4 + the longest ID. */
+#define HP_PROXY_HDR_MAX (16 + 12 + 7 + 4 + HP_PROXY_VPCE_ID_MAX)
+
 /* What a service asks the index to send it (hp_service.c explains the types). */
 enum hp_key_type { HP_KEY_LISTENER, HP_KEY_SNAT, HP_KEY_PREFIX_PORT };
 
@@ -204,6 +217,8 @@ struct hp_service {
     uint32_t n_keys;
     struct hp_link_config *link; /* a VPC link's tables (HP_KIND_VPC_NAT); NULL otherwise */
     bool snat_pressure;     /* its last port search ended in an eviction (hp_nat.c): a hint */
+    uint8_t proxy_len;      /* PROXY v2 header length, 0: none (hp_proxy.c) */
+    uint8_t proxy_hdr[HP_PROXY_HDR_MAX]; /* its template: addresses, ports and CRC zero */
 };
 
 /* Open-addressing index from (key type, port, proto, ip, l4port) to a service id, rebuilt
@@ -322,7 +337,8 @@ uint32_t hp_flow_reindex(struct hp_engine *e);
 
 /* hp_flow_state.c */
 #define HP_FLOW_STATE_MAGIC "VPCLABFT"
-#define HP_FLOW_STATE_VERSION 2u  /* 2: state SYN_RECV and flag HP_FLOW_HALF_OPEN */
+#define HP_FLOW_STATE_VERSION 3u  /* 2: state SYN_RECV and flag HP_FLOW_HALF_OPEN;
+                                   * 3: flag HP_FLOW_PROXY, struct hp_flow_ext after the slots */
 #define HP_FLOW_STATE_HEADER 4096u   /* the slots start on a page of their own */
 struct hp_flow_state_header {
     char magic[8];
@@ -335,6 +351,13 @@ struct hp_flow_state_header {
 };
 void hp_flow_state_note_services(struct hp_engine *e);
 void hp_flow_state_release(struct hp_engine *e);
+
+/* hp_proxy.c */
+int hp_proxy_prepare(struct hp_engine *e, struct hp_service *s);
+uint32_t hp_proxy_header(const struct hp_service *s, const struct hp_flow *f, uint8_t *out);
+void hp_proxy_open(struct hp_engine *e, uint32_t slot, const struct hp_parsed *p);
+enum hp_drop hp_proxy_translate(struct hp_ctx *c, struct hp_pkt *pkt, struct hp_parsed *p,
+                                struct hp_flow *f, int dir, bool csum_full);
 
 /* hp_maglev.c */
 uint16_t *hp_maglev_build(struct hp_engine *e, const struct hp_backend *b, uint32_t n);
@@ -362,7 +385,10 @@ void hp_nat_rewrite(uint8_t *frame, const struct hp_parsed *p, const struct hp_f
                     enum hp_csum_mode mode);
 bool hp_nat_rewrite_icmp_error(uint8_t *frame, const struct hp_parsed *p,
                                const struct hp_flow *f, int dir);
-bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss, bool csum_partial);
+bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss, uint16_t minus,
+                      bool csum_partial);
+void hp_tcp_edit(uint8_t *tcp, uint32_t off, const uint8_t *bytes, uint32_t n, bool csum_full);
+uint32_t hp_tcp_option(const uint8_t *tcp, uint32_t doff, uint32_t *next);
 void hp_l4_checksum_full(uint8_t *frame, const struct hp_parsed *p);
 
 #endif

@@ -452,6 +452,7 @@ static uint32_t drain(struct hp_io *io, uint16_t port, struct io_port *p)
             memcpy(&vhs[n], frame - VNET_LEN, VNET_LEN);
             pkts[n].data = frame;
             pkts[n].len = h->tp_snaplen;
+            pkts[n].cap = io->slot_size - h->tp_mac; /* the slot's rest: room to grow */
             vnet_in(p, &vhs[n], &pkts[n]);
             n++;
         }

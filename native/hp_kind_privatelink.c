@@ -45,6 +45,8 @@ int hp_service_add(struct hp_engine *e, const struct hp_service_config *cfg_in)
         return -1;
     }
     struct hp_service s = {.kind = HP_KIND_PRIVATELINK, .cfg = c, .n_keys = 2};
+    if (c.proxy_v2 && hp_proxy_prepare(e, &s) != 0)
+        return -1;
     s.keys = hp_calloc(e, s.n_keys, sizeof *s.keys);
     if (!s.keys) {
         hp_set_error(e, "out of memory for a service");
@@ -114,7 +116,13 @@ static enum hp_drop new_flow(struct hp_ctx *c, struct hp_pkt *pkt, const struct 
     uint16_t be_sg_port = p->proto == IPPROTO_ICMP_ ? p->icmp_type : be->port;
     if (!hp_sg_allows(&e->ports[sc->out_port].sg[HP_SG_EGRESS], p->proto, be->ip, be_sg_port))
         return HP_DROP_SG_EGRESS;
-    return hp_nat_open_flow(e, p, c->in_port, sid, sc->out_port, sc->snat_ip, be->ip, be->port, slot);
+    if (s->proxy_len && p->l4_len > (uint32_t)(pkt->data[p->l4_off + 12] >> 4) * 4u)
+        return HP_DROP_PROXY_SYN_DATA; /* the header must come before the client's first byte */
+    enum hp_drop r = hp_nat_open_flow(e, p, c->in_port, sid, sc->out_port, sc->snat_ip, be->ip,
+                                      be->port, slot);
+    if (r == HP_DROP_NONE && s->proxy_len)
+        hp_proxy_open(e, *slot, p);
+    return r;
 }
 
 /* A miss on the backend side of a service's SNAT address: the flow is unknown or expired.

@@ -312,53 +312,63 @@ bool hp_nat_rewrite_icmp_error(uint8_t *frame, const struct hp_parsed *p,
     return true;
 }
 
-/* Lowers the MSS option of a SYN to `mss`. The option may sit at an odd offset, so the
- * checksum is updated over the two aligned words around it; a partial checksum is left
- * alone (the option is summed when it is finished). Returns true if changed. */
-bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss, bool csum_partial)
+/* Writes `n` bytes at offset `off` of a TCP header, updating a whole checksum over the
+ * aligned 16-bit words around them (a field may sit at an odd offset in the options; the
+ * words stay within the header, whose length is a multiple of 4). Not the checksum's own
+ * word. With `csum_full` false the checksum is partial and is left alone. */
+void hp_tcp_edit(uint8_t *tcp, uint32_t off, const uint8_t *bytes, uint32_t n, bool csum_full)
+{
+    if (!csum_full) {
+        memcpy(tcp + off, bytes, n);
+        return;
+    }
+    uint32_t first = off & ~1u, end = (off + n + 1) & ~1u;
+    uint32_t delta = 0;
+    for (uint32_t w = first; w < end; w += 2)
+        delta += (uint16_t)~hp_load16(tcp + w);
+    memcpy(tcp + off, bytes, n);
+    for (uint32_t w = first; w < end; w += 2)
+        delta += hp_load16(tcp + w);
+    hp_store16(tcp + 16, hp_csum_apply(hp_load16(tcp + 16), delta));
+}
+
+/* Steps through a TCP header's options (of `doff` bytes): from *next (20 at first), skips
+ * NOPs and returns the offset of the next option (its kind at tcp[off], its length at
+ * tcp[off + 1]), moving *next past it; 0 at the end, at End of Options, or at a malformed
+ * option (those are left to the endpoints). */
+uint32_t hp_tcp_option(const uint8_t *tcp, uint32_t doff, uint32_t *next)
+{
+    uint32_t i = *next;
+    while (i < doff && tcp[i] == 1)
+        i++;
+    if (i >= doff || tcp[i] == 0 || i + 1 >= doff || tcp[i + 1] < 2 || i + tcp[i + 1] > doff)
+        return 0;
+    *next = i + tcp[i + 1];
+    return i;
+}
+
+/* Lowers the MSS option of a SYN to `mss` (0: no clamp) and then by `minus` (the PROXY v2
+ * header a backend will receive in front of the client's first segment; never below 64).
+ * A partial checksum is left alone (the option is summed when it is finished). Returns
+ * true if changed. */
+bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss, uint16_t minus,
+                      bool csum_partial)
 {
     uint8_t *tcp = frame + p->l4_off;
     uint32_t doff = (tcp[12] >> 4) * 4u;
-    uint32_t i = 20;
-    while (i < doff) {
-        uint8_t kind = tcp[i];
-        if (kind == 0)
-            break;
-        if (kind == 1) {
-            i++;
+    for (uint32_t next = 20, i; (i = hp_tcp_option(tcp, doff, &next));) {
+        if (tcp[i] != 2 || tcp[i + 1] != 4)
             continue;
-        }
-        if (i + 1 >= doff || tcp[i + 1] < 2 || i + tcp[i + 1] > doff)
-            break; /* malformed options: leave them to the endpoints */
-        if (kind == 2 && tcp[i + 1] == 4) {
-            uint16_t old = hp_load16(tcp + i + 2);
-            if (old <= mss)
-                return false;
-            if (csum_partial) {
-                hp_store16(tcp + i + 2, mss);
-                return true;
-            }
-            uint32_t first = (i + 2) & ~1u; /* aligned words covering bytes i+2, i+3 */
-            uint32_t nwords = (i + 2) & 1 ? 2 : 1;
-            if (first + 2 * nwords > p->l4_len) {
-                /* the second word would run past the segment: sum it all again */
-                hp_store16(tcp + i + 2, mss);
-                hp_l4_checksum_full(frame, p);
-                return true;
-            }
-            uint16_t before[2], after[2];
-            for (uint32_t w = 0; w < nwords; w++)
-                before[w] = hp_load16(tcp + first + 2 * w);
-            hp_store16(tcp + i + 2, mss);
-            uint16_t check = hp_load16(tcp + 16);
-            for (uint32_t w = 0; w < nwords; w++) {
-                after[w] = hp_load16(tcp + first + 2 * w);
-                check = hp_csum_update16(check, before[w], after[w]);
-            }
-            hp_store16(tcp + 16, check);
-            return true;
-        }
-        i += tcp[i + 1];
+        uint16_t old = hp_load16(tcp + i + 2);
+        uint32_t want = mss && mss < old ? mss : old;
+        if (minus)
+            want = want > minus + 64u ? want - minus : 64u;
+        if (want >= old)
+            return false;
+        uint8_t b[2];
+        hp_store16(b, (uint16_t)want);
+        hp_tcp_edit(tcp, i + 2, b, 2, !csum_partial);
+        return true;
     }
     return false;
 }

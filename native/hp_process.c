@@ -14,7 +14,8 @@
  *      hp_kind_*.c): new_flow() decides whether the packet opens a flow and makes it;
  *      a packet to a service's SNAT address goes to reply_miss(). Anything else is
  *      dropped with its reason.
- *   6. forward(): TCP state, MTU, MSS clamp, NAT rewrite (hp_nat.c), then emit():
+ *   6. forward(): MTU, a PROXY v2 flow's header or shift (hp_proxy.c), TCP state, MSS
+ *      clamp, NAT rewrite (hp_nat.c), then emit():
  *      Ethernet addresses, counters. Every packet of a flow, the first one included,
  *      takes this path whatever the kind: the kind only decided the flow's tuple.
  */
@@ -105,10 +106,21 @@ static enum hp_drop forward(struct hp_ctx *c, struct hp_pkt *pkt, const struct h
         return HP_DROP_GSO_NO_OFFLOAD;
     if (HP_UNLIKELY(sc->mtu && hp_packet_size(pkt, p) > sc->mtu))
         return HP_DROP_MTU;
+    struct hp_parsed shifted;
+    uint16_t proxy_minus = 0;
+    if (HP_UNLIKELY(f->flags & HP_FLOW_PROXY)) {
+        /* PROXY v2 (hp_proxy.c): may grow the frame, so the rest reads its new lengths */
+        shifted = *p;
+        enum hp_drop r = hp_proxy_translate(c, pkt, &shifted, f, dir, !partial);
+        if (r != HP_DROP_NONE)
+            return r;
+        p = &shifted;
+        proxy_minus = dir == 1 ? e->services[f->service].proxy_len : 0;
+    }
     if (f->proto == IPPROTO_TCP_) {
         tcp_track(e, f, dir, p->tcp_flags);
-        if (HP_UNLIKELY((p->tcp_flags & TCP_SYN) && sc->mss_clamp) &&
-            hp_tcp_clamp_mss(pkt->data, p, sc->mss_clamp, partial))
+        if (HP_UNLIKELY((p->tcp_flags & TCP_SYN) && (sc->mss_clamp || proxy_minus)) &&
+            hp_tcp_clamp_mss(pkt->data, p, sc->mss_clamp, proxy_minus, partial))
             c->port->counters[HP_CNT_MSS_CLAMPED]++;
     }
     if (HP_LIKELY(!partial)) {

@@ -28,6 +28,10 @@ listener:
 * Listener: TCP only, idle timeout 350 s unless set, RST for segments of no flow, the
   SYN's sequence number in the target hash, MTU 8500 with no ICMP, MSS clamped to 8460.
 * An endpoint that is not `available` (pendingAcceptance, rejected) passes no packet.
+* A target group with `proxy_protocol_v2: true`: each flow's first bytes toward the
+  target get a PROXY v2 header (client address and port, the endpoint ENI's address and
+  port, the endpoint's `vpce-…` ID), put in by the engine (native/hp_proxy.c). Its health
+  checks send a LOCAL header first (the checker writes it: forwarder/health.py).
 
 Health checks go through the forwarder too, so that they leave from the NLB node's
 address as on AWS (and meet the targets' security groups as NLB traffic does): the
@@ -139,7 +143,8 @@ def contribute(ctx: SpecContext, spec: SpecDraft) -> None:
                     services.append(listener_service(
                         svc_vpc, node, listener, instance_ips, ep_port.id, ep_port.eni,
                         mtu=ENDPOINT_MTU, mss_clamp=ENDPOINT_MSS,
-                        disabled=state != "available"))
+                        disabled=state != "available",
+                        vpce_id=endpoint_id(lab.name, vpc.name, ep.name)))
     checks = _health_checks(lab, by_owner, addresses)
     if checks:
         hc = health_port_id(ctx.ports)
@@ -160,7 +165,9 @@ def listener_service(vpc: Vpc, node: Port, listener: Listener, instance_ips: dic
     """One NLB listener as the forwarder serves it: new flows to `front`'s address (an
     endpoint ENI, or the node itself) on the listener port, arriving on `in_port`, go
     out of the node's port from its address to the listener's targets, preferring
-    those in the node's AZ and those its health checks see healthy."""
+    those in the node's AZ and those its health checks see healthy. With the target
+    group's `proxy_protocol_v2`, each flow's first bytes get a PROXY v2 header, naming
+    the endpoint when `options` give its `vpce_id`."""
     tg = vpc.target_groups[listener.target_group]
     targets = tg.target_addresses(instance_ips)
     local = [t for t in targets if _az_of(vpc, t[0]) == node.eni.az]
@@ -169,6 +176,7 @@ def listener_service(vpc: Vpc, node: Port, listener: Listener, instance_ips: dic
         in_port=in_port, out_port=node.id, vip=front.ip, vport=listener.port, proto="tcp",
         snat_ip=node.eni.ip, snat_ports=CLIENT_SNAT_PORTS,
         idle_timeout_s=listener.idle_timeout, rst_on_miss=True, hash_tcp_seq=True,
+        proxy_protocol_v2=tg.proxy_protocol_v2,
         backends=tuple(Backend(ip, port) for ip, port in targets),
         preferred=tuple((ip, port) for ip, port in local), **options)
 
@@ -192,7 +200,8 @@ def _health_checks(lab: Lab, by_owner: dict, addresses: dict) -> list[TargetChec
                             group=f"{node.eni.eni_id}/{tg_name}", node_port=node.id,
                             node_ip=node.eni.ip, target=(ip, port), vip=str(next(vips)),
                             vport=vport, check=HealthCheck(**check),
-                            host_header=f"{node.eni.ip}:{listener_port}"))
+                            host_header=f"{node.eni.ip}:{listener_port}",
+                            proxy_protocol_v2=tg.proxy_protocol_v2))
     return checks
 
 

@@ -80,6 +80,9 @@ Address = Annotated[str, "an IPv4 address", _is_ipv4]
 Network = Annotated[str, "an IPv4 CIDR", _is_ipv4_network]
 Mac = Annotated[str, "a MAC address like 02:00:00:00:00:01", lambda t: bool(_MAC.fullmatch(t))]
 Count = Annotated[int, "a non-negative integer", lambda n: n >= 0]
+# What a PROXY v2 header's TLV 0xEA carries (native/hp_engine.h: HP_PROXY_VPCE_ID_MAX).
+VpceId = Annotated[str, "an endpoint ID of 1-64 printable ASCII characters like vpce-0a1b2c3d4e5f67890",
+                   lambda t: 0 < len(t) <= 64 and all("!" <= ch <= "~" for ch in t)]
 
 
 def _parse(tp: Any, value: Any, path: str) -> Any:
@@ -260,12 +263,15 @@ class PrivateLinkService(Record):
     """A listener (kind "privatelink"): new flows to (vip, vport, proto) on `in_port` go
     out of `out_port` from (snat_ip, a port of `snat_ports`) to one of `backends`.
     `preferred` are the (ip, port) of the backends in the NLB node's own AZ,
-    `health_group` the node's view of the target group whose health picks them."""
+    `health_group` the node's view of the target group whose health picks them.
+    `proxy_protocol_v2` puts a PROXY v2 header in front of each flow's first bytes
+    toward its target (the target group's attribute), carrying `vpce_id` (the
+    interface endpoint the flows come through) when given."""
     KIND: ClassVar[str] = "privatelink"
     # Fields that identify a listener: if any differs, the old service and its flows go.
     IDENTITY: ClassVar[tuple[str, ...]] = ("in_port", "out_port", "vip", "vport", "proto",
                                            "snat_ip", "snat_ports", "mtu", "mss_clamp",
-                                           "idle_timeout_s")
+                                           "idle_timeout_s", "proxy_protocol_v2", "vpce_id")
     name: str
     health_group: str | None = None
     in_port: Count
@@ -281,8 +287,15 @@ class PrivateLinkService(Record):
     rst_on_miss: bool = False
     hash_tcp_seq: bool = False
     disabled: bool = False
+    proxy_protocol_v2: bool = False
+    vpce_id: VpceId | None = None
     backends: tuple[Backend, ...] = ()
     preferred: tuple[tuple[Address, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.proxy_protocol_v2 and self.proto != "tcp":
+            raise SpecError("proxy_protocol_v2", f"PROXY protocol v2 needs proto 'tcp', "
+                                                 f"not {self.proto!r}")
 
 
 @dataclass(frozen=True)
@@ -401,6 +414,7 @@ class TargetCheck(Record):
     vport: int
     check: HealthCheck = HealthCheck()
     host_header: str = ""
+    proxy_protocol_v2: bool = False  # the checker sends a PROXY v2 LOCAL header first
 
 
 # ---- the whole spec ----------------------------------------------------------------------

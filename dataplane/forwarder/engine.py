@@ -54,6 +54,9 @@ COUNTER_TEXT: dict[str, str] = {
 SG_DIRECTIONS = {"ingress": lib.HP_SG_INGRESS, "egress": lib.HP_SG_EGRESS}
 KINDS = {lib.HP_KIND_PRIVATELINK: "privatelink", lib.HP_KIND_VPC_NAT: "vpc_nat"}
 NS_PER_S = 1_000_000_000
+# Bytes after each frame handed to process(): room for a PROXY v2 header, as the
+# forwarder's receive slots have.
+ROOM = 256
 
 
 class EngineError(ValueError):
@@ -131,6 +134,7 @@ class FlowInfo:
     bytes: tuple[int, int]
     created_ns: int
     last_seen_ns: int
+    proxy_offset: int = 0      # PROXY v2 header bytes put in toward the target: the shift
 
     @classmethod
     def _from_c(cls, f) -> "FlowInfo":
@@ -143,7 +147,7 @@ class FlowInfo:
             snat=(int_to_ip(f.snat_ip), f.snat_port),
             backend=(int_to_ip(f.backend_ip), f.backend_port),
             packets=(f.packets[0], f.packets[1]), bytes=(f.bytes[0], f.bytes[1]),
-            created_ns=f.created_ns, last_seen_ns=f.last_seen_ns)
+            created_ns=f.created_ns, last_seen_ns=f.last_seen_ns, proxy_offset=f.proxy_offset)
 
 
 class Engine:
@@ -230,17 +234,25 @@ class Engine:
                     *, snat_ip: str | None = None, snat_ports: tuple[int, int] = (0, 0),
                     idle_timeout_s: int = 0, mtu: int = 0, mss_clamp: int = 0,
                     rst_on_miss: bool = False, hash_tcp_seq: bool = False,
-                    disabled: bool = False) -> int:
+                    disabled: bool = False, proxy_v2: bool = False,
+                    vpce_id: str | None = None) -> int:
         """A listener (in_port, vip, proto, vport); returns its service id.
 
         Maps (client, cport, vip, vport) ⇒ (snat_ip, snat_port, backend, bport), with
-        snat_port from `snat_ports` (inclusive; (0, 0) means 1024-65535)."""
+        snat_port from `snat_ports` (inclusive; (0, 0) means 1024-65535). `proxy_v2`: a
+        PROXY v2 header in front of each flow's first bytes toward the backend, with
+        `vpce_id` (the endpoint's ID) in its TLV 0xEA when given (native/hp_proxy.c)."""
+        vpce = (vpce_id or "").encode("ascii", "replace")
+        if len(vpce) > lib.HP_PROXY_VPCE_ID_MAX:
+            raise EngineError(f"PROXY v2 endpoint ID {vpce_id!r} is longer than "
+                              f"{lib.HP_PROXY_VPCE_ID_MAX} characters")
         cfg = ffi.new("struct hp_service_config *", {
             "in_port": in_port, "out_port": out_port, "vip": ip_to_int(vip), "vport": vport,
             "proto": _proto(proto), "flags": self._flags(disabled, rst_on_miss, hash_tcp_seq),
             "snat_ip": ip_to_int(snat_ip) if snat_ip else 0,
             "snat_port_min": snat_ports[0], "snat_port_max": snat_ports[1],
-            "idle_timeout_s": idle_timeout_s, "mtu": mtu, "mss_clamp": mss_clamp})
+            "idle_timeout_s": idle_timeout_s, "mtu": mtu, "mss_clamp": mss_clamp,
+            "proxy_v2": int(proxy_v2), "vpce_id": vpce})
         return self._check(lib.hp_service_add(self._e, cfg))
 
     def add_vpc_link(self, in_port: int, prefixes: Sequence[str],
@@ -319,26 +331,30 @@ class Engine:
     # -- packets --------------------------------------------------------------------------
 
     def process(self, in_port: int, frames: Sequence[bytes], now_ns: int = 0,
-                csum_partial: bool = False) -> list[Result]:
+                csum_partial: bool = False, room: int = ROOM) -> list[Result]:
         """Runs one batch through the engine, as the forwarder does."""
-        return [out.result for out in self.process_offload(in_port, frames, now_ns, csum_partial)]
+        return [out.result for out in self.process_offload(in_port, frames, now_ns, csum_partial,
+                                                           room=room)]
 
     def process_offload(self, in_port: int, frames: Sequence[bytes], now_ns: int = 0,
                         csum_partial: bool = False, csum_offload: bool = False,
-                        gso_size: int = 0) -> list[OffloadResult]:
+                        gso_size: int = 0, room: int = ROOM) -> list[OffloadResult]:
         """One batch with the offload metadata a virtio-net header carries (hp_engine.h,
         HP_PKT_*): the frames' L4 checksums partial or not, whether the transmit path
-        could finish a partial checksum, the GSO segment size; and what leaves with them."""
+        could finish a partial checksum, the GSO segment size; and what leaves with them.
+        Each frame's buffer has `room` bytes after it, which a PROXY v2 header may take."""
         n = len(frames)
         pkts = ffi.new("struct hp_pkt[]", max(n, 1))
         bufs = []
         flags = (lib.HP_PKT_CSUM_PARTIAL if csum_partial else 0) | \
                 (lib.HP_PKT_CSUM_OFFLOAD if csum_offload else 0)
         for i, frame in enumerate(frames):
-            buf = ffi.new("uint8_t[]", bytes(frame) or b"\0")
+            buf = ffi.new("uint8_t[]", max(len(frame) + room, 1))
+            ffi.memmove(buf, bytes(frame), len(frame))
             bufs.append(buf)
             pkts[i].data = buf
             pkts[i].len = len(frame)
+            pkts[i].cap = len(frame) + room
             pkts[i].flags = flags
             pkts[i].gso_size = gso_size
         lib.hp_process(self._e, in_port, pkts, n, now_ns)
@@ -348,9 +364,9 @@ class Engine:
                 for p in (pkts[i] for i in range(n))]
 
     def simulate(self, frame: bytes, in_port: int, now_ns: int = 0,
-                 csum_partial: bool = False) -> Result:
+                 csum_partial: bool = False, room: int = ROOM) -> Result:
         """One packet through the real C code: (verdict, out_port, out_frame, drop_reason)."""
-        return self.process(in_port, [frame], now_ns, csum_partial)[0]
+        return self.process(in_port, [frame], now_ns, csum_partial, room)[0]
 
     # -- benchmark drivers (native/hp_bench.c: the loop runs in C) -----------------------
 

@@ -15,6 +15,15 @@ open and uses every registered target (draining ones excepted). When a target tu
 unhealthy its existing connections are reset (the caller does it with
 Engine.reset_backend).
 
+A target group with PROXY protocol v2 gets a header on its health-check connections too,
+as on AWS, with no client information: the LOCAL command (`PROXY_V2_LOCAL`, 16 bytes:
+signature, `20`, family `00`, length 0; AWS does not document the bytes, this is the
+spec's natural encoding). The checker writes it itself, first thing on its connection,
+rather than the engine: a check is the checker's own connection to the target (the
+engine only translates it), it has no client to describe, and writing it here keeps the
+engine's PROXY path to one kind of header. A TCP check still passes on the connection
+alone: a target that closes after reading the header is healthy.
+
 The checker is driven by explicit time (`due(now)`, `record(target, ok, now)`), so its
 logic is tested without sleeping; `probe_tcp` and `probe_http` are the real checks,
 run by the forwarder from the NLB's ENI address.
@@ -92,26 +101,38 @@ def _os_error(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
-async def probe_tcp(host: str, port: int, timeout: float) -> tuple[bool, str]:
-    """A TCP health check: the connection opens within the timeout."""
+PROXY_V2_LOCAL = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20, 0x00, 0x00, 0x00])
+
+
+async def probe_tcp(host: str, port: int, timeout: float,
+                    proxy_v2: bool = False) -> tuple[bool, str]:
+    """A TCP health check: the connection opens within the timeout (with `proxy_v2`, a
+    LOCAL header is written on it first; whether the target reads it does not matter)."""
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except asyncio.TimeoutError:
         return False, "timed out"
     except OSError as exc:
         return False, _os_error(exc)
+    if proxy_v2:
+        try:
+            writer.write(PROXY_V2_LOCAL)
+            await asyncio.wait_for(writer.drain(), timeout)
+        except (OSError, asyncio.TimeoutError):
+            pass   # the connection opened: that is the check
     writer.close()
     return True, ""
 
 
 async def probe_http(host: str, port: int, timeout: float, check: HealthCheck,
-                     host_header: str) -> tuple[bool, str]:
+                     host_header: str, proxy_v2: bool = False) -> tuple[bool, str]:
     """An HTTP health check: GET `path`, status within the matcher. ELB sends
-    `Host: <nlb-node-ip>:<listener-port>`, which the caller passes as `host_header`."""
+    `Host: <nlb-node-ip>:<listener-port>`, which the caller passes as `host_header`;
+    with `proxy_v2` a LOCAL header goes before the request."""
     async def get() -> tuple[bool, str]:
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            writer.write(f"GET {check.path} HTTP/1.1\r\nHost: {host_header}\r\n"
+            writer.write((PROXY_V2_LOCAL if proxy_v2 else b"") + f"GET {check.path} HTTP/1.1\r\nHost: {host_header}\r\n"
                          f"User-Agent: ELB-HealthChecker/2.0\r\nConnection: close\r\n\r\n".encode())
             await writer.drain()
             status_line = (await reader.readline()).decode(errors="replace").split()

@@ -96,9 +96,10 @@ class HealthRunner:
         try:
             if check.protocol == "HTTP":
                 ok, error = await probe_http(c.vip, c.vport, check.effective_timeout, check,
-                                             c.host_header)
+                                             c.host_header, c.proxy_protocol_v2)
             else:
-                ok, error = await probe_tcp(c.vip, c.vport, check.effective_timeout)
+                ok, error = await probe_tcp(c.vip, c.vport, check.effective_timeout,
+                                            c.proxy_protocol_v2)
             changed = grp.record(target, ok, time.monotonic(), error)
             if changed:
                 self.on_change(gname, target, changed)

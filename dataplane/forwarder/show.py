@@ -6,6 +6,10 @@ Flows read like `conntrack -L`, one line per flow, the translation spelled out:
     ENI            PROTO  CLIENT              ENDPOINT        ⇒ NLB                 TARGET           STATE        IDLE  PKTS →/←   BYTES →/←
     eni-0a1b2c3d   tcp    10.0.1.10:43512     10.0.1.50:80    ⇒ 10.0.1.100:17823    10.0.1.20:8080   ESTABLISHED  3s    12/10      1.2K/8.9K
 
+A listener whose target group has PROXY protocol v2 shifts its flows' sequence numbers
+toward the target by the header it put in front of the client's first bytes; when any
+flow shown has one, a PROXY column gives each flow's shift (`+100`; `-`: none).
+
 and a VPC link's flows (VPC-to-VPC NAT: the destination is kept) in a table of their own:
 
     VPC LINK                   PROTO  SOURCE             ⇒ LINK ENI            DESTINATION      STATE        IDLE  PKTS →/←   BYTES →/←
@@ -52,10 +56,14 @@ def format_flows(flows: list[dict]) -> str:
     listeners = [f for f in flows if f.get("kind") != "vpc_nat"]
     tables = []
     if listeners:
+        proxy = any(f.get("proxy_offset") for f in listeners)
         tables.append(_table(
-            ["ENI", "PROTO", "CLIENT", "ENDPOINT", "⇒ NLB", "TARGET", *tail],
+            ["ENI", "PROTO", "CLIENT", "ENDPOINT", "⇒ NLB", "TARGET",
+             *(["PROXY"] if proxy else []), *tail],
             [[f["in_port_name"], f["protocol"], _addr(f["client"]), _addr(f["vip"]),
-              "⇒ " + _addr(f["snat"]), _addr(f["backend"]), *_counts(f)]
+              "⇒ " + _addr(f["snat"]), _addr(f["backend"]),
+              *([f"+{f['proxy_offset']}" if f.get("proxy_offset") else "-"] if proxy else []),
+              *_counts(f)]
              for f in sorted(listeners, key=lambda f: (f["in_port_name"], f["client"]))]))
     if links:
         tables.append(_table(

@@ -15,7 +15,9 @@ file, the control socket's `apply`) with `ForwarderSpec.from_json`:
                    "vip": "10.0.1.50", "vport": 80, "proto": "tcp",
                    "snat_ports": [1024, 65535], "idle_timeout_s": 350, "mtu": 8500,
                    "mss_clamp": 8460, "rst_on_miss": true, "hash_tcp_seq": true,
-                   "disabled": false, "backends": [{"ip": "10.0.1.20", "port": 8080}]},
+                   "disabled": false, "proxy_protocol_v2": true,
+                   "vpce_id": "vpce-0a1b2c3d4e5f67890",
+                   "backends": [{"ip": "10.0.1.20", "port": 8080}]},
                   {"name": "vpclink-0a1b2c3d4e5f6a7b8", "kind": "vpc_nat", "in_port": 5,
                    "prefixes": ["10.0.0.0/16"],
                    "enis": [{"port": 6, "ip": "10.0.1.4"}, {"port": 7, "ip": "10.0.2.4"}],
@@ -29,8 +31,8 @@ backends; "vpc_nat" is a VPC link (VPC-to-VPC NAT): new flows from its attachmen
 route names, else one by hash) with the ENI's address as their source.
 
 `apply_spec()` diffs a new spec against what the engine has: a service whose identity
-(compile/spec.py: a listener's in/out ports, address, protocol, SNAT pool, MTU, MSS and
-idle timeout) is unchanged keeps its flows while its backends, flags and timeouts
+(compile/spec.py: a listener's in/out ports, address, protocol, SNAT pool, MTU, MSS,
+idle timeout, PROXY v2 and endpoint ID: a flow's header and shift are its service's) is unchanged keeps its flows while its backends, flags and timeouts
 change (a target turning unhealthy, an endpoint accepted or rejected); a service whose
 identity changed is replaced; ports and security groups are set in place. A VPC link's
 identity is everything but its `disabled` flag (links are immutable on AWS too), so a
@@ -58,7 +60,8 @@ def _add_privatelink(engine: Engine, svc: PrivateLinkService) -> int:
                              snat_ip=svc.snat_ip, snat_ports=svc.snat_ports,
                              idle_timeout_s=svc.idle_timeout_s, mtu=svc.mtu,
                              mss_clamp=svc.mss_clamp, rst_on_miss=svc.rst_on_miss,
-                             hash_tcp_seq=svc.hash_tcp_seq, disabled=svc.disabled)
+                             hash_tcp_seq=svc.hash_tcp_seq, disabled=svc.disabled,
+                             proxy_v2=svc.proxy_protocol_v2, vpce_id=svc.vpce_id)
     try:
         engine.set_backends(sid, svc.backends)
     except EngineError:

@@ -12,7 +12,8 @@
  * Only the public API (hp_engine.h) is used. After every batch the results are checked
  * against what hp_engine.h promises, and a broken promise aborts like a sanitizer report:
  *   - every frame has a verdict and a known drop reason; a forward has none, a drop has one;
- *   - a forwarded frame keeps its length, leaves on a port that exists, and its IPv4
+ *   - a forwarded frame keeps its length (or, a TCP segment that got a PROXY v2 header, grows
+ *     within its buffer), leaves on a port that exists, and its IPv4
  *     header checksum is right; its L4 checksum is right if it was right on the way in
  *     (full checksums only: a partial one is a pseudo-header sum, not checkable here);
  *   - a reply goes back out of the port the frame came in on and is not longer than it;
@@ -235,6 +236,11 @@ static void privatelink_service_add(struct fuzz *f, struct input *in)
     c.vport = c.proto == 1 && !(vport & 0x80) ? 0 : l4ports[vport & 15];
     if (opts & 0x08)
         c.snat_ip = f->kind->addrs[u8(in) & 15];
+    if (what & 0x40) {         /* PROXY v2 (refused for UDP and ICMP), the ID when 0x80 */
+        c.proxy_v2 = 1;
+        if (what & 0x80)
+            memcpy(c.vpce_id, "vpce-0a1b2c3d4e5f67890", sizeof "vpce-0a1b2c3d4e5f67890");
+    }
     struct limits lim = read_limits(in, opts >> 4, 1024);
     c.snat_port_min = lim.pool_min;
     c.snat_port_max = lim.pool_max;
@@ -282,7 +288,8 @@ static void kind_control(struct fuzz *f, struct input *in)
 }
 
 /* conftest.py's engine: endpoint ENI (port 0) and NLB ENI (port 1), TCP 80, UDP 53 and
- * ICMP echo on 10.0.1.50 toward the two targets; `opts` varies the listeners' flags. */
+ * ICMP echo on 10.0.1.50 toward the two targets; `opts` varies the listeners' flags, and
+ * with 0x08 the TCP listener puts a PROXY v2 header in (with an endpoint ID unless 0x01). */
 static void privatelink_setup(struct fuzz *f, uint8_t opts)
 {
     port_set(f, 0, 0);
@@ -297,7 +304,10 @@ static void privatelink_setup(struct fuzz *f, uint8_t opts)
             .vport = listeners[i].vport, .proto = listeners[i].proto,
             .flags = i == 0 ? (uint8_t)(opts & (HP_SVC_RST_ON_MISS | HP_SVC_HASH_TCP_SEQ)) : 0,
             .mss_clamp = i == 0 && (opts & 0x10) ? 1200 : 0,
+            .proxy_v2 = i == 0 && (opts & 0x08),
         };
+        if (c.proxy_v2 && !(opts & 0x01))
+            memcpy(c.vpce_id, "vpce-08d2bf15fac5001c9", sizeof "vpce-08d2bf15fac5001c9");
         int id = hp_service_add(f->e, &c);
         CHECK(id >= 0);
         remember_service(f, id);
@@ -596,7 +606,8 @@ static void build_l4(struct frame *fr, int idx, bool vlan, const struct tuple *t
     if (t->proto == 6) {
         put16(l4, t->sport);
         put16(l4 + 2, t->dport);
-        put32(l4 + 4, 1000);
+        put32(l4 + 4, t->tcp_flags & 0x02 ? 1000 : 1001); /* data after the SYN's: where a
+                                                             * PROXY v2 header goes */
         put32(l4 + 8, t->tcp_flags & 0x10 ? 1001 : 0);
         l4[12] = (uint8_t)((hdr / 4) << 4);
         l4[13] = t->tcp_flags;
@@ -873,7 +884,7 @@ static uint64_t time_step(uint8_t sel)
 }
 
 static void check_results(const struct hp_pkt *pkts, const uint32_t *in_len, const bool *l4_ok_in,
-                          uint32_t n, uint16_t in_port)
+                          const uint32_t *cap, uint32_t n, uint16_t in_port)
 {
     uint32_t reasons = hp_drop_reason_count();
     for (uint32_t i = 0; i < n; i++) {
@@ -885,7 +896,9 @@ static void check_results(const struct hp_pkt *pkts, const uint32_t *in_len, con
             break;
         case HP_VERDICT_FORWARD: {
             CHECK(p->drop_reason == 0);
-            CHECK(p->len == in_len[i]);
+            /* only a PROXY v2 header changes a length: a TCP frame, within its buffer */
+            CHECK(p->len == in_len[i] || (p->len <= cap[i] && p->len >= 14 + 40 &&
+                                          p->data[p->len >= 18 && p->data[12] == 0x81 ? 27 : 23] == 6));
             int idx = port_index(p->out_port);
             CHECK(idx >= 0);
             CHECK(checksums_ok(p->data, p->len, l4_ok_in[i] && !(p->flags & HP_PKT_CSUM_PARTIAL)));
@@ -916,13 +929,15 @@ static void batch(struct fuzz *f, struct input *in)
     f->n_flows = UINT32_MAX;      /* table changes and expiry since the last batch */
     struct hp_pkt pkts[MAX_BATCH];
     uint8_t *bufs[MAX_BATCH];
-    uint32_t in_len[MAX_BATCH];
+    uint32_t in_len[MAX_BATCH], cap[MAX_BATCH];
     bool l4_ok_in[MAX_BATCH];
     for (uint32_t i = 0; i < n; i++) {
         fr.len = 0;
         build_frame(f, in, idx, partial, &fr);
-        /* Exactly the frame's size, so that ASan sees any access past its end. */
-        bufs[i] = malloc(fr.len ? fr.len : 1);
+        /* Exactly the frame's size and the room given after it (none, a little, or more
+         * than a PROXY v2 header needs), so that ASan sees any access past the end. */
+        cap[i] = fr.len + (fr.len % 3) * 64;
+        bufs[i] = malloc(cap[i] ? cap[i] : 1);
         CHECK(bufs[i] != NULL);
         memcpy(bufs[i], fr.buf, fr.len);
         in_len[i] = fr.len;
@@ -930,14 +945,14 @@ static void batch(struct fuzz *f, struct input *in)
         pkts[i] = (struct hp_pkt){.data = bufs[i], .len = fr.len,
                                   .flags = (uint16_t)((partial ? HP_PKT_CSUM_PARTIAL : 0) |
                                                       (offload ? HP_PKT_CSUM_OFFLOAD : 0)),
-                                  .gso_size = gso};
+                                  .gso_size = gso, .cap = cap[i]};
     }
     if ((when & 15) == 15 && f->now_ns >= SEC)
         f->now_ns -= SEC;      /* a clock that steps back: the engine keeps its own */
     else
         f->now_ns += time_step(when);
     hp_process(f->e, port, pkts, n, f->now_ns);
-    check_results(pkts, in_len, l4_ok_in, n, port);
+    check_results(pkts, in_len, l4_ok_in, cap, n, port);
     for (uint32_t i = 0; i < n; i++)
         free(bufs[i]);
 }

@@ -111,6 +111,8 @@ def toward(src_sel: int, dst_sel: int, proto: str = "tcp", flags: int = SYN) -> 
 
 
 def forward(proto: str = "tcp", flags: int = ACK, flow: int = 0, payload: int = 0) -> Spec:
+    if payload > 7:            # a length of its own (build_frame's 0x40), after the tuple
+        return Spec(FRAME_FORWARD, flow, flags | 0x40, TO_VIP[proto], 0, payload >> 8, payload & 0xff)
     return Spec(FRAME_FORWARD, flow, flags | payload << 3, TO_VIP[proto], 0)
 
 
@@ -144,6 +146,16 @@ def scenarios() -> list[bytes]:
     w.batch(1, [reply("tcp", PSH_ACK, payload=3), reply("tcp", FIN_ACK)], step=3)
     w.batch(0, [forward("tcp", FIN_ACK)]).batch(1, [reply("tcp", ACK)])
     w.batch(0, [new("tcp", SYN)], step=step_for(2))
+    out.append(w)
+    # the same with a PROXY v2 listener: the header in front of the first data (twice: a
+    # retransmission), the replies' acks shifted back, GSO and partial checksums
+    w = Writer(kind_opts=0x06 | PROXY_V2).batch(0, [new("tcp", SYN, mss=True)])
+    w.batch(1, [reply("tcp", SYN)]).batch(0, [forward("tcp", ACK)])
+    w.batch(0, [forward("tcp", PSH_ACK, payload=5), forward("tcp", PSH_ACK, payload=40)])
+    w.batch(0, [forward("tcp", PSH_ACK, payload=900)], partial=True)
+    w.batch(0, [forward("tcp", PSH_ACK, payload=1400)], partial=True, offload=True, gso_sel=2)
+    w.batch(1, [reply("tcp", PSH_ACK, payload=3), reply("tcp", FIN_ACK)], step=3)
+    w.batch(0, [forward("tcp", FIN_ACK)]).batch(1, [reply("tcp", ACK)])
     out.append(w)
     # UDP and ICMP echo, both ways, then idle until they expire
     w = Writer(short_timeouts=True)
@@ -264,7 +276,8 @@ def vpc_nat_scenarios() -> list[Writer]:
 
 GOLDEN_TESTS = ["test_api.py", "test_icmp.py", "test_limits.py", "test_malformed.py",
                 "test_nat.py", "test_offload.py", "test_sg.py", "test_tcp_state.py",
-                "test_checksum_property.py", "test_maglev.py", "test_vpc_nat.py"]
+                "test_checksum_property.py", "test_maglev.py", "test_vpc_nat.py",
+                "test_proxy_v2_engine.py"]
 
 
 class Topology:
@@ -287,9 +300,12 @@ class Topology:
 
 # conftest.py's ports are the fuzz engine's; test_vpc_nat.py's 5-9 are its 0-4
 PRIVATELINK = Topology(KIND_PRIVATELINK, 0x06, {p: (p, None) for p in PORT_IDS})
+# privatelink_setup()'s option 0x08: the TCP listener puts a PROXY v2 header in
+PROXY_V2 = 0x08
+PRIVATELINK_PROXY = Topology(KIND_PRIVATELINK, 0x06 | PROXY_V2, {p: (p, None) for p in PORT_IDS})
 VPC_NAT = Topology(KIND_VPC_NAT, LINK_B | ROUTES,
                    {p: (p - 5, f"02:00:00:00:01:{p:02x}") for p in range(5, 10)})
-TOPOLOGY = {"test_vpc_nat.py": VPC_NAT}
+TOPOLOGY = {"test_vpc_nat.py": VPC_NAT, "test_proxy_v2_engine.py": PRIVATELINK_PROXY}
 MAX_INPUTS_PER_TEST = 8  # property tests run hundreds of examples; a few are enough here
 MAX_INPUTS_PER_ENGINE = 4  # a test that sends thousands of batches: its first ones
 
@@ -305,10 +321,10 @@ def recorded() -> list[bytes]:
     original = engine_module.Engine.process_offload
 
     def recording(self, in_port, frames, now_ns=0, csum_partial=False, csum_offload=False,
-                  gso_size=0):
+                  gso_size=0, **kw):
         batches[(current["test"], id(self))].append(
             (in_port, [bytes(f) for f in frames], now_ns, csum_partial, csum_offload, gso_size))
-        return original(self, in_port, frames, now_ns, csum_partial, csum_offload, gso_size)
+        return original(self, in_port, frames, now_ns, csum_partial, csum_offload, gso_size, **kw)
 
     class Recorder:
         @pytest.hookimpl(hookwrapper=True)

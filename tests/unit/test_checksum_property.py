@@ -25,7 +25,12 @@ by scapy; the engine's frame must equal it byte for byte. Also:
 * the CHECKSUM_PARTIAL path (the L4 checksum field holds only the pseudo-header sum, as
   the kernel leaves it for veth, or garbage) yields a fully correct checksum;
 * ICMP errors quoting a random translated flow, in both directions, carry correct outer,
-  ICMP, quoted IPv4 and quoted L4 checksums.
+  ICMP, quoted IPv4 and quoted L4 checksums;
+* a PROXY v2 listener's flow (native/hp_proxy.c): random segments both ways, with
+  sequence numbers, acknowledgements and SACK edges around the header's place, whole or
+  partial checksums, leave exactly as a model written here says (the header in front of
+  the first data, seq shifted toward the target, ack and SACK shifted back, the SYN-ACK's
+  MSS lowered) with every checksum recomputed.
 """
 from __future__ import annotations
 
@@ -42,6 +47,7 @@ from conftest import (CONSUMER_ROUTER_MAC, EP_MAC, EP_PORT, NLB_MAC, NLB_PORT,
 from dataplane.forwarder.engine import (Backend, Engine, LinkEni, Result, int_to_ip, ip_to_int,
                                         mac_to_bytes)
 from test_icmp import recomputed_error
+from test_proxy_v2_engine import proxy_header
 
 PORT_MAC = {EP_PORT: EP_MAC, NLB_PORT: NLB_MAC}
 PEER_MAC = {EP_PORT: CONSUMER_ROUTER_MAC, NLB_PORT: PROVIDER_ROUTER_MAC}
@@ -50,6 +56,7 @@ PROPERTY = settings(max_examples=300, deadline=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 addresses = st.integers(1, 0xFFFFFFFE).map(int_to_ip)
+PROXY_VPCE = "vpce-0a1b2c3d4e5f67890"
 ports = st.integers(1, 65535)
 
 
@@ -70,6 +77,7 @@ class Setup:
     cport: int             # the echo identifier for ICMP
     mss_clamp: int
     prefix_len: int        # a VPC link's reach: vip/prefix_len
+    proxy_v2: bool = False # a PrivateLink listener putting a PROXY v2 header in
 
     @property
     def out_port(self) -> int:
@@ -83,7 +91,8 @@ class Setup:
                              snat_ports=self.pool, mss_clamp=self.mss_clamp)
             return eng
         svc = eng.add_service(self.in_port, self.out_port, self.vip, self.vport, self.proto,
-                              snat_ip=self.snat_ip, snat_ports=self.pool, mss_clamp=self.mss_clamp)
+                              snat_ip=self.snat_ip, snat_ports=self.pool, mss_clamp=self.mss_clamp,
+                              proxy_v2=self.proxy_v2, vpce_id=PROXY_VPCE if self.proxy_v2 else None)
         eng.set_backends(svc, [Backend(self.backend, self.bport)])
         return eng
 
@@ -487,3 +496,111 @@ def test_icmp_errors_quoting_a_random_flow_have_exact_checksums(data: st.DataObj
                               IP(src=s.snat_ip, dst=s.backend, **outer) / ICMP(type=type_, code=code) /
                               quote(target_sent))
     assert out.frame == recomputed_error(out.frame)
+
+
+# ---- PROXY protocol v2 --------------------------------------------------------------------
+
+FIN = 0x01
+
+
+def _signed(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - 2**32 if v >= 2**31 else v
+
+
+def proxy_translated(want: bytes, frame: bytes, from_client: bool, start: int, header: bytes,
+                     keep_udp_zero: bool) -> bytes:
+    """The model of a PROXY v2 flow's segment (hp_proxy.c's table), applied to the frame
+    the plain translation gives (`want`), every checksum recomputed: toward the target a
+    segment at the header's place with data or a FIN gets it in front, later ones are
+    shifted; back, acks and SACK edges past the header are shifted back, into it mapped
+    to its start; the SYN-ACK's MSS is lowered by the header's length."""
+    h = len(header)
+    pkt = Ether(want)
+    tcp = pkt[TCP]
+    if from_client:
+        d = _signed(tcp.seq - start)
+        payload = bytes(tcp.payload)
+        if d > 0:
+            tcp.seq = (tcp.seq + h) & 0xFFFFFFFF
+        elif d == 0 and (payload or tcp.flags & FIN):
+            tcp.remove_payload()
+            tcp.add_payload(Raw(header + payload))
+            del pkt[IP].len
+    else:
+        def back(v: int) -> int:
+            d = _signed(v - start)
+            return (v - h) & 0xFFFFFFFF if d >= h else start if d > 0 else v
+        if tcp.flags & ACK:
+            tcp.ack = back(tcp.ack)
+        options = []
+        for kind, value in tcp.options:
+            if kind == "SAck":
+                value = tuple(back(v) for v in value)
+            elif kind == "MSS" and tcp.flags & SYN:
+                original = next(v for k, v in TCP(bytes(Ether(frame)[TCP])).options if k == "MSS")
+                lowered = value - h if value > h + 64 else 64
+                value = min(lowered, original)
+            options.append((kind, value))
+        tcp.options = options
+    return recompute(bytes(pkt), keep_udp_zero)
+
+
+@st.composite
+def near(draw, start: int, h: int) -> int:
+    """A sequence number around the header's place (before, at, inside, past), or any."""
+    return draw(st.one_of(st.integers(0, 2**32 - 1),
+                          st.integers(-3, 3).map(lambda d: (start + d) & 0xFFFFFFFF),
+                          st.integers(0, h + 3).map(lambda d: (start + d) & 0xFFFFFFFF),
+                          st.integers(h, h + 5000).map(lambda d: (start + d) & 0xFFFFFFFF)))
+
+
+@PROPERTY
+@given(data=st.data())
+def test_proxy_v2_flows_have_exact_checksums_and_shifts_both_ways(data: st.DataObject) -> None:
+    """A PROXY v2 listener with random addresses, ports, pool and MSS clamp; a SYN with a
+    random sequence number, then random segments both ways whose sequence numbers,
+    acknowledgements and SACK edges fall before, at, inside and past the header, with
+    whole or partial checksums (completed or kept partial for the transmit path)."""
+    draw = data.draw
+    base = draw(setups("tcp"), "setup")
+    s = Setup(**{**base.__dict__, "kind": "privatelink", "proxy_v2": True})
+    flow = open_flow(draw, s)
+    isn = draw(st.integers(0, 2**32 - 1), "isn")
+    start = (isn + 1) & 0xFFFFFFFF
+    header = None
+    for step in range(draw(st.integers(1, 6), "segments") + 1):
+        from_client = step == 0 or draw(st.booleans(), "direction")
+        tcp = draw(tcp_segments(opening=step == 0), "segment")
+        if step == 0:
+            tcp.seq = isn
+            tcp.remove_payload()
+        elif from_client:
+            tcp.flags = int(tcp.flags) & ~SYN    # no reopening: one flow, one header place
+            tcp.seq = draw(near(start, 100), "seq")
+        else:
+            tcp.ack = draw(near(start, 100), "ack")
+            tcp.options = [(k, tuple(draw(near(start, 100)) for _ in v) if k == "SAck" else v)
+                           for k, v in tcp.options]
+        frame = flow.client_frame(tcp) if from_client else flow.backend_frame(tcp)
+        partial = draw(partial_modes, "partial") if step else None
+        # the transmit path finishes a partial checksum only from the pseudo-header sum
+        offload = partial == "pseudo" and draw(st.booleans(), "offload")
+        port = s.in_port if from_client else s.out_port
+        (sent,) = flow.eng.process_offload(port, [make_partial(frame, partial, 0x1234)], S,
+                                           csum_partial=partial is not None, csum_offload=offload)
+        out = sent.result._replace(frame=finish_partial(sent.result.frame)) if sent.csum_partial \
+            else sent.result
+        assert (out.verdict, out.drop_reason) == ("forward", "none")
+        if step == 0:
+            flow.snat_port = flow.eng.flows()[0].snat[1]
+            assert flow.eng.flows()[0].proxy_offset == 100
+            header = proxy_header(s.client, s.cport, s.vip, s.vport, PROXY_VPCE)
+        if from_client:
+            want = expected_out(frame, s.out_port, s.snat_ip, flow.snat_port, s.backend, s.bport,
+                                s.mss_clamp, keep_udp_zero=False)
+        else:
+            want = expected_out(frame, s.in_port, s.vip, s.vport, s.client, s.cport,
+                                s.mss_clamp, keep_udp_zero=False)
+        want = proxy_translated(want, frame, from_client, start, header, False)
+        assert out.frame == want, (Ether(out.frame).summary(), Ether(want).summary())
