@@ -23,7 +23,7 @@ orders=$(field 's["api_gateway"]["apis"]["orders"]["invoke_urls"]["prod"]')
 catalog=$(field 's["api_gateway"]["apis"]["catalog"]["invoke_urls"]["$default"]')
 orders_id=$(field 's["api_gateway"]["apis"]["orders"]["id"]')
 vpce=$(field '[e["id"] for k, e in s["hyperplane"]["endpoints"].items() if k == "corp/api-ep"][0]')
-vpce_name=$(field '[n for n in s["hyperplane"]["endpoints"]["corp/api-ep"]["dns"] if "-us-east-1" not in n][0]')
+vpce_name=$(field '[n for n in s["hyperplane"]["endpoints"]["corp/api-ep"]["dns"] if n.endswith(".vpce.amazonaws.com") and "-us-east-1" not in n][0]')
 host=${orders#https://}; host=${host%%/*}
 
 # call WHERE URL [curl args…]: one request, then what each side saw, from the target's echo
@@ -40,6 +40,8 @@ code, _, remote = last.partition(" ")
 try:
     seen = json.loads(body)
 except ValueError:
+    seen = None
+if not isinstance(seen, dict) or "headers" not in seen:     # API Gateway's own answer
     print(f"    HTTP {code} from {remote}: {body.strip()}")
     sys.exit()
 h = {k.lower(): v for k, v in seen["headers"]}
