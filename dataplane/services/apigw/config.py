@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from dataplane.compile.spec import Address, Count, Record, SpecError
 from dataplane.model.resource_policy import Policy, PolicyError
+from dataplane.services.serving import read_keyed
 
 ConfigError = SpecError
 
@@ -293,36 +294,18 @@ class ApigwConfig(Record):
                     raise SpecError(f"apis[{i}].routes[{j}].addresses",
                                     "a route over an available link needs at least one address")
 
-    # objects of the JSON keyed by a field of their records: JSON key -> that field
-    KEYED = {"links": "name", "vpc_endpoints": "id"}
-
     @classmethod
     def from_json(cls, doc: object) -> "ApigwConfig":
         """Reads the contract's JSON, whose `links` is an object keyed by link name and
         `vpc_endpoints` one keyed by endpoint ID."""
-        if not isinstance(doc, dict):
-            return super().from_json(doc)
-        names: dict[str, list[str]] = {}
-        listed = dict(doc)
-        for key, id_field in cls.KEYED.items():
-            if key not in doc:
-                continue
-            objects = doc[key]
-            if not isinstance(objects, dict):
-                raise SpecError(key, f"{objects!r} is not an object ({id_field}: object)")
-            names[key] = list(objects)
-            listed[key] = [{id_field: name, **value} if isinstance(value, dict) else value
-                           for name, value in objects.items()]
-        try:
-            return super().from_json(listed)
-        except SpecError as exc:
-            match = re.match(r"(\w+)\[(\d+)\]\.?(.*)", exc.path)
-            if match and match.group(1) in names:
-                name = names[match.group(1)][int(match.group(2))]
-                raise SpecError(f"{match.group(1)}.{name}" + (f".{match.group(3)}"
-                                                               if match.group(3) else ""),
-                                exc.problem) from None
-            raise
+        read = super().from_json
+        if isinstance(doc, dict) and "vpc_endpoints" in doc:
+            inner = read
+            read = lambda d: read_keyed(inner, d, "vpc_endpoints",       # noqa: E731
+                                        "endpoint ID: endpoint", id_field="id")
+        if isinstance(doc, dict) and "links" in doc:
+            return read_keyed(read, doc, "links", "link name: link")
+        return read(doc)
 
     def link(self, name: str) -> Link:
         return next(link for link in self.links if link.name == name)
