@@ -17,13 +17,14 @@ and is registered here with one `Kind(...)` line naming them:
   its names for the VPC resolvers (None: nothing to compile yet); optionally
   `resolver_args(lab)`, {vpc: extra dnsmasq arguments} for the VPC resolvers (Cloud
   Map forwards a private DNS namespace: `--server=/NAME/ADDRESS#PORT`);
-* `realise` — `dataplane.lab.realise_<kind>`: `namespaces(lab)` it adds to the plan,
-  `steps(build)` its steps in `up`, run once the Hyperplane's ENIs exist and before the
-  forwarder starts, `state(lab)` its part of the state's `hyperplane` record and
-  `status(lab, state, health)` its part of `vpclab status` (None: nothing to make).
-  Optionally `record(lab, dir)`, a top-level record of its own in the state file,
-  `final_steps(lab, st)`, steps after every VPC and the forwarder (API Gateway's front
-  end), and `lab_status(lab, data)`, a top-level part of `status`.
+* `realise` — `dataplane.lab.realise_<kind>` (None: nothing to make), each hook optional
+  (a kind defines those it needs): `namespaces(lab)` it adds to the plan, `steps(build)`
+  its steps in `up`, run once the Hyperplane's ENIs exist and before the forwarder
+  starts, `state(lab)` its part of the state's `hyperplane` record,
+  `status(lab, state, health)` its part of the Hyperplane's `vpclab status`,
+  `record(lab, dir)` a top-level record of its own in the state file,
+  `final_steps(lab, st)` steps after every VPC and the forwarder (API Gateway's front
+  end, the ALBs' nodes), and `lab_status(lab, data)`, a top-level part of `status`.
 
 Modules are named, not imported, here: the model is loaded with `dataplane.model`, the
 compilers and realise steps only by `up`, `status` and the actions, so `vpclab validate`

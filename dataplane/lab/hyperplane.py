@@ -65,7 +65,8 @@ def steps(lab: Lab, ports: list[Port], st: State) -> list[Step]:
         out.append(Step(f"{what} {e.vpc}/{e.owner} ENI {e.eni_id} {e.ip} in {e.subnet}: "
                         f"{e.ifname} ⇄ {p.hp_ifname}", lambda p=p: _eni(b, p)))
     for kind in kinds.realisers():
-        out += kind.steps(b)
+        if hasattr(kind, "steps"):
+            out += kind.steps(b)
     hp = st.data["hyperplane"]
     out.append(Step(f"forwarder in {b.hp_ns}: {len(ports)} ENIs, control socket {hp['socket']}",
                     lambda: _forwarder(b)))

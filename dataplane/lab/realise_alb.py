@@ -30,17 +30,7 @@ ROLE = "alb"
 NODE_READY_S = 15.0
 
 
-def namespaces(lab: Lab) -> list[str]:
-    """None of its own: a node's namespace is an instance's (lab/realise_vpc.py)."""
-    return []
 
-
-def steps(build: Any) -> list[Step]:
-    return []
-
-
-def state(lab: Lab) -> dict[str, Any]:
-    return {}
 
 
 def record(lab: Lab, run_dir: str) -> dict[str, Any]:
@@ -92,9 +82,6 @@ def _node(lab: Lab, st: State, vname: str, alb: Any, node: dict[str, Any]) -> No
                          f"ALB {vname}/{alb.name} node in {node['subnet']}", node["output"],
                          NODE_READY_S)
 
-
-def status(lab: Lab, hp: dict[str, Any], health: dict | None) -> dict[str, Any]:
-    return {}
 
 
 def _ask(socket: str, cmd: str) -> dict[str, Any] | None:

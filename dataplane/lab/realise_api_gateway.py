@@ -37,14 +37,6 @@ def namespaces(lab: Lab) -> list[str]:
     return [names.internet_netns(lab.name)] if has_gateway(lab) else []
 
 
-def steps(build: Any) -> list[Step]:
-    """Nothing between the Hyperplane's ENIs and the forwarder."""
-    return []
-
-
-def state(lab: Lab) -> dict[str, Any]:
-    """Nothing in the Hyperplane's record: the front end has its own (`record`)."""
-    return {}
 
 
 def record(lab: Lab, run_dir: str) -> dict[str, Any]:
@@ -136,10 +128,6 @@ def _front_end(lab: Lab, st: State) -> None:
     processes.wait_ready(pid, processes.answers(rec["socket"]), "API Gateway's front end",
                          rec["log"], FRONT_END_READY_S)
 
-
-def status(lab: Lab, hp: dict[str, Any], health: dict | None) -> dict[str, Any]:
-    """Nothing in the Hyperplane's part (`lab_status` has API Gateway's)."""
-    return {}
 
 
 def lab_status(lab: Lab, data: dict[str, Any]) -> dict[str, Any]:

@@ -40,20 +40,8 @@ ROLE = "cloudmap"
 READY_S = 15.0
 
 
-def namespaces(lab: Lab) -> list[str]:
-    return []
 
 
-def steps(build: Any) -> list[Step]:
-    return []
-
-
-def state(lab: Lab) -> dict[str, Any]:
-    return {}
-
-
-def status(lab: Lab, hp: dict[str, Any], health: dict | None) -> dict[str, Any]:
-    return {}
 
 
 def record(lab: Lab, run_dir: str) -> dict[str, Any]:

@@ -94,7 +94,8 @@ def _hyperplane_status(d: dict[str, Any]) -> dict[str, Any]:
     out = {"netns": hp["netns"], "present": kernel.netns_exists(hp["netns"]),
            "socket": hp["socket"]}
     for kind in kinds.realisers():
-        out.update(kind.status(lab, hp, health))
+        if hasattr(kind, "status"):
+            out.update(kind.status(lab, hp, health))
     return out
 
 

@@ -66,7 +66,8 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
     if hp_ports:
         all_ns.append(names.hyperplane_netns(lab.name))
     for kind in kinds.realisers():
-        all_ns += kind.namespaces(lab)
+        if hasattr(kind, "namespaces"):
+            all_ns += kind.namespaces(lab)
     all_ns = list(dict.fromkeys(all_ns))     # API Gateway's VPC is also the links' home
     taken = [n for n in all_ns if kernel.netns_exists(n)]
     ours = [n for n in taken if names.lo_altname(lab.name) in kernel.netns_mark(n)]
@@ -88,7 +89,8 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
         record: dict[str, Any] = {"netns": names.hyperplane_netns(lab.name),
                                   **compiled.paths(lab.name)}
         for kind in kinds.realisers():
-            record.update(kind.state(lab))
+            if hasattr(kind, "state"):
+                record.update(kind.state(lab))
         record["enis"] = [hyperplane.eni_record(p) for p in hp_ports]
         st.data["hyperplane"] = record
     for kind in kinds.realisers():

@@ -17,7 +17,6 @@ import os
 import pathlib
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time

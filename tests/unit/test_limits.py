@@ -4,8 +4,7 @@ flows, they make room instead: test_flood.py.)"""
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.l2 import Ether
+from scapy.layers.inet import TCP, UDP
 
 from conftest import EP_IP, EP_PORT, NLB_PORT, S, from_client, make_engine, open_connection
 from dataplane.forwarder.engine import Backend, Engine, EngineError
