@@ -13,7 +13,7 @@ of the CPU the front end used.
   libc (system calls: send, recv, epoll, and memcpy), uvloop's C event loop, httptools'
   C parser, or, for Python code and the interpreter running it, the innermost Python
   frame's package: the proxy engine (dataplane/services/proxy), API Gateway's logic
-  (dataplane/services/apigw), asyncio, or another part of the standard library.
+  (dataplane/services/apigw), the ALB's (dataplane/services/alb), asyncio, or another part of the standard library.
 * **by our function**: the innermost dataplane/ frame of each sample, with everything
   below it (the C it called): which of our functions the time is spent for.
 * **by leaf**: the innermost frames themselves (self time).
@@ -30,7 +30,7 @@ import time
 
 from bench.e2e.topo import popen
 
-from .tools import LOAD_CPU, BenchError, Contender, in_ns_argv, stop
+from .tools import LOAD_CPU, BenchError, Contender, in_ns_argv, stop, wrk_env
 
 RATE_HZ = 200
 TOP = 12
@@ -50,6 +50,7 @@ LAYERS = (  # (layer, test on the innermost native frame's library or C source f
 PY_LAYERS = (
     ("proxy engine (services/proxy, Python)", "services/proxy/"),
     ("API Gateway's logic (services/apigw, Python)", "services/apigw/"),
+    ("the ALB's logic (services/alb, Python)", "services/alb/"),
     ("asyncio / uvloop (Python)", "asyncio/"),
     ("other dataplane Python", "dataplane/"),
 )
@@ -70,7 +71,8 @@ def record(c: Contender, seconds: int, script: str, raw_path: str) -> dict:
     """Samples `c`'s process for `seconds` while wrk loads it; the summary (`summarise`)."""
     load = popen(in_ns_argv(c.client_ns, ["wrk", "-t1", "-c50", f"-d{seconds + 2}s", "-s", script,
                                           "-H", f"Host: {c.host}", c.url], cpu=LOAD_CPU),
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                 env=wrk_env(script))
     try:
         time.sleep(1)
         argv = ["taskset", "-c", str(LOAD_CPU), py_spy(), "record", "-p", str(c.pid),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from typing import Callable
 
 from dataplane.lab import ca
@@ -29,7 +28,7 @@ from netns_setup.scratch import Scratch
 from . import profile as profiling
 from .measure import Case, Timing, run_cases
 from .tools import (LOAD_CPU, PROXY_CPU, BenchError, Contender, ProxyFrontend, Server,
-                    backend_config, front_end_stats, proxy_config, start_front_end,
+                    backend_config, curl, front_end_stats, proxy_config, start_front_end,
                     start_haproxy, stop, write_pem)
 
 RUN_ROOT = "vg-"
@@ -75,14 +74,10 @@ def front_end_config(workdir: str, proxy_ns: str, cert: str, key: str) -> dict:
 
 def check_answers(ns: str, c: Contender) -> None:
     """One request with curl before any load: 200 and the backend's body, or a clear error."""
-    argv = ["curl", "-sS", "-k", "--tls-max", "1.2", "-m", "5", "-H", f"Host: {c.host}",
-            "-w", "\n%{http_code}", c.url]
-    out = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", *argv], capture_output=True,
-                         text=True, timeout=15)
-    body, _, code = out.stdout.rpartition("\n")
-    if code != "200" or "hello from backend" not in body:
-        raise BenchError(f"{c.name} did not proxy {c.url} (Host {c.host}): HTTP {code or '-'} "
-                         f"{body.strip()[:200]!r} {out.stderr.strip()[:200]}")
+    answer = curl(ns, c.url, c.host)
+    if answer.status != 200 or "hello from backend" not in answer.body:
+        raise BenchError(f"{c.name} did not proxy {c.url} (Host {c.host}): HTTP "
+                         f"{answer.status or '-'} {answer.body.strip()[:200]!r} {answer.error}")
 
 
 def run(workdir: str, out: str, timing: Timing, script: str, profile_s: int,
