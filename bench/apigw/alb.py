@@ -38,6 +38,7 @@ from netns_setup.scratch import Scratch
 from . import profile as profiling
 from .alb_rules import DNS_NAME, TARGET_PORT, TARGETS, haproxy_config, node_config
 from .measure import Case, Timing, run_cases
+from .proxy import chain
 from .tools import (LOAD_CPU, PROXY_CPU, BenchError, Contender, backend_config, curl,
                     front_end_stats, start_haproxy, start_service, stop, tail, write_pem)
 
@@ -99,14 +100,8 @@ def run(workdir: str, out: str, timing: Timing, script: str, profile_s: int,
     scratch = Scratch(RUN_ROOT)
     procs = []
     try:
-        cli, node_ns, back = (scratch.namespace(r) for r in ("cli", "alb", "back"))
-        scratch.veth(cli, "eth0", node_ns, "cli0")
-        scratch.veth(back, "eth0", node_ns, "back0")
-        scratch.address(cli, "eth0", CLIENT_IP, 24)
-        scratch.address(node_ns, "cli0", NODE_IP, 24)
-        scratch.address(node_ns, "back0", NODE_BACKEND_SIDE, 24)
-        for ip in (ip for ips in TARGETS.values() for ip in ips):
-            scratch.address(back, "eth0", ip, 24)
+        cli, node_ns, back = chain(scratch, "alb", CLIENT_IP, NODE_IP, NODE_BACKEND_SIDE,
+                                   [ip for ips in TARGETS.values() for ip in ips])
         say(f"alb scenario: namespaces {cli}, {node_ns}, {back}")
         certs = ca.make(workdir, "bench", "alb", [DNS_NAME, "*.example.com"])
         pem = write_pem(certs["cert"], certs["key"], os.path.join(workdir, "alb-haproxy.pem"))
@@ -146,13 +141,8 @@ def run(workdir: str, out: str, timing: Timing, script: str, profile_s: int,
         rows = run_cases(cases, timing, script, say)
         stats = front_end_stats(config["socket"])
         stats["health"] = front_end_stats(config["socket"], "health")
-        profiles = {}
-        if profile_s:
-            for case in cases[:2]:              # rule 10, plain and TLS
-                c = case.contenders[1]
-                say(f"  profiling the ALB node: {case.path}, {case.protocol}, {profile_s} s")
-                profiles[f"{c.name}, {case.protocol}"] = profiling.record(
-                    c, profile_s, script, os.path.join(out, f"profile-alb-{case.protocol}.txt"))
+        profiles = profiling.record_cases(cases[:2], profile_s, script, out, "profile-alb", say) \
+            if profile_s else {}                # rule 10, plain and TLS
         return {"rows": rows, "front_end_stats": stats, "profiles": profiles,
                 "setup": {"namespaces": [cli, node_ns, back], "node_config": config,
                           "health_before": health, "haproxy_config": haproxy_cfg,

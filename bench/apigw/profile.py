@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from typing import Callable
 
 from bench.e2e.topo import popen
 
@@ -87,6 +88,19 @@ def record(c: Contender, seconds: int, script: str, raw_path: str) -> dict:
         summary = summarise(f.read().splitlines())
     summary.update(seconds=seconds, rate_hz=RATE_HZ, raw=os.path.basename(raw_path))
     return summary
+
+
+def record_cases(cases: list, seconds: int, script: str, out: str, stem: str,
+                 say: Callable[[str], None]) -> dict:
+    """`record` of each case's second contender (the service beside haproxy), raw samples
+    to `out/<stem>-<protocol>.txt`; keyed "<contender>, <protocol>"."""
+    profiles = {}
+    for case in cases:
+        c = case.contenders[1]
+        say(f"  profiling {c.name}: {case.path}, {case.protocol}, {seconds} s")
+        profiles[f"{c.name}, {case.protocol}"] = record(
+            c, seconds, script, os.path.join(out, f"{stem}-{case.protocol}.txt"))
+    return profiles
 
 
 def parse(line: str) -> tuple[list[str], int]:
