@@ -1,6 +1,6 @@
 """An HTTP/1.1 target for API Gateway tests: answers each request with what it saw.
 
-    python3 http_echo.py TAG PORT
+    python3 http_echo.py TAG PORT [HEALTH]
 
 The body is JSON: {"tag", "peer" (the address the target saw), "method", "path" (with
 the query string), "headers" ([name, value] pairs as received), "body_length"}.
@@ -8,7 +8,9 @@ Paths that misbehave on purpose, for the error rows of API Gateway:
 
 * `/sleep/S` waits S seconds before answering (integration timeouts);
 * `/reset` closes the connection without answering (a backend dying mid-request);
-* `/junk` answers bytes that are not HTTP.
+* `/junk` answers bytes that are not HTTP;
+* `/healthz` answers status HEALTH (default 200) with the body `TAG` (a load
+  balancer's health check).
 
 Keep-alive is honoured (HTTP/1.1). Started by the labs' `run:`, stopped by `vpclab down`.
 """
@@ -36,6 +38,12 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
             self.close_connection = True
             return
+        if self.path == "/healthz":
+            self.send_response(HEALTH)
+            self.send_header("Content-Length", str(len(TAG)))
+            self.end_headers()
+            self.wfile.write(TAG.encode())
+            return
         if self.path.startswith("/junk"):
             self.wfile.write(b"\x00\x01this is not HTTP\r\n\r\n")
             self.close_connection = True
@@ -59,6 +67,7 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     TAG = sys.argv[1]
+    HEALTH = int(sys.argv[3]) if len(sys.argv) > 3 else 200
     server = ThreadingHTTPServer(("0.0.0.0", int(sys.argv[2])), Handler)
     server.daemon_threads = True
     server.serve_forever()

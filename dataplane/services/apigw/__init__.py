@@ -10,7 +10,6 @@ personality.
     throttle.py     token buckets per stage and for the account
     accesslog.py    one log file per API stage, AWS's CLF (REST) and JSON (HTTP) lines
     personality.py  the above, put together for the engine
-    control.py      the control socket (the forwarder's protocol)
-    frontend.py     listeners, TLS 1.2, control socket, clean stop
+    frontend.py     listeners, TLS 1.2, control socket, clean stop (on services/serving.py)
     __main__.py     the command line
 """

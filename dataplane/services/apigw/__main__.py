@@ -11,7 +11,6 @@ defaults 10 and 60): the root tests shorten them to test slowloris quickly.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -20,7 +19,9 @@ import uvloop
 
 from dataplane.services.proxy.personality import Limits
 
-from .config import ApigwConfig, ConfigError
+from dataplane.services.serving import ConfigError, read_config
+
+from .config import ApigwConfig
 from .frontend import FrontEnd
 
 
@@ -35,14 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="apigw %(asctime)s %(message)s")
-    try:
-        with open(args.config) as f:
-            doc = json.load(f)
-    except OSError as exc:
-        print(f"apigw: {args.config}: {exc.strerror}", file=sys.stderr)
-        return 2
-    except ValueError as exc:
-        print(f"apigw: {args.config}: not JSON: {exc}", file=sys.stderr)
+    doc = read_config("apigw", args.config)
+    if doc is None:
         return 2
     limits = Limits(header_timeout_s=args.header_timeout, idle_timeout_s=args.idle_timeout)
     try:

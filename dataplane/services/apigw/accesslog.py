@@ -30,7 +30,8 @@ import os
 import time
 from typing import TextIO
 
-from .headers import PerSecond
+from dataplane.services import serving
+from dataplane.services.proxy.http import PerSecond
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -75,6 +76,4 @@ def log_path(log_dir: str, api_name: str, stage: str) -> str:
 
 def open_log(log_dir: str, api_name: str, stage: str) -> TextIO:
     """The log file of one API stage, made if missing, appended to (the caller flushes)."""
-    path = log_path(log_dir, api_name, stage)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    return open(path, "a", encoding="utf-8")
+    return serving.open_log(log_path(log_dir, api_name, stage))

@@ -22,7 +22,8 @@ front door, before an API is chosen, the same for both types and without request
   choice: AWS documents the 10,240-byte limit (REST: header values; HTTP APIs: request
   line and headers), not the answer; vpclab counts request line and header lines as
   sent, for both types;
-* `bad_request` (not HTTP/1.x): 400 `{"message":"Bad Request"}` — a choice;
+* `bad_request` (not HTTP/1.x) and `unsupported_transfer_coding` (a Transfer-Encoding
+  other than chunked): 400 `{"message":"Bad Request"}` — a choice;
 * a client that trickles its request (slowloris) or leaves is closed without an answer.
 
 The connection is closed after the front-door answers. Choices where AWS is silent: the
@@ -60,6 +61,7 @@ GATEWAY_ERRORS: dict[str, tuple[tuple[int, bytes, str], tuple[int, bytes]]] = {
 # the proxy engine's kinds (dataplane/services/proxy/personality.py ERRORS) after a Forward
 ENGINE_ERRORS = {
     "connect_failed": "integration_failure",
+    "connect_timeout": "integration_failure",
     "backend_closed": "integration_failure",
     "backend_bad_response": "bad_integration_response",
     "response_too_large": "bad_integration_response",
@@ -71,6 +73,7 @@ FRONT_DOOR: dict[str, tuple[int, str, bytes] | None] = {
     "body_too_large": (413, "text; charset=utf-8", BODY_TOO_LARGE),
     "head_too_large": (431, "application/json", b'{"message":"Request Header Fields Too Large"}'),
     "bad_request": (400, "application/json", b'{"message":"Bad Request"}'),
+    "unsupported_transfer_coding": (400, "application/json", b'{"message":"Bad Request"}'),
     "read_timeout": None,
     "client_closed": None,
 }

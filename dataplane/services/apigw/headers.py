@@ -43,18 +43,17 @@ from __future__ import annotations
 import base64
 import itertools
 import random
-from email.utils import formatdate
-from typing import Callable
-from http import HTTPStatus
+
+from dataplane.services.proxy import http as proxy_http
+from dataplane.services.proxy.http import HOP_BY_HOP, PerSecond, http_date, status_line  # noqa: F401
 
 REST_DROPPED = frozenset({
     "connection", "content-length", "content-md5", "expect", "max-forwards",
     "proxy-authenticate", "server", "te", "transfer-encoding", "trailer", "upgrade",
     "www-authenticate", "keep-alive", "proxy-connection", "host", "x-forwarded-port",
     "x-forwarded-proto"})
-HTTP_DROPPED = frozenset({
-    "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-    "upgrade", "content-length", "expect", "host", "x-forwarded-port", "x-forwarded-proto"})
+HTTP_DROPPED = HOP_BY_HOP | {"content-length", "expect", "host", "x-forwarded-port",
+                             "x-forwarded-proto"}
 REST_REMAPPED = {"connection": "x-amzn-Remapped-Connection",
                  "content-length": "x-amzn-Remapped-Content-Length",
                  "date": "x-amzn-Remapped-Date",
@@ -66,14 +65,6 @@ HTTP_RESPONSE_DROPPED = frozenset({"connection", "keep-alive", "proxy-connection
                                    "apigw-requestid"})
 SIGV4 = "AWS4-HMAC-SHA256"
 
-STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in HTTPStatus}
-STATUS_LINES[413] = "HTTP/1.1 413 Request Entity Too Large\r\n"
-
-
-def status_line(status: int) -> str:
-    return STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n"
-
-
 # IDs: a random prefix per process, then a counter (unique within a process, and across
 # restarts with overwhelming odds; cheaper than random bits per request).
 # Always 12 hex digits (0x1…), and 6 bytes.
@@ -82,7 +73,6 @@ _UUID_PREFIX = "%08x-%04x-4%03x-%x%03x-" % (random.getrandbits(32), random.getra
                                             random.getrandbits(12), 8 + random.getrandbits(2),
                                             random.getrandbits(12))
 _EXTENDED_PREFIX = base64.b64encode(random.getrandbits(48).to_bytes(6, "big")).decode()[:7]
-_TRACE_PREFIX = "%012x" % random.getrandbits(48)
 
 
 def request_id() -> str:
@@ -96,30 +86,9 @@ def extended_id() -> str:
     return _EXTENDED_PREFIX + base64.b64encode(next(_ids).to_bytes(6, "big")).decode() + "="
 
 
-class PerSecond:
-    """A text that changes once a second (a Date header, a log time), made once a second."""
-    __slots__ = ("second", "text", "format")
-
-    def __init__(self, format: Callable[[int], str]) -> None:
-        self.second = -1
-        self.text = ""
-        self.format = format
-
-    def __call__(self, now: float) -> str:
-        second = int(now)
-        if second != self.second:
-            self.second, self.text = second, self.format(second)
-        return self.text
-
-
-# `Thu, 03 Dec 2026 12:00:00 GMT`
-http_date = PerSecond(lambda second: formatdate(second, usegmt=True))
-_trace_start = PerSecond(lambda second: f"Root=1-{second:08x}-{_TRACE_PREFIX}")
-
-
 def trace_id(now: float) -> str:
     """`Root=1-<epoch seconds, 8 hex>-<24 hex>`."""
-    return _trace_start(now) + hex(next(_ids))[2:]
+    return "Root=" + proxy_http.trace_id(now)
 
 
 def client_trace(value: str | None, now: float) -> str:

@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dataplane.services.proxy.backend import BackendPool
+from dataplane.services.proxy.http import origin_form
 from dataplane.services.proxy.personality import Forward, Limits, Personality, Request
 
 from . import accesslog, errors, headers
@@ -150,7 +151,7 @@ class ApiGateway(Personality):
                                      headers.extended_id(), now)[1]
         target = request.target
         if target[:1] != "/":
-            target = _origin_form(target)
+            target = origin_form(target)
         path, _, query = target.partition("?")
         selected = select_stage("REST" if api.rest else "HTTP", api.stage_names, path)
         if selected is None:             # no stage: no log line (AWS writes none either)
@@ -268,8 +269,3 @@ class ApiGateway(Personality):
             for stage in api.stages.values():
                 stage.log.close()
 
-
-def _origin_form(target: str) -> str:
-    """`http://host/path?q` (absolute form, as sent to proxies) as `/path?q`."""
-    split = urlsplit(target)
-    return (split.path or "/") + ("?" + split.query if split.query else "")

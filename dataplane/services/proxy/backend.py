@@ -249,8 +249,11 @@ class BackendGroup:
                 pool.limits.connect_timeout_s)
         except (OSError, asyncio.TimeoutError) as exc:
             self.open -= 1
-            why = str(exc) or "no answer within the connect timeout"
-            owner.backend_failed("connect_failed", f"{address}:{self.port}: {why}", False)
+            if isinstance(exc, asyncio.TimeoutError):
+                owner.backend_failed("connect_timeout", f"{address}:{self.port}: no answer "
+                                     f"within {pool.limits.connect_timeout_s:g} s", False)
+            else:
+                owner.backend_failed("connect_failed", f"{address}:{self.port}: {exc}", False)
             if self.waiters and self.open < pool.limits.max_connections_per_group:
                 self._open_for(self.waiters.popleft())
             return

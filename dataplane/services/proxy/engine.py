@@ -26,8 +26,10 @@ Bad clients cost a counted error and a log line, never the process: malformed HT
 (`bad_request`), a head or body too big, a client that trickles its head or body
 (`read_timeout`: a sweep every `SWEEP_S` closes connections past their read deadline —
 one float per connection, no timer per request), a client that closes mid-request
-(`client_closed`: the backend connection of its exchange is aborted, not reused). Bad
-backends likewise (`connect_failed`, `backend_closed`, `backend_bad_response`,
+(`client_closed`: the backend connection of its exchange is aborted, not reused, and
+the personality is told with `closed()`), a Transfer-Encoding other than chunked or
+identity (`unsupported_transfer_coding`). Bad
+backends likewise (`connect_failed`, `connect_timeout`, `backend_closed`, `backend_bad_response`,
 `response_too_large`, `timeout`). A personality that raises is a bug: counted
 (`errors.internal`), logged with its traceback, and the client's connection is closed.
 
@@ -129,7 +131,7 @@ class ProxyServer:
 class ClientConnection(asyncio.Protocol):
     """One client connection (see the module docstring for the life of a request)."""
 
-    def __init__(self, server: ProxyServer, tls: bool) -> None:
+    def __init__(self, server: ProxyServer, tls: bool | tuple[str, str]) -> None:
         self.server = server
         self.personality = server.personality
         self.limits = server.limits
@@ -169,6 +171,11 @@ class ClientConnection(asyncio.Protocol):
             self.client = (peer[0], peer[1])
         if sock:
             self.local = (sock[0], sock[1])
+        if self.tls:
+            ssl_object = transport.get_extra_info("ssl_object")
+            cipher = ssl_object.cipher() if ssl_object is not None else None
+            if cipher:
+                self.tls = (cipher[0], cipher[1])     # e.g. ECDHE-ECDSA-AES128-GCM-SHA256, TLSv1.2
         self.server.connections.add(self)
         self.server.accepted += 1
         self.deadline = self.loop.time() + self.limits.idle_timeout_s
@@ -181,8 +188,15 @@ class ClientConnection(asyncio.Protocol):
             why = "during its request" if self._reading else "while its request was served"
             self.server.error("client_closed", why + (f": {exc}" if exc else ""), self.client)
         if self._active is not None:
+            request, forward = self._active, self._forward
             self._end_exchange(abandon=True)
             self._active = None
+            try:
+                self.personality.closed(request, forward, str(exc) if exc else "closed")
+            except Exception as error:  # noqa: BLE001 - a personality bug must not end the process
+                self.server.errors["internal"] += 1
+                log.error("%s:%s internal error (a bug): %r", *self.client, error,
+                          exc_info=error)
         self._queue.clear()
 
     def data_received(self, data: bytes) -> None:
@@ -259,13 +273,24 @@ class ClientConnection(asyncio.Protocol):
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
         self._head_bytes += len(url)
+        bound = self.limits.max_request_line_bytes
+        if bound and self._head_bytes > bound:
+            raise _Refused("head_too_large", f"a request line over {bound} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._head_bytes += len(name) + len(value) + 4
         if self._head_bytes > self.limits.max_head_bytes:
             raise _Refused("head_too_large", f"over {self.limits.max_head_bytes} bytes of head")
+        bound = self.limits.max_header_line_bytes
+        if bound and len(name) + len(value) > bound:
+            raise _Refused("head_too_large", f"a header line over {bound} bytes")
         n = len(name)
-        if n == 14 and name.lower() == b"content-length":
+        if n == 17 and name.lower() == b"transfer-encoding":
+            for coding in value.lower().split(b","):
+                if coding.strip() not in (b"chunked", b"identity"):
+                    raise _Refused("unsupported_transfer_coding",
+                                   f"Transfer-Encoding {value[:40]!r}")
+        elif n == 14 and name.lower() == b"content-length":
             try:
                 self._content_length = int(value)
             except ValueError:

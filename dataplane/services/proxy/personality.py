@@ -7,7 +7,8 @@ routing error, a throttled request). When the backend's response is complete the
 calls `personality.response(...)`, which returns the bytes the client gets. When
 anything fails — the client's HTTP, a limit, the backend — the engine calls
 `personality.error(kind, request, forward, detail)`: it returns the response bytes, or
-None to close the connection without a word. Each kind is one row of `ERRORS`, the one
+None to close the connection without a word. A client that leaves while its request is
+served gets nothing; the engine tells the personality with `closed(...)`. Each kind is one row of `ERRORS`, the one
 table that feeds the engine's counters, its log lines and the personality's mapping
 (VPP's habit: an error is an enum and a sentence, in one place).
 
@@ -29,11 +30,13 @@ from typing import Any
 # kind -> sentence. The engine counts each under `errors.<kind>` and logs the sentence.
 ERRORS: dict[str, str] = {
     "bad_request": "the client sent something that is not HTTP/1.x",
-    "head_too_large": "the request line and headers exceed the head limit",
+    "head_too_large": "the request line, a header line or the whole head exceeds its limit",
+    "unsupported_transfer_coding": "the request's Transfer-Encoding is not chunked or identity",
     "body_too_large": "the request body exceeds the body limit",
     "read_timeout": "the client did not send a whole request in time (slowloris)",
     "client_closed": "the client closed its connection before its response was sent",
-    "connect_failed": "the backend refused, reset or did not accept the connection",
+    "connect_failed": "the backend refused or reset the connection, or was unreachable",
+    "connect_timeout": "the backend did not accept the connection within the connect timeout",
     "backend_closed": "the backend closed or reset the connection before a whole response",
     "backend_bad_response": "the backend answered with something that is not HTTP/1.x",
     "response_too_large": "the backend's response body exceeds the body limit",
@@ -42,8 +45,8 @@ ERRORS: dict[str, str] = {
 
 # Kinds after which the engine closes the client connection, whatever the personality says:
 # the rest of the stream can't be trusted (or the client is gone).
-CLOSING = frozenset({"bad_request", "head_too_large", "body_too_large", "read_timeout",
-                     "client_closed"})
+CLOSING = frozenset({"bad_request", "head_too_large", "unsupported_transfer_coding",
+                     "body_too_large", "read_timeout", "client_closed"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class Limits:
 
     * `max_head_bytes`: request line + header lines as sent, CRLFs included, blank line
       not — a client can't make the proxy hold more than this before it knows the request;
+    * `max_request_line_bytes` / `max_header_line_bytes`: the request line's target, and
+      one header's name and value, each (0: bounded only by `max_head_bytes`; an ALB
+      refuses either over 16 K);
     * `max_body_bytes`: a request (or response) body held in memory;
     * `header_timeout_s`: from a request's first byte to its last header (slowloris);
     * `body_timeout_s`: from the last header to the last body byte;
@@ -61,6 +67,8 @@ class Limits:
       group, open and idle (bounded pools: one slow backend can't take every socket).
     """
     max_head_bytes: int = 10_240
+    max_request_line_bytes: int = 0
+    max_header_line_bytes: int = 0
     max_body_bytes: int = 10 * 1024 * 1024
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
@@ -77,7 +85,8 @@ class Request:
                  "time", "started", "context")
 
     def __init__(self, method: str, target: str, version: str, headers: list[tuple[str, str]],
-                 keep_alive: bool, client: tuple[str, int], local: tuple[str, int], tls: bool,
+                 keep_alive: bool, client: tuple[str, int], local: tuple[str, int],
+                 tls: bool | tuple[str, str],
                  time: float, started: float) -> None:
         self.method = method
         self.target = target            # the request-target as sent: path and query
@@ -87,7 +96,7 @@ class Request:
         self.keep_alive = keep_alive    # the engine closes after the response if False
         self.client_ip, self.client_port = client
         self.local_ip, self.local_port = local
-        self.tls = tls
+        self.tls = tls                  # False, or (cipher, protocol) as OpenSSL names them
         self.time = time                # wall clock (time.time()) when the head was complete
         self.started = started          # the loop's clock then, for latencies
         self.context: Any = None        # the personality's own, from route() to response()
@@ -121,3 +130,7 @@ class Personality:
     def error(self, kind: str, request: Request | None, forward: Forward | None,
               detail: str) -> bytes | None:
         raise NotImplementedError
+
+    def closed(self, request: Request, forward: Forward | None, detail: str) -> None:
+        """The client left while `request` was being served (error kind `client_closed`):
+        nothing can be sent; a personality may log or count it (an ALB logs a 460)."""

@@ -1,0 +1,78 @@
+"""The node's access log: one line per request in AWS's ALB access-log format, written
+line-buffered to the config's `access_log` (so `tail -f` sees each request as its
+response leaves). Fields, space-separated, quoted where AWS quotes them:
+
+    type time elb client:port target:port request_processing_time target_processing_time
+    response_processing_time elb_status_code target_status_code received_bytes sent_bytes
+    "request" "user_agent" ssl_cipher ssl_protocol target_group_arn "trace_id"
+    "domain_name" "chosen_cert_arn" matched_rule_priority request_creation_time
+    "actions_executed" "redirect_url" "error_reason" "target:port_list"
+    "target_status_code_list" "classification" "classification_reason"
+
+e.g.
+
+    http 2026-12-03T12:00:00.123456Z app/web-alb/50dc6c495c0c9188 10.0.1.10:41234 10.0.2.20:8080 0.000 0.002 0.000 200 200 98 310 "GET http://web.example.com:80/api/x?a=1 HTTP/1.1" "curl/7.88.1" - - arn:aws:elasticloadbalancing:…:targetgroup/web-tg/73e2d6bc24d8a067 "Root=1-…" "-" "-" 10 2026-12-03T12:00:00.121000Z "forward" "-" "-" "10.0.2.20:8080" "200" "-" "-"
+
+As AWS writes them: `type` is `http` or `https`; `time` is when the response was sent,
+`request_creation_time` when the request arrived (ISO 8601, UTC, microseconds); the
+three processing times are seconds with millisecond precision, `-1` when the request
+never reached a target (or the target never answered); `target:port`,
+`target_status_code` and `target_group_arn` are `-` without a target; `request` is
+`METHOD scheme://host:port/path?query HTTP/1.1` with the listener's port; `-` for no
+user agent, no TLS (cipher and protocol as OpenSSL names them, e.g.
+`ECDHE-ECDSA-AES128-GCM-SHA256 TLSv1.2`), no domain (SNI is not recorded), no certificate
+ARN (the lab's certificate has none); `matched_rule_priority` is the rule's priority, 0
+for the default action, `-` when no rule was evaluated (a request refused before
+routing); `actions_executed` is `forward`, `fixed-response` or `redirect`, `-` before
+routing. `error_reason` and the classification fields (desync mitigation) are `-`; the
+newer trailing `conn_trace_id` field is not written. A request refused before its head was
+complete (400, 408 on a stalled head) has no client address known to the personality:
+its line says `-` there and `"- - -"` as the request.
+"""
+from __future__ import annotations
+
+import time
+
+from dataplane.services.proxy.http import PerSecond
+
+
+def _second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+_iso_second = PerSecond(_second)
+
+
+def iso_time(t: float) -> str:
+    """`2026-12-03T12:00:00.123456Z`."""
+    return f"{_iso_second(t)}.{int((t % 1) * 1_000_000):06d}Z"
+
+
+def seconds(value: float | None) -> str:
+    return "-1" if value is None else f"{max(value, 0.0):.3f}"
+
+
+def quoted(text: str | None) -> str:
+    """`"text"`, with `"` and `\\` escaped; `"-"` for none."""
+    if not text:
+        return '"-"'
+    if '"' in text or "\\" in text:
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def line(*, type: str, now: float, elb: str, client: str, target: str | None,
+         request_time: float | None, target_time: float | None, response_time: float | None,
+         elb_status: int, target_status: int | None, received: int, sent: int,
+         request: str, user_agent: str | None, tls: tuple[str, str] | None,
+         target_group_arn: str | None, trace: str | None, rule_priority: int | None,
+         created: float, action: str | None, redirect_url: str | None) -> str:
+    cipher, protocol = tls if tls else ("-", "-")
+    status = "-" if target_status is None else str(target_status)
+    return (f"{type} {iso_time(now)} {elb} {client} {target or '-'} {seconds(request_time)} "
+            f"{seconds(target_time)} {seconds(response_time)} {elb_status} {status} "
+            f"{received} {sent} {quoted(request)} {quoted(user_agent)} {cipher} {protocol} "
+            f"{target_group_arn or '-'} {quoted(trace)} \"-\" \"-\" "
+            f"{'-' if rule_priority is None else rule_priority} {iso_time(created)} "
+            f"{quoted(action)} {quoted(redirect_url)} \"-\" {quoted(target)} "
+            f"\"{status}\" \"-\" \"-\"\n")

@@ -1,0 +1,111 @@
+"""Health checks from this node to every target of every target group it serves, as
+each ALB node checks each target (AWS-FACTS-HTTP 1.11).
+
+One asyncio task per target and group. The first check starts at once when the node
+starts; the next starts `interval` seconds after the previous one started. A check is:
+connect to the target's address on the check's port (the traffic port by default),
+send
+
+    GET <path> HTTP/1.1
+    Host: <ip>:<port>
+    User-Agent: ELB-HealthChecker/2.0
+    Accept: */*
+    Connection: close
+
+read the status line, close the connection — all within `timeout` seconds. The status
+in the matcher's codes is a pass; another status is `Target.ResponseCodeMismatch`
+("Health checks failed with these codes: [500]"); no status line in time is
+`Target.Timeout` ("Request timed out"); a refused or reset connection, or an answer that
+is not HTTP, is `Target.FailedHealthChecks` ("Health checks failed"). The outcome goes
+to `TargetGroupState.record()` (targets.py), which owns the states.
+
+A group whose check is disabled gets no task: its targets stay `unavailable`
+(`Target.HealthCheckDisabled`) and take traffic.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from .targets import TargetGroupState, TargetState
+
+log = logging.getLogger("vpclab.alb")
+
+USER_AGENT = "ELB-HealthChecker/2.0"
+MISMATCH = "Target.ResponseCodeMismatch"
+TIMEOUT = ("Target.Timeout", "Request timed out")
+FAILED = ("Target.FailedHealthChecks", "Health checks failed")
+
+
+def check_request(path: str, ip: str, port: int) -> bytes:
+    return (f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: {USER_AGENT}\r\n"
+            "Accept: */*\r\nConnection: close\r\n\r\n").encode("latin-1")
+
+
+def status_of(line: bytes) -> int | None:
+    """The status code of an HTTP/1.x status line, else None."""
+    parts = line.split(None, 2)
+    if len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1].isdigit() \
+            and len(parts[1]) == 3:
+        return int(parts[1])
+    return None
+
+
+async def check_once(ip: str, port: int, path: str, timeout: float) -> int | None:
+    """The status one check got: the connection closed after the status line. Raises
+    asyncio.TimeoutError (nothing in time) or OSError (refused, reset)."""
+    async def exchange() -> int | None:
+        reader, writer = await asyncio.open_connection(ip, port)
+        try:
+            writer.write(check_request(path, ip, port))
+            return status_of(await reader.readline())
+        finally:
+            writer.close()
+    return await asyncio.wait_for(exchange(), timeout)
+
+
+class HealthChecker:
+    """The check tasks of every group (see the module docstring)."""
+
+    def __init__(self, groups: list[TargetGroupState]) -> None:
+        self.groups = groups
+        self.tasks: list[asyncio.Task] = []
+        self.checks = 0
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for group in self.groups:
+            if group.check.enabled:
+                for target in group.targets:
+                    self.tasks.append(loop.create_task(self._run(group, target)))
+
+    async def _run(self, group: TargetGroupState, target: TargetState) -> None:
+        check = group.check
+        codes = check.codes
+        port = check.port or target.port
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            try:
+                status = await check_once(target.ip, port, check.path, check.timeout)
+            except asyncio.TimeoutError:
+                group.record(target, False, *TIMEOUT)
+            except OSError:
+                group.record(target, False, *FAILED)
+            else:
+                if status is None:
+                    group.record(target, False, *FAILED)
+                elif status in codes:
+                    group.record(target, True)
+                else:
+                    group.record(target, False, MISMATCH,
+                                 f"Health checks failed with these codes: [{status}]")
+            self.checks += 1
+            await asyncio.sleep(max(0.0, started + check.interval - loop.time()))
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()

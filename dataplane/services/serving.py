@@ -1,0 +1,132 @@
+"""What every vpclab service process built on the proxy engine shares, whatever its
+personality (API Gateway's front end, an ALB node): reading its JSON configuration at
+start (a problem is one line on stderr naming the field, exit status 2), its TLS server
+context, its access-log files, its control socket, and its life — listen, say it is
+ready, serve until SIGTERM, SIGINT or the control socket's `stop`, then close the
+listeners, every connection and the socket file, well within a second.
+
+The control socket speaks the forwarder's protocol (dataplane/forwarder/control.py: one
+JSON object per line each way over a Unix socket); `ping` (→ `pid`) and `stop` are
+answered here, every other command by the service's `handle(request)`. Clients use
+`dataplane.forwarder.control.call(path, cmd)`.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import ssl
+import sys
+from typing import Any, Callable, TextIO
+
+from dataplane.compile.spec import SpecError
+from dataplane.forwarder.control import answer
+
+ConfigError = SpecError
+
+
+def read_config(prog: str, path: str) -> Any:
+    """The JSON document at `path`, or None after printing why not (the caller exits 2)."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError as exc:
+        print(f"{prog}: {path}: {exc.strerror}", file=sys.stderr)
+    except ValueError as exc:
+        print(f"{prog}: {path}: not JSON: {exc}", file=sys.stderr)
+    return None
+
+
+def tls_context(cert: str, key: str, field: str) -> ssl.SSLContext:
+    """A server context for TLS 1.2 only (minimum = maximum = TLSv1_2) with the chain in
+    `cert` and the key in `key`; a ConfigError naming `field` if they can't be loaded."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(field, f"can't load {cert} and {key}: {exc}") from None
+    return context
+
+
+def open_log(path: str, line_buffered: bool = False) -> TextIO:
+    """An access log, its directory made if missing, opened for appending."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    return open(path, "a", encoding="utf-8", buffering=1 if line_buffered else -1)
+
+
+async def serve_control(path: str, handle: Callable[[dict], dict],
+                        on_stop: Callable[[], None]) -> asyncio.AbstractServer:
+    """Listens on `path` (a stale socket file of a killed process is replaced)."""
+    if os.path.exists(path):
+        os.unlink(path)
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                reply, stop = answer(line, handle)
+                writer.write(reply)
+                await writer.drain()
+                if stop:
+                    on_stop()
+                    break
+        except (ConnectionError, asyncio.LimitOverrunError, ValueError):
+            pass                         # a client that left or sent a monstrous line
+        finally:
+            writer.close()
+
+    return await asyncio.start_unix_server(client, path)
+
+
+class Service:
+    """A service's life (see the module docstring). Subclasses set `socket` (the control
+    socket's path) and implement `listen()` (bind every listener; a ConfigError naming the
+    listener if one can't be bound), `commands(request)` (every command but ping and
+    stop: a dict, or ValueError), and may extend `start()` and `close()`."""
+    socket: str
+    COMMANDS = "ping, stop"
+
+    def __init__(self) -> None:
+        self._stop: asyncio.Event | None = None
+
+    async def listen(self) -> None:
+        raise NotImplementedError
+
+    def commands(self, request: dict) -> dict[str, Any]:
+        raise ValueError(f"unknown command {request.get('cmd')!r}; commands: {self.COMMANDS}")
+
+    async def start(self) -> None:
+        """Called after listening, before `ready` (health checks start here)."""
+
+    async def close(self) -> None:
+        """Called on the way out: close listeners, connections and files."""
+
+    def handle(self, request: dict) -> dict[str, Any]:
+        if request.get("cmd") == "ping":
+            return {"pid": os.getpid()}
+        return self.commands(request)
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    async def run(self, ready: Callable[[], None] | None = None) -> None:
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        control = None
+        try:
+            await self.listen()
+            control = await serve_control(self.socket, self.handle, self.stop)
+            await self.start()
+            if ready is not None:
+                ready()
+            await self._stop.wait()
+        finally:
+            if control is not None:
+                control.close()
+            await self.close()
+            if control is not None and os.path.exists(self.socket):
+                os.unlink(self.socket)
