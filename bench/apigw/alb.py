@@ -22,7 +22,8 @@ a 301 to `/debug` with the query kept; otherwise the run stops, naming the diffe
 Measured, each plain and TLS 1.2: `GET /api/hello` (rule 10 matches first: the weighted
 choice between two target groups) and `GET /hello` with the ALB's own DNS name as Host
 (rules 10, 20 and 30 miss: the default, web-tg). Afterwards the node's `stats` and
-`health` replies go into results.json.
+`health` replies go into results.json, with the requests each load balancer's access log
+shows per target group (api-tg : canary-tg should be 3 : 1 on both).
 """
 from __future__ import annotations
 
@@ -72,6 +73,19 @@ def probe(ns: str, scheme: str, address: str, port: int) -> list[str]:
                          f"{a.body.strip()[:80]!r} Location {a.headers.get('location')!r}; "
                          f"the rule says {status} {body!r} Location {expected!r}")
     return wrong
+
+
+def served_by_group(access_log: str) -> dict[str, int]:
+    """Requests per target group, counted from an access log's target field (the 5th in
+    the ALB's format and in haproxy's translation of it): the weighted split as served."""
+    group_of = {f"{ip}:{TARGET_PORT}": tg for tg, ips in TARGETS.items() for ip in ips}
+    counts = dict.fromkeys(TARGETS, 0)
+    with open(access_log, errors="replace") as f:
+        for line in f:
+            fields = line.split(" ", 5)
+            if len(fields) > 5 and fields[4] in group_of:
+                counts[group_of[fields[4]]] += 1
+    return counts
 
 
 def wait_healthy(socket: str, log: str) -> dict:
@@ -141,6 +155,9 @@ def run(workdir: str, out: str, timing: Timing, script: str, profile_s: int,
         rows = run_cases(cases, timing, script, say)
         stats = front_end_stats(config["socket"])
         stats["health"] = front_end_stats(config["socket"], "health")
+        stats["served_by_target_group"] = {
+            "haproxy": served_by_group(os.path.join(workdir, "alb-haproxy.log")),
+            NODE: served_by_group(config["access_log"])}
         profiles = profiling.record_cases(cases[:2], profile_s, script, out, "profile-alb", say) \
             if profile_s else {}                # rule 10, plain and TLS
         return {"rows": rows, "front_end_stats": stats, "profiles": profiles,

@@ -85,6 +85,11 @@ def test_quick_alb_run_measures_the_node_beside_haproxy_and_leaves_nothing(tmp_p
     assert set(results["profiles"]) == {"ALB node, plain", "ALB node, tls"}
     health = results["front_end_stats"]["alb"]["health"]["target_groups"]
     assert {tg: len(targets) for tg, targets in health.items()} == {"api-tg": 2, "canary-tg": 1, "web-tg": 2}
+    served = results["front_end_stats"]["alb"]["served_by_target_group"]
+    for lb in ("haproxy", "ALB node"):       # rule 10's 3 : 1, over thousands of requests
+        api, canary = served[lb]["api-tg"], served[lb]["canary-tg"]
+        assert api + canary > 400 and 0.65 < api / (api + canary) < 0.85, (lb, served)
+        assert served[lb]["web-tg"] > 0, (lb, served)
     setup = results["setup"]["alb"]
     assert setup["node_config"]["listeners"][0]["rules"][0]["priority"] == 10
     assert "use_backend tg_canary-tg" in setup["haproxy_config"]

@@ -170,3 +170,22 @@ def test_the_differences_are_written_down() -> None:
     text = " ".join(DIFFERENCES)
     for topic in ("fails open", "Priorities", "502", "option forwardfor", "#{port}"):
         assert topic in text
+
+
+def test_requests_per_target_group_are_counted_from_either_access_log(tmp_path) -> None:
+    from bench.apigw.alb import served_by_group
+    log = tmp_path / "access.log"
+    log.write_text(
+        # haproxy's translation (alb_rules.LOG_FORMAT), its startup notices, the node's line
+        "[NOTICE]   (1) : haproxy version is 2.6.12\n"
+        'http 03/Dec/2026:15:44:21.492 listener_80 10.0.1.10:38430 10.0.2.22:8080 2 3 3 200 200 '
+        '103 91 "GET /api/hello HTTP/1.1" "{}" - - tg_canary-tg 10\n'
+        'http 03/Dec/2026:15:44:21.492 listener_80 10.0.1.10:38431 10.0.2.20:8080 2 3 3 200 200 '
+        '103 91 "GET /api/hello HTTP/1.1" "{}" - - tg_api-tg 10\n'
+        'http 2026-12-03T15:47:01.000000Z app/bench-alb/x 10.0.1.10:4000 10.0.2.21:8080 0.000 0.001 '
+        '0.000 200 200 90 150 "GET http://x:80/api/hello HTTP/1.1" "-" - - arn "Root=1-x" "-" "-" 10\n'
+        'http 2026-12-03T15:47:01.000000Z app/bench-alb/x 10.0.1.10:4000 10.0.2.24:8080 0.000 0.001 '
+        '0.000 200 200 90 150 "GET http://x:80/hello HTTP/1.1" "-" - - arn "Root=1-x" "-" "-" 0\n'
+        'http 2026-12-03T15:47:01.000000Z app/bench-alb/x 10.0.1.10:4000 - -1 -1 -1 403 - 90 150 '
+        '"GET http://admin.x:80/x HTTP/1.1" "-" - - - "Root=1-x" "-" "-" 20\n')
+    assert served_by_group(str(log)) == {"api-tg": 2, "canary-tg": 1, "web-tg": 1}
