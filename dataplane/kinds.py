@@ -53,6 +53,7 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("privatelink", "dataplane.model.privatelink", "dataplane.compile.privatelink", "dataplane.lab.realise_privatelink"),
+    Kind("alb", "dataplane.model.alb", "dataplane.compile.alb", "dataplane.lab.realise_alb"),
     Kind("vpc_link", "dataplane.model.vpc_link", "dataplane.compile.vpc_link", "dataplane.lab.realise_vpc_link"),
     Kind("api_gateway", "dataplane.model.api_gateway", "dataplane.compile.api_gateway", "dataplane.lab.realise_api_gateway"),
 )

@@ -4,7 +4,7 @@
 are: its resolver answers the `*.execute-api` names, and the lab's CA is trusted (as in
 every `vpclab exec` of a lab with APIs: a bundle of the host's CAs and the lab's covers
 /etc/ssl/certs/ca-certificates.crt in the private mount namespace; nothing in /etc is
-written). Instances in the lab's VPCs have no route to the internet: no internet
+written; the same for a lab with an HTTPS ALB listener). Instances in the lab's VPCs have no route to the internet: no internet
 gateway is modelled.
 
 The command runs in the instance's network namespace and in a private mount namespace
@@ -25,7 +25,7 @@ import sys
 
 from netns_setup import cgroup, nsenter
 
-from dataplane.lab import processes
+from dataplane.lab import ca, processes
 from dataplane.model.names import APIGW, INTERNET
 
 from .common import (CliError, EXIT_USAGE, api_gateway_target, internet_target, need_root,
@@ -65,8 +65,9 @@ def run(args) -> int:
         except cgroup.CgroupError as e:
             raise CliError(f"{e.strerror}; lab {st.lab} may be half taken down "
                            f"(`vpclab status {st.lab}`)") from e
+    bundle = os.path.join(st.dir, ca.BUNDLE)       # made by a kind with TLS (lab/ca.py)
     nsenter.enter(netns, resolv_conf=resolv_conf, private=resolv_conf is None,
-                  ca_bundle=(st.data.get("api_gateway") or {}).get("ca_bundle"))
+                  ca_bundle=bundle if os.path.exists(bundle) else None)
     sys.stdout.flush()
     try:
         os.execvp(args.cmd[0], args.cmd)

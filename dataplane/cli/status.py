@@ -62,6 +62,8 @@ def run(args) -> int:
             healthy &= _print_tracking(r["tracking"])
         if r.get("hyperplane"):
             healthy &= _print_hyperplane(r["hyperplane"])
+        if r.get("albs"):
+            healthy &= _print_albs(r["albs"])
         if r.get("api_gateway"):
             healthy &= _print_apis(r["api_gateway"])
         print()
@@ -118,6 +120,25 @@ def _print_hyperplane(hp: dict) -> bool:
                 err = f" ({h['last_error']})" if h["last_error"] else ""
                 print(f"    {tg} target {target} seen from {node}: {h['state']}{why}{err}")
     return hp["present"] and _print_api_gateway(hp.get("api_gateway"))
+
+
+def _print_albs(albs: dict) -> bool:
+    """Each ALB, its nodes and the target health each node sees; False when a node is
+    not running."""
+    healthy = True
+    for key, alb in albs.items():
+        print(f"  ALB {key}: {alb['dns_name']} ({', '.join(alb['listeners'])})")
+        for n in alb["nodes"]:
+            print(f"    node {n['address']} in {n['subnet']} ({n['az']}): pid {n['pid']} "
+                  f"{'running' if n['running'] else 'STOPPED'}; namespace {n['netns']}")
+            healthy &= n["running"]
+            for tg, targets in (n["target_groups"] or {}).items():
+                for t in targets:
+                    why = f" {t['reason']}" if t.get("reason") else ""
+                    desc = f" ({t['description']})" if t.get("description") else ""
+                    print(f"      {tg} target {t['id']} {t['ip']}:{t['port']}: "
+                          f"{t['state']}{why}{desc}")
+    return healthy
 
 
 def _print_api_gateway(apigw: dict | None) -> bool:

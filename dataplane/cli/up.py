@@ -56,6 +56,9 @@ def run(args) -> int:
     for p in st.data["processes"]:
         where = p["vpc"] + (f"/{p['instance']}" if p["instance"] else "")
         print(f"{p['role']:>4} {where}: pid {p['pid']}, log {p['log']}")
+    for key, alb in (st.data.get("albs") or {}).items():
+        print(f"ALB {key}: {alb['dns_name']} ({', '.join(alb['listeners'])}), nodes "
+              f"{', '.join(n['address'] for n in alb['nodes'])}")
     for name, api in lab.apis.items():
         for stage in api.stages:
             print(f"API {name} ({api.type}) {stage}: "

@@ -36,7 +36,8 @@ def run(args) -> int:
     vpcs = [v for v in lab.vpcs.values() if v.service is None]
     counts = [(len(vpcs), "VPC")]
     for attr, noun in (("subnets", "subnet"), ("instances", "instance"),
-                       ("load_balancers", "load balancer"), ("endpoint_services", "endpoint service"),
+                       ("load_balancers", "NLB"), ("albs", "ALB"),
+                       ("endpoint_services", "endpoint service"),
                        ("endpoints", "endpoint")):
         n = sum(1 for v in vpcs for x in getattr(v, attr).values()
                 if getattr(x, "managed_by", None) is None)

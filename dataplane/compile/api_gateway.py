@@ -28,6 +28,14 @@ round robin, and keeps connections alive in a pool):
   the target sees the NLB node's address, and the node sees the link ENI's. `Host` is the
   NLB's DNS name (`<name>-<16 hex>.elb.<region>.amazonaws.com`; AWS does not say what an
   HTTP API sends to a private integration: vpclab's choice).
+* **HTTP route to an ALB listener**: the same way to the ALB's node addresses (they are
+  ENIs of their VPC, compile/alb.py: nothing to add to the forwarder); `Host` is the
+  ALB's DNS name, so its host-header rules see what AWS would send.
+* **HTTP route to a Cloud Map service**: per request, the front end asks the lab's live
+  registry (`/run/vpclab/<lab>/cloudmap.json`) DiscoverInstances' question with the
+  target's filters and health `HEALTHY_OR_ELSE_ALL`, and connects over the link to the
+  first instance of the shuffled answer (its `AWS_INSTANCE_IPV4`:`AWS_INSTANCE_PORT`);
+  no instance: 503. `Host` is `<service>.<namespace>`.
 """
 from __future__ import annotations
 
@@ -36,11 +44,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dataplane.model import names
-from dataplane.model.api_gateway import api_id, parse_target, targeted_nlbs, uri_port
-from dataplane.model.enis import stable_hex
+from dataplane.model.api_gateway import (CloudMapTarget, api_id, parse_target, targeted_nlbs,
+                                         uri_port)
+from dataplane.model.enis import account_id, stable_hex
 from dataplane.model.topology import Lab
 from dataplane.model.vpc_link import vpc_link_id
 
+from . import alb as alb_compiled
 from .hyperplane import SpecContext, SpecDraft
 from .privatelink import listener_service
 
@@ -51,15 +61,11 @@ FRONT_END_IFNAME = "internet0"            # in <lab>.apigw
 PREFIXLEN = 24
 ACCOUNT_THROTTLE = {"rate": 10000, "burst": 5000}   # per Region, shared (limits.md)
 CONFIG_VERSION = 1
+CLOUD_MAP_REGISTRY = "cloudmap.json"        # the Cloud Map kind's live registry, in the run dir
 
 
 def nlb_dns_name(lab: Lab, vpc: str, lb: str) -> str:
     return f"{lb}-{stable_hex(lab.name, vpc, 'elb', lb, n=16)}.elb.{lab.region}.amazonaws.com"
-
-
-def account_id(lab: str) -> str:
-    """The lab's AWS account: 12 digits, stable."""
-    return str(int(stable_hex(lab, "account", n=12), 16) % 10**12).zfill(12)
 
 
 def contribute(ctx: SpecContext, spec: SpecDraft) -> None:
@@ -104,7 +110,7 @@ def links(lab: Lab) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _route(lab: Lab, api: Any, route: Any, enis: list) -> dict[str, Any]:
+def _route(lab: Lab, api: Any, route: Any, enis: list, run_dir: str) -> dict[str, Any]:
     rec: dict[str, Any] = {"key": route.key, "link": route.vpc_link, "uri": route.uri,
                            "timeout_ms": api.timeout_ms(route)}
     if route.uri is not None:
@@ -112,8 +118,20 @@ def _route(lab: Lab, api: Any, route: Any, enis: list) -> dict[str, Any]:
         rec.update(host=urlsplit(route.uri).hostname, port=uri_port(route.uri),
                    addresses=[e.ip for e in enis if (e.vpc, e.kind, e.owner)
                               == (names.APIGW, "vpce", link.name)])
+        return rec
+    t = parse_target(route.target)
+    if isinstance(t, CloudMapTarget):
+        # The instance is chosen per request from the live registry (issue 11's choice:
+        # the first of DiscoverInstances' shuffled, filtered, healthy list).
+        rec.update(host=f"{t.service}.{t.namespace}", port=None, addresses=[],
+                   cloudmap={"registry": os.path.join(run_dir, CLOUD_MAP_REGISTRY),
+                             "namespace": t.namespace, "service": t.service,
+                             "query": dict(t.query)})
+    elif t.kind_of(lab) == "alb":
+        alb = lab.vpcs[t.vpc].albs[t.load_balancer]
+        rec.update(host=alb_compiled.dns_name(lab, t.vpc, t.load_balancer), port=t.port,
+                   addresses=alb_compiled.node_addresses(lab, t.vpc, alb))
     else:
-        t = parse_target(route.target)
         rec.update(host=nlb_dns_name(lab, t.vpc, t.load_balancer), port=t.port,
                    addresses=[e.ip for e in enis if (e.vpc, e.kind, e.owner)
                               == (t.vpc, "nlb", t.load_balancer)])
@@ -139,5 +157,5 @@ def frontend_config(lab: Lab, run_dir: str) -> dict[str, Any]:
                   "stages": list(api.stages),
                   "throttle": None if api.throttle is None else
                   {"rate": api.throttle.rate, "burst": api.throttle.burst},
-                  "routes": [_route(lab, api, r, enis) for r in api.routes.values()]}
+                  "routes": [_route(lab, api, r, enis, run_dir) for r in api.routes.values()]}
                  for api in lab.apis.values()]}

@@ -5,9 +5,9 @@ Requests are {"cmd": NAME, ...arguments}; replies are {"ok": true, ...} or
 {"ok": false, "error": "what was wrong"}. Commands: ping, stats, flows, apply (a new
 spec, see spec.py), clock (move the engine's clock by offset_s seconds), stop.
 
-The same protocol serves API Gateway's front end (dataplane/services/apigw/control.py: ping, stats,
-stop). `call()` is the client of both; `answer()` is the servers' side of one line, so
-both answer alike.
+The same protocol serves the HTTP services (dataplane/services/serving.py): API Gateway's
+front end (ping, stats, stop) and the ALB nodes (ping, stats, health, stop). `call()` is
+the client of all; `answer()` is the servers' side of one line, so all answer alike.
 """
 from __future__ import annotations
 
@@ -23,8 +23,10 @@ class ControlError(RuntimeError):
 
 def _who(path: str) -> str:
     """Who listens on a lab's control socket, for messages: by its file name (the
-    forwarder's, unless it is the front end's)."""
-    return "API Gateway front end" if path.endswith("apigw.sock") else "forwarder"
+    forwarder's, unless it is the front end's or an ALB node's, under `alb/`)."""
+    if path.endswith("apigw.sock"):
+        return "API Gateway front end"
+    return "ALB node" if "/alb/" in path else "forwarder"
 
 
 def call(path: str, cmd: str, timeout: float = 10.0, **args: Any) -> dict:

@@ -1,9 +1,11 @@
 """A lab's certificate authority: made by `up`, trusted inside `vpclab exec`, gone with
 `down` (it lives in /run/vpclab/<lab>/ only).
 
-`make(directory, names)` writes
+`make(directory, lab, stem, names)` writes
 
-* `ca.crt` / `ca.key`: a self-signed CA, "vpclab <lab> CA", EC P-256, valid 30 days;
+* `ca.crt` / `ca.key`: a self-signed CA, "vpclab <lab> CA", EC P-256, valid 30 days,
+  made by the first call and reused by the next (API Gateway's and every ALB's
+  certificate are signed by the one CA a client trusts);
 * `<stem>.crt` / `<stem>.key`: a server certificate for `names` (DNS SANs, wildcards
   allowed) signed by it; the .crt holds the chain (leaf, then CA) as servers want it;
 * `ca-bundle.crt`: the host's trusted certificates followed by the lab CA.
@@ -26,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+BUNDLE = "ca-bundle.crt"
 VALID = datetime.timedelta(days=30)
 
 
@@ -40,9 +43,18 @@ def _write(path: str, data: bytes, mode: int = 0o644) -> None:
         f.write(data)
 
 
-def make(directory: str, lab: str, stem: str, dns_names: list[str]) -> dict[str, str]:
-    """Write the CA, the server certificate and the bundle; return their paths."""
-    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+def _authority(directory: str, lab: str, now: datetime.datetime
+               ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The lab's CA: the one in `directory` when there is one (every kind's certificate
+    — API Gateway's, each ALB's — is signed by the same CA), else a new one."""
+    crt, key = os.path.join(directory, "ca.crt"), os.path.join(directory, "ca.key")
+    if os.path.exists(crt) and os.path.exists(key):
+        with open(crt, "rb") as f:
+            ca_cert = x509.load_pem_x509_certificate(f.read())
+        with open(key, "rb") as f:
+            ca_key = serialization.load_pem_private_key(f.read(), password=None)
+        if isinstance(ca_key, ec.EllipticCurvePrivateKey):
+            return ca_cert, ca_key
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "vpclab"),
                          x509.NameAttribute(NameOID.COMMON_NAME, f"vpclab {lab} CA")])
@@ -58,6 +70,17 @@ def make(directory: str, lab: str, stem: str, dns_names: list[str]) -> dict[str,
                .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()),
                               critical=False)
                .sign(ca_key, hashes.SHA256()))
+    _write(crt, ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write(key, _key_pem(ca_key), 0o600)
+    return ca_cert, ca_key
+
+
+def make(directory: str, lab: str, stem: str, dns_names: list[str]) -> dict[str, str]:
+    """The lab's CA (made once), a server certificate `stem` for `dns_names` signed by
+    it, and the bundle; return their paths."""
+    now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(minutes=5)
+    ca_cert, ca_key = _authority(directory, lab, now)
+    ca_name = ca_cert.subject
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
@@ -77,9 +100,7 @@ def make(directory: str, lab: str, stem: str, dns_names: list[str]) -> dict[str,
              "ca_key": os.path.join(directory, "ca.key"),
              "cert": os.path.join(directory, f"{stem}.crt"),
              "key": os.path.join(directory, f"{stem}.key"),
-             "bundle": os.path.join(directory, "ca-bundle.crt")}
-    _write(paths["ca"], ca_pem)
-    _write(paths["ca_key"], _key_pem(ca_key), 0o600)
+             "bundle": os.path.join(directory, BUNDLE)}
     _write(paths["cert"], cert.public_bytes(serialization.Encoding.PEM) + ca_pem)
     _write(paths["key"], _key_pem(key), 0o600)
     try:

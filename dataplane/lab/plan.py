@@ -27,6 +27,7 @@ class InstancePlan:
     security_groups: list[str]
     run: str | None
     source_dest_check: bool = True
+    managed_by: str | None = None       # an ALB's node (model/alb.py), not the user's
 
 
 @dataclass
@@ -53,16 +54,18 @@ def plan(lab: Lab) -> list[VpcPlan]:
             ip = addresses[(vpc.name, inst.name)]
             vp.instances.append(InstancePlan(
                 vpc.name, inst.name, names.instance_netns(lab.name, vpc.name, inst.name),
-                sn.name, ip, sn.network.prefixlen, str(sn.router), names.eni_ifname(inst.name),
+                sn.name, ip, sn.network.prefixlen, str(sn.router),
+                inst.eni_ifname(lab.name, vpc.name),
                 names.eni_altname(lab.name, vpc.name, inst.name),
                 names.eth_altname(lab.name, vpc.name, inst.name),
-                inst.effective_security_groups, inst.run, inst.source_dest_check))
+                inst.effective_security_groups, inst.run, inst.source_dest_check,
+                inst.managed_by))
 
             def plain(rules):
                 return [{"protocol": r.protocol, "ports": r.port_range, "peer": r.peer}
                         for r in rules]
             sgs = [groups[g] for g in inst.effective_security_groups]
-            vp.enis.append({"ifname": names.eni_ifname(inst.name), "address": ip,
+            vp.enis.append({"ifname": inst.eni_ifname(lab.name, vpc.name), "address": ip,
                             "source_dest_check": inst.source_dest_check,
                             "ingress": plain(r for g in sgs for r in g.ingress),
                             "egress": plain(r for g in sgs for r in g.effective_egress)})

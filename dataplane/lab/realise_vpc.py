@@ -51,6 +51,7 @@ def record(p: VpcPlan, lab: Lab) -> dict[str, Any]:
                                    "subnet": i.subnet, "router": i.router, "eni": i.eni,
                                    "security_groups": i.security_groups,
                                    "source_dest_check": i.source_dest_check,
+                                   "managed_by": i.managed_by,
                                    "run": i.run,
                                    "log": os.path.join(d, f"{p.name}.{i.name}.log")
                                    if i.run else None}
@@ -125,7 +126,9 @@ def _security_groups(lab: Lab, p: VpcPlan, st: State) -> None:
 def _dns(lab: Lab, p: VpcPlan, st: State) -> None:
     rec = st.data["vpcs"][p.name]
     with open(rec["hosts"], "w") as f:
-        f.write(dns.hosts_file(lab.region, [(i.name, i.ip) for i in p.instances]))
+        # Instances' names; an ALB node is known by its ALB's name (a kind's record).
+        f.write(dns.hosts_file(lab.region, [(i.name, i.ip) for i in p.instances
+                                            if i.managed_by is None]))
         # Every kind's names (endpoints' regional, zonal, private DNS): this VPC's only.
         f.writelines(f"{ip} {name}\n" for name, ip in dns_records(lab).get(p.name, []))
     with open(rec["resolv_conf"], "w") as f:

@@ -107,8 +107,10 @@ def interfaces_table(st: State) -> list[tuple[str, str, str, str]]:
             rows.append((v["netns"], i["eni"], f"{i['router']}/32",
                          f"VPC router → {n} ({i['ip']})"))
         for n, i in v["instances"].items():
+            node = f" (node of {i['managed_by']})" if i.get("managed_by") else ""
             rows.append((i["netns"], names.INSTANCE_IFNAME, f"{i['ip']}/{i['prefixlen']}",
-                         f"{vname}/{n} in {i['subnet']}, sg: {', '.join(i['security_groups'])}"))
+                         f"{vname}/{n}{node} in {i['subnet']}, sg: "
+                         f"{', '.join(i['security_groups'])}"))
     hp = st.data.get("hyperplane") or {}
     for e in hp.get("enis", []):
         rows.append((names.vpc_netns(st.lab, e["vpc"]), e["ifname"], f"{e['ip']}",

@@ -33,7 +33,7 @@ from dataplane.model import names
 from . import processes
 from .state import LabError, State
 
-SUPERVISED = ("forwarder", "dns", "apigw")
+SUPERVISED = ("forwarder", "dns", "apigw", "alb")
 POLL_S = 0.1
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0
 READY_S = 15.0
@@ -117,6 +117,9 @@ def _sockets(st: State, p: dict) -> list[str]:
         return [st.data["hyperplane"]["socket"]]
     if p["role"] == "apigw":
         return [st.data["api_gateway"]["front_end"]["socket"]]
+    if p["role"] == "alb":
+        return [n["socket"] for alb in st.data.get("albs", {}).values() for n in alb["nodes"]
+                if (alb["vpc"], n["instance"]) == (p["vpc"], p.get("instance"))]
     return []
 
 

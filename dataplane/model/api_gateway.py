@@ -42,8 +42,10 @@ What the model derives, as AWS does:
 * A route's **integration**: REST routes name a REST link and a `uri`, whose host
   becomes the backend's `Host` and whose port (80 for http, 443 for https) picks the
   listener of the link's NLB — the uri never decides where traffic goes. HTTP routes
-  name an HTTP (V2) link and a `target`, an NLB listener `VPC/NLB:PORT` in the link's VPC
-  (the ALB/Cloud Map issue adds its kinds to `TARGET_KINDS`).
+  name an HTTP (V2) link and a `target` (`TARGET_KINDS`): a listener `VPC/LB:PORT` of an
+  NLB or an ALB in the link's VPC, or a Cloud Map service `cloudmap:NAMESPACE/SERVICE`
+  with DiscoverInstances filters as a query (`?color=blue&stage=prod`), whose instances
+  must have a port and an address in the link's VPC.
 * Timeouts: REST 50–29,000 ms (default 29,000), HTTP 50–30,000 ms (default 30,000).
 * The **account's throttle** (`api_gateway.account_throttle: {rate, burst}`), shared by
   every API, is AWS's default quota (10,000 requests/s, burst 5,000) unless the file
@@ -53,10 +55,11 @@ What the model derives, as AWS does:
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from . import names
 from .checks import mapping
@@ -97,24 +100,47 @@ def invoke_url(lab: str, region: str, name: str, stage: str, scheme: str = "http
 
 
 @dataclass(frozen=True)
-class NlbListener:
-    """An integration target: a listener of an NLB (`VPC/NLB:PORT`)."""
+class LbListener:
+    """An integration target: a listener of a load balancer (`VPC/LB:PORT`), an NLB's
+    or an ALB's (which one is the lab's: `kind_of`)."""
     vpc: str
     load_balancer: str
     port: int
-    kind = "nlb"
+
+    def kind_of(self, lab: Any) -> str:
+        """"alb" or "nlb" (the model's tables: model/alb.py, model/privatelink.py)."""
+        return "alb" if self.load_balancer in lab.vpcs[self.vpc].albs else "nlb"
 
     def __str__(self) -> str:
         return f"{self.vpc}/{self.load_balancer}:{self.port}"
 
 
-TARGET_KINDS = {"nlb": NlbListener}
+@dataclass(frozen=True)
+class CloudMapTarget:
+    """An integration target: a Cloud Map service (`cloudmap:NAMESPACE/SERVICE?k=v&…`);
+    the query is DiscoverInstances' QueryParameters (model/cloud_map.py)."""
+    namespace: str
+    service: str
+    query: tuple[tuple[str, str], ...] = ()
+    PREFIX = "cloudmap:"
+
+    def __str__(self) -> str:
+        q = "&".join(f"{k}={v}" for k, v in self.query)
+        return f"{self.PREFIX}{self.namespace}/{self.service}{'?' + q if q else ''}"
 
 
-def parse_target(text: str) -> NlbListener:
+TARGET_KINDS = {"lb": LbListener, "cloudmap": CloudMapTarget}
+
+
+def parse_target(text: str) -> LbListener | CloudMapTarget:
+    """An HTTP route's `target` (its shape was checked by the schema)."""
+    if text.startswith(CloudMapTarget.PREFIX):
+        ref, _, query = text[len(CloudMapTarget.PREFIX):].partition("?")
+        ns, _, svc = ref.partition("/")
+        return CloudMapTarget(ns, svc, tuple(parse_qsl(query, keep_blank_values=True)))
     ref, _, port = text.rpartition(":")
     vpc, _, lb = ref.partition("/")
-    return NlbListener(vpc, lb, int(port))
+    return LbListener(vpc, lb, int(port))
 
 
 @dataclass
@@ -144,7 +170,7 @@ class Route:
     key: str                          # "GET /items/{id}", "ANY /{proxy+}", "$default"
     vpc_link: str
     uri: str | None = None            # REST
-    target: str | None = None         # HTTP: "VPC/NLB:PORT"
+    target: str | None = None         # HTTP: "VPC/LB:PORT" or "cloudmap:NS/SERVICE?k=v"
     timeout_ms: int | None = None
 
     @property
@@ -281,10 +307,12 @@ def write(lab: Any, doc: dict[str, Any]) -> None:
 
 def targeted_nlbs(lab: Any) -> list[tuple[str, str]]:
     """(VPC, NLB) of every NLB an HTTP route reaches, once each, in file order: each
-    answers on its nodes' own addresses (compile/api_gateway.py)."""
+    answers on its nodes' own addresses (compile/api_gateway.py). An ALB's nodes are
+    addresses of their VPC already, and a Cloud Map instance is an address."""
     return list(dict.fromkeys((t.vpc, t.load_balancer) for api in lab.apis.values()
                               for r in api.routes.values() if r.target
-                              for t in [parse_target(r.target)]))
+                              for t in [parse_target(r.target)]
+                              if isinstance(t, LbListener) and t.kind_of(lab) == "nlb"))
 
 
 def forwarder_services(lab: Any) -> int:
@@ -326,7 +354,8 @@ def check(doc: dict[str, Any]) -> list[Problem]:
             problems += _check_rest_link(str(name), link, vpcs)
     for name, api in mapping(section.get("apis")).items():
         if isinstance(api, dict):
-            problems += _check_api(str(name), api, links, vpcs)
+            problems += _check_api(str(name), api, links, vpcs,
+                                   mapping(doc.get("cloud_map")))
     return problems
 
 
@@ -351,7 +380,8 @@ def _check_rest_link(name: str, link: dict, vpcs: dict) -> list[Problem]:
     return problems
 
 
-def _check_api(name: str, api: dict, links: dict, vpcs: dict) -> list[Problem]:
+def _check_api(name: str, api: dict, links: dict, vpcs: dict,
+               cloud_map: dict) -> list[Problem]:
     ap = f"{PATH}.{name}"
     problems: list[Problem] = []
     kind = api.get("type")
@@ -377,7 +407,7 @@ def _check_api(name: str, api: dict, links: dict, vpcs: dict) -> list[Problem]:
         if kind == "REST":
             problems += _check_rest_route(route, link, lname, link_type, vpcs, rp)
         elif kind == "HTTP":
-            problems += _check_http_route(route, link, lname, link_type, vpcs, rp)
+            problems += _check_http_route(route, link, lname, link_type, vpcs, cloud_map, rp)
     return problems
 
 
@@ -450,16 +480,20 @@ def route_path(rp: str) -> str:
 
 
 def _check_http_route(route: dict, link: dict, lname: str, link_type: str, vpcs: dict,
-                      rp: str) -> list[Problem]:
+                      cloud_map: dict, rp: str) -> list[Problem]:
     if link_type != "HTTP":
         return [Problem(f"{rp}.vpc_link", f"{lname} is a REST (V1) VPC link; an HTTP API's "
                                           f"private integration uses an HTTP (V2) link")]
     target, problems = _integration(route, rp, "target", "uri",
-                                    "an NLB listener: VPC/NLB:PORT",
-                                    "an HTTP route names its target (VPC/NLB:PORT), not a uri")
+                                    "an NLB or ALB listener VPC/LB:PORT, or "
+                                    "cloudmap:NAMESPACE/SERVICE",
+                                    "an HTTP route names its target (VPC/LB:PORT or "
+                                    "cloudmap:NAMESPACE/SERVICE), not a uri")
     if target is None:
         return problems
     t = parse_target(target)
+    if isinstance(t, CloudMapTarget):
+        return problems + _check_cloud_map_target(t, link, lname, vpcs, cloud_map, rp)
     if t.vpc != link.get("vpc"):
         return problems + [Problem(f"{rp}.target", f"{target} is in VPC {t.vpc}; link {lname} "
                                                    f"reaches VPC {link.get('vpc')}")]
@@ -468,8 +502,53 @@ def _check_http_route(route: dict, link: dict, lname: str, link_type: str, vpcs:
     if not isinstance(lb, dict):
         return problems + [Problem(f"{rp}.target", f"no load balancer {t.load_balancer!r} in "
                                                    f"VPC {t.vpc}")]
-    ports = [l.get("port") for l in lb.get("listeners") or [] if isinstance(l, dict)]
-    if t.port not in ports:
+    listeners = {l.get("port"): l for l in lb.get("listeners") or [] if isinstance(l, dict)}
+    if t.port not in listeners:
         problems.append(Problem(f"{rp}.target", f"{t.vpc}/{t.load_balancer} has no listener on "
-                                f"{t.port} (listeners: {', '.join(map(str, ports)) or 'none'})"))
+                                f"{t.port} (listeners: {', '.join(map(str, listeners)) or 'none'})"))
+    elif mapping(listeners[t.port]).get("protocol") == "HTTPS":
+        problems.append(Problem(f"{rp}.target", f"{target} is an HTTPS listener; vpclab's API "
+                                f"Gateway speaks HTTP to private integrations (target an HTTP "
+                                f"listener)"))
+    return problems
+
+
+def _check_cloud_map_target(t: CloudMapTarget, link: dict, lname: str, vpcs: dict,
+                            cloud_map: dict, rp: str) -> list[Problem]:
+    """The service exists in that namespace, and each of its instances (as the file
+    registers them) has a port and an address the link reaches."""
+    services = {(mapping(s).get("namespace"), n): s
+                for n, s in mapping(cloud_map.get("services")).items()}
+    svc = services.get((t.namespace, t.service))
+    if not isinstance(svc, dict):
+        known = ", ".join(f"{ns}/{n}" for ns, n in services) or "none"
+        return [Problem(f"{rp}.target", f"no Cloud Map service {t.service!r} in namespace "
+                                        f"{t.namespace!r} (services: {known})")]
+    problems = []
+    vpc = mapping(vpcs.get(link.get("vpc")))
+    try:
+        net = ipaddress.IPv4Network(vpc.get("cidr"))
+    except (TypeError, ValueError):
+        net = None
+    for iid, inst in mapping(svc.get("instances")).items():
+        inst = mapping(inst)
+        if inst.get("port") is None:
+            problems.append(Problem(f"{rp}.target", f"instance {iid} of {t.namespace}/"
+                                    f"{t.service} has no port: API Gateway needs "
+                                    f"AWS_INSTANCE_PORT to reach it"))
+        where = inst.get("instance")
+        if isinstance(where, str) and where.partition("/")[0] != link.get("vpc"):
+            problems.append(Problem(f"{rp}.target", f"instance {iid} of {t.namespace}/"
+                                    f"{t.service} is {where}, outside VPC {link.get('vpc')} "
+                                    f"that link {lname} reaches"))
+        ip = inst.get("ip")
+        if isinstance(ip, str) and net is not None:
+            try:
+                inside = ipaddress.IPv4Address(ip) in net
+            except ValueError:
+                continue
+            if not inside:
+                problems.append(Problem(f"{rp}.target", f"instance {iid} of {t.namespace}/"
+                                        f"{t.service} is {ip}, outside VPC {link.get('vpc')} "
+                                        f"({net}) that link {lname} reaches"))
     return problems

@@ -19,6 +19,11 @@ def stable_hex(*parts: str, n: int = 17) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:n]
 
 
+def account_id(lab: str) -> str:
+    """The lab's AWS account (and a service's, given its name): 12 digits, stable."""
+    return str(int(stable_hex(lab, "account", n=12), 16) % 10**12).zfill(12)
+
+
 def eni_ids(lab: str, vpc: str, kind: str, owner: str, subnet: str) -> tuple[str, str]:
     """(eni-<17 hex> ID, eni-<11 hex> interface name) of one Hyperplane ENI."""
     h = stable_hex(lab, vpc, kind, owner, subnet)

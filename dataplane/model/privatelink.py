@@ -42,7 +42,7 @@ from typing import Any, Iterable, Mapping
 from .checks import known_groups, mapping, one_subnet_per_az, subnet_azs
 from .constants import MAX_BACKENDS
 from .enis import EniRequest, HyperplaneEni, eni_ids, stable_hex
-from .problems import Problem, add_unique
+from .problems import Problem, TopologyError, add_unique
 
 __all__ = ["Listener", "LoadBalancer", "TargetGroup", "EndpointService", "Endpoint",
            "VpcBuilder", "HyperplaneEni", "eni_ids", "stable_hex", "endpoint_id", "service_id",
@@ -180,12 +180,18 @@ class VpcBuilder:
         ls = [l if isinstance(l, Listener) else
               Listener(l.get("port"), l.get("target_group"), l.get("protocol", "TCP"),
                        l.get("idle_timeout", DEFAULT_IDLE_TIMEOUT)) for l in listeners]
+        if name in getattr(self, "albs", {}):
+            raise TopologyError([Problem(f"{self._path}.load_balancers.{name}",
+                                         "duplicate load balancer name")])
         return add_unique(self.load_balancers, name, LoadBalancer(name, list(subnets), ls, type),
                           "load balancer", f"{self._path}.load_balancers")
 
     def add_target_group(self, name: str, port: int, targets: Iterable[str] = (),
                          protocol: str = "TCP",
                          health_check: Mapping[str, Any] | None = None) -> TargetGroup:
+        if name in getattr(self, "http_target_groups", {}):
+            raise TopologyError([Problem(f"{self._path}.target_groups.{name}",
+                                         "duplicate target group name")])
         tg = TargetGroup(name, port, list(targets), protocol, dict(health_check or {}))
         return add_unique(self.target_groups, name, tg, "target group",
                           f"{self._path}.target_groups")
@@ -211,12 +217,14 @@ def read(lab: Any, doc: Mapping[str, Any]) -> None:
     """Build this kind's resources of a checked document into `lab` (its VPCs exist)."""
     for vname, v in doc["vpcs"].items():
         vpc = lab.vpcs[vname]
+        # ALBs and their HTTP groups share these sections; they are the ALB kind's.
         for n, lb in (v.get("load_balancers") or {}).items():
-            vpc.add_load_balancer(n, lb["subnets"], lb.get("listeners") or [],
-                                  lb.get("type", "network"))
+            if lb.get("type", "network") == "network":
+                vpc.add_load_balancer(n, lb["subnets"], lb.get("listeners") or [])
         for n, tg in (v.get("target_groups") or {}).items():
-            vpc.add_target_group(n, tg["port"], tg.get("targets") or [],
-                                 tg.get("protocol", "TCP"), tg.get("health_check"))
+            if tg.get("protocol", "TCP") == "TCP":
+                vpc.add_target_group(n, tg["port"], tg.get("targets") or [],
+                                     tg.get("protocol", "TCP"), tg.get("health_check"))
         for n, es in (v.get("endpoint_services") or {}).items():
             vpc.add_endpoint_service(n, es["load_balancers"], es.get("acceptance_required", True),
                                      es.get("private_dns_name"))
@@ -340,8 +348,8 @@ def _check_vpc(vname: str, vpc: dict, vp: str, vpcs: dict) -> list[Problem]:
     instances = mapping(vpc.get("instances"))
     for lname, lb in lbs.items():
         lp = f"{vp}.load_balancers.{lname}"
-        if not isinstance(lb, dict):
-            continue
+        if not isinstance(lb, dict) or lb.get("type") == "application":
+            continue                      # an ALB: model/alb.py checks it
         problems += one_subnet_per_az(lb.get("subnets"), vpc, f"{lp}.subnets", "a load balancer")
         ports: set[int] = set()
         for k, ls in enumerate(lb.get("listeners") or []):

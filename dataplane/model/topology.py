@@ -167,10 +167,20 @@ class Instance:
     # AWS's SourceDestCheck: the ENI sends only from and receives only for its own
     # address. Off for an instance that forwards others' packets (a NAT instance).
     source_dest_check: bool = True
+    # Made by another resource, not written in the file: "ALB web-alb" for an ALB's
+    # node (model/alb.py), which is an ENI and a namespace like an instance's.
+    managed_by: str | None = None
 
     @property
     def effective_security_groups(self) -> list[str]:
         return list(self.security_groups) or [DEFAULT_SG]
+
+    def eni_ifname(self, lab: str, vpc: str) -> str:
+        """Its ENI's interface in the VPC namespace: `eni-<name>`, or for a managed
+        instance (whose name may be long and holds a dot) `eni-<11 hex>` of its path."""
+        if self.managed_by is None:
+            return names.eni_ifname(self.name)
+        return eni_ids(lab, vpc, "node", self.name, self.subnet)[1]
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"subnet": self.subnet}
@@ -223,10 +233,11 @@ class Vpc(*kinds.builders("VpcBuilder")):
 
     def add_instance(self, name: str, subnet: str | Subnet, ip: str | None = None,
                      security_groups: Iterable[str | SecurityGroup] = (),
-                     run: str | None = None, source_dest_check: bool = True) -> Instance:
+                     run: str | None = None, source_dest_check: bool = True,
+                     managed_by: str | None = None) -> Instance:
         sn = subnet.name if isinstance(subnet, Subnet) else subnet
         groups = [g.name if isinstance(g, SecurityGroup) else g for g in security_groups]
-        inst = Instance(name, sn, ip, groups, run, source_dest_check)
+        inst = Instance(name, sn, ip, groups, run, source_dest_check, managed_by)
         return add_unique(self.instances, name, inst, "instance", f"{self._path}.instances")
 
     def effective_security_groups(self) -> dict[str, SecurityGroup]:
@@ -246,8 +257,9 @@ class Vpc(*kinds.builders("VpcBuilder")):
             d["subnets"] = {n: s.to_dict() for n, s in self.subnets.items()}
         if self.security_groups:
             d["security_groups"] = {n: g.to_dict() for n, g in self.security_groups.items()}
-        if self.instances:
-            d["instances"] = {n: i.to_dict() for n, i in self.instances.items()}
+        written = {n: i.to_dict() for n, i in self.instances.items() if i.managed_by is None}
+        if written:
+            d["instances"] = written
         return d
 
 
@@ -315,7 +327,8 @@ class Lab(*kinds.builders("LabBuilder")):
                 problems += kind.lab_problems(self)
         for e in enis:
             vpc = self.vpcs[e.vpc]
-            clash = next((i for i in vpc.instances if names.eni_ifname(i) == e.ifname), None)
+            clash = next((i.name for i in vpc.instances.values()
+                          if i.eni_ifname(self.name, vpc.name) == e.ifname), None)
             if clash:
                 problems.append(Problem(f"vpcs.{e.vpc}.instances.{clash}", f"its ENI would be "
                                         f"{e.ifname}, the interface of the {e.kind} ENI of "

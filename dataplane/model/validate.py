@@ -58,6 +58,11 @@ def schema() -> dict[str, Any]:
     return json.loads(text)
 
 
+def _json_type(v: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer",
+            float: "number"}.get(type(v), "null")
+
+
 def _kind(v: Any) -> str:
     return JSON_TYPES.get(type(v), type(v).__name__)
 
@@ -79,7 +84,9 @@ def _reason(err: jsonschema.ValidationError) -> str | None:
     if v == "enum":
         return f"{inst!r} is not one of {', '.join(map(str, sch['enum']))}"
     if v == "oneOf":
-        for sub in sch["oneOf"]:
+        # The reason of the alternative of the value's own type (a string, a mapping…).
+        subs = sorted(sch["oneOf"], key=lambda sub: sub.get("type") != _json_type(inst))
+        for sub in subs:
             if "x-reason" in sub:
                 return f"{inst!r} is not valid: {sub['x-reason']}"
         return f"{inst!r} is not valid"

@@ -40,9 +40,11 @@ def read_config(prog: str, path: str) -> Any:
 
 def tls_context(cert: str, key: str, field: str) -> ssl.SSLContext:
     """A server context for TLS 1.2 only (minimum = maximum = TLSv1_2) with the chain in
-    `cert` and the key in `key`; a ConfigError naming `field` if they can't be loaded."""
+    `cert` and the key in `key`; a ConfigError naming `field` if they can't be loaded. The
+    SNI name each client sends is kept on its SSL object as `sni_name`."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = context.maximum_version = ssl.TLSVersion.TLSv1_2
+    context.sni_callback = _remember_server_name
     try:
         context.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
@@ -54,6 +56,13 @@ def open_log(path: str, line_buffered: bool = False) -> TextIO:
     """An access log, its directory made if missing, opened for appending."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     return open(path, "a", encoding="utf-8", buffering=1 if line_buffered else -1)
+
+
+def _remember_server_name(ssl_object: ssl.SSLObject, server_name: str | None,
+                          context: ssl.SSLContext) -> None:
+    """Keeps the SNI name a client sent on its connection's SSL object (`sni_name`), for
+    logs that record it; a server-side SSL object has no other record of it."""
+    ssl_object.sni_name = server_name  # type: ignore[attr-defined]
 
 
 async def serve_control(path: str, handle: Callable[[dict], dict],

@@ -32,6 +32,8 @@ from dataplane.forwarder import control
 from netns_setup import nsenter
 from netns_setup.scratch import Scratch
 
+from .http_text import parse_response
+
 pytestmark = pytest.mark.root
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -154,18 +156,6 @@ class Lab:
 
     def stats(self) -> dict:
         return control.call(self.socket, "stats", timeout=5)
-
-
-def parse_response(text: str) -> tuple[int, dict[str, str], str]:
-    head, _, body = text.replace("\r\n", "\n").partition("\n\n")
-    while head.startswith("HTTP/1.1 100"):
-        head, _, body = body.partition("\n\n")
-    lines = head.split("\n")
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return int(lines[0].split()[1]), headers, body
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from apigw_example import CONTRACT
+from config_edit import broken
 
 from dataplane.services.apigw.config import ApigwConfig, ConfigError
 
@@ -20,18 +21,6 @@ def test_the_contracts_example_reads() -> None:
     assert config.apis[0].routes[0].addresses == ("10.0.0.5", "10.0.16.5")
     without = {k: v for k, v in CONTRACT.items() if k != "account_throttle"}
     assert ApigwConfig.from_json(without).account_throttle.rate == 10000   # AWS's default
-
-
-def broken(path: list, value) -> dict:
-    doc = copy.deepcopy(CONTRACT)
-    target = doc
-    for key in path[:-1]:
-        target = target[key]
-    if value is KeyError:
-        del target[path[-1]]
-    else:
-        target[path[-1]] = value
-    return doc
 
 
 CASES = [
@@ -60,7 +49,7 @@ CASES = [
 @pytest.mark.parametrize("path,value,message", CASES)
 def test_mistakes_name_their_field(path, value, message) -> None:
     with pytest.raises(ConfigError) as refused:
-        ApigwConfig.from_json(broken(path, value))
+        ApigwConfig.from_json(broken(CONTRACT, path, value))
     assert str(refused.value).startswith(message)
 
 
@@ -76,7 +65,7 @@ def test_rest_param_siblings_are_refused() -> None:
 
 def test_the_command_exits_2_with_one_line(tmp_path) -> None:
     path = tmp_path / "apigw.json"
-    path.write_text(json.dumps(broken(["apis", 1, "routes", 0, "link"], "nope")))
+    path.write_text(json.dumps(broken(CONTRACT, ["apis", 1, "routes", 0, "link"], "nope")))
     proc = subprocess.run([sys.executable, "-m", "dataplane.services.apigw", "--config", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2

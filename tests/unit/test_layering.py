@@ -116,17 +116,23 @@ def test_lab_reaches_the_forwarder_only_through_its_socket_and_constants() -> No
     assert offenders == []
 
 
-def test_the_proxy_engine_knows_no_personality_and_api_gateway_no_packet_engine() -> None:
+def test_the_proxy_engine_knows_no_personality_and_the_personalities_no_packet_engine() -> None:
     """dataplane/services/proxy serves API Gateway and the ALB alike: it imports neither; API
-    Gateway's front end runs in its own process, beside the forwarder, not in it."""
-    engine = [f"{p.relative_to(REPO)}: {m}" for p in sources("proxy") for m in imports(p)
-              if m.startswith(("dataplane.services.apigw", "dataplane.forwarder", "dataplane.lab",
-                               "dataplane.compile", "dataplane._native"))]
-    front_end = [f"{p.relative_to(REPO)}: {m}" for p in sources("apigw") for m in imports(p)
-                 if (m.startswith("dataplane.forwarder") and m != "dataplane.forwarder"
-                     and not m.startswith("dataplane.forwarder.control"))
-                 or m.startswith(("dataplane._native", "dataplane.lab"))]
-    assert engine == [] and front_end == []
+    Gateway's front end and the ALB's nodes run in their own processes, beside the
+    forwarder, not in it, and neither personality imports the other."""
+    assert all(sources(f"services/{kind}") for kind in ("proxy", "apigw", "alb"))
+    engine = [f"{p.relative_to(REPO)}: {m}" for p in sources("services/proxy") for m in imports(p)
+              if m.startswith(("dataplane.services.apigw", "dataplane.services.alb",
+                               "dataplane.services.serving", "dataplane.forwarder",
+                               "dataplane.lab", "dataplane.compile", "dataplane._native"))]
+    personalities = [f"{p.relative_to(REPO)}: {m}"
+                     for kind, other in (("apigw", "alb"), ("alb", "apigw"))
+                     for p in sources(f"services/{kind}") for m in imports(p)
+                     if (m.startswith("dataplane.forwarder") and m != "dataplane.forwarder"
+                         and not m.startswith("dataplane.forwarder.control"))
+                     or m.startswith(("dataplane._native", "dataplane.lab",
+                                      f"dataplane.services.{other}"))]
+    assert engine == [] and personalities == []
 
 
 def test_vpclab_bench_runs_the_suite_as_a_child_process(monkeypatch, tmp_path) -> None:

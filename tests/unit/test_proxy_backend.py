@@ -3,6 +3,8 @@ backend may send back — interim responses, bodies delimited by close, junk, to
 and when a connection goes back to its pool."""
 from __future__ import annotations
 
+import asyncio
+
 from dataplane.services.proxy.backend import BackendConnection, BackendPool
 from dataplane.services.proxy.personality import Limits
 
@@ -38,8 +40,10 @@ class Owner:
         self.got.append(("ready", conn))
 
 
-def connection(max_body: int = 100) -> tuple[BackendConnection, Transport, Owner]:
-    group = BackendPool(Limits(max_body_bytes=max_body)).group(None, ("10.0.0.1",), 80)
+def connection(max_body: int = 100, max_head: int = 0) -> tuple[BackendConnection, Transport,
+                                                                Owner]:
+    limits = Limits(max_body_bytes=max_body, max_response_head_bytes=max_head)
+    group = BackendPool(limits).group(None, ("10.0.0.1",), 80)
     group.open = 1
     conn = BackendConnection(group, "10.0.0.1")
     transport = Transport()
@@ -86,6 +90,25 @@ def test_junk_too_much_and_early_close() -> None:
     assert owner.got == [("failed", "backend_bad_response", False)]
 
 
+def test_a_response_head_over_its_bound_is_a_bad_response() -> None:
+    """An ALB's 32 K bound on response headers (0, the default, bounds nothing)."""
+    conn, transport, owner = connection(max_head=100)
+    conn.data_received(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 120 + b"\r\nContent-Length: 0\r\n\r\n")
+    assert owner.got == [("failed", "backend_bad_response", False)] and transport.closed
+    conn, transport, owner = connection(max_head=100)
+    conn.data_received(b"HTTP/1.1 200 OK\r\nX-Big: ")     # a header that never ends
+    conn.data_received(b"b" * 600)
+    assert owner.got == []
+    conn.data_received(b"b" * 600)
+    assert owner.got == [("failed", "backend_bad_response", False)]
+    conn, transport, owner = connection(max_head=100)  # a big body is no big head
+    conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 90\r\n\r\n" + b"c" * 90)
+    assert owner.got[0][:2] == ("response", 200)
+    conn, transport, owner = connection()
+    conn.data_received(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 5000 + b"\r\nContent-Length: 0\r\n\r\n")
+    assert owner.got[0][:2] == ("response", 200)
+
+
 def test_a_reused_connection_closed_before_any_byte_is_retriable() -> None:
     conn, transport, owner = connection()
     conn.data_received(b"HTTP/1.1 204 No Content\r\n\r\n")
@@ -110,3 +133,35 @@ def test_head_responses_complete_at_the_head() -> None:
     conn.send(owner, b"HEAD / HTTP/1.1\r\n\r\n", head_only=True)
     conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
     assert owner.got == [("response", 200, [("Content-Length", "5")], b"")] and transport.closed
+
+
+def test_a_connect_that_times_out_is_its_own_kind_and_a_refused_one_another() -> None:
+    """An ALB answers 504 to the first and 502 to the second (API Gateway: 500/503 to both)."""
+
+    class Connector:
+        def __init__(self, exc: BaseException | None) -> None:
+            self.exc = exc
+
+        async def connect(self, factory, netns, address, port):
+            if self.exc is None:
+                await asyncio.sleep(10)
+            raise self.exc
+
+        def close(self) -> None:
+            pass
+
+    async def attempt(exc: BaseException | None) -> list:
+        pool = BackendPool(Limits(connect_timeout_s=0.05), Connector(exc))
+        owner = Owner()
+        group = pool.group(None, ("10.0.0.1",), 80)
+        group.acquire(owner)
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if owner.got:
+                break
+        assert group.open == 0
+        return owner.got
+
+    assert asyncio.run(attempt(None)) == [("failed", "connect_timeout", False)]
+    assert asyncio.run(attempt(ConnectionRefusedError(111, "Connection refused"))) == \
+        [("failed", "connect_failed", False)]

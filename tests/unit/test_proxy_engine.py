@@ -215,3 +215,53 @@ def test_client_closing_mid_body_is_counted() -> None:
         return server
     server = asyncio.run(go())
     assert server.errors["client_closed"] == 1 and not server.connections
+
+
+def test_request_line_and_header_line_bounds() -> None:
+    """An ALB's bounds: the request line and one header each at most N bytes, apart from
+    the whole head's (0, the default, leaves only the head's: API Gateway's)."""
+    limits = Limits(max_head_bytes=4000, max_request_line_bytes=100, max_header_line_bytes=100)
+    personality = Recorder(limits=limits)
+    run(personality, b"GET /" + b"a" * 120 + b" HTTP/1.1\r\n\r\n")
+    assert [k for k, _ in personality.errors] == ["head_too_large"]
+    personality = Recorder(limits=limits)
+    run(personality, b"GET / HTTP/1.1\r\nX: " + b"b" * 120 + b"\r\n\r\n")
+    assert [k for k, _ in personality.errors] == ["head_too_large"]
+    personality = Recorder(limits=limits)
+    headers = b"".join(b"X-%d: %s\r\n" % (i, b"c" * 80) for i in range(10))
+    transport, _ = run(personality, b"GET /" + b"a" * 80 + b" HTTP/1.1\r\n" + headers + b"\r\n")
+    assert personality.errors == [] and transport.data.startswith(b"HTTP/1.1 200 OK")
+    personality = Recorder()                      # no separate bounds by default
+    transport, _ = run(personality, b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n\r\n")
+    assert personality.errors == [] and transport.data.startswith(b"HTTP/1.1 200 OK")
+
+
+def test_transfer_codings_other_than_chunked_or_identity_are_refused() -> None:
+    for coding in (b"gzip", b"gzip, chunked", b"x-custom"):
+        personality = Recorder()
+        transport, server = run(personality, b"POST / HTTP/1.1\r\nTransfer-Encoding: " + coding
+                                + b"\r\n\r\n0\r\n\r\n")
+        assert [k for k, _ in personality.errors] == ["unsupported_transfer_coding"], coding
+        assert transport.closed and server.errors["unsupported_transfer_coding"] == 1
+    personality = Recorder()
+    transport, _ = run(personality, b"POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n")
+    assert personality.errors == [] and transport.data.startswith(b"HTTP/1.1 200 OK")
+
+
+def test_a_client_leaving_during_its_exchange_is_told_to_the_personality() -> None:
+    group = Group(answers=False)
+
+    class Told(Recorder):
+        def closed(self, request, forward, detail) -> None:
+            self.errors.append(("closed", request))
+
+    personality = Told(group)
+
+    async def go():
+        conn, transport, server = connected(personality)
+        conn.data_received(b"GET /slow HTTP/1.1\r\n\r\n")
+        conn.connection_lost(ConnectionResetError("reset"))
+        return server
+    server = asyncio.run(go())
+    assert [(k, r.target) for k, r in personality.errors] == [("closed", "/slow")]
+    assert server.errors["client_closed"] == 1 and group.waiting == []

@@ -141,4 +141,4 @@ def test_validate_counts_the_privatelink_resources(capsys) -> None:
     from dataplane.cli.main import main
     assert main(["validate", str(EXAMPLE)]) == 0
     assert capsys.readouterr().out.strip() == (
-        "OK: lab pl: 2 VPCs, 4 subnets, 3 instances, 1 load balancer, 1 endpoint service, 1 endpoint")
+        "OK: lab pl: 2 VPCs, 4 subnets, 3 instances, 1 NLB, 1 endpoint service, 1 endpoint")

@@ -20,8 +20,8 @@ never reached a target (or the target never answered); `target:port`,
 `target_status_code` and `target_group_arn` are `-` without a target; `request` is
 `METHOD scheme://host:port/path?query HTTP/1.1` with the listener's port; `-` for no
 user agent, no TLS (cipher and protocol as OpenSSL names them, e.g.
-`ECDHE-ECDSA-AES128-GCM-SHA256 TLSv1.2`), no domain (SNI is not recorded), no certificate
-ARN (the lab's certificate has none); `matched_rule_priority` is the rule's priority, 0
+`ECDHE-ECDSA-AES128-GCM-SHA256 TLSv1.2`), no domain (`domain_name` is the SNI name an
+HTTPS client sent), no certificate ARN (the lab's certificate has none); `matched_rule_priority` is the rule's priority, 0
 for the default action, `-` when no rule was evaluated (a request refused before
 routing); `actions_executed` is `forward`, `fixed-response` or `redirect`, `-` before
 routing. `error_reason` and the classification fields (desync mitigation) are `-`; the
@@ -40,12 +40,15 @@ def _second(second: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
 
 
-_iso_second = PerSecond(_second)
+# one cache per field: a request's creation time and its log time alternate, and each
+# stays in one second for many requests
+_sent_second = PerSecond(_second)
+_created_second = PerSecond(_second)
 
 
-def iso_time(t: float) -> str:
+def iso_time(t: float, second: PerSecond = _sent_second) -> str:
     """`2026-12-03T12:00:00.123456Z`."""
-    return f"{_iso_second(t)}.{int((t % 1) * 1_000_000):06d}Z"
+    return f"{second(t)}.{int((t % 1) * 1_000_000):06d}Z"
 
 
 def seconds(value: float | None) -> str:
@@ -64,15 +67,15 @@ def quoted(text: str | None) -> str:
 def line(*, type: str, now: float, elb: str, client: str, target: str | None,
          request_time: float | None, target_time: float | None, response_time: float | None,
          elb_status: int, target_status: int | None, received: int, sent: int,
-         request: str, user_agent: str | None, tls: tuple[str, str] | None,
+         request: str, user_agent: str | None, tls: tuple[str, str, str | None] | None,
          target_group_arn: str | None, trace: str | None, rule_priority: int | None,
          created: float, action: str | None, redirect_url: str | None) -> str:
-    cipher, protocol = tls if tls else ("-", "-")
+    cipher, protocol, domain = tls if tls else ("-", "-", None)
     status = "-" if target_status is None else str(target_status)
     return (f"{type} {iso_time(now)} {elb} {client} {target or '-'} {seconds(request_time)} "
             f"{seconds(target_time)} {seconds(response_time)} {elb_status} {status} "
             f"{received} {sent} {quoted(request)} {quoted(user_agent)} {cipher} {protocol} "
-            f"{target_group_arn or '-'} {quoted(trace)} \"-\" \"-\" "
-            f"{'-' if rule_priority is None else rule_priority} {iso_time(created)} "
+            f"{target_group_arn or '-'} {quoted(trace)} {quoted(domain)} \"-\" "
+            f"{'-' if rule_priority is None else rule_priority} {iso_time(created, _created_second)} "
             f"{quoted(action)} {quoted(redirect_url)} \"-\" {quoted(target)} "
             f"\"{status}\" \"-\" \"-\"\n")

@@ -15,7 +15,7 @@ template that fits AWS's captures byte for byte: 132 bytes for 504):
 | 460 | (none) | `client_closed`: never sent (the client is gone), written to the access log |
 | 463 | (none) | X-Forwarded-For with more than 30 addresses |
 | 501 | Not Implemented | `unsupported_transfer_coding` |
-| 502 | Bad Gateway | `connect_failed`, `backend_closed`, `backend_bad_response`, `response_too_large` |
+| 502 | Bad Gateway | `connect_failed`, `backend_closed`, `backend_bad_response` (junk, a response head over 32 K), `response_too_large` |
 | 503 | Service Temporarily Unavailable | no registered targets (or every weight 0) |
 | 504 | Gateway Time-out | `connect_timeout` (10 s), `timeout` (no response within the idle timeout) |
 

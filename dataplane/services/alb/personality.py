@@ -43,10 +43,12 @@ CONNECT_TIMEOUT_S = 10.0
 
 def limits_for(config: AlbConfig) -> Limits:
     """The engine's bounds for an ALB node: AWS's 16 K request line, 16 K header line,
-    64 K of headers; the idle timeout for reading a request and for idle clients."""
+    64 K of headers, 32 K of response headers (502 over it); the idle timeout for reading
+    a request and for idle clients."""
     idle = float(config.idle_timeout)
     return Limits(max_head_bytes=64 * 1024, max_request_line_bytes=16 * 1024,
-                  max_header_line_bytes=16 * 1024, max_body_bytes=MAX_BODY_BYTES,
+                  max_header_line_bytes=16 * 1024, max_response_head_bytes=32 * 1024,
+                  max_body_bytes=MAX_BODY_BYTES,
                   header_timeout_s=idle, body_timeout_s=idle, idle_timeout_s=idle,
                   connect_timeout_s=CONNECT_TIMEOUT_S)
 
@@ -281,7 +283,7 @@ class Alb(Personality):
             request_time=0.0 if action else None, target_time=0.0 if action else None,
             response_time=0.0 if action else None, elb_status=status, target_status=None,
             received=received, sent=sent, request=request_line, user_agent=user_agent,
-            tls=request.tls or None, target_group_arn=group.arn if group else None,
+            tls=_tls(request), target_group_arn=group.arn if group else None,
             trace=None, rule_priority=priority, created=request.time, action=action,
             redirect_url=location))
 
@@ -296,7 +298,7 @@ class Alb(Personality):
             response_time=None if answered is None else time.monotonic() - answered,
             elb_status=elb_status, target_status=target_status, received=exchange.received,
             sent=sent, request=exchange.request_line, user_agent=exchange.user_agent,
-            tls=request.tls or None, target_group_arn=exchange.group.arn,
+            tls=_tls(request), target_group_arn=exchange.group.arn,
             trace=exchange.trace, rule_priority=exchange.priority, created=request.time,
             action="forward", redirect_url=None))
 
@@ -336,3 +338,8 @@ class Alb(Personality):
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
+
+
+def _tls(request: Request) -> tuple[str, str, str | None] | None:
+    """The connection's (cipher, protocol, SNI name) for the log, if it is TLS and known."""
+    return request.tls if request.tls.__class__ is tuple else None

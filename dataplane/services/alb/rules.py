@@ -78,9 +78,18 @@ class View:
         return table.get(lname, ())  # type: ignore[return-value]
 
     def query_pairs(self) -> list[tuple[str, str]]:
-        if self._pairs is None:
-            self._pairs = parse_qsl(self.query, keep_blank_values=True) if self.query else []
-        return self._pairs
+        pairs = self._pairs
+        if pairs is None:
+            query = self.query
+            if not query:
+                pairs = []
+            elif "%" in query or "+" in query:       # something to decode
+                pairs = parse_qsl(query, keep_blank_values=True)
+            else:
+                pairs = [(key, value) for key, _, value in
+                         (part.partition("=") for part in query.split("&") if part)]
+            self._pairs = pairs
+        return pairs
 
     def address(self) -> Any:
         if self._address is None:

@@ -45,13 +45,11 @@ import itertools
 import random
 
 from dataplane.services.proxy import http as proxy_http
-from dataplane.services.proxy.http import HOP_BY_HOP, PerSecond, http_date, status_line  # noqa: F401
+from dataplane.services.proxy.http import HOP_BY_HOP, http_date, status_line
 
-REST_DROPPED = frozenset({
-    "connection", "content-length", "content-md5", "expect", "max-forwards",
-    "proxy-authenticate", "server", "te", "transfer-encoding", "trailer", "upgrade",
-    "www-authenticate", "keep-alive", "proxy-connection", "host", "x-forwarded-port",
-    "x-forwarded-proto"})
+REST_DROPPED = HOP_BY_HOP | {"content-length", "content-md5", "expect", "max-forwards",
+                             "proxy-authenticate", "server", "www-authenticate", "host",
+                             "x-forwarded-port", "x-forwarded-proto"}
 HTTP_DROPPED = HOP_BY_HOP | {"content-length", "expect", "host", "x-forwarded-port",
                              "x-forwarded-proto"}
 REST_REMAPPED = {"connection": "x-amzn-Remapped-Connection",

@@ -45,6 +45,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _HeadTooLarge(Exception):
+    pass
+
+
 class BackendConnection(asyncio.Protocol):
     """One connection to one backend address; serves one exchange at a time."""
 
@@ -58,6 +62,8 @@ class BackendConnection(asyncio.Protocol):
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
         self._body_len = 0
+        self._head_bytes = 0            # header bytes of the response (bounded if the limit is set)
+        self._raw_head = 0              # bytes received while its head was incomplete
         self._got_bytes = False
         self._head_only = False
         self._head_done = False
@@ -88,21 +94,38 @@ class BackendConnection(asyncio.Protocol):
             if isinstance(exc.__context__, _TooLarge):
                 self._fail("response_too_large", f"{self.address}:{self.group.port}: more than "
                            f"{self.group.pool.limits.max_body_bytes} bytes")
+            elif isinstance(exc.__context__, _HeadTooLarge):
+                self._fail("backend_bad_response", f"{self.address}:{self.group.port}: a "
+                           f"response head over "
+                           f"{self.group.pool.limits.max_response_head_bytes} bytes")
             else:
                 raise
         except httptools.HttpParserError as exc:
             self._fail("backend_bad_response", f"{self.address}:{self.group.port}: {exc}")
         except httptools.HttpParserUpgrade:   # after a 101, failed above: just close
             self._fail("backend_bad_response", f"{self.address}:{self.group.port}: an upgrade")
+        else:
+            bound = self.group.pool.limits.max_response_head_bytes
+            if bound and self.owner is not None and not self._head_done:
+                self._raw_head += len(data)      # a header that never ends is bounded too
+                if self._raw_head > bound + 1024:
+                    self._fail("backend_bad_response", f"{self.address}:{self.group.port}: "
+                               f"a response head over {bound} bytes")
 
     # -- httptools --------------------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        bound = self.group.pool.limits.max_response_head_bytes
+        if bound:
+            self._head_bytes += len(name) + len(value) + 4
+            if self._head_bytes > bound:
+                raise _HeadTooLarge()
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
         if status < 200 and status != 101:       # an interim response (100 Continue): wait on
             self._headers = []
+            self._head_bytes = self._raw_head = 0
             return
         self._head_done = True
         if self._head_only:
@@ -131,6 +154,7 @@ class BackendConnection(asyncio.Protocol):
         self._headers = []
         self._body = []
         self._body_len = 0
+        self._head_bytes = self._raw_head = 0
         self._got_bytes = False
         self._head_only = head_only
         self._head_done = False

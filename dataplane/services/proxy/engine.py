@@ -131,7 +131,7 @@ class ProxyServer:
 class ClientConnection(asyncio.Protocol):
     """One client connection (see the module docstring for the life of a request)."""
 
-    def __init__(self, server: ProxyServer, tls: bool | tuple[str, str]) -> None:
+    def __init__(self, server: ProxyServer, tls: bool | tuple) -> None:
         self.server = server
         self.personality = server.personality
         self.limits = server.limits
@@ -174,8 +174,8 @@ class ClientConnection(asyncio.Protocol):
         if self.tls:
             ssl_object = transport.get_extra_info("ssl_object")
             cipher = ssl_object.cipher() if ssl_object is not None else None
-            if cipher:
-                self.tls = (cipher[0], cipher[1])     # e.g. ECDHE-ECDSA-AES128-GCM-SHA256, TLSv1.2
+            if cipher:                  # e.g. ECDHE-ECDSA-AES128-GCM-SHA256, TLSv1.2, the SNI name
+                self.tls = (cipher[0], cipher[1], getattr(ssl_object, "sni_name", None))
         self.server.connections.add(self)
         self.server.accepted += 1
         self.deadline = self.loop.time() + self.limits.idle_timeout_s

@@ -59,6 +59,8 @@ class Limits:
       one header's name and value, each (0: bounded only by `max_head_bytes`; an ALB
       refuses either over 16 K);
     * `max_body_bytes`: a request (or response) body held in memory;
+    * `max_response_head_bytes`: a backend's status line and headers (0: unbounded, as
+      API Gateway's; an ALB answers 502 to a response header over 32 K);
     * `header_timeout_s`: from a request's first byte to its last header (slowloris);
     * `body_timeout_s`: from the last header to the last body byte;
     * `idle_timeout_s`: a keep-alive client connection with no request in progress;
@@ -69,6 +71,7 @@ class Limits:
     max_head_bytes: int = 10_240
     max_request_line_bytes: int = 0
     max_header_line_bytes: int = 0
+    max_response_head_bytes: int = 0
     max_body_bytes: int = 10 * 1024 * 1024
     header_timeout_s: float = 10.0
     body_timeout_s: float = 30.0
@@ -86,7 +89,7 @@ class Request:
 
     def __init__(self, method: str, target: str, version: str, headers: list[tuple[str, str]],
                  keep_alive: bool, client: tuple[str, int], local: tuple[str, int],
-                 tls: bool | tuple[str, str],
+                 tls: bool | tuple[str, str, str | None],
                  time: float, started: float) -> None:
         self.method = method
         self.target = target            # the request-target as sent: path and query
@@ -96,7 +99,9 @@ class Request:
         self.keep_alive = keep_alive    # the engine closes after the response if False
         self.client_ip, self.client_port = client
         self.local_ip, self.local_port = local
-        self.tls = tls                  # False, or (cipher, protocol) as OpenSSL names them
+        # False, or (cipher, protocol, SNI name or None), cipher and protocol as OpenSSL
+        # names them (ECDHE-ECDSA-AES128-GCM-SHA256, TLSv1.2)
+        self.tls = tls
         self.time = time                # wall clock (time.time()) when the head was complete
         self.started = started          # the loop's clock then, for latencies
         self.context: Any = None        # the personality's own, from route() to response()
