@@ -35,6 +35,7 @@ USER_AGENT = "ELB-HealthChecker/2.0"
 MISMATCH = "Target.ResponseCodeMismatch"
 TIMEOUT = ("Target.Timeout", "Request timed out")
 FAILED = ("Target.FailedHealthChecks", "Health checks failed")
+STOP_WAIT_S = 0.5        # bounded: the node must be gone within a second of SIGTERM
 
 
 def check_request(path: str, ip: str, port: int) -> bytes:
@@ -53,15 +54,18 @@ def status_of(line: bytes) -> int | None:
 
 async def check_once(ip: str, port: int, path: str, timeout: float) -> int | None:
     """The status one check got: the connection closed after the status line. Raises
-    asyncio.TimeoutError (nothing in time) or OSError (refused, reset)."""
-    async def exchange() -> int | None:
+    TimeoutError (nothing in time) or OSError (refused, reset).
+
+    `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` can swallow a
+    cancellation that arrives as the inner call finishes, and a check task cancelled at
+    shutdown would then run on (and keep the node from exiting)."""
+    async with asyncio.timeout(timeout):
         reader, writer = await asyncio.open_connection(ip, port)
         try:
             writer.write(check_request(path, ip, port))
             return status_of(await reader.readline())
         finally:
             writer.close()
-    return await asyncio.wait_for(exchange(), timeout)
 
 
 class HealthChecker:
@@ -71,6 +75,7 @@ class HealthChecker:
         self.groups = groups
         self.tasks: list[asyncio.Task] = []
         self.checks = 0
+        self.stopping = False
 
     def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -84,11 +89,11 @@ class HealthChecker:
         codes = check.codes
         port = check.port or target.port
         loop = asyncio.get_running_loop()
-        while True:
+        while not self.stopping:
             started = loop.time()
             try:
                 status = await check_once(target.ip, port, check.path, check.timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 group.record(target, False, *TIMEOUT)
             except OSError:
                 group.record(target, False, *FAILED)
@@ -104,8 +109,10 @@ class HealthChecker:
             await asyncio.sleep(max(0.0, started + check.interval - loop.time()))
 
     async def stop(self) -> None:
+        """Ends every check task (a check in flight is abandoned, its socket closed)."""
+        self.stopping = True
         for task in self.tasks:
             task.cancel()
         if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+            await asyncio.wait(self.tasks, timeout=STOP_WAIT_S)
         self.tasks.clear()
