@@ -15,15 +15,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import ssl
 import sys
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, TextIO, TypeVar
 
 from dataplane.compile.spec import SpecError
 from dataplane.forwarder.control import answer
 
 ConfigError = SpecError
+T = TypeVar("T")
 
 
 def read_config(prog: str, path: str) -> Any:
@@ -36,6 +38,28 @@ def read_config(prog: str, path: str) -> Any:
     except ValueError as exc:
         print(f"{prog}: {path}: not JSON: {exc}", file=sys.stderr)
     return None
+
+
+def read_keyed(read: Callable[[dict], T], doc: dict, key: str, what: str) -> T:
+    """`read(doc)` for a configuration whose `key` is an object of records keyed by name
+    (`"links": {"app-link": {...}}`): each record is read with its `name`, as a list, and
+    an error inside one is named by its key (`links.app-link.state`, not `links[1].state`).
+    `what` says what the object should hold, for the error when it is not an object."""
+    keyed = doc.get(key)
+    if not isinstance(keyed, dict):
+        raise ConfigError(key, f"{keyed!r} is not an object ({what})")
+    names = list(keyed)
+    listed = [{"name": name, **record} if isinstance(record, dict) else record
+              for name, record in keyed.items()]
+    try:
+        return read({**doc, key: listed})
+    except ConfigError as exc:
+        match = re.match(rf"{re.escape(key)}\[(\d+)\]\.?(.*)", exc.path)
+        if not match:
+            raise
+        rest = match.group(2)
+        raise ConfigError(f"{key}.{names[int(match.group(1))]}" + (f".{rest}" if rest else ""),
+                          exc.problem) from None
 
 
 def tls_context(cert: str, key: str, field: str) -> ssl.SSLContext:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dataplane.compile.spec import Address, Record, SpecError
+from dataplane.services.serving import read_keyed
 
 CONDITION_FIELDS = ("host-header", "path-pattern", "http-header", "http-request-method",
                     "query-string", "source-ip")
@@ -316,22 +317,7 @@ class AlbConfig(Record):
         """Reads the contract's JSON, whose `target_groups` is an object keyed by name."""
         if not isinstance(doc, dict):
             raise SpecError("", f"{doc!r} is not an object")
-        groups = doc.get("target_groups")
-        if not isinstance(groups, dict):
-            raise SpecError("target_groups", f"{groups!r} is not an object (name: target group)")
-        names = list(groups)
-        listed = [{"name": name, **group} if isinstance(group, dict) else group
-                  for name, group in groups.items()]
-        try:
-            return super().from_json({**doc, "target_groups": listed})
-        except SpecError as exc:
-            match = re.match(r"target_groups\[(\d+)\]\.?(.*)", exc.path)
-            if match:
-                name = names[int(match.group(1))]
-                raise SpecError(f"target_groups.{name}" + (f".{match.group(2)}"
-                                                           if match.group(2) else ""),
-                                exc.problem) from None
-            raise
+        return read_keyed(super().from_json, doc, "target_groups", "name: target group")
 
     def group(self, name: str) -> TargetGroup:
         return next(group for group in self.target_groups if group.name == name)

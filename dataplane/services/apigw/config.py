@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 
 from dataplane.compile.spec import Address, Count, Record, SpecError
+from dataplane.services.serving import read_keyed
 
 ConfigError = SpecError
 
@@ -215,21 +216,7 @@ class ApigwConfig(Record):
     def from_json(cls, doc: object) -> "ApigwConfig":
         """Reads the contract's JSON, whose `links` is an object keyed by link name."""
         if isinstance(doc, dict) and "links" in doc:
-            links = doc["links"]
-            if not isinstance(links, dict):
-                raise SpecError("links", f"{links!r} is not an object (link name: link)")
-            names = list(links)
-            listed = [{"name": name, **link} if isinstance(link, dict) else link
-                      for name, link in links.items()]
-            try:
-                return super().from_json({**doc, "links": listed})
-            except SpecError as exc:
-                match = re.match(r"links\[(\d+)\]\.?(.*)", exc.path)
-                if match:
-                    name = names[int(match.group(1))]
-                    raise SpecError(f"links.{name}" + (f".{match.group(2)}" if match.group(2)
-                                                        else ""), exc.problem) from None
-                raise
+            return read_keyed(super().from_json, doc, "links", "link name: link")
         return super().from_json(doc)
 
     def link(self, name: str) -> Link:
