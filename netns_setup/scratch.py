@@ -3,11 +3,12 @@
 A test or a benchmark run that needs a few namespaces wired by veths — not a lab — makes
 them with one `Scratch`. Every namespace it makes is named `<root><pid>-<role>`: `root`
 says whose it is (`vb-` bench/e2e, `vx-` bench/afxdp, `tio-` the forwarder's root tests,
-`vg-` bench/apigw, `tsc-` the test of this module), `pid` is the process that made it, so parallel runs and
-the leftovers of a killed run are told apart, and `role` is the caller's word for it
-(`gen`, `fwd`, `cli`…). A namespace's `lo` carries the altname `scratch.<namespace>` and
-each veth end `scratch.<namespace>.<ifname>`: never `vpclab.…`, so a lab's cleanup,
-which removes only what carries its own mark, never takes a scratch namespace for a lab's.
+`vg-` bench/apigw, `bal-` its ALB scenario, `tsc-` the test of this module), `pid` is the
+process that made it, so parallel runs and the leftovers of a killed run are told apart,
+and `role` is the caller's word for it (`gen`, `fwd`, `cli`…). A namespace's `lo` carries
+the altname `scratch.<namespace>` and each veth end `scratch.<namespace>.<ifname>`: never
+`vpclab.…`, so a lab's cleanup, which removes only what carries its own mark, never takes
+a scratch namespace for a lab's.
 
 The objects are made by kernel.py's `ensure_*`, which wait until the kernel shows them;
 a veth is created inside its first namespace with the peer put straight into the second,
@@ -42,9 +43,9 @@ class ScratchError(ValueError):
     """A scratch topology was asked for something it does not do; says what."""
 
 
-# Roots of the benchmarks' scratch runs (bench/e2e, bench/afxdp, bench/apigw): `vpclab
-# cleanup` removes what killed runs of theirs left, without importing bench.
-BENCH_RUN_ROOTS = ("vb-", "vx-", "vg-")
+# Roots of the benchmarks' scratch runs (bench/e2e, bench/afxdp, bench/apigw and its ALB
+# scenario): `vpclab cleanup` removes what killed runs of theirs left, without importing bench.
+BENCH_RUN_ROOTS = ("vb-", "vx-", "vg-", "bal-")
 # bench/apigw's labs are named `bgw-<pid>`: `vpclab cleanup` takes down one whose run is gone.
 BENCH_LAB_ROOT = "bgw-"
 

@@ -13,11 +13,11 @@ from bench.e2e import topo
 from dataplane.lab import state_labs
 from netns_setup import kernel, scratch
 
-from . import lab, proxy, report
+from . import alb, lab, proxy, report
 from .measure import Timing
 from .tools import MAX_RUN_S, BenchError, write_wrk_script
 
-SCENARIOS = ("proxy", "lab")
+SCENARIOS = ("proxy", "lab", "alb")
 
 
 def settings(args: argparse.Namespace) -> tuple[Timing, int]:
@@ -33,7 +33,7 @@ def settings(args: argparse.Namespace) -> tuple[Timing, int]:
 
 def cleanup() -> list[str]:
     """The namespaces and labs of runs that are gone."""
-    removed = scratch.remove_runs((proxy.RUN_ROOT,), only_dead=True)
+    removed = scratch.remove_runs((proxy.RUN_ROOT, alb.RUN_ROOT), only_dead=True)
     for name in state_labs():
         if scratch.dead_bench_lab(name):
             lab.take_down(name)
@@ -42,7 +42,7 @@ def cleanup() -> list[str]:
 
 
 def leftovers() -> list[str]:
-    mine = scratch.Scratch(proxy.RUN_ROOT).prefix
+    mine = tuple(scratch.Scratch(root).prefix for root in (proxy.RUN_ROOT, alb.RUN_ROOT))
     return ([ns for ns in kernel.list_netns() if ns.startswith(mine)] +
             [f"lab {name}" for name in state_labs() if name == lab.lab_name()])
 
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--out", help="results directory (default bench/results/apigw-<timestamp>)")
     parser.add_argument("--cleanup", action="store_true",
-                        help="remove what killed runs left (vg-<pid>-* namespaces, bgw-<pid> labs) and exit")
+                        help="remove what killed runs left (vg-/bal-<pid>-* namespaces, bgw-<pid> labs) and exit")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("bench.apigw: needs root (it creates network namespaces and a lab)", file=sys.stderr)
@@ -90,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if name == "proxy":
                     results[name] = proxy.run(workdir, out, timing, script, profile_s)
+                elif name == "alb":
+                    results[name] = alb.run(workdir, out, timing, script, profile_s)
                 else:
                     results[name] = lab.run(workdir, timing, script)
             except BenchError as exc:

@@ -13,7 +13,7 @@ of the CPU the front end used.
   libc (system calls: send, recv, epoll, and memcpy), uvloop's C event loop, httptools'
   C parser, or, for Python code and the interpreter running it, the innermost Python
   frame's package: the proxy engine (dataplane/services/proxy), API Gateway's logic
-  (dataplane/services/apigw), asyncio, or another part of the standard library.
+  (dataplane/services/apigw), the ALB's (dataplane/services/alb), asyncio, or another part of the standard library.
 * **by our function**: the innermost dataplane/ frame of each sample, with everything
   below it (the C it called): which of our functions the time is spent for.
 * **by leaf**: the innermost frames themselves (self time).
@@ -27,10 +27,11 @@ import shutil
 import subprocess
 import sys
 import time
+from typing import Callable
 
 from bench.e2e.topo import popen
 
-from .tools import LOAD_CPU, BenchError, Contender, in_ns_argv, stop
+from .tools import LOAD_CPU, BenchError, Contender, in_ns_argv, stop, wrk_env
 
 RATE_HZ = 200
 TOP = 12
@@ -50,6 +51,7 @@ LAYERS = (  # (layer, test on the innermost native frame's library or C source f
 PY_LAYERS = (
     ("proxy engine (services/proxy, Python)", "services/proxy/"),
     ("API Gateway's logic (services/apigw, Python)", "services/apigw/"),
+    ("the ALB's logic (services/alb, Python)", "services/alb/"),
     ("asyncio / uvloop (Python)", "asyncio/"),
     ("other dataplane Python", "dataplane/"),
 )
@@ -70,7 +72,8 @@ def record(c: Contender, seconds: int, script: str, raw_path: str) -> dict:
     """Samples `c`'s process for `seconds` while wrk loads it; the summary (`summarise`)."""
     load = popen(in_ns_argv(c.client_ns, ["wrk", "-t1", "-c50", f"-d{seconds + 2}s", "-s", script,
                                           "-H", f"Host: {c.host}", c.url], cpu=LOAD_CPU),
-                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                 env=wrk_env(script))
     try:
         time.sleep(1)
         argv = ["taskset", "-c", str(LOAD_CPU), py_spy(), "record", "-p", str(c.pid),
@@ -85,6 +88,19 @@ def record(c: Contender, seconds: int, script: str, raw_path: str) -> dict:
         summary = summarise(f.read().splitlines())
     summary.update(seconds=seconds, rate_hz=RATE_HZ, raw=os.path.basename(raw_path))
     return summary
+
+
+def record_cases(cases: list, seconds: int, script: str, out: str, stem: str,
+                 say: Callable[[str], None]) -> dict:
+    """`record` of each case's second contender (the service beside haproxy), raw samples
+    to `out/<stem>-<protocol>.txt`; keyed "<contender>, <protocol>"."""
+    profiles = {}
+    for case in cases:
+        c = case.contenders[1]
+        say(f"  profiling {c.name}: {case.path}, {case.protocol}, {seconds} s")
+        profiles[f"{c.name}, {case.protocol}"] = record(
+            c, seconds, script, os.path.join(out, f"{stem}-{case.protocol}.txt"))
+    return profiles
 
 
 def parse(line: str) -> tuple[list[str], int]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from typing import Callable
 
 from dataplane.lab import ca
@@ -29,7 +28,7 @@ from netns_setup.scratch import Scratch
 from . import profile as profiling
 from .measure import Case, Timing, run_cases
 from .tools import (LOAD_CPU, PROXY_CPU, BenchError, Contender, ProxyFrontend, Server,
-                    backend_config, front_end_stats, proxy_config, start_front_end,
+                    backend_config, curl, front_end_stats, proxy_config, start_front_end,
                     start_haproxy, stop, write_pem)
 
 RUN_ROOT = "vg-"
@@ -75,14 +74,25 @@ def front_end_config(workdir: str, proxy_ns: str, cert: str, key: str) -> dict:
 
 def check_answers(ns: str, c: Contender) -> None:
     """One request with curl before any load: 200 and the backend's body, or a clear error."""
-    argv = ["curl", "-sS", "-k", "--tls-max", "1.2", "-m", "5", "-H", f"Host: {c.host}",
-            "-w", "\n%{http_code}", c.url]
-    out = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", *argv], capture_output=True,
-                         text=True, timeout=15)
-    body, _, code = out.stdout.rpartition("\n")
-    if code != "200" or "hello from backend" not in body:
-        raise BenchError(f"{c.name} did not proxy {c.url} (Host {c.host}): HTTP {code or '-'} "
-                         f"{body.strip()[:200]!r} {out.stderr.strip()[:200]}")
+    answer = curl(ns, c.url, c.host)
+    if answer.status != 200 or "hello from backend" not in answer.body:
+        raise BenchError(f"{c.name} did not proxy {c.url} (Host {c.host}): HTTP "
+                         f"{answer.status or '-'} {answer.body.strip()[:200]!r} {answer.error}")
+
+
+def chain(scratch: Scratch, middle: str, client_ip: str, middle_client_side: str,
+          middle_backend_side: str, backend_ips: list[str]) -> tuple[str, str, str]:
+    """Namespaces `cli` → `middle` → `back` (all /24s): the client's eth0 to the middle's
+    cli0, the backend's eth0 (holding every address of `backend_ips`) to its back0."""
+    cli, mid, back = (scratch.namespace(r) for r in ("cli", middle, "back"))
+    scratch.veth(cli, "eth0", mid, "cli0")
+    scratch.veth(back, "eth0", mid, "back0")
+    scratch.address(cli, "eth0", client_ip, 24)
+    scratch.address(mid, "cli0", middle_client_side, 24)
+    scratch.address(mid, "back0", middle_backend_side, 24)
+    for ip in backend_ips:
+        scratch.address(back, "eth0", ip, 24)
+    return cli, mid, back
 
 
 def run(workdir: str, out: str, timing: Timing, script: str, profile_s: int,
@@ -92,13 +102,8 @@ def run(workdir: str, out: str, timing: Timing, script: str, profile_s: int,
     scratch = Scratch(RUN_ROOT)
     procs = []
     try:
-        cli, proxy, back = (scratch.namespace(r) for r in ("cli", "proxy", "back"))
-        scratch.veth(cli, "eth0", proxy, "cli0")
-        scratch.veth(back, "eth0", proxy, "back0")
-        scratch.address(cli, "eth0", CLIENT_IP, 24)
-        scratch.address(proxy, "cli0", PROXY_CLIENT_SIDE, 24)
-        scratch.address(proxy, "back0", PROXY_BACKEND_SIDE, 24)
-        scratch.address(back, "eth0", BACKEND_IP, 24)
+        cli, proxy, back = chain(scratch, "proxy", CLIENT_IP, PROXY_CLIENT_SIDE,
+                                 PROXY_BACKEND_SIDE, [BACKEND_IP])
         say(f"proxy scenario: namespaces {cli}, {proxy}, {back}")
         certs = ca.make(workdir, "bench", "apigw", [f"*.execute-api.{REGION}.amazonaws.com"])
         pem = write_pem(certs["cert"], certs["key"], os.path.join(workdir, "haproxy.pem"))
@@ -136,13 +141,8 @@ def run(workdir: str, out: str, timing: Timing, script: str, profile_s: int,
                 check_answers(cli, c)
         rows = run_cases(cases, timing, script, say)
         stats = front_end_stats(config["socket"])
-        profiles = {}
-        if profile_s:
-            for case in cases:
-                c = case.contenders[1]
-                say(f"  profiling the front end: {c.name}, {case.protocol}, {profile_s} s")
-                profiles[f"{c.name}, {case.protocol}"] = profiling.record(
-                    c, profile_s, script, os.path.join(out, f"profile-{case.protocol}.txt"))
+        profiles = profiling.record_cases(cases, profile_s, script, out, "profile", say) \
+            if profile_s else {}
         return {"rows": rows, "front_end_stats": stats, "profiles": profiles,
                 "setup": {"namespaces": [cli, proxy, back], "front_end_config": config,
                           "haproxy_config": open(os.path.join(workdir, "proxy.cfg")).read(),

@@ -1,6 +1,7 @@
 """results.json and report.md of one run of bench/apigw: the machine, the method, the
-ratios of API Gateway's front end to haproxy with the issue's goals marked, every
-number with its range, the profile, and the front end's own counters."""
+ratios of API Gateway's front end and of the ALB node to haproxy with the issues' goals
+marked, every number with its range, the profiles, where the ALB scenario's haproxy
+differs from the node's rule set, and the services' own counters."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ import time
 
 from bench.e2e.report import host, tool_version
 
+from .alb_rules import DIFFERENCES
 from .measure import P99_GOAL, RPS_GOAL, failed_requests, ratios
 from .tools import CONNECTIONS, LOAD_CPU, NICE, PROXY_CPU
 
@@ -58,15 +60,15 @@ def readme_lines(res: dict) -> list[str]:
 def markdown(res: dict) -> str:
     m, st = res["machine"], res["settings"]
     out = [
-        "# API Gateway's front end against haproxy (bench/apigw)", "",
+        "# API Gateway's front end and the ALB node against haproxy (bench/apigw)", "",
         f"Run {res['started']}, {res['duration_s'] / 60:.1f} min; {m['cpus']} × {m['cpu']}, "
         f"{m['memory_gb']} GB, kernel {m['kernel']}, Python {m['python']}, commit {m['commit']}; "
         f"{m['haproxy']}; {m['wrk']}; load average at the end {' '.join(m['loadavg'])}.", "",
         f"Each proxy alone on CPU {m['proxy_cpu']} (`taskset`), wrk and the backend on CPU "
         f"{m['load_cpu']}, all at nice {NICE}; wrk `-t1 -c{CONNECTIONS}`, keep-alive, a {st['warmup_s']} s warm-up "
         f"(discarded) then a {st['seconds']} s measured run, {st['rounds']} interleaved round(s); "
-        f"medians [min–max]. Ratios: the front end's median over haproxy's of the same case. "
-        f"Goals (issue 10): req/s ≥ {RPS_GOAL['plain']}× plain, ≥ {RPS_GOAL['tls']}× TLS; "
+        f"medians [min–max]. Ratios: the front end's (the node's) median over haproxy's of the same case. "
+        f"Goals (issue 10, and issue 11 for the ALB alike): req/s ≥ {RPS_GOAL['plain']}× plain, ≥ {RPS_GOAL['tls']}× TLS; "
         f"p99 ≤ {P99_GOAL}×.", "",
         "## Ratios to haproxy", "",
         "| scenario | path | protocol | proxy | req/s | p50 | p99 | CPU µs/request | req/s goal | p99 goal |",
@@ -96,10 +98,14 @@ def markdown(res: dict) -> str:
         out += [f"| `{fn}` | {share:.1%} |" for fn, share in p["by_function"]]
         out += ["", "| leaf (self time) | share |", "|---|---|"]
         out += [f"| `{fn}` | {share:.1%} |" for fn, share in p["by_leaf"]]
+    if "alb" in res["setup"]:
+        out += ["", "## The ALB scenario's haproxy: where it differs from the node's rule set", ""]
+        out += [f"* {d}" for d in DIFFERENCES]
     out += ["", "## README lines", ""] + readme_lines(res)
     for name, stats in res["front_end_stats"].items():
         if stats:
-            out += ["", f"## The front end's counters after the {name} scenario", "", "```",
+            who = "The ALB node's" if name == "alb" else "The front end's"
+            out += ["", f"## {who} counters after the {name} scenario", "", "```",
                     json.dumps(stats, indent=1, sort_keys=True)[:3000], "```"]
     if res["errors"]:
         out += ["", "## Errors", ""] + [f"* {e}" for e in res["errors"]]

@@ -7,6 +7,9 @@ front end as a process, and a process's CPU time.
   microseconds straight from wrk's histogram (the same numbers `--latency` prints,
   without parsing units). Every request carries the API's `Host` header. A run is
   bounded by `-d` (at most MAX_RUN_S) and by a subprocess timeout a few seconds longer.
+  wrk's TLS is capped at TLS 1.2 by an OpenSSL configuration (OPENSSL_CONF, WRK_OPENSSL):
+  wrk has no option for it, and a server that also offers TLS 1.3 (an ALB node: "TLS 1.2
+  and later") is then measured at TLS 1.2 like haproxy and the front end, which offer only 1.2.
 * **haproxy** 2.6 (Debian), `nbthread 1`, with AWS-FACTS-HTTP Part 3's settings: the
   backend answers every request itself (`http-request return`, a 19-byte body), a proxy
   forwards to its servers over a keep-alive pool (`http-reuse always`) adding
@@ -61,6 +64,17 @@ end
 """
 
 
+WRK_OPENSSL = """openssl_conf = openssl_init
+[openssl_init]
+ssl_conf = ssl_sect
+[ssl_sect]
+system_default = system_default_sect
+[system_default_sect]
+MaxProtocol = TLSv1.2
+"""
+WRK_OPENSSL_FILE = "openssl-tls12.cnf"     # beside the Lua script
+
+
 class BenchError(RuntimeError):
     """A step of the benchmark failed; the message says which and why."""
 
@@ -68,10 +82,18 @@ class BenchError(RuntimeError):
 # -- wrk -------------------------------------------------------------------------------
 
 def write_wrk_script(workdir: str) -> str:
+    """wrk's Lua script, and beside it the OpenSSL configuration that caps its TLS at 1.2."""
+    with open(os.path.join(workdir, WRK_OPENSSL_FILE), "w") as f:
+        f.write(WRK_OPENSSL)
     path = os.path.join(workdir, "summary.lua")
     with open(path, "w") as f:
         f.write(WRK_LUA)
     return path
+
+
+def wrk_env(script: str) -> dict[str, str]:
+    """wrk's environment: OPENSSL_CONF names the TLS 1.2 cap written beside `script`."""
+    return {**os.environ, "OPENSSL_CONF": os.path.join(os.path.dirname(script), WRK_OPENSSL_FILE)}
 
 
 def in_ns_argv(ns: str, argv: list[str], cpu: int) -> list[str]:
@@ -86,7 +108,7 @@ def wrk(ns: str, url: str, host: str, seconds: int, script: str) -> dict:
     argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "2s", "--latency",
             "-s", script, "-H", f"Host: {host}", url]
     out = subprocess.run(in_ns_argv(ns, argv, cpu=LOAD_CPU), capture_output=True, text=True,
-                         timeout=seconds + 10)
+                         timeout=seconds + 10, env=wrk_env(script))
     line = next((l for l in out.stdout.splitlines() if l.startswith("WRKJSON ")), None)
     if out.returncode != 0 or line is None:
         raise BenchError(f"wrk {url} in {ns} failed ({out.returncode}): "
@@ -156,16 +178,22 @@ def pin(pid: int, cpu: int) -> None:
 
 # -- haproxy ---------------------------------------------------------------------------
 
-HAPROXY_HEAD = """global
+def haproxy_head(connect_s: int = 5, idle_s: int = 30, keep_alive_s: int = 60) -> str:
+    """`global` and `defaults`: one thread, HTTP mode, the timeouts (AWS-FACTS-HTTP Part 3's
+    by default; the ALB scenario passes its 10 s connect and its idle timeout)."""
+    return f"""global
     maxconn 4000
     nbthread 1
 defaults
     mode http
-    timeout connect 5s
-    timeout client 30s
-    timeout server 30s
-    timeout http-keep-alive 60s
+    timeout connect {connect_s}s
+    timeout client {idle_s}s
+    timeout server {idle_s}s
+    timeout http-keep-alive {keep_alive_s}s
 """
+
+
+HAPROXY_HEAD = haproxy_head()
 
 
 def backend_config(address: str, port: int) -> str:
@@ -248,15 +276,27 @@ def write_pem(cert: str, key: str, path: str) -> str:
 def start_front_end(ns: str, config_path: str, socket: str, cpu: int, log: str) -> subprocess.Popen:
     """`python -m dataplane.services.apigw --config FILE` in `ns`, pinned to `cpu`; returns once
     its control socket answers."""
-    argv = [sys.executable, "-m", "dataplane.services.apigw", "--config", config_path]
+    return start_service(ns, "dataplane.services.apigw", config_path, socket, cpu, log,
+                         "API Gateway's front end")
+
+
+def start_service(ns: str, module: str, config_path: str, socket: str, cpu: int, log: str,
+                  what: str) -> subprocess.Popen:
+    """`python -m MODULE --config FILE` (a vpclab service: the front end, an ALB node) in
+    `ns`, pinned to `cpu`; returns once its control socket answers `ping`."""
+    argv = [sys.executable, "-m", module, "--config", config_path]
     with open(log, "ab") as out:
         proc = popen(in_ns_argv(ns, argv, cpu=cpu), stdout=out, stderr=subprocess.STDOUT,
                      start_new_session=True)
-    wait_front_end(socket, proc.pid, log)
+    try:
+        wait_service(socket, proc.pid, log, what)
+    except BenchError:
+        stop(proc)
+        raise
     return proc
 
 
-def wait_front_end(socket: str, pid: int, log: str) -> None:
+def wait_service(socket: str, pid: int, log: str, what: str) -> None:
     deadline = time.monotonic() + FRONT_END_READY_S
     while True:
         try:
@@ -265,14 +305,41 @@ def wait_front_end(socket: str, pid: int, log: str) -> None:
         except (control.ControlError, OSError):
             if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE \
                     or time.monotonic() > deadline:
-                raise BenchError(f"API Gateway's front end did not answer on {socket}: {tail(log)}")
+                raise BenchError(f"{what} did not answer on {socket}: {tail(log)}")
             time.sleep(0.05)
 
 
-def front_end_stats(socket: str) -> dict:
-    reply = control.call(socket, "stats", timeout=5)
+def front_end_stats(socket: str, command: str = "stats") -> dict:
+    """A control-socket reply (`stats`, or an ALB node's `health`) without its `ok`."""
+    reply = control.call(socket, command, timeout=5)
     reply.pop("ok", None)
     return reply
+
+
+@dataclass
+class Answer:
+    """One HTTP answer as curl saw it."""
+    status: int | None          # None: no answer (curl's message in `error`)
+    headers: dict[str, str]     # names in lower case
+    body: str
+    error: str = ""
+
+
+def curl(ns: str, url: str, host: str, method: str = "GET",
+         headers: tuple[str, ...] = ()) -> Answer:
+    """One request with curl from namespace `ns` (TLS 1.2, certificate not checked,
+    redirects not followed), bounded to 5 s."""
+    argv = ["curl", "-sS", "-k", "--tls-max", "1.2", "-m", "5", "-D", "-", "-X", method,
+            "-H", f"Host: {host}", *[a for h in headers for a in ("-H", h)], url]
+    out = subprocess.run(["nsenter", f"--net=/run/netns/{ns}", *argv], capture_output=True,
+                         text=True, timeout=15)
+    head, _, body = out.stdout.replace("\r\n", "\n").partition("\n\n")
+    lines = head.splitlines()
+    if out.returncode != 0 or not lines or len(lines[0].split()) < 2:
+        return Answer(None, {}, body, out.stderr.strip()[:200] or f"curl exited {out.returncode}")
+    fields = dict(line.split(":", 1) for line in lines[1:] if ":" in line)
+    return Answer(int(lines[0].split()[1]), {k.strip().lower(): v.strip() for k, v in fields.items()},
+                  body)
 
 
 def stop(proc: subprocess.Popen) -> None:
