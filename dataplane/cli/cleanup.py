@@ -6,7 +6,7 @@ their links and nftables tables), files. Without arguments it takes only labs wh
 `up`/`down` never finished and marked namespaces no state mentions; a LAB name takes
 that lab whatever its state; `--all` takes every vpclab lab, running ones too. Anything
 without a vpclab mark or state entry is left alone. It also removes what killed
-benchmark runs left (`vb-<pid>-…`/`vx-<pid>-…`/`vg-<pid>-…` namespaces whose process is
+benchmark runs left (`vb-<pid>-…`/`vx-<pid>-…`/`vg-<pid>-…`/`bal-<pid>-…` namespaces whose process is
 gone, netns_setup/scratch.py), and bench/apigw's labs `bgw-<pid>` whose run is gone.
 """
 from __future__ import annotations
