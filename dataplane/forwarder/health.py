@@ -109,16 +109,18 @@ async def probe_tcp(host: str, port: int, timeout: float,
     """A TCP health check: the connection opens within the timeout (with `proxy_v2`, a
     LOCAL header is written on it first; whether the target reads it does not matter)."""
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(host, port)
+    except TimeoutError:
         return False, "timed out"
     except OSError as exc:
         return False, _os_error(exc)
     if proxy_v2:
         try:
             writer.write(PROXY_V2_LOCAL)
-            await asyncio.wait_for(writer.drain(), timeout)
-        except (OSError, asyncio.TimeoutError):
+            async with asyncio.timeout(timeout):
+                await writer.drain()
+        except (OSError, TimeoutError):
             pass   # the connection opened: that is the check
     writer.close()
     return True, ""
@@ -144,8 +146,9 @@ async def probe_http(host: str, port: int, timeout: float, check: HealthCheck,
         return (True, "") if check.matches(status) else (False, f"HTTP {status}")
 
     try:
-        return await asyncio.wait_for(get(), timeout)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(timeout):
+            return await get()
+    except TimeoutError:
         return False, "timed out"
     except OSError as exc:
         return False, _os_error(exc)
