@@ -103,6 +103,18 @@ def vpc_ref(lab: Any, ref: str) -> str | None:
     return vpc_id(lab.name, ref) if ref in lab.vpcs and lab.vpcs[ref].service is None else None
 
 
+def reference_conditions(policy: Any):
+    """(statement index, operator, the operator's key dict, key, "endpoint"|"vpc") for each
+    condition key whose values name the lab's endpoints or VPCs (REFERENCE_KEYS)."""
+    statements = mapping(policy).get("Statement")
+    for i, st in enumerate(statements if isinstance(statements, list) else [statements]):
+        for op, keys in mapping(mapping(st).get("Condition")).items():
+            for key in list(mapping(keys)):
+                kind = REFERENCE_KEYS.get(str(key).lower())
+                if kind is not None:
+                    yield i, op, keys, key, kind
+
+
 def resolve_policy(lab: Any, api_id: str, policy: dict[str, Any] | None) -> dict | None:
     """The policy as API Gateway stores it: references to the lab's endpoints and VPCs
     replaced by their IDs, `execute-api:/…` expanded to the API's ARN."""
@@ -110,17 +122,12 @@ def resolve_policy(lab: Any, api_id: str, policy: dict[str, Any] | None) -> dict
         return None
     from .resource_policy import expand_resources
     out = json.loads(json.dumps(policy))
-    statements = out.get("Statement")
-    for st in statements if isinstance(statements, list) else [statements]:
-        for op, keys in mapping(mapping(st).get("Condition")).items():
-            for key, values in mapping(keys).items():
-                kind = REFERENCE_KEYS.get(key.lower())
-                if kind is None:
-                    continue
-                resolve = endpoint_ref if kind == "endpoint" else vpc_ref
-                listed = values if isinstance(values, list) else [values]
-                ids = [resolve(lab, v) or v for v in listed]
-                keys[key] = ids if isinstance(values, list) else ids[0]
+    for _, _, keys, key, kind in reference_conditions(out):
+        values = keys[key]
+        resolve = endpoint_ref if kind == "endpoint" else vpc_ref
+        listed = values if isinstance(values, list) else [values]
+        ids = [resolve(lab, v) or v for v in listed]
+        keys[key] = ids if isinstance(values, list) else ids[0]
     return expand_resources(out, lab.region, account_id(lab.name), api_id)
 
 
@@ -171,19 +178,16 @@ def _not_an_endpoint(ref: str, endpoints: dict) -> str:
 def _reference_problems(policy: Any, pp: str, execute_api: set[str], endpoints: dict,
                         vpcs: dict) -> list[Problem]:
     problems = []
-    statements = mapping(policy).get("Statement")
-    for i, st in enumerate(statements if isinstance(statements, list) else [statements]):
-        for op, keys in mapping(mapping(st).get("Condition")).items():
-            for key, values in mapping(keys).items():
-                kind = REFERENCE_KEYS.get(str(key).lower())
-                for v in values if isinstance(values, list) else [values]:
-                    if not isinstance(v, str) or kind is None or "*" in v or "?" in v:
-                        continue
-                    where = f"{pp}.Statement[{i}].Condition.{op}.{key}"
-                    if kind == "endpoint" and not v.startswith("vpce-") and v not in execute_api:
-                        problems.append(Problem(where, _not_an_endpoint(v, endpoints)))
-                    if kind == "vpc" and not v.startswith("vpc-") and (
-                            v not in vpcs or v in names.RESERVED_VPC_NAMES):
-                        problems.append(Problem(where, f"no VPC {v!r} in the lab (a VPC name "
-                                                       f"or a vpc- ID)"))
+    for i, op, keys, key, kind in reference_conditions(policy):
+        values = keys[key]
+        for v in values if isinstance(values, list) else [values]:
+            if not isinstance(v, str) or "*" in v or "?" in v:
+                continue
+            where = f"{pp}.Statement[{i}].Condition.{op}.{key}"
+            if kind == "endpoint" and not v.startswith("vpce-") and v not in execute_api:
+                problems.append(Problem(where, _not_an_endpoint(v, endpoints)))
+            if kind == "vpc" and not v.startswith("vpc-") and (
+                    v not in vpcs or v in names.RESERVED_VPC_NAMES):
+                problems.append(Problem(where, f"no VPC {v!r} in the lab (a VPC name "
+                                               f"or a vpc- ID)"))
     return problems
