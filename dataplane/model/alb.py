@@ -295,8 +295,6 @@ class VpcBuilder:
         """An ALB and its nodes (one instance-like ENI per subnet; the subnets must exist).
         Listeners as in the file: {port, protocol, default, rules}."""
         where = f"{self._path}.load_balancers"
-        if name in getattr(self, "load_balancers", {}):
-            raise TopologyError([Problem(f"{where}.{name}", "duplicate load balancer name")])
         ls = [l if isinstance(l, AlbListener) else
               AlbListener(l["port"], AlbAction.from_doc(l["default"]),
                           [AlbRule.from_doc(r) for r in l.get("rules") or []],
@@ -307,7 +305,8 @@ class VpcBuilder:
                                          f"{missing[0]!r} (add it first)")])
         alb = add_unique(self.albs, name, ApplicationLoadBalancer(
             name, list(subnets), ls, list(security_groups), idle_timeout,
-            xff_header_processing, xff_client_port), "load balancer", where)
+            xff_header_processing, xff_client_port), "load balancer", where,
+            shares_names_with=(self.load_balancers,))
         for s in alb.subnets:
             self.add_instance(node_name(name, s), s,
                               security_groups=alb.effective_security_groups,
@@ -318,12 +317,10 @@ class VpcBuilder:
                               algorithm: str = "round_robin",
                               health_check: Mapping[str, Any] | None = None,
                               protocol: str = "HTTP") -> HttpTargetGroup:
-        where = f"{self._path}.target_groups"
-        if name in getattr(self, "target_groups", {}):
-            raise TopologyError([Problem(f"{where}.{name}", "duplicate target group name")])
         return add_unique(self.http_target_groups, name, HttpTargetGroup(
             name, port, list(targets), algorithm, dict(health_check or {}), protocol),
-            "target group", where)
+            "target group", f"{self._path}.target_groups",
+            shares_names_with=(self.target_groups,))
 
 
 def read(lab: Any, doc: Mapping[str, Any]) -> None:

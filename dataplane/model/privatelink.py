@@ -44,7 +44,7 @@ from .constants import MAX_BACKENDS
 from . import names
 from .enis import EniRequest, HyperplaneEni, eni_ids, stable_hex
 from .execute_api import EXECUTE_API
-from .problems import Problem, TopologyError, add_unique
+from .problems import Problem, add_unique
 
 __all__ = ["Listener", "LoadBalancer", "TargetGroup", "EndpointService", "Endpoint",
            "VpcBuilder", "HyperplaneEni", "eni_ids", "stable_hex", "endpoint_id", "service_id",
@@ -193,25 +193,21 @@ class VpcBuilder:
         ls = [l if isinstance(l, Listener) else
               Listener(l.get("port"), l.get("target_group"), l.get("protocol", "TCP"),
                        l.get("idle_timeout", DEFAULT_IDLE_TIMEOUT)) for l in listeners]
-        if name in getattr(self, "albs", {}):
-            raise TopologyError([Problem(f"{self._path}.load_balancers.{name}",
-                                         "duplicate load balancer name")])
         return add_unique(self.load_balancers, name,
                           LoadBalancer(name, list(subnets), ls, type, managed_by),
-                          "load balancer", f"{self._path}.load_balancers")
+                          "load balancer", f"{self._path}.load_balancers",
+                          shares_names_with=(getattr(self, "albs", {}),))
 
     def add_target_group(self, name: str, port: int, targets: Iterable[str] = (),
                          protocol: str = "TCP",
                          health_check: Mapping[str, Any] | None = None,
                          proxy_protocol_v2: bool = False,
                          managed_by: str | None = None) -> TargetGroup:
-        if name in getattr(self, "http_target_groups", {}):
-            raise TopologyError([Problem(f"{self._path}.target_groups.{name}",
-                                         "duplicate target group name")])
         tg = TargetGroup(name, port, list(targets), protocol, dict(health_check or {}),
                          proxy_protocol_v2, managed_by)
         return add_unique(self.target_groups, name, tg, "target group",
-                          f"{self._path}.target_groups")
+                          f"{self._path}.target_groups",
+                          shares_names_with=(getattr(self, "http_target_groups", {}),))
 
     def add_endpoint_service(self, name: str, load_balancers: Iterable[str],
                              acceptance_required: bool = True,

@@ -40,9 +40,12 @@ def join(path: Iterable[Any]) -> str:
     return out
 
 
-def add_unique(table: dict, name: str, obj: Any, what: str, where: str) -> Any:
-    """Put `obj` in `table` under `name`, or raise naming the duplicate at `where`."""
-    if name in table:
+def add_unique(table: dict, name: str, obj: Any, what: str, where: str,
+               shares_names_with: tuple[dict, ...] = ()) -> Any:
+    """Put `obj` in `table` under `name`, or raise naming the duplicate at `where`.
+    `shares_names_with`: other tables of the same file section (NLBs and ALBs are both
+    `load_balancers`), whose names count as taken too."""
+    if name in table or any(name in other for other in shares_names_with):
         raise TopologyError([Problem(f"{where}.{name}", f"duplicate {what} name")])
     table[name] = obj
     return obj

@@ -227,6 +227,12 @@ def test_one_name_for_an_nlb_and_an_alb_is_refused_from_python(lab: Lab) -> None
         lab.vpcs["shop"].add_load_balancer("web-alb", ["a"], [])
     with pytest.raises(TopologyError, match="duplicate target group name"):
         lab.vpcs["shop"].add_target_group("web-tg", 80)
+    lab.vpcs["shop"].add_load_balancer("tcp-nlb", ["a"], [])
+    lab.vpcs["shop"].add_target_group("tcp-tg", 80)
+    with pytest.raises(TopologyError, match="duplicate load balancer name"):
+        lab.vpcs["shop"].add_application_load_balancer("tcp-nlb", ["a"], [])
+    with pytest.raises(TopologyError, match="duplicate target group name"):
+        lab.vpcs["shop"].add_http_target_group("tcp-tg", 80)
 
 
 def test_python_builder_gives_the_same_lab(lab: Lab) -> None:
