@@ -1,4 +1,5 @@
-"""`vpclab up FILE`: build the lab, or do nothing if it is already up from that file.
+"""`vpclab up FILE [--name LAB]`: build the lab, or do nothing if it is already up from
+that file. `--name` makes the file's lab under another name, beside the first.
 
 Shows one line per step on a terminal and ends with a table of what was made. On a
 failure everything made so far is removed and the failed step is named (exit 1). A bad
@@ -11,15 +12,16 @@ import os
 import signal
 
 from .. import lab as labmod
-from ..model import TopologyError, load
+from ..model import TopologyError
 from ..model.api_gateway import invoke_url
 from .common import EXIT_OK, EXIT_USAGE, need_root, table
-from .validate import report
+from .validate import add_name_option, load_named, report
 
 
 def register(sub) -> None:
     p = sub.add_parser("up", help="build a lab from a topology file (idempotent)")
     p.add_argument("file")
+    add_name_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -35,7 +37,7 @@ def _interrupt(signum, frame):
 
 def run(args) -> int:
     try:
-        lab = load(args.file)
+        lab = load_named(args.file, args.name)
     except TopologyError as e:
         report(args.file, e)
         return EXIT_USAGE

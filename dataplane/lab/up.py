@@ -21,21 +21,17 @@ after a `kill -9` half-way. A failure in `up` tears down everything it made
 from __future__ import annotations
 
 import os
-import sys
 import time
-from typing import Any
 
 from netns_setup import kernel, procs
 
-from dataplane import kinds
-from dataplane.compile import hyperplane as compiled
 from dataplane.model import Lab, names
 
-from . import hyperplane, processes, realise_vpc
+from . import blueprint, processes
 from .down import teardown
-from .plan import digest, plan
-from .progress import Interrupted, Progress, Step, check_interrupt, run_steps
-from .state import STATE_VERSION, LabError, State
+from .plan import digest
+from .progress import Interrupted, Progress, check_interrupt, run_steps
+from .state import LabError, State
 from .status import check_present
 
 
@@ -45,7 +41,6 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
     Raises LabError, after rolling back everything it made, if any step fails.
     """
     lab.check()
-    plans = plan(lab)
     want = digest(lab)
     old = State.load(lab.name)
     if old is not None:
@@ -61,14 +56,8 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
         raise LabError(f"lab {lab.name} has leftovers of an unfinished `{status}` "
                        f"(state in {old.dir}); run `vpclab cleanup` first")
 
-    all_ns = [p.netns for p in plans] + [i.netns for p in plans for i in p.instances]
-    hp_ports = compiled.ports(lab)
-    if hp_ports:
-        all_ns.append(names.hyperplane_netns(lab.name))
-    for kind in kinds.realisers():
-        if hasattr(kind, "namespaces"):
-            all_ns += kind.namespaces(lab)
-    all_ns = list(dict.fromkeys(all_ns))     # API Gateway's VPC is also the links' home
+    data = blueprint.record(lab)
+    all_ns = data["namespaces"]
     taken = [n for n in all_ns if kernel.netns_exists(n)]
     ours = [n for n in taken if names.lo_altname(lab.name) in kernel.netns_mark(n)]
     if ours:
@@ -78,34 +67,11 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
         raise LabError(f"namespace(s) {', '.join(taken)} already exist and were not made by "
                        f"lab {lab.name}; nothing was created")
 
-    st = State({"version": STATE_VERSION, "lab": lab.name, "region": lab.region,
-                "status": "building", "owner_pid": os.getpid(),
-                "owner_start": procs.start_time(os.getpid()), "digest": want,
-                "created_at": time.time(), "topology": lab.to_dict(),
-                "namespaces": all_ns, "tracking": processes.tracking(lab.name),
-                "vpcs": {p.name: realise_vpc.record(p, lab) for p in plans},
-                "processes": []})
-    if hp_ports:
-        record: dict[str, Any] = {"netns": names.hyperplane_netns(lab.name),
-                                  **compiled.paths(lab.name)}
-        for kind in kinds.realisers():
-            if hasattr(kind, "state"):
-                record.update(kind.state(lab))
-        record["enis"] = [hyperplane.eni_record(p) for p in hp_ports]
-        st.data["hyperplane"] = record
-    for kind in kinds.realisers():
-        if hasattr(kind, "record"):
-            st.data.update(kind.record(lab, st.dir))
+    data.update({"owner_pid": os.getpid(), "owner_start": procs.start_time(os.getpid()),
+                 "created_at": time.time(), "tracking": processes.tracking(lab.name)})
+    st = State(data)
     st.save()
-    steps = [s for p in plans for s in realise_vpc.steps(lab, p, st)]
-    if hp_ports:
-        steps += hyperplane.steps(lab, hp_ports, st)
-    for kind in kinds.realisers():
-        if hasattr(kind, "final_steps"):
-            steps += kind.final_steps(lab, st)
-    steps.append(Step("supervisor: restarts the forwarder, resolvers and front end if they "
-                      "die (python -m dataplane.lab.supervisor)",
-                      lambda: start_supervisor(st)))
+    steps = blueprint.steps(lab, st)
     prog = Progress(len(steps), progress)
     try:
         run_steps(steps, prog)
@@ -122,16 +88,6 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
         raise LabError(f"up of lab {lab.name} failed during: {failed}: {e}; "
                        f"everything it made was removed") from e
     return st, True
-
-
-def start_supervisor(st: State) -> int:
-    """The lab's supervisor (lab/supervisor.py), in the lab's cgroup; it lives in the
-    Hyperplane's namespace, or the first VPC's (it opens no socket but Unix ones)."""
-    netns = (st.data.get("hyperplane") or {}).get("netns") or \
-        next(iter(st.data["vpcs"].values()))["netns"]
-    return processes.start(st, processes.SUPERVISOR, names.HYPERPLANE, None, netns,
-                           [sys.executable, "-m", "dataplane.lab.supervisor", st.lab],
-                           os.path.join(st.dir, "supervisor.log"), None)
 
 
 def repair(st: State) -> State:

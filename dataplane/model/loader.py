@@ -135,8 +135,12 @@ def parse(text: str, source: str = "<string>") -> tuple[Any, list[Problem]]:
         loader.dispose()
 
 
-def loads(text: str, source: str = "<string>") -> Lab:
+def loads(text: str, source: str = "<string>", name: str | None = None) -> Lab:
+    """The lab `text` describes; `name` replaces its `lab:` name (`up FILE --name
+    LAB2`: the same file as a second lab, every kernel object named after it)."""
     doc, problems = parse(text, source)
+    if name is not None and isinstance(doc, dict):
+        doc["lab"] = name
     problems += check_document(doc)
     if problems:
         raise TopologyError(problems)
@@ -165,6 +169,7 @@ def read_text(path: str | os.PathLike) -> str:
                                          f"0x{data[e.start]:02x} at offset {e.start})")]) from None
 
 
-def load(path: str | os.PathLike) -> Lab:
-    """Read, check and build the lab in the file at `path` (TopologyError if it's bad)."""
-    return loads(read_text(path), str(path))
+def load(path: str | os.PathLike, name: str | None = None) -> Lab:
+    """Read, check and build the lab in the file at `path` (TopologyError if it's bad),
+    named `name` instead of the file's `lab:` when given."""
+    return loads(read_text(path), str(path), name)
