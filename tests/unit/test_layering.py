@@ -81,7 +81,7 @@ def sources(under: str) -> list[pathlib.Path]:
 
 
 def test_the_import_reader_sees_relative_imports() -> None:
-    found = imports(DATAPLANE / "lab" / "up.py")
+    found = imports(DATAPLANE / "lab" / "blueprint.py")
     assert "dataplane.lab.realise_vpc" in found and "dataplane.compile.hyperplane" in found
 
 
