@@ -8,10 +8,11 @@ from ..lab import LabError
 from ..model import TopologyError
 from . import (  # one module per verb; `bench` runs bench/e2e as a child process
     bench, capture, cleanup, cloudmap, down, endpoint, exec_, flows, logs, status, up, validate)
+from . import graph
 from .common import EXIT_FAILED, EXIT_USAGE, CliError
 
 VERBS = (validate, up, down, status, exec_, capture, flows, logs, endpoint, cloudmap, bench,
-         cleanup)
+         cleanup, graph)
 
 
 def parser() -> argparse.ArgumentParser:
