@@ -90,9 +90,10 @@ class Graph:
         if e not in self.edges:
             self.edges.append(e)
 
-    def labels(self) -> list[str]:
-        return [c.label for c in self.clusters] + [" ".join(n.lines) for n in self.nodes] + \
-            [e.label for e in self.edges if e.label]
+    def children(self, cluster: str) -> list[str]:
+        """IDs of the nodes and clusters directly inside `cluster`."""
+        return [n.id for n in self.nodes if n.parent == cluster] + \
+            [c.id for c in self.clusters if c.parent == cluster]
 
 
 # -- building -----------------------------------------------------------------------
@@ -342,6 +343,8 @@ def dot(g: Graph) -> str:
             if c.parent == parent:
                 out.append(f"{indent}subgraph cluster_{c.id} {{")
                 out.append(f'{indent}  label="{_dot_text(c.label)}";')
+                if not g.children(c.id):      # Graphviz leaves out an empty cluster
+                    out.append(f'{indent}  {c.id} [label="", shape=none, width=0, height=0];')
                 emit(c.id, indent + "  ")
                 out.append(f"{indent}}}")
     emit(None, "  ")

@@ -11,10 +11,10 @@ venv=${1:-.venv}
 # gcc/python3-dev: the engine; clang-14 and libclang-rt-14-dev (which holds libFuzzer's
 # runtime, libclang_rt.fuzzer): `make fuzz`; the rest are the tools labs, tests and
 # benchmarks run; haproxy, wrk and nghttp2-client (h2load) are the HTTP references and
-# load generators of API Gateway's benchmark.
+# load generators of API Gateway's benchmark; graphviz's `dot` checks `vpclab graph`'s output.
 apt_packages=(gcc make python3-venv python3-dev iproute2 nftables tcpdump iperf3
               netsniff-ng dnsmasq-base curl procps iputils-ping clang-14 libclang-rt-14-dev
-              haproxy wrk nghttp2-client ca-certificates)
+              haproxy wrk nghttp2-client ca-certificates graphviz)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
