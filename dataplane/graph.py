@@ -144,7 +144,7 @@ def _owner_note(obj: Any) -> str:
     return f" ({obj.managed_by})" if getattr(obj, "managed_by", None) else ""
 
 
-def _target(g: Graph, lab: Lab, vpc: Any, target: str, port: int,
+def _target(g: Graph, vpc: Any, target: str, port: int,
             addresses: dict[tuple[str, str], str]) -> tuple[str, str]:
     """(node, port label) of one target-group target: an instance's node, or an address."""
     host, _, p = target.partition(":")
@@ -156,18 +156,14 @@ def _target(g: Graph, lab: Lab, vpc: Any, target: str, port: int,
 
 def _load_balancers(g: Graph, lab: Lab, vpc: Any, addresses: dict) -> None:
     vc = g.keys[("vpc", vpc.name)]
-    for tg in vpc.target_groups.values():
+    for tg in [*vpc.target_groups.values(), *vpc.http_target_groups.values()]:
+        algorithm = f" {tg.algorithm}" if hasattr(tg, "algorithm") else ""   # an ALB's
         tid = g.node(("tg", vpc.name, tg.name), "target-group",
-                     [f"target group {tg.name}{_owner_note(tg)}", f"{tg.protocol} {tg.port}"], vc)
+                     [f"target group {tg.name}{_owner_note(tg)}",
+                      f"{tg.protocol} {tg.port}{algorithm}"], vc)
         for t in tg.targets:
-            node, port = _target(g, lab, vpc, t, tg.port, addresses)
+            node, port = _target(g, vpc, t, tg.port, addresses)
             g.edge(tid, node, f"{tg.protocol} {port}")
-    for tg in vpc.http_target_groups.values():
-        tid = g.node(("tg", vpc.name, tg.name), "target-group",
-                     [f"target group {tg.name}", f"{tg.protocol} {tg.port} {tg.algorithm}"], vc)
-        for t in tg.targets:
-            node, port = _target(g, lab, vpc, t, tg.port, addresses)
-            g.edge(tid, node, f"HTTP {port}")
     for lb in vpc.load_balancers.values():
         nid = g.node(("nlb", vpc.name, lb.name), "load-balancer",
                      [f"NLB {lb.name}{_owner_note(lb)}"], vc)

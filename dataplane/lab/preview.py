@@ -24,14 +24,13 @@ from __future__ import annotations
 import collections
 from typing import Any
 
-from netns_setup import dns
-
 from dataplane.compile import cloud_map as compiled_cloud_map
-from dataplane.compile.hyperplane import compile_spec, dns_records, ports
+from dataplane.compile.hyperplane import compile_spec, ports
 from dataplane.compile.spec import PrivateLinkService, VpcNatService
 from dataplane.model import Lab, names
 
-from . import blueprint, processes
+from . import blueprint, processes, realise_vpc
+from .plan import plan
 from .state import State
 from .status import interfaces_table
 
@@ -48,7 +47,7 @@ def preview(lab: Lab) -> dict[str, Any]:
             "interfaces": [dict(zip(("netns", "ifname", "address", "what"), row))
                            for row in interfaces_table(st)],
             "enis": _enis(data),
-            "dns": _dns(lab, data),
+            "dns": _dns(lab),
             "services": _services(lab, data),
             "processes": _processes(lab, data),
             "steps": [s.what for s in blueprint.steps(lab, st)]}
@@ -67,19 +66,13 @@ def _enis(data: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _dns(lab: Lab, data: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-    """Each VPC's resolver's names, as lab/realise_vpc.py writes its hosts file."""
-    records = dns_records(lab)
+def _dns(lab: Lab) -> dict[str, list[dict[str, str]]]:
+    """Each VPC's resolver's names: its hosts file, as lab/realise_vpc.py writes it."""
     out = {}
-    for vname, v in data["vpcs"].items():
-        entries = []
-        for iname, i in v["instances"].items():
-            if i.get("managed_by"):
-                continue          # an ALB node is known by its ALB's name (a record)
-            line = dns.hosts_file(lab.region, [(iname, i["ip"])]).split()
-            entries += [{"name": n, "address": line[0]} for n in line[1:]]
-        entries += [{"name": n, "address": ip} for n, ip in records.get(vname, [])]
-        out[vname] = entries
+    for p in plan(lab):
+        out[p.name] = [{"name": name, "address": ip}
+                       for line in realise_vpc.hosts(lab, p).splitlines()
+                       for ip, *line_names in [line.split()] for name in line_names]
     return out
 
 

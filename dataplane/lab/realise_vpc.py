@@ -136,14 +136,19 @@ def _security_groups(lab: Lab, p: VpcPlan, st: State) -> None:
     nsenter.write_sysctls(p.netns, nft.CONNTRACK_SYSCTLS)
 
 
+def hosts(lab: Lab, p: VpcPlan) -> str:
+    """The VPC resolver's hosts file (`ip name…` lines)."""
+    # Instances' names; an ALB node is known by its ALB's name (a kind's record).
+    text = dns.hosts_file(lab.region, [(i.name, i.ip) for i in p.instances
+                                       if i.managed_by is None])
+    # Every kind's names (endpoints' regional, zonal, private DNS): this VPC's only.
+    return text + "".join(f"{ip} {name}\n" for name, ip in dns_records(lab).get(p.name, []))
+
+
 def _dns(lab: Lab, p: VpcPlan, st: State) -> None:
     rec = st.data["vpcs"][p.name]
     with open(rec["hosts"], "w") as f:
-        # Instances' names; an ALB node is known by its ALB's name (a kind's record).
-        f.write(dns.hosts_file(lab.region, [(i.name, i.ip) for i in p.instances
-                                            if i.managed_by is None]))
-        # Every kind's names (endpoints' regional, zonal, private DNS): this VPC's only.
-        f.writelines(f"{ip} {name}\n" for name, ip in dns_records(lab).get(p.name, []))
+        f.write(hosts(lab, p))
     with open(rec["resolv_conf"], "w") as f:
         f.write(dns.resolv_conf(p.dns, lab.region))
     start_resolver(st, p.name, p.netns, p.dns, lab.region, rec["hosts"], f"VPC {p.name}",

@@ -83,6 +83,12 @@ def test_one_file_as_two_labs_and_the_plan_is_what_up_made(teardown_labs) -> Non
         started = collections.Counter((p["role"], p["netns"]) for p in st.data["processes"])
         assert started == collections.Counter((p["role"], p["netns"]) for p in plan["processes"])
         assert st.dir == names.lab_dir(lab) and plan["state_dir"] == st.dir
+        # the DNS names the plan named are the resolvers' hosts files
+        for vname, v in st.data["vpcs"].items():
+            with open(v["hosts"]) as f:
+                written = [{"name": n, "address": ip} for line in f.read().splitlines()
+                           for ip, *line_names in [line.split()] for n in line_names]
+            assert written == plan["dns"][vname]
 
     # the two labs share nothing: namespaces, ENI IDs, sockets, cgroups
     a, b = (states[lab].data for lab in LABS)
