@@ -1,7 +1,9 @@
 """The lab lifecycle: a checked model made into namespaces, veths, nftables and processes.
 
 One file per concern: state.py (the state file), plan.py (names and addresses from the
-model), progress.py (steps and interrupts), up.py (`up` as an ordered list of steps),
+model), progress.py (steps and interrupts), blueprint.py (what `up` makes: namespaces,
+the state it writes first, its steps), preview.py (that shown by `validate --plan`),
+up.py (runs the blueprint's steps),
 realise_vpc.py (a VPC's steps), hyperplane.py (the Hyperplane's: ENIs, forwarder),
 realise_<kind>.py (a kind's own steps and status, registered in dataplane/kinds.py),
 processes.py, status.py, down.py (down, rollback, cleanup), actions.py (changing a

@@ -1,5 +1,6 @@
 """Bringing a lab up: the plan checked against the kernel, the state file, then `up` as
-an ordered list of steps, and a rollback of everything if one fails.
+an ordered list of steps, and a rollback of everything if one fails. The namespaces, the
+state record and the steps come from lab/blueprint.py, which `validate --plan` shows.
 
 The steps (each a line of progress, lab/progress.py):
 
