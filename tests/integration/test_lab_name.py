@@ -6,7 +6,7 @@ Hyperplane's forwarder, its sockets and flow file, the cgroup and the state dire
 follow the lab's name, so both run at once and each carries its own traffic through
 its own endpoint. `vpclab validate --plan --json --name tpla`, run before, names exactly
 the namespaces, ENI addresses and processes `up` then made. Taking `tpla` down leaves
-`tplb` whole and working.
+`tplb` whole and working. `vpclab graph -l LAB` draws each from its state file.
 """
 from __future__ import annotations
 
@@ -108,6 +108,16 @@ def test_one_file_as_two_labs_and_the_plan_is_what_up_made(teardown_labs) -> Non
         theirs = {e["eni_id"] for e in states[other].data["hyperplane"]["enis"]}
         assert any(i in flows[lab] for i in mine)
         assert not any(i in flows[lab] for i in theirs)
+
+    # a running lab drawn from its state file: its own IDs, not the other's
+    for lab, other in (LABS, LABS[::-1]):
+        drawing = vpclab("graph", "-l", lab, "--format", "dot", check=True).stdout
+        assert drawing.startswith(f'digraph "lab {lab} ')
+        assert all(e["eni_id"] in drawing for e in states[lab].data["hyperplane"]["enis"])
+        assert not any(e["eni_id"] in drawing for e in states[other].data["hyperplane"]["enis"])
+        svg = subprocess.run(["dot", "-Tsvg"], input=drawing, capture_output=True, text=True,
+                             timeout=60)
+        assert svg.returncode == 0 and "<svg" in svg.stdout, svg.stderr
 
     # the same file again under a name that is up: nothing to do
     proc = vpclab("up", EXAMPLE, "--name", "tplb", "-q")
