@@ -167,3 +167,12 @@ def test_a_bad_name_is_named_as_the_option() -> None:
     assert "--name: 'Not-A-Name' is not valid" in proc.stderr
     proc = cli("validate", "examples/demo.yaml", "--name", "waytoolongname1")
     assert proc.returncode == 2 and "--name:" in proc.stderr
+
+
+def test_plan_and_graph_run_without_the_compiled_engine() -> None:
+    from test_layering import run_without_engine
+    proc = run_without_engine("validate", "examples/article.yaml", "--plan", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["plan"]["services"]
+    proc = run_without_engine("graph", "examples/article.yaml")
+    assert proc.returncode == 0 and proc.stdout.startswith("flowchart LR"), proc.stderr
