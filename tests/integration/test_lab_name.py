@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import json
 import subprocess
+import time
 
 from dataplane import lab as labmod
 from dataplane.model import names
@@ -25,12 +26,17 @@ LABS = ("tpla", "tplb")
 
 
 def through_the_endpoint(lab: str) -> str:
-    """What consumer/client gets from the endpoint's private DNS name (HTTP status)."""
-    proc = vpclab("exec", "-l", lab, "consumer/client", "--", "curl", "-s", "-m", "10",
-                  "--retry", "5", "--retry-connrefused", "--retry-delay", "1",
-                  "-o", "/dev/null", "-w", "%{http_code}", "http://web.provider.internal/",
-                  timeout=90)
-    return proc.stdout.strip()
+    """What consumer/client gets from the endpoint's private DNS name (HTTP status),
+    allowing the NLB's health checks (2 × 5 s) time to find the targets healthy."""
+    deadline = time.monotonic() + 60
+    while True:
+        proc = vpclab("exec", "-l", lab, "consumer/client", "--", "curl", "-s", "-m", "10",
+                      "--retry", "5", "--retry-connrefused", "--retry-delay", "1",
+                      "-o", "/dev/null", "-w", "%{http_code}", "http://web.provider.internal/",
+                      timeout=90)
+        if proc.stdout.strip() == "200" or time.monotonic() > deadline:
+            return proc.stdout.strip()
+        time.sleep(1)
 
 
 def ip_json(netns: str, *args: str) -> list[dict]:
