@@ -3,8 +3,9 @@ an ordered list of steps, and a rollback of everything if one fails.
 
 The steps (each a line of progress, lab/progress.py):
 
-1. per VPC, in file order, lab/realise_vpc.py's: its namespace, instances, router,
-   security groups, DNS, `run:` commands;
+1. per VPC, lab/realise_vpc.py's: its namespace, instances, router, security groups,
+   DNS, `run:` commands — each VPC's in order, VPCs side by side (lab/progress.py,
+   `Parallel`);
 2. when any kind asks for Hyperplane ENIs (dataplane/kinds.py), lab/hyperplane.py's:
    the forwarder's namespace, each ENI, each kind's own steps
    (lab/realise_<kind>.py), and the forwarder;
@@ -34,7 +35,7 @@ from dataplane.model import Lab, names
 from . import hyperplane, processes, realise_vpc
 from .down import teardown
 from .plan import digest, plan
-from .progress import Interrupted, Progress, Step, check_interrupt, run_steps
+from .progress import Interrupted, Parallel, Progress, Step, check_interrupt, run_steps
 from .state import STATE_VERSION, LabError, State
 from .status import check_present
 
@@ -97,7 +98,7 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
         if hasattr(kind, "record"):
             st.data.update(kind.record(lab, st.dir))
     st.save()
-    steps = [s for p in plans for s in realise_vpc.steps(lab, p, st)]
+    steps: list[Step | Parallel] = [realise_vpc.lanes(lab, plans, st)]
     if hp_ports:
         steps += hyperplane.steps(lab, hp_ports, st)
     for kind in kinds.realisers():
@@ -108,7 +109,8 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
                       lambda: start_supervisor(st)))
     prog = Progress(len(steps), progress)
     try:
-        run_steps(steps, prog)
+        with kernel.connections():       # closed before any rollback (kernel.py)
+            run_steps(steps, prog)
         check_interrupt()
         st.data["status"] = "up"
         st.data["owner_pid"] = None
