@@ -50,7 +50,7 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pyroute2 import IPRoute, config, netns
 from pyroute2.netlink.exceptions import NetlinkError
@@ -383,6 +383,23 @@ def link_index(ns: str, ifname: str) -> int:
 
 
 # -- addresses and routes --------------------------------------------------------------
+def _add(what: str, send: Callable[[], object], present: Callable[[], bool],
+         other: str) -> bool:
+    """Send the request that adds `what`, then wait until `present()`; True if added.
+    EEXIST means it was there already, which `present()` must confirm (else `what`
+    exists `other`: an error naming the conflict, not a wait that times out)."""
+    try:
+        send()
+    except NetlinkError as e:
+        if e.code != errno.EEXIST:
+            raise KernelError(f"{what}: {e}") from e
+        if not present():
+            raise KernelError(f"{what} exists {other}") from e
+        return False
+    _wait(what, present)
+    return True
+
+
 def ensure_address(ns: str, ifname: str, address: str, prefixlen: int) -> bool:
     """`address/prefixlen` on `ifname` in `ns`. True if added."""
     with ipr(ns) as s:
@@ -391,20 +408,9 @@ def ensure_address(ns: str, ifname: str, address: str, prefixlen: int) -> bool:
         def present() -> bool:
             return any(a.get("address") == address and a["prefixlen"] == prefixlen
                        for a in s.get_addr(index=idx, family=2))
-        try:
-            s.addr("add", index=idx, address=address, prefixlen=prefixlen)
-            added = True
-        except NetlinkError as e:
-            if e.code != errno.EEXIST:
-                raise KernelError(f"address {address}/{prefixlen} on {ifname} in {ns}: "
-                                  f"{e}") from e
-            added = False
-        if not added and not present():
-            raise KernelError(f"address {address} on {ifname} in {ns} exists with "
-                              f"another prefix length than /{prefixlen}")
-        if added:
-            _wait(f"address {address}/{prefixlen} on {ifname} in {ns}", present)
-        return added
+        return _add(f"address {address}/{prefixlen} on {ifname} in {ns}",
+                    lambda: s.addr("add", index=idx, address=address, prefixlen=prefixlen),
+                    present, f"with another prefix length than /{prefixlen}")
 
 
 def ensure_route(ns: str, dst: str, ifname: str | None = None,
@@ -431,19 +437,10 @@ def ensure_route(ns: str, dst: str, ifname: str | None = None,
                     continue
                 return True
             return False
-        try:
-            s.route("add", dst=net, dst_len=plen_i, **kw)
-            added = True
-        except NetlinkError as e:
-            if e.code != errno.EEXIST:
-                raise KernelError(f"route {dst} in {ns}: {e}") from e
-            added = False
-        if not added and not present():
-            raise KernelError(f"route {dst} in {ns} exists with another next hop than "
-                              f"{' via '.join(x for x in (ifname, gateway) if x)}")
-        if added:
-            _wait(f"route {dst} in {ns}", present)
-        return added
+        return _add(f"route {dst} in {ns}",
+                    lambda: s.route("add", dst=net, dst_len=plen_i, **kw), present,
+                    "with another next hop than " + " ".join(
+                        x for x in (ifname, gateway and f"via {gateway}") if x))
 
 
 def link_exists(ns: str, ifname: str) -> bool:

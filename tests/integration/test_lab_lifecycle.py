@@ -158,6 +158,7 @@ def test_failure_half_way_rolls_back_and_names_the_step(monkeypatch, teardown_la
             v0_started.set()
         return pid
     monkeypatch.setattr(processes, "start", recording_start)
+    open_before = kernel.counters()["open"]
     with pytest.raises(labmod.LabError) as e:
         labmod.up(lab, progress=False)
     msg = str(e.value)
@@ -165,6 +166,7 @@ def test_failure_half_way_rolls_back_and_names_the_step(monkeypatch, teardown_la
     assert "injected nft failure" in msg and "everything it made was removed" in msg
     assert len(started) >= 2                      # v0's dnsmasq and run: had started
     assert not any(procs.alive(p, None) for p in started)
+    assert kernel.counters()["open"] == open_before   # every lane's connections closed
     assert leftovers(lab_name) == []
 
 

@@ -1,20 +1,20 @@
 """What makes `up` fast, checked for what it must not cost: namespaces made without a
 fork, one rtnetlink connection per namespace for the whole `up`, every connection closed
-when `up` ends (a socket left open would keep a removed namespace alive), and VPCs made
-side by side still rolled back whole when one of them fails. The timings are
+when `up` ends (a socket left open would keep a removed namespace alive); and an
+`ensure_*` whose object exists otherwise says so at once. VPCs made side by side are
+rolled back whole when one of them fails: test_lab_lifecycle.py. The timings are
 bench/test_lab_updown.py's."""
 from __future__ import annotations
 
 import os
 import subprocess
-import threading
+import time
 
 import pytest
 
 from dataplane import lab as labmod
-from dataplane.lab import processes
 from dataplane.model import Lab
-from netns_setup import kernel, nft, nsenter, procs
+from netns_setup import kernel, nsenter
 
 from .conftest import leftovers
 from .test_lab_lifecycle import small
@@ -64,36 +64,18 @@ def test_up_forks_no_helper_and_holds_one_connection_per_namespace(monkeypatch,
     assert leftovers(lab.name) == []
 
 
-def test_a_failing_vpc_rolls_back_the_vpcs_made_beside_it(monkeypatch, teardown_labs):
-    lab = Lab.from_dict(small("tsp2", 4, run="sleep 600"))
-    teardown_labs.append(lab.name)
-    started: list[int] = []
-    others_started = threading.Event()
-    real_start, real_apply = processes.start, nft.apply
-
-    def recording_start(*a, **kw):
-        pid = real_start(*a, **kw)
-        started.append(pid)
-        if len(started) >= 2:
-            others_started.set()
-        return pid
-
-    def failing_apply(ns, script):
-        if ns == "tsp2.v2":
-            # fail only once other VPCs have started processes, so that the rollback
-            # has something made beside the failing VPC to remove
-            assert others_started.wait(60)
-            raise RuntimeError("injected nft failure")
-        real_apply(ns, script)
-    monkeypatch.setattr(processes, "start", recording_start)
-    monkeypatch.setattr(nft, "apply", failing_apply)
-    before = kernel.counters()
-    with pytest.raises(labmod.LabError) as e:
-        labmod.up(lab, progress=False)
-    msg = str(e.value)
-    assert "failed during: security groups in tsp2.v2" in msg
-    assert "injected nft failure" in msg and "everything it made was removed" in msg
-    assert len(started) >= 2
-    assert not any(procs.alive(p, None) for p in started)
-    assert kernel.counters()["open"] == before["open"]    # closed before the rollback
-    assert leftovers(lab.name) == []
+def test_an_address_or_route_that_conflicts_is_named_at_once():
+    ns = "tsp-conflict"
+    try:
+        kernel.ensure_netns(ns, "vpclab.tsp.lo")
+        assert kernel.ensure_address(ns, "lo", "10.9.0.1", 24) is True
+        assert kernel.ensure_route(ns, "10.8.0.0/16", gateway="10.9.0.2") is True
+        assert kernel.ensure_route(ns, "10.8.0.0/16", gateway="10.9.0.2") is False
+        t0 = time.monotonic()
+        with pytest.raises(kernel.KernelError,
+                           match="route 10.8.0.0/16 in tsp-conflict exists with another "
+                                 "next hop than via 10.9.0.3"):
+            kernel.ensure_route(ns, "10.8.0.0/16", gateway="10.9.0.3")
+        assert time.monotonic() - t0 < kernel.WAIT_S     # named, not waited for
+    finally:
+        kernel.remove_netns(ns)
