@@ -2,8 +2,8 @@
 
 | module | what |
 |---|---|
-| `kernel` | namespaces, veths, altnames, addresses, routes, neighbours, link counters: pyroute2, idempotent `ensure_*` that wait until the kernel shows the object |
-| `nsenter` | entering a namespace (setns) in this process, a forked child or a thread; private mount namespaces; per-namespace sysctls |
+| `kernel` | namespaces, veths, altnames, addresses, routes, neighbours, link counters: pyroute2, idempotent `ensure_*` that wait until the kernel shows the object; `connections()`, one rtnetlink connection per namespace for a block of work |
+| `nsenter` | entering a namespace (setns) in this process, a forked child or a thread; new named namespaces without a fork; private mount namespaces; per-namespace sysctls |
 | `nft` | security groups as an nftables ruleset loaded with `nft -f` (pyroute2 has no usable nftables support) |
 | `dns` | the per-VPC dnsmasq command line, its hosts file and the instances' resolv.conf |
 | `procs` | processes started in namespaces (and a cgroup), identified by (PID, start time), stopped by PID and verified gone; the process-tree walk (psutil) |

@@ -19,26 +19,43 @@ pyroute2 as a file descriptor: a socket keeps the namespace it was made in, whic
 thread uses it later. pyroute2's own `IPRoute(netns=NAME)` forks a helper for each
 socket instead (about 30 ms, against 2 ms for a whole `ipr()` request here), which
 matters to callers that open many (a benchmark's topology, counters read in a loop).
+Namespaces are made without a fork too (nsenter.new_netns).
 
-pyroute2 0.9.7 notes: namespace creation and requests that name another namespace run
-in a forked helper process (see `config.disable_mp_signal` below); a veth's `mtu`
-applies to the first end only, so the peer's MTU is set separately; an `IPRoute()` made
-without a file descriptor opens its socket lazily, per thread, in the namespace of the
-thread that first uses it, so it must never be created in one thread and used in another.
+Connections: outside a `connections()` block every call opens its own socket and closes
+it. Inside one, `ipr(name)` hands this thread one connection per namespace, opened on
+first use and kept until the block ends, when all of them are closed (also when the block
+ends in an exception: an open socket would keep a removed namespace alive). `up` runs in
+such a block, and each of its worker threads in one of its own. A connection also
+remembers the index of each link it looked up or made (`_index`): within one block the
+lab's namespaces change through this layer only, and the kernel does not reuse an index
+for another link (it counts them up), so the memo stays true. Requests and connections are counted
+(`counters()`), so tests and benchmarks can see what a change costs.
+
+Each `ensure_*` of an absent object costs a handful of requests, each about 1 ms of
+pyroute2 on the 2-core VM: the request that makes the object (`add`, where `EEXIST`
+means it was there already) and one read-back that checks every attribute (repeated,
+bounded by `WAIT_S`, until the kernel shows them all).
+
+pyroute2 0.9.7 notes: `netns.create` and requests that name another namespace run in a
+forked helper process (see `config.disable_mp_signal` below; vpclab uses neither); a
+veth's `mtu` and `gso_max_size` given in `peer` apply to the peer, its `state` does not;
+an `IPRoute()` keeps its event loop and socket per thread, so a connection is never
+used by any thread but the one that opened it.
 """
 from __future__ import annotations
 
 import errno
 import os
 import socket
+import threading
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pyroute2 import IPRoute, config, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .nsenter import NETNS_RUN_DIR, NetnsSockets
+from .nsenter import NETNS_RUN_DIR, NetnsSockets, new_netns
 
 # pyroute2 forks short-lived helpers (namespace creation, requests that name another
 # namespace) and ends them with SIGTERM: they must not inherit vpclab's SIGTERM handler,
@@ -49,6 +66,9 @@ WAIT_S = 5.0
 POLL_S = 0.005
 NETLINK_ROUTE = 0
 NUD_PERMANENT = 0x80
+IFF_UP = 0x1
+REQUESTS = frozenset({"link", "addr", "route", "neigh", "link_lookup", "get_links",
+                      "get_addr", "get_routes", "get_neighbours"})   # counted by Rtnl
 
 
 class KernelError(RuntimeError):
@@ -83,19 +103,95 @@ def netns_inode(name: str) -> int | None:
     return st.st_ino
 
 
+class Rtnl(IPRoute):
+    """A pyroute2 IPRoute on a socket of one namespace, with the link indexes it knows."""
+
+    def __init__(self, netns: str | None):
+        if netns:
+            with NetnsSockets(netns) as there:
+                rtnetlink = there.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
+                                         NETLINK_ROUTE)
+            super().__init__(fileno=rtnetlink.detach())
+        else:
+            super().__init__()
+        self.indexes: dict[str, int] = {}
+        self._open = True
+        _count("connections")
+        _count("open")
+
+    def close(self, *args, **kwargs):
+        if self._open:
+            self._open = False
+            _count("open", -1)
+        return super().close(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        found = super().__getattr__(name)
+        if name not in REQUESTS:
+            return found
+
+        def counted(*args, **kwargs):
+            _count("requests")
+            return found(*args, **kwargs)
+        return counted
+
+
+_here = threading.local()      # .cache: {(namespace, inode): Rtnl} inside connections()
+_totals = {"requests": 0, "connections": 0, "open": 0}
+_totals_lock = threading.Lock()
+
+
+def _count(what: str, by: int = 1) -> None:
+    with _totals_lock:
+        _totals[what] += by
+
+
+def counters() -> dict[str, int]:
+    """{"requests", "connections", "open"}: rtnetlink requests sent and connections
+    opened by this process so far (a caller compares two readings), and connections
+    open now."""
+    with _totals_lock:
+        return dict(_totals)
+
+
 @contextmanager
-def ipr(name: str | None) -> Iterator[IPRoute]:
-    """An rtnetlink socket inside namespace `name` (None: the current namespace)."""
-    if name:
-        with NetnsSockets(name) as there:
-            rtnetlink = there.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
-        sock = IPRoute(fileno=rtnetlink.detach())
-    else:
-        sock = IPRoute()
+def connections() -> Iterator[None]:
+    """One connection per namespace for this thread until the block ends (see the
+    module docstring). Nested blocks share the outermost one's connections."""
+    if getattr(_here, "cache", None) is not None:
+        yield
+        return
+    _here.cache = {}
     try:
-        yield sock
+        yield
     finally:
-        sock.close()
+        cache, _here.cache = _here.cache, None
+        for conn in cache.values():
+            conn.close()
+
+
+def open_connections() -> list[str]:
+    """The namespaces this thread's `connections()` block holds a connection to."""
+    return sorted(ns or "" for ns, _ in (getattr(_here, "cache", None) or {}))
+
+
+@contextmanager
+def ipr(name: str | None) -> Iterator[Rtnl]:
+    """An rtnetlink connection inside namespace `name` (None: the current namespace);
+    this thread's cached one inside a `connections()` block."""
+    cache = getattr(_here, "cache", None)
+    if cache is None:
+        conn = Rtnl(name)
+        try:
+            yield conn
+        finally:
+            conn.close()
+        return
+    key = (name, netns_inode(name) if name else None)
+    conn = cache.get(key)
+    if conn is None:
+        conn = cache[key] = Rtnl(name)
+    yield conn
 
 
 def ensure_netns(name: str, mark: str) -> bool:
@@ -103,16 +199,21 @@ def ensure_netns(name: str, mark: str) -> bool:
     created = False
     if not netns_exists(name):
         try:
-            netns.create(name)
+            new_netns(name)
+        except FileExistsError:
+            pass
         except OSError as e:
-            if e.errno != errno.EEXIST:
-                raise KernelError(f"namespace {name}: {e}") from e
+            raise KernelError(f"namespace {name}: {e}") from e
         created = True
-    _wait(f"namespace {name}", lambda: name in netns.listnetns())
+    _wait(f"namespace {name}", lambda: netns_exists(name))
     with ipr(name) as s:
-        lo = s.link_lookup(ifname="lo")[0]
-        _ensure_altname(s, lo, mark, f"lo in {name}")
-        s.link("set", index=lo, state="up")
+        lo = get_link(s, name, "lo")
+        if mark not in altnames(lo):
+            _add_altname(s, lo["index"], mark, f"lo in {name}")
+        if not lo["flags"] & IFF_UP:
+            s.link("set", index=lo["index"], state="up")
+        _wait(f"lo in {name} up, with altname {mark}",
+              lambda: _shows(s, name, "lo", mark=mark))
     return created
 
 
@@ -120,7 +221,7 @@ def netns_mark(name: str) -> list[str]:
     """Altnames on `lo` of namespace `name` ([] if it has none or is gone)."""
     try:
         with ipr(name) as s:
-            return altnames(s.get_links(s.link_lookup(ifname="lo")[0])[0])
+            return altnames(get_link(s, name, "lo"))
     except Exception:  # noqa: BLE001 - a namespace that vanished has no mark
         return []
 
@@ -146,15 +247,66 @@ def altnames(msg) -> list[str]:
     return [v for k, v in props.get("attrs", []) if k == "IFLA_ALT_IFNAME"]
 
 
-def _ensure_altname(s: IPRoute, index: int, name: str, what: str) -> None:
-    if name in altnames(s.get_links(index)[0]):
-        return
+def get_link(s: Rtnl, ns: str | None, ifname: str):
+    """The link `ifname` of `s`'s namespace (raises KernelError if there is none); its
+    index is remembered."""
+    try:
+        link = s.link("get", ifname=ifname)[0]
+    except NetlinkError as e:
+        if e.code == errno.ENODEV:
+            raise KernelError(f"no link {ifname} in namespace {ns}") from e
+        raise
+    s.indexes[ifname] = link["index"]
+    return link
+
+
+def _wait_link(s: Rtnl, ns: str | None, ifname: str):
+    """The link `ifname`, once the kernel shows it (within `WAIT_S`)."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        try:
+            return get_link(s, ns, ifname)
+        except KernelError:
+            if time.monotonic() > deadline:
+                raise KernelError(f"{ifname} in {ns} did not appear within "
+                                  f"{WAIT_S:.0f} s") from None
+            time.sleep(POLL_S)
+
+
+def _absent(s: Rtnl, ifname: str) -> bool:
+    try:
+        s.link("get", ifname=ifname)
+    except NetlinkError as e:
+        if e.code == errno.ENODEV:
+            return True
+        raise
+    return False
+
+
+def _add_altname(s: Rtnl, index: int, name: str, what: str) -> None:
     try:
         s.link("property_add", index=index, altname=name)
     except NetlinkError as e:
         if e.code != errno.EEXIST:
             raise KernelError(f"altname {name} on {what}: {e}") from e
-    _wait(f"altname {name} on {what}", lambda: name in altnames(s.get_links(index)[0]))
+
+
+def _gso(link) -> int:
+    size = link.get_attr("IFLA_GSO_MAX_SIZE")
+    return 1 << 32 if size is None else size
+
+
+def _shows(s: Rtnl, ns: str | None, ifname: str, mark: str | None = None,
+           mtu: int | None = None, gso_max_size: int | None = None) -> bool:
+    """Whether the kernel shows `ifname` up, with altname `mark`, `mtu` and a GSO size
+    of at most `gso_max_size` where given."""
+    try:
+        link = get_link(s, ns, ifname)
+    except KernelError:
+        return False
+    return bool(link["flags"] & IFF_UP) and (mark is None or mark in altnames(link)) \
+        and (mtu is None or link.get("mtu") == mtu) \
+        and (gso_max_size is None or _gso(link) <= gso_max_size)
 
 
 def marked_links(name: str | None, prefix: str) -> list[tuple[int, str, list[str]]]:
@@ -175,46 +327,54 @@ def delete_link(name: str | None, index: int) -> None:
         except NetlinkError as e:
             if e.code != errno.ENODEV:
                 raise
+        for ifname in [n for n, i in s.indexes.items() if i == index]:
+            del s.indexes[ifname]
 
 
 def ensure_veth(ns_a: str, if_a: str, mark_a: str, ns_b: str, if_b: str, mark_b: str,
-                mtu: int) -> bool:
-    """A veth `if_a`@ns_a ⇄ `if_b`@ns_b, both ends up, marked, with `mtu`. True if created.
+                mtu: int, gso_max_size: int | None = None) -> bool:
+    """A veth `if_a`@ns_a ⇄ `if_b`@ns_b, both ends up, marked, with `mtu` and, if
+    `gso_max_size` is given, a GSO size no larger on both ends (as
+    offload.cap_gso_size, but set in the request that makes the veth). True if created.
 
     Created from inside ns_a with the peer put straight into ns_b: it never exists in
     the root namespace, not even for a moment.
     """
     created = False
     with ipr(ns_a) as a, ipr(ns_b) as b:
-        if not a.link_lookup(ifname=if_a):
-            if b.link_lookup(ifname=if_b):
+        if _absent(a, if_a):
+            if not _absent(b, if_b):
                 raise KernelError(f"{if_b} already exists in namespace {ns_b} "
                                   f"without its peer {if_a} in {ns_a}")
+            gso = {} if gso_max_size is None else {"gso_max_size": gso_max_size}
             try:
-                a.link("add", ifname=if_a, kind="veth", mtu=mtu,
-                       peer={"ifname": if_b, "net_ns_fd": ns_b})
+                a.link("add", ifname=if_a, kind="veth", mtu=mtu, state="up", **gso,
+                       peer={"ifname": if_b, "net_ns_fd": ns_b, "mtu": mtu, **gso})
             except NetlinkError as e:
                 raise KernelError(f"veth {if_a} ({ns_a}) ⇄ {if_b} ({ns_b}): {e}") from e
             created = True
-        _wait(f"{if_a} in {ns_a}", lambda: bool(a.link_lookup(ifname=if_a)))
-        _wait(f"{if_b} in {ns_b}", lambda: bool(b.link_lookup(ifname=if_b)))
         for s, ifname, mark, ns in ((a, if_a, mark_a, ns_a), (b, if_b, mark_b, ns_b)):
-            idx = s.link_lookup(ifname=ifname)[0]
-            _ensure_altname(s, idx, mark, f"{ifname} in {ns}")
-            link = s.get_links(idx)[0]
-            if link.get("mtu") != mtu:
-                s.link("set", index=idx, mtu=mtu)
-            s.link("set", index=idx, state="up")
-            _wait(f"{ifname} in {ns} up", lambda s=s, idx=idx: s.get_links(idx)[0].get(
-                "flags", 0) & 1)
+            link = _wait_link(s, ns, ifname)
+            if mark not in altnames(link):
+                _add_altname(s, link["index"], mark, f"{ifname} in {ns}")
+            change: dict = {}
+            if link.get("mtu") != mtu or not link["flags"] & IFF_UP:
+                change.update(mtu=mtu, state="up")
+            if gso_max_size is not None and _gso(link) > gso_max_size:
+                change["gso_max_size"] = gso_max_size
+            if change:
+                s.link("set", index=link["index"], **change)
+            _wait(f"{ifname} in {ns} up, with altname {mark}, MTU {mtu}"
+                  + (f", GSO at most {gso_max_size}" if gso_max_size else ""),
+                  lambda s=s, ns=ns, ifname=ifname, mark=mark: _shows(
+                      s, ns, ifname, mark, mtu, gso_max_size))
     return created
 
 
-def _index(s: IPRoute, ns: str, ifname: str) -> int:
-    found = s.link_lookup(ifname=ifname)
-    if not found:
-        raise KernelError(f"no link {ifname} in namespace {ns}")
-    return found[0]
+def _index(s: Rtnl, ns: str | None, ifname: str) -> int:
+    """The index of `ifname` (remembered by the connection, see the module docstring)."""
+    index = s.indexes.get(ifname)
+    return index if index is not None else get_link(s, ns, ifname)["index"]
 
 
 def link_index(ns: str, ifname: str) -> int:
@@ -223,6 +383,23 @@ def link_index(ns: str, ifname: str) -> int:
 
 
 # -- addresses and routes --------------------------------------------------------------
+def _add(what: str, send: Callable[[], object], present: Callable[[], bool],
+         other: str) -> bool:
+    """Send the request that adds `what`, then wait until `present()`; True if added.
+    EEXIST means it was there already, which `present()` must confirm (else `what`
+    exists `other`: an error naming the conflict, not a wait that times out)."""
+    try:
+        send()
+    except NetlinkError as e:
+        if e.code != errno.EEXIST:
+            raise KernelError(f"{what}: {e}") from e
+        if not present():
+            raise KernelError(f"{what} exists {other}") from e
+        return False
+    _wait(what, present)
+    return True
+
+
 def ensure_address(ns: str, ifname: str, address: str, prefixlen: int) -> bool:
     """`address/prefixlen` on `ifname` in `ns`. True if added."""
     with ipr(ns) as s:
@@ -231,16 +408,9 @@ def ensure_address(ns: str, ifname: str, address: str, prefixlen: int) -> bool:
         def present() -> bool:
             return any(a.get("address") == address and a["prefixlen"] == prefixlen
                        for a in s.get_addr(index=idx, family=2))
-        if present():
-            return False
-        try:
-            s.addr("add", index=idx, address=address, prefixlen=prefixlen)
-        except NetlinkError as e:
-            if e.code != errno.EEXIST:
-                raise KernelError(f"address {address}/{prefixlen} on {ifname} in {ns}: "
-                                  f"{e}") from e
-        _wait(f"address {address}/{prefixlen} on {ifname} in {ns}", present)
-        return True
+        return _add(f"address {address}/{prefixlen} on {ifname} in {ns}",
+                    lambda: s.addr("add", index=idx, address=address, prefixlen=prefixlen),
+                    present, f"with another prefix length than /{prefixlen}")
 
 
 def ensure_route(ns: str, dst: str, ifname: str | None = None,
@@ -267,15 +437,10 @@ def ensure_route(ns: str, dst: str, ifname: str | None = None,
                     continue
                 return True
             return False
-        if present():
-            return False
-        try:
-            s.route("add", dst=net, dst_len=plen_i, **kw)
-        except NetlinkError as e:
-            if e.code != errno.EEXIST:
-                raise KernelError(f"route {dst} in {ns}: {e}") from e
-        _wait(f"route {dst} in {ns}", present)
-        return True
+        return _add(f"route {dst} in {ns}",
+                    lambda: s.route("add", dst=net, dst_len=plen_i, **kw), present,
+                    "with another next hop than " + " ".join(
+                        x for x in (ifname, gateway and f"via {gateway}") if x))
 
 
 def link_exists(ns: str, ifname: str) -> bool:
@@ -283,19 +448,19 @@ def link_exists(ns: str, ifname: str) -> bool:
     if not netns_exists(ns):
         return False
     with ipr(ns) as s:
-        return bool(s.link_lookup(ifname=ifname))
+        return not _absent(s, ifname)
 
 
 def link_mac(ns: str, ifname: str) -> str:
     """The MAC address of `ifname` in namespace `ns`."""
     with ipr(ns) as s:
-        return s.get_links(_index(s, ns, ifname))[0].get_attr("IFLA_ADDRESS")
+        return get_link(s, ns, ifname).get_attr("IFLA_ADDRESS")
 
 
 def link_stats(ns: str, ifname: str) -> dict[str, int]:
     """The 64-bit counters of `ifname` in namespace `ns` (rx_packets, tx_bytes, …)."""
     with ipr(ns) as s:
-        return dict(s.get_links(_index(s, ns, ifname))[0].get_attr("IFLA_STATS64"))
+        return dict(get_link(s, ns, ifname).get_attr("IFLA_STATS64"))
 
 
 # -- neighbours ------------------------------------------------------------------------

@@ -53,7 +53,7 @@ import json
 import subprocess
 from typing import Any, Iterable
 
-from .nsenter import setns
+from .nsenter import in_netns_thread
 
 CONNTRACK_SYSCTLS = {
     # AWS security-group tracking timeouts (EC2 ConnectionTrackingSpecification
@@ -175,32 +175,32 @@ def render_ports_capture_only(table: str, ifnames: Iterable[str]) -> str:
         "  }", "}", ""])
 
 
-def apply(ns: str, script: str) -> None:
-    """Load `script` with `nft -f -` inside namespace `ns` (atomic)."""
-    proc = subprocess.run(["nft", "-f", "-"], input=script, text=True, capture_output=True,
-                          preexec_fn=lambda: setns(ns), timeout=30)
+def _nft(ns: str, *args: str, script: str | None = None) -> str:
+    """`nft ARGS` (its input `script`) run inside namespace `ns`; its output. Started
+    from a thread that entered the namespace, so the child is born there and Python
+    needs no code between fork and exec (it can vfork: netns_setup/nsenter.py)."""
+    proc = in_netns_thread(ns, lambda: subprocess.run(
+        ["nft", *args], input=script, text=True, capture_output=True, timeout=30))
     if proc.returncode != 0:
         raise RuntimeError(f"nft in namespace {ns}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def apply(ns: str, script: str) -> None:
+    """Load `script` with `nft -f -` inside namespace `ns` (atomic)."""
+    _nft(ns, "-f", "-", script=script)
 
 
 def counters(ns: str, table: str) -> dict[str, dict[str, int]]:
     """{name: {"packets", "bytes"}} of every named counter of `table inet <table>` in
     namespace `ns` ({} when the table has none)."""
-    proc = subprocess.run(["nft", "-j", "list", "counters", "table", "inet", table],
-                          text=True, capture_output=True, preexec_fn=lambda: setns(ns),
-                          timeout=30)
-    if proc.returncode != 0:
-        raise RuntimeError(f"nft in namespace {ns}: {proc.stderr.strip()}")
+    out = _nft(ns, "-j", "list", "counters", "table", "inet", table)
     return {c["name"]: {"packets": c["packets"], "bytes": c["bytes"]}
-            for item in json.loads(proc.stdout)["nftables"]
+            for item in json.loads(out)["nftables"]
             if (c := item.get("counter")) is not None}
 
 
 def list_tables(ns: str) -> list[str]:
     """`family name` of every nftables table in namespace `ns`."""
-    proc = subprocess.run(["nft", "list", "tables"], text=True, capture_output=True,
-                          preexec_fn=lambda: setns(ns), timeout=30)
-    if proc.returncode != 0:
-        raise RuntimeError(f"nft in namespace {ns}: {proc.stderr.strip()}")
-    return [line.split(None, 1)[1] for line in proc.stdout.splitlines()
+    return [line.split(None, 1)[1] for line in _nft(ns, "list", "tables").splitlines()
             if line.startswith("table ")]

@@ -63,13 +63,14 @@ def cap_gso_size(ifname: str, netns: str, max_frame: int) -> int:
     if max_frame < 1500:
         raise ValueError(f"{ifname}: a GSO cap of {max_frame} bytes is below a 1500-byte frame")
     with kernel.ipr(netns) as ipr:
-        (index,) = ipr.link_lookup(ifname=ifname) or [None]
-        if index is None:
-            raise OSError(f"{ifname}: no such interface in namespace {netns}")
-        current = ipr.get_links(index)[0].get_attr("IFLA_GSO_MAX_SIZE")
+        try:
+            link = kernel.get_link(ipr, netns, ifname)
+        except kernel.KernelError as e:
+            raise OSError(f"{ifname}: no such interface in namespace {netns}") from e
+        current = link.get_attr("IFLA_GSO_MAX_SIZE")
         if current is None or current > max_frame:
-            ipr.link("set", index=index, gso_max_size=max_frame)
-            current = ipr.get_links(index)[0].get_attr("IFLA_GSO_MAX_SIZE")
+            ipr.link("set", index=link["index"], gso_max_size=max_frame)
+            current = kernel.get_link(ipr, netns, ifname).get_attr("IFLA_GSO_MAX_SIZE")
             if current is None or current > max_frame:
                 raise OSError(f"{ifname}: the kernel kept gso_max_size at {current}")
         return current

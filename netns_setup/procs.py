@@ -14,7 +14,7 @@ still running after SIGTERM, a grace period and SIGKILL. Nothing here finds proc
 by name.
 
 `pids_in_netns()` lists processes whose network namespace is a given named namespace
-(same inode as /run/netns/NAME); `descendants()` walks the process tree below a PID
+(same inode as /run/netns/NAME), `pids_by_netns()` those of several in one walk of /proc; `descendants()` walks the process tree below a PID
 (psutil), for hosts where no cgroup v2 holds a lab's processes. Teardown uses both for
 processes vpclab started but had no time to record (a `kill -9` between fork and state
 write), or that its processes started: any process left inside a lab namespace would
@@ -157,15 +157,22 @@ def _reap(pid: int) -> None:
 
 def pids_in_netns(inode: int) -> list[int]:
     """PIDs whose network namespace has inode `inode` (from /run/netns/NAME)."""
-    out = []
+    return pids_by_netns({inode}).get(inode, [])
+
+
+def pids_by_netns(inodes: set[int]) -> dict[int, list[int]]:
+    """{inode: PIDs} of the processes whose network namespace is one of `inodes`, from
+    one walk of /proc (a lab's teardown asks for every namespace of the lab at once)."""
+    out: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
-            if os.stat(f"/proc/{d}/ns/net").st_ino == inode:
-                out.append(int(d))
+            inode = os.stat(f"/proc/{d}/ns/net").st_ino
         except OSError:
             continue
+        if inode in inodes:
+            out.setdefault(inode, []).append(int(d))
     return out
 
 

@@ -24,7 +24,7 @@ from dataplane.model import Lab, names
 
 from . import hyperplane, processes, realise_vpc
 from .plan import digest, plan
-from .progress import Step
+from .progress import Item, Step
 from .state import STATE_VERSION, State
 
 
@@ -65,10 +65,11 @@ def record(lab: Lab) -> dict[str, Any]:
     return data
 
 
-def steps(lab: Lab, st: State) -> list[Step]:
-    """`up`'s steps in order: each VPC's, the Hyperplane's, each kind's final ones, and
-    the supervisor. Building them does nothing; running them makes the lab."""
-    out = [s for p in plan(lab) for s in realise_vpc.steps(lab, p, st)]
+def steps(lab: Lab, st: State) -> list[Item]:
+    """`up`'s steps in order: the VPCs' (side by side, one lane each), the Hyperplane's,
+    each kind's final ones, and the supervisor. Building them does nothing; running them
+    makes the lab."""
+    out: list[Item] = [realise_vpc.lanes(lab, plan(lab), st)]
     hp_ports = compiled.ports(lab)
     if hp_ports:
         out += hyperplane.steps(lab, hp_ports, st)

@@ -31,6 +31,7 @@ from dataplane.model import Lab, names
 
 from . import blueprint, processes, realise_vpc
 from .plan import plan
+from .progress import each_step
 from .state import State
 from .status import interfaces_table
 
@@ -50,7 +51,7 @@ def preview(lab: Lab) -> dict[str, Any]:
             "dns": _dns(lab),
             "services": _services(lab, data),
             "processes": _processes(lab, data),
-            "steps": [s.what for s in blueprint.steps(lab, st)]}
+            "steps": [s.what for s in each_step(blueprint.steps(lab, st))]}
 
 
 def _enis(data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -143,8 +143,9 @@ def end(recorded: list[dict[str, Any]], namespaces: list[str],
         else:
             for pid, _ in first:
                 where.update((c, f"started by {pid}") for c in procs.descendants(pid))
+        inside = procs.pids_by_netns(set(inodes.values()))
         for n, ino in inodes.items():
-            where.update((pid, f"in {n}") for pid in procs.pids_in_netns(ino))
+            where.update((pid, f"in {n}") for pid in inside.get(ino, []))
         for pid, what in where.items():
             if pid != me and pid not in found:
                 started = procs.start_time(pid)

@@ -22,15 +22,21 @@
 6. `run:` commands, each in its instance namespace (private mount namespace, the VPC's
    resolv.conf over /etc/resolv.conf), output in /run/vpclab/<lab>/<vpc>.<instance>.log,
    with vpclab's Python first on PATH (`run_argv`).
+
+`lanes()` gives every VPC's steps as one lane each of a `Parallel` (lab/progress.py):
+VPCs are made side by side, each by one worker thread, since a VPC's steps touch only
+its own namespaces, files and processes. What all the resolvers need from the whole lab
+(`LabDns`: every kind's DNS records and resolver arguments) is computed once, before.
 """
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from typing import Any
 
-from netns_setup import dns, kernel, nft, nsenter, offload, procs
+from netns_setup import dns, kernel, nft, nsenter, procs
 
 from dataplane.compile.hyperplane import dns_records, resolver_args
 from dataplane.forwarder.frames import MAX_FRAME
@@ -38,7 +44,7 @@ from dataplane.model import Lab, names
 
 from . import processes
 from .plan import ENI_MTU, InstancePlan, VpcPlan
-from .progress import Step
+from .progress import Parallel, Step
 from .state import State
 
 DNS_READY_S = 5.0
@@ -62,8 +68,28 @@ def record(p: VpcPlan, lab: Lab) -> dict[str, Any]:
                           for i in p.instances}}
 
 
-def steps(lab: Lab, p: VpcPlan, st: State) -> list[Step]:
+@dataclass(frozen=True)
+class LabDns:
+    """What every VPC's resolver needs from the whole lab, computed once per `up`:
+    every kind's records and extra dnsmasq arguments, by VPC."""
+    records: dict[str, list[tuple[str, str]]]
+    resolver_args: dict[str, list[str]]
+
+    @classmethod
+    def of(cls, lab: Lab) -> "LabDns":
+        return cls(dns_records(lab), resolver_args(lab))
+
+
+def lanes(lab: Lab, plans: list[VpcPlan], st: State) -> Parallel:
+    """Every VPC's steps, one lane each, to run side by side (lab/progress.py)."""
+    dns_of_lab = LabDns.of(lab)
+    return Parallel([steps(lab, p, st, dns_of_lab) for p in plans])
+
+
+def steps(lab: Lab, p: VpcPlan, st: State, dns_of_lab: LabDns | None = None) -> list[Step]:
+    """The steps that make VPC `p` (module docstring), in order."""
     mark = names.lo_altname(lab.name)
+    dns_of_lab = dns_of_lab or LabDns.of(lab)
     out = [Step(f"namespace {p.netns} (VPC {p.name} router)",
                 lambda: kernel.ensure_netns(p.netns, mark))]
     out += [Step(f"instance {i.vpc}/{i.name}: namespace {i.netns}, ENI {i.eni} ⇄ eth0 "
@@ -74,7 +100,7 @@ def steps(lab: Lab, p: VpcPlan, st: State) -> list[Step]:
     out.append(Step(f"security groups in {p.netns}: table inet {names.nft_table(lab.name)}",
                     lambda: _security_groups(lab, p, st)))
     out.append(Step(f"DNS for VPC {p.name}: dnsmasq on {p.dns} in {p.netns}",
-                    lambda: _dns(lab, p, st)))
+                    lambda: _dns(lab, p, st, dns_of_lab)))
     rec = lambda: st.data["vpcs"][p.name]     # noqa: E731 (read when the step runs)
     out += [Step(f"run in {i.vpc}/{i.name}: {i.run}",
                  lambda i=i: processes.start(st, "run", p.name, i.name, i.netns,
@@ -97,13 +123,13 @@ def run_argv(command: str) -> list[str]:
 
 def _instance(p: VpcPlan, i: InstancePlan, mark: str) -> None:
     kernel.ensure_netns(i.netns, mark)
+    # The instance's GSO frames may be forwarded to the Hyperplane: keep them within a
+    # ring slot (the router would cut larger ones into single segments); as
+    # offload.cap_gso_size, set when the veth is made.
     kernel.ensure_veth(p.netns, i.eni, i.eni_mark, i.netns, names.INSTANCE_IFNAME,
-                       i.eth_mark, ENI_MTU)
+                       i.eth_mark, ENI_MTU, gso_max_size=MAX_FRAME)
     kernel.ensure_address(i.netns, names.INSTANCE_IFNAME, i.ip, i.prefixlen)
     kernel.ensure_route(i.netns, "0.0.0.0/0", gateway=i.router)
-    # Its GSO frames may be forwarded to the Hyperplane: keep them within a ring slot
-    # (the router would cut larger ones into single segments).
-    offload.cap_gso_size(names.INSTANCE_IFNAME, i.netns, MAX_FRAME)
     kernel.ensure_address(p.netns, i.eni, i.router, 32)
     kernel.ensure_route(p.netns, f"{i.ip}/32", ifname=i.eni)
 
@@ -136,23 +162,24 @@ def _security_groups(lab: Lab, p: VpcPlan, st: State) -> None:
     nsenter.write_sysctls(p.netns, nft.CONNTRACK_SYSCTLS)
 
 
-def hosts(lab: Lab, p: VpcPlan) -> str:
+def hosts(lab: Lab, p: VpcPlan, dns_of_lab: LabDns | None = None) -> str:
     """The VPC resolver's hosts file (`ip name…` lines)."""
+    records = (dns_of_lab or LabDns.of(lab)).records
     # Instances' names; an ALB node is known by its ALB's name (a kind's record).
     text = dns.hosts_file(lab.region, [(i.name, i.ip) for i in p.instances
                                        if i.managed_by is None])
     # Every kind's names (endpoints' regional, zonal, private DNS): this VPC's only.
-    return text + "".join(f"{ip} {name}\n" for name, ip in dns_records(lab).get(p.name, []))
+    return text + "".join(f"{ip} {name}\n" for name, ip in records.get(p.name, []))
 
 
-def _dns(lab: Lab, p: VpcPlan, st: State) -> None:
+def _dns(lab: Lab, p: VpcPlan, st: State, dns_of_lab: LabDns) -> None:
     rec = st.data["vpcs"][p.name]
     with open(rec["hosts"], "w") as f:
-        f.write(hosts(lab, p))
+        f.write(hosts(lab, p, dns_of_lab))
     with open(rec["resolv_conf"], "w") as f:
         f.write(dns.resolv_conf(p.dns, lab.region))
     start_resolver(st, p.name, p.netns, p.dns, lab.region, rec["hosts"], f"VPC {p.name}",
-                   tuple(resolver_args(lab).get(p.name, ())))
+                   tuple(dns_of_lab.resolver_args.get(p.name, ())))
 
 
 def start_resolver(st: State, owner: str, netns: str, listen: str, region: str, hosts: str,

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 from typing import Any, Iterator
 
 from netns_setup import procs
@@ -17,6 +18,7 @@ from netns_setup import procs
 from dataplane.model import names
 
 STATE_VERSION = 1
+_saving = threading.Lock()
 
 
 class LabError(RuntimeError):
@@ -54,11 +56,16 @@ class State:
             raise LabError(f"state of lab {lab} is unreadable: {e}") from e
 
     def save(self) -> None:
-        os.makedirs(self.dir, mode=0o755, exist_ok=True)
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.data, f, indent=1)
-        os.replace(tmp, self.path)
+        """Write the state (atomically: a new file renamed over the old one). `up`'s
+        worker threads save as they start processes, one at a time; the file is compact
+        JSON, as the C encoder writes it in a fraction of the indenting one's time."""
+        with _saving:
+            os.makedirs(self.dir, mode=0o755, exist_ok=True)
+            tmp = self.path + ".tmp"
+            text = json.dumps(self.data, separators=(",", ":"))
+            with open(tmp, "w") as f:
+                f.write(text)
+            os.replace(tmp, self.path)
 
     @classmethod
     @contextlib.contextmanager

@@ -4,8 +4,9 @@ state record and the steps come from lab/blueprint.py, which `validate --plan` s
 
 The steps (each a line of progress, lab/progress.py):
 
-1. per VPC, in file order, lab/realise_vpc.py's: its namespace, instances, router,
-   security groups, DNS, `run:` commands;
+1. per VPC, lab/realise_vpc.py's: its namespace, instances, router, security groups,
+   DNS, `run:` commands — each VPC's in order, VPCs side by side (lab/progress.py,
+   `Parallel`);
 2. when any kind asks for Hyperplane ENIs (dataplane/kinds.py), lab/hyperplane.py's:
    the forwarder's namespace, each ENI, each kind's own steps
    (lab/realise_<kind>.py), and the forwarder;
@@ -75,7 +76,8 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
     steps = blueprint.steps(lab, st)
     prog = Progress(len(steps), progress)
     try:
-        run_steps(steps, prog)
+        with kernel.connections():       # closed before any rollback (kernel.py)
+            run_steps(steps, prog)
         check_interrupt()
         st.data["status"] = "up"
         st.data["owner_pid"] = None

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
 import time
 
 import pytest
@@ -137,27 +138,35 @@ def test_failure_half_way_rolls_back_and_names_the_step(monkeypatch, teardown_la
     teardown_labs.append(lab_name)
     lab = Lab.from_dict(small(lab_name, 3, run="sleep 600"))
     real_apply = nft.apply
+    started = []
+    v0_started = threading.Event()
 
     def failing_apply(ns, script):
         if ns == "t3rb.v1":
+            # VPCs are made side by side: fail once v0 has started its processes
+            assert v0_started.wait(60)
             raise RuntimeError("injected nft failure")
         real_apply(ns, script)
     monkeypatch.setattr(nft, "apply", failing_apply)
-    started = []
     real_start = processes.start
 
     def recording_start(*a, **kw):
         pid = real_start(*a, **kw)
         started.append(pid)
+        if sum(r["vpc"] == "v0" and r["role"] in ("dns", "run")
+               for r in a[0].data["processes"]) == 2:
+            v0_started.set()
         return pid
     monkeypatch.setattr(processes, "start", recording_start)
+    open_before = kernel.counters()["open"]
     with pytest.raises(labmod.LabError) as e:
         labmod.up(lab, progress=False)
     msg = str(e.value)
     assert "failed during: security groups in t3rb.v1" in msg
     assert "injected nft failure" in msg and "everything it made was removed" in msg
-    assert len(started) == 2                      # v0's dnsmasq and run: had started
+    assert len(started) >= 2                      # v0's dnsmasq and run: had started
     assert not any(procs.alive(p, None) for p in started)
+    assert kernel.counters()["open"] == open_before   # every lane's connections closed
     assert leftovers(lab_name) == []
 
 
