@@ -75,15 +75,17 @@ def steps(lab: Lab, p: VpcPlan, st: State) -> list[Step]:
                     lambda: _security_groups(lab, p, st)))
     out.append(Step(f"DNS for VPC {p.name}: dnsmasq on {p.dns} in {p.netns}",
                     lambda: _dns(lab, p, st)))
-    rec = lambda: st.data["vpcs"][p.name]     # noqa: E731 (read when the step runs)
-    out += [Step(f"run in {i.vpc}/{i.name}: {i.run}",
-                 lambda i=i: processes.start(st, "run", p.name, i.name, i.netns,
-                                             run_argv(i.run),
-                                             rec()["instances"][i.name]["log"],
-                                             rec()["resolv_conf"],
-                                             cwd=os.path.join(st.dir, f"{p.name}.{i.name}")))
+    out += [Step(f"run in {i.vpc}/{i.name}: {i.run}", lambda i=i: start_run(st, p, i))
             for i in p.instances if i.run]
     return out
+
+
+def start_run(st: State, p: VpcPlan, i: InstancePlan) -> int:
+    """The instance's `run:` command, with the log and resolver its record names."""
+    rec = st.data["vpcs"][p.name]
+    return processes.start(st, "run", p.name, i.name, i.netns, run_argv(i.run or ""),
+                           rec["instances"][i.name]["log"], rec["resolv_conf"],
+                           cwd=os.path.join(st.dir, f"{p.name}.{i.name}"))
 
 
 def run_argv(command: str) -> list[str]:
@@ -139,15 +141,20 @@ def _security_groups(lab: Lab, p: VpcPlan, st: State) -> None:
 def _dns(lab: Lab, p: VpcPlan, st: State) -> None:
     rec = st.data["vpcs"][p.name]
     with open(rec["hosts"], "w") as f:
-        # Instances' names; an ALB node is known by its ALB's name (a kind's record).
-        f.write(dns.hosts_file(lab.region, [(i.name, i.ip) for i in p.instances
-                                            if i.managed_by is None]))
-        # Every kind's names (endpoints' regional, zonal, private DNS): this VPC's only.
-        f.writelines(f"{ip} {name}\n" for name, ip in dns_records(lab).get(p.name, []))
+        f.write(hosts_text(lab, p))
     with open(rec["resolv_conf"], "w") as f:
         f.write(dns.resolv_conf(p.dns, lab.region))
     start_resolver(st, p.name, p.netns, p.dns, lab.region, rec["hosts"], f"VPC {p.name}",
                    tuple(resolver_args(lab).get(p.name, ())))
+
+
+def hosts_text(lab: Lab, p: VpcPlan) -> str:
+    """The VPC's hosts file: instances' names (an ALB node is known by its ALB's name, a
+    kind's record), then every kind's names (endpoints' regional, zonal, private DNS):
+    this VPC's only."""
+    return (dns.hosts_file(lab.region, [(i.name, i.ip) for i in p.instances
+                                        if i.managed_by is None])
+            + "".join(f"{ip} {name}\n" for name, ip in dns_records(lab).get(p.name, [])))
 
 
 def start_resolver(st: State, owner: str, netns: str, listen: str, region: str, hosts: str,

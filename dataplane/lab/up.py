@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 from netns_setup import kernel, procs
 
@@ -34,13 +34,17 @@ from dataplane.model import Lab, names
 from . import hyperplane, processes, realise_vpc
 from .down import teardown
 from .plan import digest, plan
+from .reconcile import reconcile
 from .progress import Interrupted, Progress, Step, check_interrupt, run_steps
 from .state import STATE_VERSION, LabError, State
 from .status import check_present
 
 
-def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
-    """Make the lab; returns (state, created). `created` is False if it was already up.
+def up(lab: Lab, progress: bool | None = None, show: Callable[[str], None] | None = None,
+       plan_only: bool = False) -> tuple[State, bool]:
+    """Make the lab; returns (state, created). `created` is False if it was already up:
+    from the same file, it is repaired; from another, reconciled (lab/reconcile.py:
+    `show` gets the plan's lines; `plan_only` stops there).
 
     Raises LabError, after rolling back everything it made, if any step fails.
     """
@@ -48,13 +52,15 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
     plans = plan(lab)
     want = digest(lab)
     old = State.load(lab.name)
+    if plan_only and (old is None or old.data.get("status") != "up"):
+        raise LabError(f"lab {lab.name} is not up: there is no running lab to compare the "
+                       f"file with (`vpclab validate --plan` shows what up would make)")
     if old is not None:
         status = old.data.get("status")
-        if status == "up" and old.data.get("digest") == want:
+        if status == "up" and old.data.get("digest") == want and not plan_only:
             return repair(old), False
         if status == "up":
-            raise LabError(f"lab {lab.name} is already up from a different topology; "
-                           f"run `vpclab down {lab.name}` first")
+            return reconcile(old, lab, progress, show, plan_only), False
         if old.owner_alive():
             raise LabError(f"lab {lab.name} is being changed by vpclab (pid "
                            f"{old.data.get('owner_pid')}); wait for it to finish")
