@@ -212,3 +212,40 @@ def test_a_failure_half_way_says_what_was_applied_and_down_still_works(
     assert [p["role"] for p in st.data["processes"]].count("supervisor") == 1
     vpclab("down", name, check=True)
     assert leftovers(name) == []
+
+
+KILLED_HALF_WAY = """
+import os, signal, sys
+from dataplane import lab as labmod
+from dataplane.lab import realise_vpc
+from dataplane.model import load
+real = realise_vpc._instance
+def dying(p, i, mark):
+    real(p, i, mark)
+    if i.name == "i4":
+        os.kill(os.getpid(), signal.SIGKILL)
+realise_vpc._instance = dying
+labmod.up(load(sys.argv[1]), progress=False)
+"""
+
+
+def test_kill_9_half_way_leaves_a_lab_down_removes(tmp_path, lab_named) -> None:
+    name = lab_named("trckill")
+    doc = base(name)
+    vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
+    grown = copy.deepcopy(doc)
+    grown["vpcs"]["v0"]["instances"]["i4"] = {"subnet": "a"}
+    grown["vpcs"]["v1"] = {"cidr": "10.1.0.0/16", "subnets": {"a": {"cidr": "10.1.1.0/24"}},
+                           "instances": {"j1": {"subnet": "a"}}}
+    killed = subprocess.run([sys.executable, "-c", KILLED_HALF_WAY,
+                             str(write_topology(tmp_path, grown))],
+                            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    assert killed.returncode == -9
+    st = labmod.State.load(name)
+    assert st.data["status"] == "reconciling"
+    assert kernel.netns_exists(f"{name}.v0.i4")
+    assert f"{name}.v0.i4" in st.data["namespaces"]
+    again = vpclab("up", str(write_topology(tmp_path, grown)))
+    assert again.returncode == 1 and "cleanup" in again.stderr
+    vpclab("down", name, check=True)
+    assert leftovers(name) == []
