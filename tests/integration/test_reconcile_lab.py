@@ -22,7 +22,7 @@ from .conftest import (CLI, HERE, REPO, connect, endpoint_to_nlb, leftovers, ser
                        write_topology)
 
 pytestmark = pytest.mark.root
-STREAM = HERE / "stream.py"
+PEERS = HERE / "flood_peers.py"     # its echo server and long stream
 
 
 def base(lab: str) -> dict:
@@ -129,7 +129,7 @@ def test_a_refused_change_leaves_the_lab_as_it_was(tmp_path, lab_named) -> None:
 def test_a_new_listener_keeps_the_flows_of_the_untouched_endpoint(tmp_path, lab_named) -> None:
     name = lab_named("trcnlb")
     doc = endpoint_to_nlb(name, {"client": {}},
-                          {"t1": {"run": f"{sys.executable} {STREAM} server 8080"}},
+                          {"t1": {"run": f"{sys.executable} {PEERS} serve 8080"}},
                           {"protocol": "TCP", "port": 8080, "targets": ["t1"]})
     vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
     st = labmod.status(name)
@@ -138,13 +138,13 @@ def test_a_new_listener_keeps_the_flows_of_the_untouched_endpoint(tmp_path, lab_
     forwarder = next(p["pid"] for p in labmod.State.load(name).data["processes"]
                      if p["role"] == "forwarder")
     client = subprocess.Popen(
-        CLI + ["exec", "-l", name, "c/client", "--", sys.executable, str(STREAM), "client",
-               ep, "80", "12"],
+        CLI + ["exec", "-l", name, "c/client", "--", sys.executable, str(PEERS), "stream",
+               ep, "80", "90", str(tmp_path / "stop")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
         env=dict(os.environ, PYTHONPATH=str(REPO)))
     try:
         first = client.stdout.readline()
-        assert first.strip().isdigit(), (first, client.stderr.read() if client.poll() else "")
+        assert first.strip() == "connected", (first, client.stderr.read() if client.poll() else "")
         flows = [f for f in control.call(socket_path, "flows")["flows"] if f["vip"][1] == 80]
         assert len(flows) == 1, flows
 
@@ -155,21 +155,29 @@ def test_a_new_listener_keeps_the_flows_of_the_untouched_endpoint(tmp_path, lab_
         assert plan.returncode == 0, plan.stderr
         assert "~ load balancer p/nlb: the forwarder's tables" in plan.stdout
         assert "planned, none made" in plan.stdout
+        assert len(labmod.State.load(name).data["topology"]["vpcs"]["p"]["load_balancers"]
+                   ["nlb"]["listeners"]) == 1          # --diff changed nothing
         proc = reconcile(tmp_path, more)
         assert proc.returncode == 0, proc.stderr
-        during = int(client.stdout.readline())
-        # the new listener answers (through the same endpoint ENI)
-        reply = vpclab("exec", "-l", name, "c/client", "--", sys.executable, str(STREAM),
-                       "client", ep, "81", "0.5", timeout=30)
-        assert reply.returncode == 0, reply.stdout
+        # the new listener answers, through the same endpoint ENI
+        reply = vpclab("exec", "-l", name, "c/client", "--", sys.executable, str(PEERS),
+                       "connect", ep, "81", "1", "0", "3", timeout=30)
+        assert json.loads(reply.stdout)["ok"] == 1, (reply.stdout, reply.stderr)
+        applied_at = time.monotonic()      # the stream's clock too (CLOCK_MONOTONIC)
+        time.sleep(3)
+        (tmp_path / "stop").touch()        # the stream ends at its next block
         out, err = client.communicate(timeout=40)
     finally:
         if client.poll() is None:
             client.kill()
     assert client.returncode == 0, (out[-500:], err)
-    counts = [int(n) for n in out.split()]
-    # the same connection kept going after the change: bytes continued, no reset
-    assert counts and counts[-1] > during + 20, (during, counts[-3:])
+    lines = out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["error"] is None, result        # no reset, no stall, start to end
+    # the same connection carried blocks for seconds after the change was applied
+    later = [int(w[2]) for w in (line.split() for line in lines)
+             if w[0] == "progress" and float(w[1]) > applied_at]
+    assert len(later) >= 2 and later[-1] > later[0] > 0, (applied_at, lines[-5:])
     after = [f for f in control.call(socket_path, "flows")["flows"] if f["vip"][1] == 80]
     assert [f["client"] for f in after] == [f["client"] for f in flows]
     # the forwarder was changed in place, not restarted
