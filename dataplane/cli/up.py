@@ -1,4 +1,6 @@
-"""`vpclab up FILE`: build the lab, or do nothing if it is already up from that file.
+"""`vpclab up FILE`: build the lab; on a lab already up, restart what stopped (the same
+file) or reconcile it (another version: the plan printed, then applied in place, or
+refused with exit 2 naming each field; `--diff` prints the plan only, lab/reconcile.py).
 
 Shows one line per step on a terminal and ends with a table of what was made. On a
 failure everything made so far is removed and the failed step is named (exit 1). A bad

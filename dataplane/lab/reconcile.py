@@ -263,7 +263,7 @@ def reconcile(st: State, new: Lab, progress: bool | None = None,
         left = [s.what for s in steps[prog.n:]]
         try:
             _end(st)
-        except LabError:
+        except Exception:       # noqa: BLE001 (the step's error is the one to report)
             pass
         raise LabError(f"reconcile of lab {st.lab} failed during: {prog.current}: {e}; "
                        f"applied: {'; '.join(done) or 'nothing'}; not applied: "
@@ -378,7 +378,9 @@ def _record(st: State, namespaces: list[str]) -> None:
 
 
 def _record_vpc(st: State, new: Lab, p: VpcPlan) -> None:
-    """Before anything of it is made: its namespaces and record."""
+    """Before anything of it is made: its namespaces and record (after ending what an
+    earlier, failed attempt started for it, so that a retry starts each process once)."""
+    _forget(st, [], lambda r: r["vpc"] == p.name)
     st.data["vpcs"][p.name] = realise_vpc.record(p, new)
     _record(st, [p.netns] + [i.netns for i in p.instances])
 
