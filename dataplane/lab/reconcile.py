@@ -214,8 +214,8 @@ def _hyperplane(old: Lab, new: Lab) -> list[Change]:
     ons, nns = _kind_namespaces(old), _kind_namespaces(new)
     for ns in sorted(ons ^ nns):
         out.append(Change("+" if ns in nns else "-", "namespace", ns,
-                          refused="a kind's namespace (the health checker's)",
-                          field="target_groups.health_check"))
+                          refused="a kind's own namespace (the NLB health checker's, made "
+                                  "with the lab's first NLB)", field="load_balancers"))
     return out
 
 
