@@ -1,5 +1,7 @@
-"""`vpclab up FILE [--name LAB]`: build the lab, or do nothing if it is already up from
-that file. `--name` makes the file's lab under another name, beside the first.
+"""`vpclab up FILE [--name LAB]`: build the lab; on a lab already up, restart what stopped
+(the same file) or reconcile it (another version: the plan printed, then applied in place,
+or refused with exit 2 naming each field; `--diff` prints the plan only,
+lab/reconcile.py). `--name` makes the file's lab under another name, beside the first.
 
 Shows one line per step on a terminal and ends with a table of what was made. On a
 failure everything made so far is removed and the failed step is named (exit 1). A bad
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 
 from .. import lab as labmod
 from ..model import TopologyError
@@ -19,9 +22,12 @@ from .validate import add_name_option, load_named, report
 
 
 def register(sub) -> None:
-    p = sub.add_parser("up", help="build a lab from a topology file (idempotent)")
+    p = sub.add_parser("up", help="build a lab from a topology file, or bring a running "
+                       "one to it (reconcile)")
     p.add_argument("file")
     add_name_option(p)
+    p.add_argument("--diff", action="store_true",
+                   help="on a running lab: print what up would change, change nothing")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 
@@ -44,12 +50,19 @@ def run(args) -> int:
     need_root()
     old = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        st, created = labmod.up(lab, progress=False if args.quiet else None)
+        st, created = labmod.up(lab, progress=False if args.quiet else None,
+                                show=print, plan_only=args.diff)
+    except labmod.Refused as e:
+        print(f"vpclab up: {e}", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
     if not created:
-        if st.repaired:
+        if args.diff or st.reconciled:
+            print(f"lab {lab.name}: {len(st.reconciled)} change(s) "
+                  f"{'planned, none made (--diff)' if args.diff else 'made in place'}")
+        elif st.repaired:
             print(f"lab {lab.name} was degraded; restarted: {', '.join(st.repaired)}")
         else:
             print(f"lab {lab.name} is already up from this topology: nothing to do")

@@ -7,17 +7,19 @@ up.py (runs the blueprint's steps),
 realise_vpc.py (a VPC's steps), hyperplane.py (the Hyperplane's: ENIs, forwarder),
 realise_<kind>.py (a kind's own steps and status, registered in dataplane/kinds.py),
 processes.py, status.py, down.py (down, rollback, cleanup), actions.py (changing a
-running lab). The lab talks to the forwarder only through the spec and its control
-socket.
+running lab), reconcile.py (`up` of another file on a running lab). The lab talks to the
+forwarder only through the spec and its control socket.
 """
 from .actions import ENDPOINT_TRANSITIONS, hyperplane_of, set_endpoint_state
 from .down import cleanup, down, marked_namespaces, teardown
 from .plan import plan
 from .progress import request_interrupt
+from .reconcile import Refused, diff
 from .state import LabError, State, labs_up, state_labs
 from .status import check_present, interfaces_table, status
 from .up import up
 
-__all__ = ["ENDPOINT_TRANSITIONS", "LabError", "State", "check_present", "cleanup", "down",
-           "hyperplane_of", "interfaces_table", "labs_up", "marked_namespaces", "plan",
-           "request_interrupt", "set_endpoint_state", "state_labs", "status", "teardown", "up"]
+__all__ = ["ENDPOINT_TRANSITIONS", "LabError", "Refused", "State", "check_present", "cleanup",
+           "diff", "down", "hyperplane_of", "interfaces_table", "labs_up", "marked_namespaces",
+           "plan", "request_interrupt", "set_endpoint_state", "state_labs", "status",
+           "teardown", "up"]

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from dataplane.compile import hyperplane
+from dataplane.compile.spec import ForwarderSpec
 from dataplane.forwarder import control
 from dataplane.model import Lab
 
@@ -25,6 +26,21 @@ def hyperplane_of(st: State) -> dict[str, Any]:
     return hp
 
 
+def compile_from_state(st: State, lab: Lab, states: dict[str, dict]) -> ForwarderSpec:
+    """The forwarder spec of `lab` on the running lab `st`'s Hyperplane (its ports' MACs
+    as recorded), with endpoint `states`."""
+    macs = {int(k): tuple(v) for k, v in hyperplane_of(st)["macs"].items()}
+    return hyperplane.compile_spec(lab, hyperplane.ports(lab), macs, states)
+
+
+def push_spec(hp: dict[str, Any], spec: dict[str, Any]) -> None:
+    """Apply `spec` (JSON) to the running forwarder, then keep it as the spec a
+    restarted forwarder reads."""
+    control.call(hp["socket"], "apply", spec=spec)
+    with open(hp["spec"], "w") as f:
+        json.dump(spec, f, indent=1)
+
+
 def set_endpoint_state(st: State, endpoint: str, action: str) -> str:
     """`accept` or `reject` endpoint `<vpc>/<name>` (or its vpce- id); returns the new state.
     The forwarder's tables change at once; flows of a rejected endpoint stop."""
@@ -38,12 +54,6 @@ def set_endpoint_state(st: State, endpoint: str, action: str) -> str:
     if new is None:
         raise LabError(f"endpoint {key} is {current}; it cannot be {action}ed")
     states = {**hp["endpoints"], key: {**hp["endpoints"][key], "state": new}}
-    lab = Lab.from_dict(st.data["topology"])
-    ports = hyperplane.ports(lab)
-    macs = {int(k): tuple(v) for k, v in hp["macs"].items()}
-    spec = hyperplane.compile_spec(lab, ports, macs, states)
-    control.call(hp["socket"], "apply", spec=spec.to_json())
-    with open(hp["spec"], "w") as f:
-        json.dump(spec.to_json(), f, indent=1)
+    push_spec(hp, compile_from_state(st, Lab.from_dict(st.data["topology"]), states).to_json())
     hp["endpoints"] = states
     st.save()

@@ -101,15 +101,17 @@ def steps(lab: Lab, p: VpcPlan, st: State, dns_of_lab: LabDns | None = None) -> 
                     lambda: _security_groups(lab, p, st)))
     out.append(Step(f"DNS for VPC {p.name}: dnsmasq on {p.dns} in {p.netns}",
                     lambda: _dns(lab, p, st, dns_of_lab)))
-    rec = lambda: st.data["vpcs"][p.name]     # noqa: E731 (read when the step runs)
-    out += [Step(f"run in {i.vpc}/{i.name}: {i.run}",
-                 lambda i=i: processes.start(st, "run", p.name, i.name, i.netns,
-                                             run_argv(i.run),
-                                             rec()["instances"][i.name]["log"],
-                                             rec()["resolv_conf"],
-                                             cwd=os.path.join(st.dir, f"{p.name}.{i.name}")))
+    out += [Step(f"run in {i.vpc}/{i.name}: {i.run}", lambda i=i: start_run(st, p, i))
             for i in p.instances if i.run]
     return out
+
+
+def start_run(st: State, p: VpcPlan, i: InstancePlan) -> int:
+    """The instance's `run:` command, with the log and resolver its record names."""
+    rec = st.data["vpcs"][p.name]
+    return processes.start(st, "run", p.name, i.name, i.netns, run_argv(i.run or ""),
+                           rec["instances"][i.name]["log"], rec["resolv_conf"],
+                           cwd=os.path.join(st.dir, f"{p.name}.{i.name}"))
 
 
 def run_argv(command: str) -> list[str]:

@@ -32,6 +32,7 @@ class State:
     def __init__(self, data: dict[str, Any]):
         self.data = data
         self.repaired: list[str] = []      # what `up` restarted on a degraded lab
+        self.reconciled: list[str] = []    # the plan `up` applied to a running lab
 
     @property
     def lab(self) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Callable
 
 from netns_setup import kernel, procs
 
@@ -33,25 +34,31 @@ from . import blueprint, processes
 from .down import teardown
 from .plan import digest
 from .progress import Interrupted, Progress, check_interrupt, run_steps
+from .reconcile import reconcile
 from .state import LabError, State
 from .status import check_present
 
 
-def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
-    """Make the lab; returns (state, created). `created` is False if it was already up.
+def up(lab: Lab, progress: bool | None = None, show: Callable[[str], None] | None = None,
+       plan_only: bool = False) -> tuple[State, bool]:
+    """Make the lab; returns (state, created). `created` is False if it was already up:
+    from the same file, it is repaired; from another, reconciled (lab/reconcile.py:
+    `show` gets the plan's lines; `plan_only` stops there).
 
     Raises LabError, after rolling back everything it made, if any step fails.
     """
     lab.check()
     want = digest(lab)
     old = State.load(lab.name)
+    if plan_only and (old is None or old.data.get("status") != "up"):
+        raise LabError(f"lab {lab.name} is not up: there is no running lab to compare the "
+                       f"file with (`vpclab validate --plan` shows what up would make)")
     if old is not None:
         status = old.data.get("status")
-        if status == "up" and old.data.get("digest") == want:
+        if status == "up" and old.data.get("digest") == want and not plan_only:
             return repair(old), False
         if status == "up":
-            raise LabError(f"lab {lab.name} is already up from a different topology; "
-                           f"run `vpclab down {lab.name}` first")
+            return reconcile(old, lab, progress, show, plan_only), False
         if old.owner_alive():
             raise LabError(f"lab {lab.name} is being changed by vpclab (pid "
                            f"{old.data.get('owner_pid')}); wait for it to finish")

@@ -1,0 +1,259 @@
+"""`vpclab up FILE` on a running lab reconciles it (lab/reconcile.py): instances and VPCs
+added and removed, a security-group rule changed, an NLB listener added while a long TCP
+connection through the untouched endpoint carries on, a refused change that leaves the
+lab as it was (exit 2, the field named). Labs are named `trc…` and removed whatever
+happens."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dataplane import lab as labmod
+from dataplane.forwarder import control
+from netns_setup import kernel
+
+from .conftest import (CLI, HERE, REPO, connect, endpoint_to_nlb, leftovers, serve, vpclab,
+                       write_topology)
+
+pytestmark = pytest.mark.root
+PEERS = HERE / "flood_peers.py"     # its echo server and long stream
+
+
+def base(lab: str) -> dict:
+    web = {"ingress": [{"protocol": "tcp", "ports": 8080, "source": "10.0.0.0/16"}]}
+    return {"lab": lab, "vpcs": {"v0": {
+        "cidr": "10.0.0.0/16", "subnets": {"a": {"cidr": "10.0.1.0/24"}},
+        "security_groups": {"web": web},
+        "instances": {"i1": {"subnet": "a", "security_groups": ["web"],
+                             "run": serve("i1", 8080, 8081)},
+                      "i2": {"subnet": "a"}}}}}
+
+
+def reconcile(tmp_path, doc: dict) -> subprocess.CompletedProcess:
+    return vpclab("up", str(write_topology(tmp_path, doc)), timeout=180)
+
+
+@pytest.fixture
+def lab_named(teardown_labs):
+    def make(name: str) -> str:
+        teardown_labs.append(name)
+        return name
+    yield make
+
+
+def test_add_and_remove_instances_and_vpcs(tmp_path, lab_named) -> None:
+    name = lab_named("trcadd")
+    doc = base(name)
+    vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
+    before = labmod.State.load(name)
+    i1_pid = next(p["pid"] for p in before.data["processes"] if p["instance"] == "i1")
+
+    grown = copy.deepcopy(doc)
+    grown["vpcs"]["v0"]["instances"]["i3"] = {"subnet": "a", "security_groups": ["web"],
+                                              "run": serve("i3", 8080)}
+    grown["vpcs"]["v1"] = {"cidr": "10.1.0.0/16", "subnets": {"a": {"cidr": "10.1.1.0/24"}},
+                           "instances": {"j1": {"subnet": "a", "run": serve("j1", 8080)},
+                                         "j2": {"subnet": "a"}}}
+    proc = reconcile(tmp_path, grown)
+    assert proc.returncode == 0, proc.stderr
+    assert "+ instance v0/i3: 10.0.1.6 in a" in proc.stdout
+    assert "+ vpc v1: 10.1.0.0/16" in proc.stdout
+    # reached: by name (the hosts file was refreshed), through the VPC router
+    assert connect(name, "v0/i2", "i3", 8080) == "i3"
+    assert connect(name, "v0/i2", "i1", 8080) == "i1"
+    assert connect(name, "v1/j2", "j1", 8080) == "j1"
+    st = labmod.State.load(name)
+    assert st.data["status"] == "up" and st.data["topology"]["vpcs"]["v1"]
+    assert {"trcadd.v1", "trcadd.v1.j1", "trcadd.v0.i3"} <= set(st.data["namespaces"])
+    # the untouched instance's process was left alone; a new supervisor runs
+    assert any(p["pid"] == i1_pid for p in st.data["processes"])
+    assert [p["role"] for p in st.data["processes"]].count("supervisor") == 1
+    # the same file again: nothing to do
+    again = reconcile(tmp_path, grown)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
+
+    shrunk = copy.deepcopy(doc)       # i3 and v1 go, and i2 too
+    del shrunk["vpcs"]["v0"]["instances"]["i2"]
+    proc = reconcile(tmp_path, shrunk)
+    assert proc.returncode == 0, proc.stderr
+    for line in ("- instance v0/i2", "- instance v0/i3", "- vpc v1"):
+        assert line in proc.stdout
+    for ns in ("trcadd.v0.i2", "trcadd.v0.i3", "trcadd.v1", "trcadd.v1.j1"):
+        assert not kernel.netns_exists(ns), ns
+    st = labmod.State.load(name)
+    assert set(st.data["namespaces"]) == {"trcadd.v0", "trcadd.v0.i1"}
+    assert {p["vpc"] for p in st.data["processes"]} <= {"v0", "hyperplane"}
+    assert json.loads(vpclab("status", name, "--json", check=True).stdout)
+    vpclab("down", name, check=True)
+    assert leftovers(name) == []
+
+
+def test_a_changed_rule_blocks_and_allows(tmp_path, lab_named) -> None:
+    name = lab_named("trcsg")
+    doc = base(name)
+    vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
+    assert connect(name, "v0/i2", "i1", 8080) == "i1"
+    assert connect(name, "v0/i2", "i1", 8081) == "timeout"
+    changed = copy.deepcopy(doc)
+    changed["vpcs"]["v0"]["security_groups"]["web"]["ingress"][0]["ports"] = 8081
+    proc = reconcile(tmp_path, changed)
+    assert proc.returncode == 0, proc.stderr
+    assert "~ security group v0/web" in proc.stdout
+    assert connect(name, "v0/i2", "i1", 8081) == "i1"
+    assert connect(name, "v0/i2", "i1", 8080) == "timeout"
+
+
+def test_a_refused_change_leaves_the_lab_as_it_was(tmp_path, lab_named) -> None:
+    name = lab_named("trcno")
+    doc = base(name)
+    vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
+    before = labmod.State.load(name).data
+    moved = copy.deepcopy(doc)
+    moved["vpcs"]["v0"]["subnets"]["a"]["cidr"] = "10.0.9.0/24"
+    moved["vpcs"]["v0"]["instances"]["i3"] = {"subnet": "a"}
+    proc = reconcile(tmp_path, moved)
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "vpcs.v0.subnets.a.cidr" in proc.stderr and "nothing was changed" in proc.stderr
+    after = labmod.State.load(name).data
+    assert after == before
+    assert not kernel.netns_exists(f"{name}.v0.i3")
+    assert connect(name, "v0/i2", "i1", 8080) == "i1"
+
+
+def test_a_new_listener_keeps_the_flows_of_the_untouched_endpoint(tmp_path, lab_named) -> None:
+    name = lab_named("trcnlb")
+    doc = endpoint_to_nlb(name, {"client": {}},
+                          {"t1": {"run": f"{sys.executable} {PEERS} serve 8080"}},
+                          {"protocol": "TCP", "port": 8080, "targets": ["t1"]})
+    vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
+    st = labmod.status(name)
+    ep = st["hyperplane"]["endpoints"]["c/ep"]["enis"][0]["ip"]
+    socket_path = st["hyperplane"]["socket"]
+    forwarder = next(p["pid"] for p in labmod.State.load(name).data["processes"]
+                     if p["role"] == "forwarder")
+    client = subprocess.Popen(
+        CLI + ["exec", "-l", name, "c/client", "--", sys.executable, str(PEERS), "stream",
+               ep, "80", "90", str(tmp_path / "stop")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    try:
+        first = client.stdout.readline()
+        assert first.strip() == "connected", (first, client.stderr.read() if client.poll() else "")
+        flows = [f for f in control.call(socket_path, "flows")["flows"] if f["vip"][1] == 80]
+        assert len(flows) == 1, flows
+
+        more = copy.deepcopy(doc)
+        more["vpcs"]["p"]["load_balancers"]["nlb"]["listeners"].append(
+            {"port": 81, "protocol": "TCP", "target_group": "tg"})
+        plan = vpclab("up", str(write_topology(tmp_path, more)), "--diff", timeout=60)
+        assert plan.returncode == 0, plan.stderr
+        assert "~ load balancer p/nlb: the forwarder's tables" in plan.stdout
+        assert "planned, none made" in plan.stdout
+        assert len(labmod.State.load(name).data["topology"]["vpcs"]["p"]["load_balancers"]
+                   ["nlb"]["listeners"]) == 1          # --diff changed nothing
+        proc = reconcile(tmp_path, more)
+        assert proc.returncode == 0, proc.stderr
+        # the new listener answers, through the same endpoint ENI
+        reply = vpclab("exec", "-l", name, "c/client", "--", sys.executable, str(PEERS),
+                       "connect", ep, "81", "1", "0", "3", timeout=30)
+        assert json.loads(reply.stdout)["ok"] == 1, (reply.stdout, reply.stderr)
+        applied_at = time.monotonic()      # the stream's clock too (CLOCK_MONOTONIC)
+        time.sleep(3)
+        (tmp_path / "stop").touch()        # the stream ends at its next block
+        out, err = client.communicate(timeout=40)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    assert client.returncode == 0, (out[-500:], err)
+    lines = out.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert result["error"] is None, result        # no reset, no stall, start to end
+    # the same connection carried blocks for seconds after the change was applied
+    later = [int(w[2]) for w in (line.split() for line in lines)
+             if w[0] == "progress" and float(w[1]) > applied_at]
+    assert len(later) >= 2 and later[-1] > later[0] > 0, (applied_at, lines[-5:])
+    after = [f for f in control.call(socket_path, "flows")["flows"] if f["vip"][1] == 80]
+    assert [f["client"] for f in after] == [f["client"] for f in flows]
+    # the forwarder was changed in place, not restarted
+    assert any(p["pid"] == forwarder and p["role"] == "forwarder"
+               for p in labmod.State.load(name).data["processes"])
+
+
+def test_a_failure_half_way_says_what_was_applied_and_down_still_works(
+        tmp_path, lab_named, monkeypatch) -> None:
+    """The second new instance fails to come up: the first stays (recorded, made), the
+    error names what was applied and what was not, the lab is up from its old topology
+    with a supervisor, and `down` removes everything."""
+    from dataplane.lab import realise_vpc
+    from dataplane.model import Lab
+    name = lab_named("trcfail")
+    doc = base(name)
+    vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
+    grown = copy.deepcopy(doc)
+    grown["vpcs"]["v0"]["instances"]["i3"] = {"subnet": "a"}
+    grown["vpcs"]["v0"]["instances"]["i4"] = {"subnet": "a"}
+    real = realise_vpc._instance
+
+    def failing(p, i, mark):
+        if i.name == "i4":
+            raise RuntimeError("no room for i4")
+        real(p, i, mark)
+    monkeypatch.setattr(realise_vpc, "_instance", failing)
+    with pytest.raises(labmod.LabError) as e:
+        labmod.up(Lab.from_dict(grown), progress=False)
+    text = str(e.value)
+    assert "failed during: instance v0/i4" in text and "no room for i4" in text
+    applied, not_applied = text.split("not applied:")
+    assert "instance v0/i3" in applied.split("applied:")[1]
+    assert "security groups in trcfail.v0" in not_applied
+    st = labmod.State.load(name)
+    assert st.data["status"] == "up" and st.data["topology"] == Lab.from_dict(doc).to_dict()
+    # truthful: i3 and i4 are recorded (i3 made, i4 perhaps half-made), so down finds them
+    assert {f"{name}.v0.i3", f"{name}.v0.i4"} <= set(st.data["namespaces"])
+    assert kernel.netns_exists(f"{name}.v0.i3")
+    assert [p["role"] for p in st.data["processes"]].count("supervisor") == 1
+    vpclab("down", name, check=True)
+    assert leftovers(name) == []
+
+
+KILLED_HALF_WAY = """
+import os, signal, sys
+from dataplane import lab as labmod
+from dataplane.lab import realise_vpc
+from dataplane.model import load
+real = realise_vpc._instance
+def dying(p, i, mark):
+    real(p, i, mark)
+    if i.name == "i4":
+        os.kill(os.getpid(), signal.SIGKILL)
+realise_vpc._instance = dying
+labmod.up(load(sys.argv[1]), progress=False)
+"""
+
+
+def test_kill_9_half_way_leaves_a_lab_down_removes(tmp_path, lab_named) -> None:
+    name = lab_named("trckill")
+    doc = base(name)
+    vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
+    grown = copy.deepcopy(doc)
+    grown["vpcs"]["v0"]["instances"]["i4"] = {"subnet": "a"}
+    grown["vpcs"]["v1"] = {"cidr": "10.1.0.0/16", "subnets": {"a": {"cidr": "10.1.1.0/24"}},
+                           "instances": {"j1": {"subnet": "a"}}}
+    killed = subprocess.run([sys.executable, "-c", KILLED_HALF_WAY,
+                             str(write_topology(tmp_path, grown))],
+                            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)), timeout=120)
+    assert killed.returncode == -9
+    st = labmod.State.load(name)
+    assert st.data["status"] == "reconciling"
+    assert kernel.netns_exists(f"{name}.v0.i4")
+    assert f"{name}.v0.i4" in st.data["namespaces"]
+    again = vpclab("up", str(write_topology(tmp_path, grown)))
+    assert again.returncode == 1 and "cleanup" in again.stderr
+    vpclab("down", name, check=True)
+    assert leftovers(name) == []
