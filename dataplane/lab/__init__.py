@@ -13,9 +13,9 @@ from .down import cleanup, down, marked_namespaces, teardown
 from .plan import plan
 from .progress import request_interrupt
 from .state import LabError, State, labs_up, state_labs
-from .status import check_present, interfaces_table, status
+from .status import check_present, flows, interfaces_table, stats, status
 from .up import up
 
 __all__ = ["ENDPOINT_TRANSITIONS", "LabError", "State", "check_present", "cleanup", "down",
-           "hyperplane_of", "interfaces_table", "labs_up", "marked_namespaces", "plan",
-           "request_interrupt", "set_endpoint_state", "state_labs", "status", "teardown", "up"]
+           "flows", "hyperplane_of", "interfaces_table", "labs_up", "marked_namespaces", "plan",
+           "request_interrupt", "set_endpoint_state", "state_labs", "stats", "status", "teardown", "up"]

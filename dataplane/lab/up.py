@@ -10,7 +10,9 @@ The steps (each a line of progress, lab/progress.py):
    (lab/realise_<kind>.py), and the forwarder;
 3. each kind's `final_steps` (API Gateway's internet, CA and front end), which need
    every VPC and the forwarder first. A kind's `record(lab, dir)` is its own part of
-   the state file (`api_gateway`), written before anything is made.
+   the state file (`api_gateway`), written before anything is made;
+4. the `ready:` checks of `run:` commands (lab/processes.py), all in one bounded wait;
+5. the supervisor.
 
 The state file `/run/vpclab/<lab>/state.json` is written *before* anything is made
 (the full list of planned namespaces, after checking that none exists yet) and updated
@@ -103,6 +105,10 @@ def up(lab: Lab, progress: bool | None = None) -> tuple[State, bool]:
     for kind in kinds.realisers():
         if hasattr(kind, "final_steps"):
             steps += kind.final_steps(lab, st)
+    ready = processes.ready_checks(lab, st)
+    if ready:
+        steps.append(Step("ready: " + ", ".join(f"{c.where} ({c.what})" for c in ready),
+                          lambda: processes.wait_until_ready(ready, st, prog.note)))
     steps.append(Step("supervisor: restarts the forwarder, resolvers and front end if they "
                       "die (python -m dataplane.lab.supervisor)",
                       lambda: start_supervisor(st)))
