@@ -49,7 +49,7 @@ from netns_setup import cgroup, kernel
 
 from . import lab as labmod
 from .lab import LabError, State
-from .model import TopologyError, load, names
+from .model import TopologyError, check_document, load, names
 from .model import Lab as ModelLab
 
 __all__ = ["Lab", "LabError", "TopologyError", "ExecError", "leftovers"]
@@ -75,6 +75,14 @@ class Lab(ModelLab):
     def from_file(cls, path: str | os.PathLike, name: str | None = None) -> "Lab":
         """The lab in a topology file, checked; `name` runs it under another name."""
         return cls.from_model(load(path), name)
+
+    @classmethod
+    def from_document(cls, doc: Any, name: str | None = None) -> "Lab":
+        """A topology as a plain document (what its YAML gives), checked."""
+        problems = check_document(doc)
+        if problems:
+            raise TopologyError(problems)
+        return cls.from_model(ModelLab.from_dict(doc), name)
 
     @classmethod
     def from_model(cls, lab: ModelLab, name: str | None = None) -> "Lab":

@@ -20,7 +20,8 @@ pyproject.toml). Two ways to get a lab:
       def test_two(shop): ...        # the same running lab
 
 A source is a topology file's path (relative paths from pytest's rootdir), a `Lab`
-(`dataplane.Lab` or `dataplane.model.Lab`), or a function returning one — called when
+(`dataplane.Lab` or `dataplane.model.Lab`), a topology as a plain dict (what the YAML
+would give), or a function returning a Lab or a dict — called when
 the fixture is set up, with the fixture's `request` if it takes an argument. `name=`
 runs the lab under another name (two modules can run one file side by side).
 
@@ -43,7 +44,7 @@ from . import lab as labmod
 from .api import Lab, leftovers
 from .model import Lab as ModelLab
 
-Source = Union[str, os.PathLike, ModelLab, Callable[..., ModelLab]]
+Source = Union[str, os.PathLike, ModelLab, dict, Callable[..., Union[ModelLab, dict]]]
 
 __all__ = ["lab_fixture", "running_lab", "Source"]
 
@@ -56,6 +57,8 @@ def _resolve(source: Source, name: str | None, request: pytest.FixtureRequest) -
         return source
     if isinstance(source, ModelLab):
         return Lab.from_model(source, name)
+    if isinstance(source, dict):
+        return Lab.from_document(source, name)
     path = pathlib.Path(source)
     if not path.is_absolute():
         path = pathlib.Path(request.config.rootpath) / path

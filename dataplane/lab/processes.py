@@ -36,7 +36,6 @@ is not ready in time fails `up`, naming the instance, and `up` removes everythin
 from __future__ import annotations
 
 import os
-import socket
 import time
 from dataclasses import dataclass
 from typing import Any, Callable

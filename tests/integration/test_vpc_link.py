@@ -14,7 +14,9 @@ import pytest
 from dataplane.forwarder import control
 from dataplane import lab as labmod
 
-from .conftest import CLIENT, leftovers, serve, vpclab, write_topology
+from dataplane.pytest_plugin import lab_fixture
+
+from .conftest import CLIENT, serve, vpclab
 
 
 def topology(lab: str) -> dict:
@@ -63,18 +65,13 @@ def topology(lab: str) -> dict:
     }
 
 
+# One lab for the module (vpclab's pytest plugin: down at the end must leave nothing).
+running = lab_fixture(lambda: topology("t9link"), scope="module")
+
+
 @pytest.fixture(scope="module")
-def link_lab(tmp_path_factory):
-    """One lab for the module; `vpclab down` at the end must leave nothing."""
-    name = "t9link"
-    try:
-        vpclab("up", str(write_topology(tmp_path_factory.mktemp("t9"), topology(name))),
-               check=True, timeout=180)
-        yield name, labmod.status(name)
-        vpclab("down", name, check=True)
-        assert leftovers(name) == []
-    finally:
-        labmod.cleanup(name, everything=True)
+def link_lab(running):
+    return running.name, running.status()
 
 
 def over(lab: str, link: str, host: str, port: int | str, wait: float = 2.0) -> str:
