@@ -49,6 +49,7 @@ from netns_setup import cgroup, kernel
 
 from . import lab as labmod
 from .lab import LabError, State
+from .lab.progress import Interrupted, check_interrupt
 from .model import TopologyError, check_document, load, names
 from .model import Lab as ModelLab
 
@@ -111,6 +112,12 @@ class Lab(ModelLab):
                 if caught:
                     raise KeyboardInterrupt(str(e)) from e
                 raise
+        if caught:       # after up's last look at it: the lab is up, and is not wanted
+            with contextlib.suppress(Interrupted):
+                check_interrupt()           # forget the request
+            self.down()
+            raise KeyboardInterrupt(f"interrupted ({caught[0]}) as lab {self.name} came "
+                                    f"up; it was taken down")
         return self
 
     def down(self) -> list[str]:

@@ -3,7 +3,10 @@ raises, and a lab that exists already. Labs here are named `tpy…`."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import sys
+import time
 
 import pytest
 
@@ -60,3 +63,50 @@ def test_a_lab_that_exists_is_refused_and_left_alone(lab):
     with pytest.raises(LabError, match="lab tpyapi already exists"):
         small("tpyapi").up()
     assert lab.status()["status"] == "up"
+
+
+def test_ctrl_c_in_the_body_takes_the_lab_down():
+    with pytest.raises(KeyboardInterrupt):
+        with small("tpyctrlc"):
+            raise KeyboardInterrupt
+    assert leftovers("tpyctrlc") == []
+
+
+SCRIPT = '''
+import sys, time
+from dataplane import Lab
+lab = Lab("tpysig")
+v = lab.add_vpc("v", "10.0.0.0/16")
+v.add_subnet("a", "10.0.1.0/24")
+v.add_instance("one", "a", run="sleep 300", ready={"tcp": 9, "timeout": 60})
+try:
+    with lab:
+        print("body ran", flush=True)
+except KeyboardInterrupt as e:
+    print("interrupted:", e, flush=True)
+    sys.exit(130)
+'''
+
+
+def test_sigint_while_up_waits_rolls_back_and_raises_keyboard_interrupt():
+    """A script's `with Lab(...)` interrupted while `up` waits for a command that never
+    gets ready: up stops, removes everything, and the script sees KeyboardInterrupt."""
+    child = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = "/run/vpclab/tpysig/state.json"
+            if os.path.exists(state) and '"role": "run"' in open(state).read():
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)                  # into the ready: wait
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    assert "body ran" not in out
+    assert "interrupted: up of lab tpysig interrupted during: ready: v/one (tcp 9)" in out
+    assert leftovers("tpysig") == []
