@@ -23,7 +23,8 @@ and a handle apart from the builder would only repeat its name and its topology.
   routing domain) or `internet`, and returns a `subprocess.CompletedProcess` (text
   stdout and stderr, returncode). It runs `vpclab exec` itself (the same code: the
   instance's namespace, the VPC's resolver, the lab's CA, the lab's cgroup), as a child
-  process, since entering a namespace cannot be undone in a threaded process. A string
+  process, since entering a namespace cannot be undone in a threaded process (output
+  that is not UTF-8 is decoded with replacement characters). A string
   is run by /bin/sh, a list as it is. `check=True` raises `ExecError` (a
   CalledProcessError whose message carries the stderr) on a non-zero exit; past
   `timeout` seconds the command is killed and subprocess.TimeoutExpired is raised.
@@ -158,7 +159,7 @@ class Lab(ModelLab):
             p for p in (_PACKAGE_HOME, os.environ.get("PYTHONPATH")) if p))
         self.state     # a clear error when the lab is not up
         result = subprocess.run(cli + ["--"] + argv, capture_output=True, text=True,
-                                timeout=timeout, input=input, env=env,
+                                errors="replace", timeout=timeout, input=input, env=env,
                                 stdin=None if input is not None else subprocess.DEVNULL)
         if check and result.returncode != 0:
             raise ExecError(result.returncode, argv, result.stdout, result.stderr)
