@@ -8,7 +8,6 @@ them with `--all`), with its meaning. Both ask the forwarder's control socket.
 from __future__ import annotations
 
 from .. import lab as labmod
-from ..forwarder import control
 from .common import EXIT_OK, pick_lab
 
 
@@ -28,20 +27,9 @@ def run(args) -> int:
     # The drop reasons' sentences are the engine's: loaded here, not when vpclab starts,
     # so that every other verb runs without the compiled engine.
     from ..forwarder.show import format_flows, format_stats
-    hp = labmod.hyperplane_of(pick_lab(args.lab))
-    try:
-        reply = control.call(hp["socket"], args.what)
-    except control.ControlError as e:
-        raise labmod.LabError(str(e)) from None
+    st = pick_lab(args.lab)
     if args.what == "flows":
-        flows = [f for f in reply["flows"] if args.health or f["in_port_name"] != "health"]
-        # The forwarder knows a VPC link by its ID; the lab knows its name too.
-        links = {l["id"]: name for name, l in
-                 hp.get("api_gateway", {}).get("vpc_links", {}).items()}
-        for f in flows:
-            if f["service_name"] in links:
-                f["service_name"] = f"{links[f['service_name']]} {f['service_name']}"
-        print(format_flows(flows))
-    else:
-        print(format_stats(reply, every_reason=args.all))
+        print(format_flows(labmod.flows(st, health=args.health)))
+        return EXIT_OK
+    print(format_stats(labmod.stats(st), every_reason=args.all))
     return EXIT_OK

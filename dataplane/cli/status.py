@@ -57,8 +57,8 @@ def run(args) -> int:
         for p in r["processes"]:
             where = p["vpc"] + (f"/{p['instance']}" if p["instance"] else "")
             restarts = f", restarted {p['restarts']}×" if p.get("restarts") else ""
-            print(f"  {p['role']} {where}: pid {p['pid']} "
-                  f"{'running' if p['running'] else 'STOPPED'}{restarts}; log {p['log']}")
+            print(f"  {p['role']} {where}: pid {p['pid']} {_process_state(p)}{restarts}; "
+                  f"log {p['log']}")
         if r.get("tracking"):
             healthy &= _print_tracking(r["tracking"])
         if r.get("hyperplane"):
@@ -71,6 +71,13 @@ def run(args) -> int:
             healthy &= cloudmap.print_status(r["cloud_map"])
         print()
     return EXIT_OK if healthy else EXIT_FAILED
+
+
+def _process_state(p: dict) -> str:
+    """`running`, `EXITED (code N)` (a `run:` command's status) or `STOPPED`."""
+    if p["running"]:
+        return "running"
+    return f"EXITED (code {p['exit_code']})" if p.get("state") == "exited" else "STOPPED"
 
 
 def _source_dest(instance: dict) -> str:

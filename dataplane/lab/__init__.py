@@ -16,10 +16,10 @@ from .plan import plan
 from .progress import request_interrupt
 from .reconcile import Refused, diff
 from .state import LabError, State, labs_up, state_labs
-from .status import check_present, interfaces_table, status
+from .status import check_present, flows, interfaces_table, stats, status
 from .up import up
 
 __all__ = ["ENDPOINT_TRANSITIONS", "LabError", "Refused", "State", "check_present", "cleanup",
-           "diff", "down", "hyperplane_of", "interfaces_table", "labs_up", "marked_namespaces",
-           "plan", "request_interrupt", "set_endpoint_state", "state_labs", "status",
-           "teardown", "up"]
+           "diff", "down", "flows", "hyperplane_of", "interfaces_table", "labs_up",
+           "marked_namespaces", "plan", "request_interrupt", "set_endpoint_state", "state_labs",
+           "stats", "status", "teardown", "up"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import Any, Callable
 
 from dataplane import kinds
 from dataplane.compile import hyperplane as compiled
@@ -65,7 +65,8 @@ def record(lab: Lab) -> dict[str, Any]:
     return data
 
 
-def steps(lab: Lab, st: State) -> list[Item]:
+def steps(lab: Lab, st: State,
+          note: Callable[[str], None] = lambda line: None) -> list[Item]:
     """`up`'s steps in order: the VPCs' (side by side, one lane each), the Hyperplane's,
     each kind's final ones, and the supervisor. Building them does nothing; running them
     makes the lab."""
@@ -76,6 +77,10 @@ def steps(lab: Lab, st: State) -> list[Item]:
     for kind in kinds.realisers():
         if hasattr(kind, "final_steps"):
             out += kind.final_steps(lab, st)
+    ready = processes.ready_checks(lab, st)
+    if ready:      # `run:` commands' ready checks (lab/processes.py), `note`: progress lines
+        out.append(Step("ready: " + ", ".join(f"{c.where} ({c.what})" for c in ready),
+                        lambda: processes.wait_until_ready(ready, st, note)))
     out.append(Step("supervisor: restarts the forwarder, resolvers and front end if they "
                     "die (python -m dataplane.lab.supervisor)", lambda: start_supervisor(st)))
     return out

@@ -15,14 +15,32 @@ until it is empty, or, without one, the recorded processes' descendants found be
 their parents died; and in both cases any process inside one of the lab's namespaces
 (found by the inode of /proc/PID/ns/net), whoever started it. It reports what it
 verified: each process it found and saw gone, and those still running.
+
+**Exit codes of `run:` commands.** A lab's processes outlive `vpclab up`, their parent,
+so no later vpclab process can wait() for them, and neither the cgroup nor a pidfd of a
+non-child keeps an exit status. So a `run:` command is started under a small shell
+(`/bin/sh -c '"$@"; echo $? > EXIT_FILE'`), its parent for its whole life, which writes
+the command's status to `<lab dir>/<vpc>.<instance>.exit` when it ends (128+N for a
+command killed by signal N, as a shell says it). The recorded pid is that shell's:
+`status` says `running` while it lives, then `exited` with the code from the file (a
+shell that was itself killed writes nothing: `stopped`, code unknown).
+
+**Readiness.** A `run:` command may declare `ready:` (model/topology.py's Instance):
+`{tcp: PORT}` (a TCP connection is accepted) or `{http: PATH, port: PORT}` (GET PATH
+answers with a status below 400), checked from inside the instance at its own address,
+every 0.1 s, for at most `timeout` seconds (READY_TIMEOUT_S by default). `up` waits for
+every declared check in one step near its end (`wait_until_ready`), so the commands
+start early and the rest of the lab is built while they start; a command that exits or
+is not ready in time fails `up`, naming the instance, and `up` removes everything.
 """
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
-from netns_setup import cgroup, kernel, procs
+from netns_setup import cgroup, kernel, nsenter, procs
 
 from dataplane.forwarder import control
 from dataplane.model import names
@@ -33,6 +51,12 @@ from .state import LabError, State
 CGROUP_V2 = "cgroup v2"
 PROCESS_TREE = "process tree"
 SUPERVISOR = "supervisor"       # lab/supervisor.py's role
+RUN = "run"                     # an instance's `run:` command
+READY_TIMEOUT_S = 30.0          # a `ready:` check's default bound
+READY_POLL_S = 0.1
+READY_NOTE_S = 2.0              # a progress line this often while waiting
+# The shell that outlives a `run:` command to write its exit status (module docstring).
+EXIT_RECORDER = '"$@"; echo $? > "$0"'
 SWEEPS = 3      # rounds of find-and-end after the first (a process may fork meanwhile)
 
 
@@ -54,12 +78,52 @@ def start(st: State, role: str, vpc: str, instance: str | None, netns: str,
           argv: list[str], log: str, resolv: str | None, cwd: str = "/") -> int:
     if cwd != "/":
         os.makedirs(cwd, mode=0o755, exist_ok=True)
-    pid, started = procs.spawn(netns, argv, log, resolv, cwd=cwd, cgroup=cgroup_path(st))
-    st.data["processes"].append({"pid": pid, "start": started, "role": role, "vpc": vpc,
-                                 "instance": instance, "netns": netns, "argv": argv,
-                                 "log": log, "resolv": resolv, "cwd": cwd})
+    record = {"role": role, "vpc": vpc, "instance": instance, "netns": netns, "argv": argv,
+              "log": log, "resolv": resolv, "cwd": cwd}
+    if role == RUN:
+        record["exit_file"] = os.path.join(st.dir, f"{vpc}.{instance}.exit")
+    pid, started = procs.spawn(netns, spawned_argv(record), log, resolv, cwd=cwd,
+                               cgroup=cgroup_path(st))
+    st.data["processes"].append({"pid": pid, "start": started, **record})
     st.save()
     return pid
+
+
+def spawned_argv(record: dict[str, Any]) -> list[str]:
+    """What is started for a process record: its argv, or for a `run:` command its
+    argv under the shell that records its exit status (module docstring)."""
+    if not record.get("exit_file"):
+        return record["argv"]
+    _forget_exit(record)
+    return ["/bin/sh", "-c", EXIT_RECORDER, record["exit_file"], *record["argv"]]
+
+
+def _forget_exit(record: dict[str, Any]) -> None:
+    try:
+        os.unlink(record["exit_file"])
+    except FileNotFoundError:
+        pass
+
+
+def exit_code(record: dict[str, Any]) -> int | None:
+    """The exit status of a `run:` command that has ended (None: running, not a `run:`
+    command, or ended without a status: its recording shell was killed)."""
+    path = record.get("exit_file")
+    if not path:
+        return None
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def process_state(record: dict[str, Any]) -> tuple[str, int | None]:
+    """("running", None), ("exited", code) or ("stopped", None) for a process record."""
+    if procs.alive(record["pid"], record["start"]):
+        return "running", None
+    code = exit_code(record)
+    return ("stopped", None) if code is None else ("exited", code)
 
 
 def restart(st: State, record: dict[str, Any]) -> int:
@@ -74,7 +138,7 @@ def restart(st: State, record: dict[str, Any]) -> int:
             os.unlink(sock)
         except FileNotFoundError:
             pass
-    pid, started = procs.spawn(record["netns"], record["argv"], record["log"],
+    pid, started = procs.spawn(record["netns"], spawned_argv(record), record["log"],
                                record.get("resolv"), cwd=record.get("cwd", "/"),
                                cgroup=cgroup_path(st))
     record.update(pid=pid, start=started, gave_up=False,
@@ -118,6 +182,98 @@ def answers(socket: str) -> Callable[[], bool]:
         except (control.ControlError, OSError):
             return False
     return ready
+
+
+@dataclass
+class ReadyCheck:
+    """One `run:` command's `ready:`: where to look and for how long."""
+    vpc: str
+    instance: str
+    netns: str
+    address: str
+    tcp: int | None
+    http: str | None
+    port: int
+    timeout: float
+
+    @property
+    def where(self) -> str:
+        return f"{self.vpc}/{self.instance}"
+
+    @property
+    def what(self) -> str:
+        return f"tcp {self.port}" if self.tcp else f"http://{self.address}:{self.port}{self.http}"
+
+    def probe(self, sockets: nsenter.NetnsSockets) -> str | None:
+        """None when ready; else why not (refused, an HTTP status…)."""
+        try:
+            with sockets.socket() as s:
+                s.settimeout(1.0)
+                s.connect((self.address, self.port))
+                if self.tcp:
+                    return None
+                s.sendall(f"GET {self.http} HTTP/1.1\r\nHost: {self.address}:{self.port}\r\n"
+                          f"User-Agent: vpclab-ready\r\nConnection: close\r\n\r\n".encode())
+                line = s.makefile("rb").readline(200).decode("latin-1").split()
+        except OSError as e:
+            return e.strerror or type(e).__name__
+        if len(line) < 2 or not line[0].startswith("HTTP/") or not line[1].isdigit():
+            return "no HTTP status line in the answer"
+        return None if int(line[1]) < 400 else f"HTTP {line[1]}"
+
+
+def ready_checks(lab: Any, st: State) -> list[ReadyCheck]:
+    """Every `ready:` of the lab's `run:` commands, in file order."""
+    out = []
+    for vname, vpc in lab.vpcs.items():
+        for iname, inst in vpc.instances.items():
+            if inst.run is None or not inst.ready:
+                continue
+            rec = st.data["vpcs"][vname]["instances"][iname]
+            r = inst.ready
+            out.append(ReadyCheck(vname, iname, rec["netns"], rec["ip"], r.get("tcp"),
+                                  r.get("http"), r.get("tcp") or r.get("port", 80),
+                                  float(r.get("timeout", READY_TIMEOUT_S))))
+    return out
+
+
+def wait_until_ready(checks: list[ReadyCheck], st: State,
+                     note: Callable[[str], None] = lambda line: None) -> None:
+    """Return once every check passes; raise LabError naming the instance whose
+    command exited or was not ready within its timeout (its last answer and its log's
+    last lines). `note` gets a progress line every READY_NOTE_S seconds."""
+    records = {(p["vpc"], p["instance"]): p for p in st.data["processes"] if p["role"] == RUN}
+    waiting = list(checks)
+    why: dict[str, str | None] = {}
+    started = last_note = time.monotonic()
+    sockets = {c.where: nsenter.NetnsSockets(c.netns) for c in checks}
+    try:
+        while waiting:
+            check_interrupt()
+            for c in list(waiting):
+                rec = records[(c.vpc, c.instance)]
+                why[c.where] = c.probe(sockets[c.where])
+                if why[c.where] is None:
+                    waiting.remove(c)
+                    continue
+                state, code = process_state(rec)
+                if state != "running":
+                    ended = f"exited with code {code}" if state == "exited" else "stopped"
+                    raise LabError(f"the run: command of {c.where} {ended} before it was "
+                                   f"ready ({c.what}); log {rec['log']}: {tail(rec['log'])}")
+                if time.monotonic() - started > c.timeout:
+                    raise LabError(f"the run: command of {c.where} was not ready within "
+                                   f"{c.timeout:g} s ({c.what}: {why[c.where]}); log "
+                                   f"{rec['log']}: {tail(rec['log'])}")
+            if waiting and time.monotonic() - last_note >= READY_NOTE_S:
+                last_note = time.monotonic()
+                note(f"waiting {last_note - started:.0f} s for " + ", ".join(
+                    f"{c.where} ({c.what}: {why[c.where]})" for c in waiting))
+            if waiting:
+                time.sleep(READY_POLL_S)
+    finally:
+        for s in sockets.values():
+            s.close()
 
 
 def end(recorded: list[dict[str, Any]], namespaces: list[str],

@@ -83,6 +83,11 @@ class Progress:
             if self.enabled:
                 print(f"[{self.n}/{self.total}] {what}", file=sys.stderr, flush=True)
 
+    def note(self, line: str) -> None:
+        """A line about the current step while it lasts (a wait)."""
+        if self.enabled:
+            print(f"      {line}", file=sys.stderr, flush=True)
+
 
 @dataclass
 class Step:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from netns_setup import cgroup, kernel, procs
+from netns_setup import cgroup, kernel
 
 from dataplane import kinds
 from dataplane.forwarder import control
 from dataplane.model import Lab, names
 
 from . import processes, realise_vpc
+from .actions import hyperplane_of
 from .state import LabError, State
 
 
@@ -19,10 +20,14 @@ def check_present(st: State) -> list[str]:
     """What the state says exists but the kernel doesn't show (empty if all is well)."""
     missing = [f"namespace {n}" for n in st.data.get("namespaces", [])
                if not kernel.netns_exists(n)]
-    missing += [f"{p['role']} process {p['pid']} ({p['vpc']}"
-                f"{'/' + p['instance'] if p.get('instance') else ''}) stopped"
-                + (" (the supervisor gave up restarting it)" if p.get("gave_up") else "")
-                for p in st.data.get("processes", []) if not procs.alive(p["pid"], p["start"])]
+    for p in st.data.get("processes", []):
+        state, code = processes.process_state(p)
+        if state == "running":
+            continue
+        missing.append(f"{p['role']} process {p['pid']} ({p['vpc']}"
+                       f"{'/' + p['instance'] if p.get('instance') else ''}) "
+                       + (f"exited with code {code}" if state == "exited" else "stopped")
+                       + (" (the supervisor gave up restarting it)" if p.get("gave_up") else ""))
     return missing
 
 
@@ -48,9 +53,12 @@ def status(lab: str) -> dict[str, Any]:
                               "source_dest_dropped": checked.get(vname, {}).get(n)}
                           for n, i in v["instances"].items()}}
     for p in d.get("processes", []):
+        state, code = processes.process_state(p)
         out["processes"].append({**{k: p[k] for k in ("pid", "role", "vpc", "instance",
                                                       "log", "argv")},
-                                 "running": procs.alive(p["pid"], p["start"]),
+                                 "running": state == "running",
+                                 # running, exited (with exit_code: run: commands) or stopped
+                                 "state": state, "exit_code": code,
                                  "restarts": p.get("restarts", 0),
                                  "gave_up": p.get("gave_up", False)})
     out["tracking"] = _tracking_status(st)
@@ -66,6 +74,32 @@ def status(lab: str) -> dict[str, Any]:
         if out["degraded"]:
             out["status"] = "degraded"
     return out
+
+
+def flows(st: State, health: bool = False) -> list[dict[str, Any]]:
+    """The forwarder's flows (`vpclab flows`; the NLBs' own health checks' only with
+    `health`), each VPC link's flows named `<link name> <vpclink- ID>`."""
+    hp = hyperplane_of(st)
+    try:
+        reply = control.call(hp["socket"], "flows")
+    except control.ControlError as e:
+        raise LabError(str(e)) from None
+    found = [f for f in reply["flows"] if health or f["in_port_name"] != "health"]
+    # The forwarder knows a VPC link by its ID; the lab knows its name too.
+    links = {l["id"]: name for name, l in
+             hp.get("api_gateway", {}).get("vpc_links", {}).items()}
+    for f in found:
+        if f["service_name"] in links:
+            f["service_name"] = f"{links[f['service_name']]} {f['service_name']}"
+    return found
+
+
+def stats(st: State) -> dict[str, Any]:
+    """The forwarder's counters (`vpclab stats`): per port, drop reasons, rings."""
+    try:
+        return control.call(hyperplane_of(st)["socket"], "stats")
+    except control.ControlError as e:
+        raise LabError(str(e)) from None
 
 
 def _tracking_status(st: State) -> dict[str, Any]:

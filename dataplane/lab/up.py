@@ -12,7 +12,9 @@ The steps (each a line of progress, lab/progress.py):
    (lab/realise_<kind>.py), and the forwarder;
 3. each kind's `final_steps` (API Gateway's internet, CA and front end), which need
    every VPC and the forwarder first. A kind's `record(lab, dir)` is its own part of
-   the state file (`api_gateway`), written before anything is made.
+   the state file (`api_gateway`), written before anything is made;
+4. the `ready:` checks of `run:` commands (lab/processes.py), all in one bounded wait;
+5. the supervisor.
 
 The state file `/run/vpclab/<lab>/state.json` is written *before* anything is made
 (the full list of planned namespaces, after checking that none exists yet) and updated
@@ -80,8 +82,8 @@ def up(lab: Lab, progress: bool | None = None, show: Callable[[str], None] | Non
                  "created_at": time.time(), "tracking": processes.tracking(lab.name)})
     st = State(data)
     st.save()
-    steps = blueprint.steps(lab, st)
-    prog = Progress(len(steps), progress)
+    prog = Progress(0, progress)       # run_steps counts the steps
+    steps = blueprint.steps(lab, st, prog.note)
     try:
         with kernel.connections():       # closed before any rollback (kernel.py)
             run_steps(steps, prog)

@@ -170,6 +170,9 @@ class Instance:
     # Made by another resource, not written in the file: "ALB web-alb" for an ALB's
     # node (model/alb.py), which is an ENI and a namespace like an instance's.
     managed_by: str | None = None
+    # When the `run:` command is ready (`up` waits for it): {"tcp": port} or
+    # {"http": path, "port": port}, with an optional "timeout" in seconds.
+    ready: dict[str, Any] | None = None
 
     @property
     def effective_security_groups(self) -> list[str]:
@@ -192,6 +195,8 @@ class Instance:
             d["run"] = self.run
         if not self.source_dest_check:
             d["source_dest_check"] = False
+        if self.ready is not None:
+            d["ready"] = dict(self.ready)
         return d
 
 
@@ -234,10 +239,15 @@ class Vpc(*kinds.builders("VpcBuilder")):
     def add_instance(self, name: str, subnet: str | Subnet, ip: str | None = None,
                      security_groups: Iterable[str | SecurityGroup] = (),
                      run: str | None = None, source_dest_check: bool = True,
-                     managed_by: str | None = None) -> Instance:
+                     managed_by: str | None = None,
+                     ready: Mapping[str, Any] | None = None) -> Instance:
+        """An instance; `run` is a command started in it by /bin/sh, and `ready` says
+        when that command is ready: {"tcp": 8080}, or {"http": "/health", "port": 8080}
+        (port 80 by default), each with an optional "timeout" (seconds, default 30)."""
         sn = subnet.name if isinstance(subnet, Subnet) else subnet
         groups = [g.name if isinstance(g, SecurityGroup) else g for g in security_groups]
-        inst = Instance(name, sn, ip, groups, run, source_dest_check, managed_by)
+        inst = Instance(name, sn, ip, groups, run, source_dest_check, managed_by,
+                        None if ready is None else dict(ready))
         return add_unique(self.instances, name, inst, "instance", f"{self._path}.instances")
 
     def effective_security_groups(self) -> dict[str, SecurityGroup]:
@@ -288,7 +298,7 @@ class Lab(*kinds.builders("LabBuilder")):
             for iname, i in (v.get("instances") or {}).items():
                 vpc.add_instance(iname, i["subnet"], i.get("ip"),
                                  i.get("security_groups") or [], i.get("run"),
-                                 i.get("source_dest_check", True))
+                                 i.get("source_dest_check", True), ready=i.get("ready"))
         for kind in kinds.models():
             kind.read(lab, doc)
         return lab

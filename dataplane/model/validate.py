@@ -90,6 +90,8 @@ def _reason(err: jsonschema.ValidationError) -> str | None:
             if "x-reason" in sub:
                 return f"{inst!r} is not valid: {sub['x-reason']}"
         return f"{inst!r} is not valid"
+    if v == "exclusiveMinimum":
+        return f"{inst!r} must be more than {sch['exclusiveMinimum']}"
     if v in ("minimum", "maximum"):
         return f"{inst!r} is out of range ({sch.get('minimum', '')}..{sch.get('maximum', '')})"
     if v == "minProperties":
@@ -238,6 +240,7 @@ def _check_vpc(lab: str | None, region: str | None, vname: str, vpc: dict,
             have = ", ".join(_mapping(vpc.get("subnets"))) or "none"
             problems.append(Problem(f"{ip_}.subnet", f"unknown subnet {sname!r} in VPC "
                                     f"{vname} (subnets: {have})"))
+        problems += _check_ready(inst, ip_)
         sgs = inst.get("security_groups")
         if isinstance(sgs, list):
             seen: set[str] = set()
@@ -285,6 +288,25 @@ def _check_vpc(lab: str | None, region: str | None, vname: str, vpc: dict,
         if n > room:
             problems.append(Problem(f"{vp}.subnets.{sname}", f"{n} instances need an address "
                                     f"but only {room} are free in {snet}"))
+    return problems
+
+
+def _check_ready(inst: dict, path: str) -> list[Problem]:
+    """An instance's `ready:`: for its `run:` command, one check, TCP or HTTP."""
+    ready = inst.get("ready")
+    if not isinstance(ready, dict):
+        return []
+    problems = []
+    if "run" not in inst:
+        problems.append(Problem(f"{path}.ready", "ready: says when a `run:` command is "
+                                "ready, and this instance has no run:"))
+    checks = [k for k in ("tcp", "http") if k in ready]
+    if len(checks) != 1:
+        problems.append(Problem(f"{path}.ready", "give exactly one check: tcp: PORT or "
+                                f"http: /PATH (got {' and '.join(checks) or 'neither'})"))
+    if "port" in ready and "http" not in ready:
+        problems.append(Problem(f"{path}.ready.port", "port: goes with http: (tcp: is "
+                                "itself the port)"))
     return problems
 
 

@@ -6,7 +6,6 @@ bounded by a timeout. These tests need root and fail (not skip) without it.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import subprocess
@@ -16,8 +15,7 @@ import pytest
 import yaml
 
 from dataplane import lab as labmod
-from dataplane.model import names
-from netns_setup import cgroup, kernel
+from dataplane.api import leftovers  # noqa: F401 (the tests' import of it)
 
 HERE = pathlib.Path(__file__).resolve().parent
 SERVERS = HERE / "servers.py"
@@ -59,18 +57,6 @@ def serve(tag: str, *ports: int) -> str:
     return f"{sys.executable} {SERVERS} {tag} {' '.join(map(str, ports))}"
 
 
-def leftovers(lab: str) -> list[str]:
-    """Everything of `lab` still visible anywhere: namespaces, links, files, its cgroup."""
-    found = [f"namespace {n}" for n in kernel.list_netns() if n.startswith(lab + ".")]
-    found += [f"root link {ifname}" for _, ifname, _ in
-              kernel.marked_links(None, names.mark_prefix(lab))]
-    if os.path.exists(names.lab_dir(lab)):
-        found.append(f"directory {names.lab_dir(lab)}")
-    found += [f"cgroup {g}" for g in cgroup.groups(names.cgroup_name(lab))
-              if g == names.cgroup_name(lab)]
-    return found
-
-
 def write_topology(tmp_path: pathlib.Path, doc: dict) -> pathlib.Path:
     path = tmp_path / f"{doc['lab']}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -110,17 +96,3 @@ def endpoint_to_nlb(lab: str, consumers: dict[str, dict], providers: dict[str, d
     provider["target_groups"] = {"tg": target_group}
     provider["endpoint_services"] = {"svc": {"load_balancers": ["nlb"], "acceptance_required": False}}
     return {"lab": lab, "region": "us-east-1", "vpcs": {"c": consumer, "p": provider}}
-
-
-@contextlib.contextmanager
-def lab_up(doc: dict, tmp_path_factory):
-    """`vpclab up` of the topology `doc`, yielding the lab's state; the lab is removed
-    whatever happens, and nothing of it may be left."""
-    path = write_topology(tmp_path_factory.mktemp(doc["lab"]), doc)
-    try:
-        proc = vpclab("up", str(path))
-        assert proc.returncode == 0, proc.stderr
-        yield labmod.State.load(doc["lab"])
-    finally:
-        labmod.cleanup(doc["lab"], everything=True)
-    assert leftovers(doc["lab"]) == []

@@ -17,7 +17,9 @@ import pytest
 
 from dataplane import lab as labmod
 
-from .conftest import leftovers, vpclab, write_topology
+from dataplane.pytest_plugin import lab_fixture
+
+from .conftest import vpclab
 from .test_api_gateway import Reply
 
 LAB = "t11alb"
@@ -81,20 +83,17 @@ def topology() -> dict:
                 "ANY /{proxy+}": {"vpc_link": "app-link", "target": "shop/web-alb:80"}}}}}}
 
 
+# The lab for the module (vpclab's pytest plugin: down at the end must leave nothing).
+running = lab_fixture(topology, scope="module")
+
+
 @pytest.fixture(scope="module")
-def alb(tmp_path_factory):
-    """The lab for the module; `vpclab down` at the end must leave nothing."""
-    try:
-        vpclab("up", str(write_topology(tmp_path_factory.mktemp("t11"), topology())),
-               check=True, timeout=240)
-        _wait_health(lambda states: states.get("web-tg") == {"healthy"}
-                     and states.get("api-tg") == {"healthy"}
-                     and states.get("dead-tg") == {"unhealthy"})
-        yield labmod.status(LAB)
-        vpclab("down", LAB, check=True)
-        assert leftovers(LAB) == []
-    finally:
-        labmod.cleanup(LAB, everything=True)
+def alb(running):
+    """The lab's status once its target groups' health has settled."""
+    _wait_health(lambda states: states.get("web-tg") == {"healthy"}
+                 and states.get("api-tg") == {"healthy"}
+                 and states.get("dead-tg") == {"unhealthy"})
+    return running.status()
 
 
 def _health() -> dict[str, set[str]]:

@@ -16,7 +16,9 @@ import pytest
 
 from dataplane import lab as labmod
 
-from .conftest import REPO, leftovers, vpclab, write_topology
+from dataplane.pytest_plugin import lab_fixture
+
+from .conftest import REPO, leftovers, vpclab
 
 CLIENT_IP = "203.0.113.10"
 
@@ -85,20 +87,15 @@ def topology(lab: str) -> dict:
                                              "target": "shop/web-nlb:80"}}}}}}
 
 
+# The lab for the module (vpclab's pytest plugin: down at the end must leave nothing).
+running = lab_fixture(lambda: topology("t10gw"), scope="module")
+
+
 @pytest.fixture(scope="module")
-def gw(tmp_path_factory):
-    """The lab for the module; `vpclab down` at the end must leave nothing."""
-    name = "t10gw"
-    try:
-        vpclab("up", str(write_topology(tmp_path_factory.mktemp("t10"), topology(name))),
-               check=True, timeout=240)
-        st = labmod.status(name)
-        _wait_healthy(name)
-        yield name, st
-        vpclab("down", name, check=True)
-        assert leftovers(name) == []
-    finally:
-        labmod.cleanup(name, everything=True)
+def gw(running):
+    st = running.status()
+    _wait_healthy(running.name)
+    return running.name, st
 
 
 def nlb_nodes(st: dict) -> set[str]:

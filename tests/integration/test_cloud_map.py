@@ -18,7 +18,9 @@ import pytest
 
 from dataplane import lab as labmod
 
-from .conftest import HERE, leftovers, run_in, vpclab, write_topology
+from dataplane.pytest_plugin import lab_fixture
+
+from .conftest import HERE, run_in, vpclab
 
 DNS_QUERY = HERE / "dns_query.py"
 LAB = "tcm1"
@@ -75,16 +77,12 @@ def topology() -> dict:
                                       "target": "cloudmap:shop.local/inventory?color=blue"}}}}}}
 
 
+running = lab_fixture(topology, scope="module")     # vpclab's pytest plugin
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    try:
-        vpclab("up", str(write_topology(tmp_path_factory.mktemp("tcm"), topology())),
-               check=True, timeout=240)
-        yield labmod.status(LAB)
-        vpclab("down", LAB, check=True)
-        assert leftovers(LAB) == []
-    finally:
-        labmod.cleanup(LAB, everything=True)
+def lab(running):
+    return running.status()
 
 
 def ips(st: dict) -> dict[str, str]:

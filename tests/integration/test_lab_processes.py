@@ -99,10 +99,11 @@ def test_run_starts_in_its_own_directory_and_status_names_the_cgroup(tmp_path, t
     group = os.path.join(cgroup.v2_root(), names.cgroup_name(lab))
     st = vpclab("status", lab)
     assert st.returncode == 0, st.stdout
-    assert f"processes tracked by: cgroup v2 {group} ok; 3 processes, CPU " in st.stdout
+    assert f"processes tracked by: cgroup v2 {group} ok; 4 processes, CPU " in st.stdout
     tracking = json.loads(vpclab("status", lab, "--json").stdout)["tracking"]
     assert tracking["mode"] == "cgroup v2" and tracking["path"] == group
-    assert tracking["cpu_usec"] > 0 and tracking["processes"] == 3   # dnsmasq, sleep, the supervisor
+    # dnsmasq, sleep and the shell that records its exit code, the supervisor
+    assert tracking["cpu_usec"] > 0 and tracking["processes"] == 4
     assert vpclab("down", lab).returncode == 0
     assert not os.path.exists(own) and not os.path.exists(group)
 

@@ -10,9 +10,10 @@ import sys
 
 import pytest
 
-from dataplane import lab as labmod
 
-from .conftest import leftovers, vpclab, write_topology
+from dataplane.pytest_plugin import lab_fixture
+
+from .conftest import vpclab
 from .test_api_gateway import Reply
 
 LAB = "t12priv"
@@ -59,16 +60,12 @@ def topology() -> dict:
                 "public": {"type": "REST", "stages": ["prod"], "routes": route}}}}
 
 
+running = lab_fixture(topology, scope="module")     # vpclab's pytest plugin
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    try:
-        vpclab("up", str(write_topology(tmp_path_factory.mktemp("t12"), topology())),
-               check=True, timeout=240)
-        yield labmod.status(LAB)
-        vpclab("down", LAB, check=True)
-        assert leftovers(LAB) == []
-    finally:
-        labmod.cleanup(LAB, everything=True)
+def lab(running):
+    return running.status()
 
 
 def curl(where: str, url: str, *args: str, timeout: float = 30) -> Reply:

@@ -20,7 +20,9 @@ from dataplane.forwarder import control
 from dataplane.lab.realise_vpc import source_dest_drops
 from dataplane.model import Lab
 
-from .conftest import CLI, HERE, REPO, endpoint_to_nlb, lab_up, run_in, serve, vpclab
+from dataplane.pytest_plugin import lab_fixture
+
+from .conftest import CLI, HERE, REPO, endpoint_to_nlb, run_in, serve, vpclab
 
 pytestmark = pytest.mark.root
 LAB = "t13sdc"
@@ -39,10 +41,12 @@ def topology() -> dict:
 ENI = {(e.vpc, e.kind): e.ip for e in Lab.from_dict(topology()).hyperplane_enis()}
 
 
+running = lab_fixture(topology, scope="module")     # vpclab's pytest plugin
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    with lab_up(topology(), tmp_path_factory) as st:
-        yield st
+def lab(running):
+    return running.state
 
 
 def send(where: str, *packets: tuple) -> None:

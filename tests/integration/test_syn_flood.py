@@ -28,7 +28,9 @@ from dataplane import lab as labmod
 from dataplane.forwarder import control
 from dataplane.model import Lab
 
-from .conftest import CLI, HERE, REPO, endpoint_to_nlb, lab_up, run_in
+from dataplane.pytest_plugin import lab_fixture
+
+from .conftest import CLI, HERE, REPO, endpoint_to_nlb, run_in
 
 pytestmark = pytest.mark.root
 LAB = "t13f"
@@ -66,10 +68,12 @@ def trafgen_conf(dst_mac: str, src_mac: str, dst_ip: str) -> str:
             f"  drnd(2), c16(80), drnd(4), c32(0), 0x50, 0x02, c16(64240), csumtcp(14, 34), c16(0) }}\n")
 
 
+running = lab_fixture(topology, scope="module")     # vpclab's pytest plugin
+
+
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    with lab_up(topology(), tmp_path_factory) as st:
-        yield st
+def lab(running):
+    return running.state
 
 
 def exec_in(where: str, *cmd: str) -> subprocess.Popen:

@@ -14,7 +14,9 @@ import pytest
 from dataplane.forwarder import control
 from dataplane import lab as labmod
 
-from .conftest import CLIENT, leftovers, serve, vpclab, write_topology
+from dataplane.pytest_plugin import lab_fixture
+
+from .conftest import CLIENT, serve, vpclab
 
 
 def topology(lab: str) -> dict:
@@ -63,18 +65,13 @@ def topology(lab: str) -> dict:
     }
 
 
+# One lab for the module (vpclab's pytest plugin: down at the end must leave nothing).
+running = lab_fixture(lambda: topology("t9link"), scope="module")
+
+
 @pytest.fixture(scope="module")
-def link_lab(tmp_path_factory):
-    """One lab for the module; `vpclab down` at the end must leave nothing."""
-    name = "t9link"
-    try:
-        vpclab("up", str(write_topology(tmp_path_factory.mktemp("t9"), topology(name))),
-               check=True, timeout=180)
-        yield name, labmod.status(name)
-        vpclab("down", name, check=True)
-        assert leftovers(name) == []
-    finally:
-        labmod.cleanup(name, everything=True)
+def link_lab(running):
+    return running.name, running.status()
 
 
 def over(lab: str, link: str, host: str, port: int | str, wait: float = 2.0) -> str:
@@ -125,7 +122,7 @@ def test_status_shows_each_link(link_lab) -> None:
     assert out.returncode == 0 and app["id"] in out.stdout and "AVAILABLE" in out.stdout
 
 
-def test_each_link_reaches_its_own_vpc_and_targets_see_the_link_eni(link_lab) -> None:
+def test_each_link_reaches_its_own_vpc_and_targets_see_the_link_eni(link_lab, running) -> None:
     lab, st = link_lab
     web1 = instance_ip(st, "app", "web1")
     assert web1 == instance_ip(st, "other", "web1")        # one address, two VPCs
@@ -135,9 +132,10 @@ def test_each_link_reaches_its_own_vpc_and_targets_see_the_link_eni(link_lab) ->
     assert over(lab, "other-link", web1, 8080) == f"other-web1-{other_eni}"
     # UDP too, over the link's ENI in the target's AZ
     assert over(lab, "app-link", web1, "u5353") == f"app-web1-{app_eni}"
-    flows = control.call(st["hyperplane"]["socket"], "flows")["flows"]
+    app_id = st["hyperplane"]["api_gateway"]["vpc_links"]["app-link"]["id"]
+    # the Python API's flows: the same as `vpclab flows`, links named as in the file
     assert any(f["kind"] == "vpc_nat" and f["snat"][0] == app_eni and f["backend"] == [web1, 8080]
-               for f in flows)
+               and f["service_name"] == f"app-link {app_id}" for f in running.flows())
     out = vpclab("flows", "-l", lab)
     assert out.returncode == 0 and "app-link" in out.stdout and app_eni in out.stdout
 
