@@ -19,7 +19,7 @@ from .validate import report
 
 def register(sub) -> None:
     p = sub.add_parser("up", help="build a lab from a topology file (idempotent)")
-    p.add_argument("file")
+    p.add_argument("file", help="the topology file (YAML)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=run)
 

@@ -15,7 +15,7 @@ from .common import EXIT_OK, EXIT_USAGE
 
 def register(sub) -> None:
     p = sub.add_parser("validate", help="check a topology file, touching nothing")
-    p.add_argument("file")
+    p.add_argument("file", help="the topology file (YAML)")
     p.set_defaults(func=run)
 
 
