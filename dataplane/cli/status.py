@@ -2,8 +2,8 @@
 
 Reads only the state file and asks the kernel whether each namespace and process is
 still there. Without LAB, every lab with state is listed. The exit status is 1 when any
-lab shown is degraded or has a part missing or stopped (with --json too: each lab's
-`"healthy"` says which), and when the lab named has no state.
+lab shown is not up and whole — unfinished, degraded, a part missing or stopped (with
+--json too: each lab's `"healthy"` says which) — and when the lab named has no state.
 
 `--json` prints one object: with a lab named, that lab's report with `"version": 1` in
 front; without, `{"version": 1, "labs": [report, …]}`. The README's "--json shapes" lists
@@ -59,7 +59,7 @@ def run(args) -> int:
 def print_lab(r: dict) -> bool:
     """One lab's report as text; False when any part of it is missing or stopped."""
     print(f"lab {r['lab']}: {r['status']} (region {r['region']}, state in {r['state_dir']})")
-    healthy = not str(r["status"]).startswith("broken")
+    healthy = r["status"] == "up"          # not building, going down, degraded or broken
     for problem in r.get("degraded") or []:
         print(f"  DEGRADED: {problem}")
     healthy &= not r.get("degraded")
