@@ -47,3 +47,4 @@ def set_endpoint_state(st: State, endpoint: str, action: str) -> str:
         json.dump(spec.to_json(), f, indent=1)
     hp["endpoints"] = states
     st.save()
+    return new

@@ -67,16 +67,6 @@ def test_status_flows_stats_json_carry_version_and_the_lab(pl) -> None:
     assert "sg_egress" in stats["drop_reasons"] and stats["drop_reasons"]["sg_egress"]
 
 
-def test_endpoint_json_says_the_new_state(pl) -> None:
-    out = vpclab("endpoint", "accept", "c/ep", "-l", LAB, "--json")
-    # Already available: accepting again is refused by the lab (exit 1) or a no-op.
-    if out.returncode == 0:
-        assert json.loads(out.stdout) == {"version": 1, "lab": LAB, "endpoint": "c/ep",
-                                          "state": "available"}
-    else:
-        assert out.returncode == 1 and "Traceback" not in out.stderr
-
-
 def test_a_reader_that_goes_away_is_no_error(pl) -> None:
     proc = subprocess.run(f"{' '.join(CLI)} flows -l {LAB} --json | head -1; "
                           f"echo rc=${{PIPESTATUS[0]}}", shell=True, executable="/bin/bash",
@@ -157,6 +147,16 @@ def test_status_and_logs_need_no_root(pl) -> None:
     assert json.loads(as_nobody("status", "-l", LAB, "--json").stdout)["lab"] == LAB
     logs = as_nobody("logs", "-l", LAB, "api")          # the lab has no APIs: bad usage
     assert logs.returncode == 2 and "has no API" in logs.stderr
+
+
+def test_endpoint_json_says_the_new_state_and_a_refused_change_is_1(pl) -> None:
+    """Last of the tests on lab tcl1: it rejects the endpoint."""
+    again = vpclab("endpoint", "accept", "c/ep", "-l", LAB, "--json")
+    assert again.returncode == 1 and again.stdout == ""
+    assert again.stderr == "vpclab endpoint: endpoint c/ep is available; it cannot be accepted\n"
+    out = vpclab("endpoint", "reject", "c/ep", "-l", LAB, "--json", check=True)
+    assert json.loads(out.stdout) == {"version": 1, "lab": LAB, "endpoint": "c/ep",
+                                      "state": "rejected"}
 
 
 def test_exit_statuses_of_a_missing_lab_a_lab_without_forwarder_and_bad_names(plain) -> None:
