@@ -100,4 +100,4 @@ bench-apigw: setup
 	$(PY) -m bench.apigw $(if $(QUICK),--quick)
 
 clean:
-	rm -rf build *.egg-info dataplane/_native*.so dataplane/_native.c $(SAN_VENV)
+	rm -rf build *.egg-info dataplane/_native*.so dataplane/_native.c $(SAN_VENV) $(VENV)/.vpclab-setup

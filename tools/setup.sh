@@ -46,8 +46,9 @@ fingerprint=$({ "$python" --version 2>&1
                 cat pyproject.toml setup.py tools/setup.sh
                 find native -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name '*.py' \) \
                     | LC_ALL=C sort | xargs cat; } | sha256sum | cut -d' ' -f1)
+# The editable install's engine lives in the source tree (`make clean` removes it).
 if [[ ${VPCLAB_SETUP_FORCE:-0} != 1 && ${VPCLAB_SANITIZE:-0} != 1 && -x $venv/bin/python && -f $stamp
-      && $(cat "$stamp") == "$fingerprint" ]]; then
+      && $(cat "$stamp") == "$fingerprint" ]] && compgen -G 'dataplane/_native*.so' >/dev/null; then
     exit 0                          # built from exactly these sources already
 fi
 rm -f "$stamp"
