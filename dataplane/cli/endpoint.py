@@ -10,7 +10,8 @@ ENDPOINT, "state": NEW-STATE}`.
 from __future__ import annotations
 
 from .. import lab as labmod
-from .common import EXIT_OK, add_lab_option, lab_name, need_root, pick_lab, print_json
+from .common import (EXIT_OK, EXIT_USAGE, CliError, add_lab_option, lab_name, need_root,
+                     pick_lab, print_json)
 
 
 def register(sub) -> None:
@@ -27,6 +28,10 @@ def register(sub) -> None:
 def run(args) -> int:
     need_root()
     st = pick_lab(lab_name(args))
+    endpoints = labmod.hyperplane_of(st)["endpoints"]
+    if not any(args.endpoint in (key, e["id"]) for key, e in endpoints.items()):
+        raise CliError(f"lab {st.lab} has no endpoint {args.endpoint} "
+                       f"(endpoints: {', '.join(endpoints) or 'none'})", EXIT_USAGE)
     new = labmod.set_endpoint_state(st, args.endpoint, args.action)
     if args.json:
         print_json({"lab": st.lab, "endpoint": args.endpoint, "state": new})

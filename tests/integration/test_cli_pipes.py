@@ -154,6 +154,8 @@ def test_endpoint_json_says_the_new_state_and_a_refused_change_is_1(pl) -> None:
     again = vpclab("endpoint", "accept", "c/ep", "-l", LAB, "--json")
     assert again.returncode == 1 and again.stdout == ""
     assert again.stderr == "vpclab endpoint: endpoint c/ep is available; it cannot be accepted\n"
+    unknown = vpclab("endpoint", "reject", "c/nosuch", "-l", LAB)
+    assert unknown.returncode == 2 and "has no endpoint c/nosuch (endpoints: c/ep)" in unknown.stderr
     out = vpclab("endpoint", "reject", "c/ep", "-l", LAB, "--json", check=True)
     assert json.loads(out.stdout) == {"version": 1, "lab": LAB, "endpoint": "c/ep",
                                       "state": "rejected"}
