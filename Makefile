@@ -7,13 +7,17 @@ LIBASAN   := $(shell gcc -print-file-name=libasan.so)
 
 .PHONY: setup build demo test unit sanitize fuzz fuzz-ci bench bench-e2e bench-apigw clean
 
+# Quiet and quick when nothing it builds from changed (tools/setup.sh's stamp).
 setup:
 	@tools/setup.sh $(VENV)
 
-# Rebuild the engine in place after editing native/ (setup does it too).
-build: setup
+# Rebuild the engine in place, whatever the stamp says (setup rebuilds it after a change
+# to native/ by itself).
+build:
+	@VPCLAB_SETUP_FORCE=1 tools/setup.sh $(VENV)
 
-# A lab from examples/demo.yaml with real traffic, then down (tools/demo.sh says more).
+# The AWS article's architecture (examples/article.yaml) as a lab with real traffic, then
+# down (tools/demo.sh says more).
 demo:
 	@tools/demo.sh
 
@@ -96,4 +100,4 @@ bench-apigw: setup
 	$(PY) -m bench.apigw $(if $(QUICK),--quick)
 
 clean:
-	rm -rf build *.egg-info dataplane/_native*.so dataplane/_native.c $(SAN_VENV)
+	rm -rf build *.egg-info dataplane/_native*.so dataplane/_native.c $(SAN_VENV) $(VENV)/.vpclab-setup

@@ -3,10 +3,17 @@
 #   1. the Debian packages (as root; otherwise it names the ones missing and stops),
 #   2. a virtualenv in .venv/ at the repository root,
 #   3. vpclab itself, built into it (the C engine is compiled by the package build).
-# Usage: tools/setup.sh [VENV_DIR]    (VPCLAB_SANITIZE=1 builds the engine with ASan/UBSan)
+# Steps 2 and 3 are skipped, silently, when nothing they depend on changed since the last
+# run into this VENV_DIR: the stamp $VENV_DIR/.vpclab-setup holds a hash of the Python
+# version, pyproject.toml, setup.py, this script and native/'s C and Python sources (the
+# editable install needs no rebuild for a Python change). The sanitizer build is a regular
+# install, a copy of every source, so it is always rebuilt.
+# Usage: tools/setup.sh [VENV_DIR]    (VPCLAB_SANITIZE=1 builds the engine with ASan/UBSan;
+#                                      VPCLAB_SETUP_FORCE=1 rebuilds whatever the stamp says)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=${1:-.venv}
+stamp=$venv/.vpclab-setup
 
 # gcc/python3-dev: the engine; clang-14 and libclang-rt-14-dev (which holds libFuzzer's
 # runtime, libclang_rt.fuzzer): `make fuzz`; the rest are the tools labs, tests and
@@ -35,6 +42,16 @@ if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
     echo "setup: $python is $("$python" --version 2>&1); vpclab needs Python 3.11 or newer" >&2
     exit 1
 fi
+fingerprint=$({ "$python" --version 2>&1
+                cat pyproject.toml setup.py tools/setup.sh
+                find native -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' -o -name '*.py' \) \
+                    | LC_ALL=C sort | xargs cat; } | sha256sum | cut -d' ' -f1)
+# The editable install's engine lives in the source tree (`make clean` removes it).
+if [[ ${VPCLAB_SETUP_FORCE:-0} != 1 && ${VPCLAB_SANITIZE:-0} != 1 && -x $venv/bin/python && -f $stamp
+      && $(cat "$stamp") == "$fingerprint" ]] && compgen -G 'dataplane/_native*.so' >/dev/null; then
+    exit 0                          # built from exactly these sources already
+fi
+rm -f "$stamp"
 if [[ ! -x $venv/bin/python ]]; then
     echo "setup: creating $venv"
     "$python" -m venv "$venv"
@@ -46,8 +63,10 @@ if [[ ${VPCLAB_SANITIZE:-0} == 1 ]]; then
     echo "setup: building the engine with ASan/UBSan into $venv"
     "$venv/bin/python" -m pip install -q --no-build-isolation --force-reinstall --no-deps .
     "$venv/bin/python" -m pip install -q ".[test]"
+    exit 0                          # no stamp: see above
 else
     # test: pytest, hypothesis, scapy; bench: matplotlib for the end-to-end report's plots.
     echo "setup: building vpclab into $venv"
     "$venv/bin/python" -m pip install -q --no-build-isolation -e ".[test,bench]"
 fi
+echo "$fingerprint" > "$stamp"

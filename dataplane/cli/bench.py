@@ -26,7 +26,8 @@ def register(sub) -> None:
     p = sub.add_parser("bench", help="a benchmark of bench/: e2e (the forwarder against the kernel, "
                        "the default) or apigw (API Gateway's front end against haproxy)",
                        add_help=False)
-    p.add_argument("bench_args", nargs="*")
+    p.add_argument("bench_args", nargs="*", metavar="ARG",
+                   help="e2e or apigw, then the suite's own options (--quick, --out DIR, …)")
     p.set_defaults(func=run)
 
 

@@ -8,8 +8,11 @@ TARGET is
   endpoint or NLB with a single ENI: the VPC router's end of that ENI, so the packets
   are seen as the VPC sees them — before translation on an endpoint ENI, after it on an
   NLB ENI.
-tcpdump runs numeric and line-buffered; `-w FILE` and any other arguments go to it as
-they are (a filter, `-c 10`, …); its exit status is passed through.
+tcpdump runs numeric and line-buffered; any other arguments go to it as they are (a
+filter, `-c 10`, …); its exit status is passed through. `-w FILE` writes a pcap file
+packet by packet (tcpdump `-U`), and `-w -` streams the pcap to stdout, where nothing else
+is written (tcpdump's messages go to stderr), for a reader at the other end of a pipe:
+`vpclab capture -l LAB consumer/client -w - | wireshark -k -i -`.
 """
 from __future__ import annotations
 
@@ -21,16 +24,34 @@ from netns_setup import nsenter
 
 from dataplane.model.names import INTERNET
 
-from .common import EXIT_USAGE, CliError, internet_target, need_root, pick_lab, target
+from .common import (EXIT_USAGE, CliError, add_lab_option, internet_target, lab_name, need_root,
+                     pick_lab, target)
+
+STDOUT = "-"
 
 
 def register(sub) -> None:
     p = sub.add_parser("capture", help="tcpdump on an ENI: an instance's, an endpoint's, an NLB's")
-    p.add_argument("-l", "--lab")
-    p.add_argument("target", metavar="VPC/INSTANCE|ENI|internet")
-    p.add_argument("-w", dest="write", metavar="FILE", help="write packets to a pcap file")
-    p.add_argument("tcpdump_args", nargs="*", metavar="TCPDUMP-ARG")
+    add_lab_option(p)
+    p.add_argument("target", metavar="VPC/INSTANCE|ENI|internet",
+                   help="an instance, a VPC (its router), internet, an eni- ID or "
+                        "VPC/ENDPOINT-or-NLB with one ENI")
+    p.add_argument("-w", dest="write", metavar="FILE",
+                   help="write packets to a pcap file, packet-buffered; - streams it to stdout")
+    p.add_argument("tcpdump_args", nargs="*", metavar="TCPDUMP-ARG",
+                   help="tcpdump's own arguments: a filter, -c N, …")
     p.set_defaults(func=run)
+
+
+def tcpdump_argv(tcpdump: str, ifname: str, write: str | None, extra: list[str]) -> list[str]:
+    """tcpdump's command line: numeric, on `ifname`; line-buffered text, or with `write` a
+    pcap written packet by packet (`-U`) to a file or, for `-`, to stdout."""
+    argv = [tcpdump, "-n", "-i", ifname]
+    if write is None:
+        argv.append("-l")
+    else:
+        argv += ["-U", "-w", write if write == STDOUT else os.path.abspath(write)]
+    return argv + list(extra)
 
 
 def hyperplane_eni(st, spec: str) -> dict | None:
@@ -50,7 +71,7 @@ def hyperplane_eni(st, spec: str) -> dict | None:
 
 def run(args) -> int:
     need_root()
-    st = pick_lab(args.lab)
+    st = pick_lab(lab_name(args))
     eni = hyperplane_eni(st, args.target)
     if eni is not None:
         netns, ifname = st.data["vpcs"][eni["vpc"]]["netns"], eni["ifname"]
@@ -62,10 +83,7 @@ def run(args) -> int:
     tcpdump = shutil.which("tcpdump") or "/usr/bin/tcpdump"
     if not os.path.exists(tcpdump):
         raise CliError("tcpdump is not installed (apt-get install tcpdump)")
-    argv = [tcpdump, "-n", "-l", "-i", ifname]
-    if args.write:
-        argv += ["-w", os.path.abspath(args.write)]
-    argv += args.tcpdump_args
+    argv = tcpdump_argv(tcpdump, ifname, args.write, args.tcpdump_args)
     nsenter.enter(netns, private=True)
     sys.stdout.flush()
     os.execv(tcpdump, argv)

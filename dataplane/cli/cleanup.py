@@ -8,34 +8,42 @@ that lab whatever its state; `--all` takes every vpclab lab, running ones too. A
 without a vpclab mark or state entry is left alone. It also removes what killed
 benchmark runs left (`vb-<pid>-…`/`vx-<pid>-…`/`vg-<pid>-…`/`bal-<pid>-…` namespaces whose process is
 gone, netns_setup/scratch.py), and bench/apigw's labs `bgw-<pid>` whose run is gone.
+`--json` prints `{"version": 1, "removed": {LAB: [what, …], "bench": [namespace, …]}}`.
 """
 from __future__ import annotations
 
 from netns_setup import scratch
 
 from .. import lab as labmod
-from .common import EXIT_OK, CliError, EXIT_USAGE, need_root
+from .common import EXIT_OK, CliError, EXIT_USAGE, add_lab_option, lab_name, need_root, print_json
 
 
 def register(sub) -> None:
     p = sub.add_parser("cleanup", help="remove leftovers of crashed labs")
-    p.add_argument("lab", nargs="?")
+    add_lab_option(p, positional=True,
+                   what="this lab's leftovers, whatever its state (default: every unfinished lab)")
     p.add_argument("--all", action="store_true", help="every vpclab lab, also running ones")
+    p.add_argument("--json", action="store_true",
+                   help="what was removed, as a JSON object (README: --json shapes)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     need_root()
-    if args.all and args.lab:
+    lab = lab_name(args)
+    if args.all and lab:
         raise CliError("give a LAB or --all, not both", EXIT_USAGE)
-    report = labmod.cleanup(args.lab, everything=args.all)
-    if not args.lab and not args.all:
+    report = labmod.cleanup(lab, everything=args.all)
+    if not lab and not args.all:
         for lab in labmod.state_labs():
             if scratch.dead_bench_lab(lab) and lab not in report:
                 report.update(labmod.cleanup(lab))
     stale = scratch.remove_runs(scratch.BENCH_RUN_ROOTS, only_dead=True)
     if stale:
         report["bench"] = [f"namespace {ns}" for ns in stale]
+    if args.json:
+        print_json({"removed": report})
+        return EXIT_OK
     if not report:
         print("nothing to clean up")
     for name, done in report.items():

@@ -22,7 +22,8 @@ import json
 from ..lab import realise_cloud_map as cloudmap
 from ..services.cloudmap.registry import (DEFAULT_HEALTH_STATUS, DEFAULT_MAX_RESULTS,
                                           HEALTH_STATUSES, DiscoveryError)
-from .common import EXIT_OK, EXIT_USAGE, CliError, need_root, pick_lab, table
+from .common import (EXIT_OK, EXIT_USAGE, CliError, add_lab_option, lab_name, need_root, pick_lab,
+                     table)
 
 
 def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
@@ -37,49 +38,56 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
 
 def register(sub) -> None:
     p = sub.add_parser("cloudmap", help="discover, register, deregister Cloud Map instances")
-    p.add_argument("-l", "--lab")
+    add_lab_option(p)
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     d = actions.add_parser("discover", help="DiscoverInstances")
-    d.add_argument("service")
-    d.add_argument("--namespace")
+    _service_arguments(d, instance=False)
     d.add_argument("--filter", action="append", metavar="KEY=VALUE",
                    help="QueryParameters: every one must match")
     d.add_argument("--optional", action="append", metavar="KEY=VALUE",
                    help="OptionalParameters: applied only when some instance matches")
-    d.add_argument("--health-status", choices=HEALTH_STATUSES, default=DEFAULT_HEALTH_STATUS)
-    d.add_argument("--max-results", type=int, default=DEFAULT_MAX_RESULTS)
-    d.add_argument("--json", action="store_true", help="AWS's response body")
+    d.add_argument("--health-status", choices=HEALTH_STATUSES, default=DEFAULT_HEALTH_STATUS,
+                   help=f"which instances by health (default {DEFAULT_HEALTH_STATUS})")
+    d.add_argument("--max-results", type=int, default=DEFAULT_MAX_RESULTS,
+                   help=f"at most this many instances (default {DEFAULT_MAX_RESULTS})")
+    d.add_argument("--json", action="store_true",
+                   help="AWS's DiscoverInstances response body, as AWS shapes it")
     d.set_defaults(func=run_discover)
 
     r = actions.add_parser("register", help="RegisterInstance (an existing ID is updated)")
-    r.add_argument("service")
-    r.add_argument("id")
+    _service_arguments(r)
     where = r.add_mutually_exclusive_group(required=True)
-    where.add_argument("--ip")
-    where.add_argument("--instance", metavar="VPC/INSTANCE")
-    r.add_argument("--port", type=int, required=True)
-    r.add_argument("--attr", action="append", metavar="KEY=VALUE")
-    r.add_argument("--namespace")
+    where.add_argument("--ip", help="the instance's IPv4 address (in one of the lab's VPCs)")
+    where.add_argument("--instance", metavar="VPC/INSTANCE",
+                       help="a lab instance, whose address is registered")
+    r.add_argument("--port", type=int, required=True, help="the instance's port")
+    r.add_argument("--attr", action="append", metavar="KEY=VALUE",
+                   help="a custom attribute (repeatable)")
     r.set_defaults(func=run_register)
 
     g = actions.add_parser("deregister", help="DeregisterInstance")
-    g.add_argument("service")
-    g.add_argument("id")
-    g.add_argument("--namespace")
+    _service_arguments(g)
     g.set_defaults(func=run_deregister)
 
     h = actions.add_parser("set-health", help="UpdateInstanceCustomHealthStatus")
-    h.add_argument("service")
-    h.add_argument("id")
-    h.add_argument("status", choices=("HEALTHY", "UNHEALTHY"))
-    h.add_argument("--namespace")
+    _service_arguments(h)
+    h.add_argument("status", choices=("HEALTHY", "UNHEALTHY"), help="the new custom health")
     h.set_defaults(func=run_set_health)
+
+
+def _service_arguments(p, instance: bool = True) -> None:
+    """SERVICE [ID] [--namespace NS] [-l LAB], which every action takes."""
+    p.add_argument("service", help="the Cloud Map service's name")
+    if instance:
+        p.add_argument("id", help="the instance's ID in the service")
+    p.add_argument("--namespace", help="the service's namespace (needed when two have it)")
+    add_lab_option(p)
 
 
 def _lab(args) -> str:
     need_root()
-    return pick_lab(args.lab).lab
+    return pick_lab(lab_name(args)).lab
 
 
 def _ask(call, *args, **kw):

@@ -1,12 +1,16 @@
-"""Helpers shared by the verbs: errors, picking a lab, printing tables."""
+"""Helpers shared by the verbs: errors, exit statuses, the `-l LAB` option, picking a lab,
+printing tables and JSON documents."""
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
 
 from ..lab import LabError, State, labs_up
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+JSON_VERSION = 1        # the "version" of every --json document; bumped when a shape changes
 
 
 class CliError(Exception):
@@ -17,7 +21,31 @@ class CliError(Exception):
 
 def need_root() -> None:
     if os.geteuid() != 0:
-        raise CliError("vpclab needs root to make namespaces (run it with sudo)")
+        raise CliError("needs root: it enters or changes the lab's namespaces (run it with sudo)")
+
+
+def add_lab_option(p: argparse.ArgumentParser, positional: bool = False,
+                   what: str = "the lab (default: the only one up)") -> None:
+    """`-l/--lab LAB` on a verb; with `positional`, the older `VERB [LAB]` form as well
+    (`lab_name(args)` reconciles the two)."""
+    if positional:
+        p.add_argument("lab_positional", nargs="?", metavar="LAB",
+                       help=f"{what}; the same as -l LAB")
+    # SUPPRESS: a subcommand's parser (cloudmap's actions) keeps a -l given before it.
+    p.add_argument("-l", "--lab", default=argparse.SUPPRESS, metavar="LAB", help=what)
+
+
+def lab_name(args) -> str | None:
+    """The lab named by `-l LAB` or by the positional LAB (both: the same name)."""
+    flag, positional = getattr(args, "lab", None), getattr(args, "lab_positional", None)
+    if flag and positional and flag != positional:
+        raise CliError(f"two labs named: {positional} and -l {flag}", EXIT_USAGE)
+    return flag or positional
+
+
+def print_json(doc: dict) -> None:
+    """One --json document: an object whose first key is "version" (JSON_VERSION)."""
+    print(json.dumps({"version": JSON_VERSION, **doc}, indent=1))
 
 
 def pick_lab(lab: str | None) -> State:
@@ -80,7 +108,8 @@ def internet_target(st: State) -> dict:
     return gateway["internet"]
 
 
-def table(rows: list[tuple], header: tuple, out=sys.stdout) -> None:
+def table(rows: list[tuple], header: tuple, out=None) -> None:
+    out = out or sys.stdout         # at call time: a redirected stdout is honoured
     rows = [tuple(str(c) for c in r) for r in rows]
     widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h))
               for i, h in enumerate(header)]
@@ -88,5 +117,6 @@ def table(rows: list[tuple], header: tuple, out=sys.stdout) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
 
 
-__all__ = ["CliError", "LabError", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "need_root",
-           "pick_lab", "target", "api_gateway_target", "internet_target", "table"]
+__all__ = ["CliError", "LabError", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED",
+           "JSON_VERSION", "need_root", "add_lab_option", "lab_name", "print_json", "pick_lab",
+           "target", "api_gateway_target", "internet_target", "table"]

@@ -16,7 +16,9 @@ the link VPC's CIDR is reached over the link (the target sees the link ENI's add
 so a user reaches customer resources over a link before any API exists. vpclab exec's
 process *becomes* the command (exec), so its exit status is the command's. It joins the
 lab's cgroup first (when the lab has one), so whatever the command leaves running — a
-`sleep 300 &`, a server — is ended by `down` like the lab's own processes.
+`sleep 300 &`, a server — is ended by `down` like the lab's own processes. Without a
+command it opens `$SHELL` there (/bin/sh when SHELL is not set), interactive on a
+terminal, reading commands from stdin otherwise (`echo ip addr | vpclab exec …`).
 """
 from __future__ import annotations
 
@@ -28,25 +30,33 @@ from netns_setup import cgroup, nsenter
 from dataplane.lab import ca, processes
 from dataplane.model.names import APIGW, INTERNET
 
-from .common import (CliError, EXIT_USAGE, api_gateway_target, internet_target, need_root,
-                     pick_lab, target)
+from .common import (CliError, EXIT_USAGE, add_lab_option, api_gateway_target, internet_target,
+                     lab_name, need_root, pick_lab, target)
+
+FALLBACK_SHELL = "/bin/sh"
 
 
 def register(sub) -> None:
-    p = sub.add_parser("exec", help="run a command in an instance (or VPC router)")
-    p.add_argument("-l", "--lab")
-    p.add_argument("target", metavar="VPC/INSTANCE|apigw|internet")
+    p = sub.add_parser("exec", help="run a command (or a shell) in an instance or VPC router")
+    add_lab_option(p)
+    p.add_argument("target", metavar="VPC/INSTANCE|apigw|internet",
+                   help="an instance, a VPC (its router), apigw or internet")
     p.add_argument("--link", metavar="LINK",
                    help="with apigw: run in this HTTP-API VPC link's routing domain")
-    p.add_argument("cmd", nargs="*", metavar="-- CMD")
+    p.add_argument("cmd", nargs="*", metavar="-- CMD",
+                   help="the command and its arguments (default: $SHELL, or /bin/sh)")
     p.set_defaults(func=run)
+
+
+def command(cmd: list[str]) -> list[str]:
+    """What exec runs: the command given, or the user's shell."""
+    return list(cmd) or [os.environ.get("SHELL") or FALLBACK_SHELL]
 
 
 def run(args) -> int:
     need_root()
-    if not args.cmd:
-        raise CliError("no command given: vpclab exec VPC/INSTANCE -- CMD…", EXIT_USAGE)
-    st = pick_lab(args.lab)
+    cmd = command(args.cmd)
+    st = pick_lab(lab_name(args))
     if args.target == APIGW:
         netns, resolv_conf = api_gateway_target(st, args.link), None
     elif args.target == INTERNET and not args.link:
@@ -70,11 +80,11 @@ def run(args) -> int:
                   ca_bundle=bundle if os.path.exists(bundle) else None)
     sys.stdout.flush()
     try:
-        os.execvp(args.cmd[0], args.cmd)
+        os.execvp(cmd[0], cmd)
     except FileNotFoundError:
-        print(f"vpclab exec: {args.cmd[0]}: command not found", file=sys.stderr)
+        print(f"vpclab exec: {cmd[0]}: command not found", file=sys.stderr)
         return 127
     except PermissionError:
-        print(f"vpclab exec: {args.cmd[0]}: permission denied", file=sys.stderr)
+        print(f"vpclab exec: {cmd[0]}: permission denied", file=sys.stderr)
         return 126
     return 1  # not reached

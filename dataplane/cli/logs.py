@@ -6,26 +6,80 @@ has the variables), ALBs AWS's ALB access-log line (each node writes its own fil
 several nodes each line is prefixed with the node's subnet). Without `--stage` the API's
 only stage is read, or all of its stages (each line prefixed with the stage) when it has
 several. `-f` follows the files as `tail -f` does until interrupted.
+
+`--json` writes JSON Lines — one object per log line, followed or not, so a script reads
+the same stream either way and `-f --json | jq` works line by line:
+`{"version": 1, "lab": LAB, "log": "api"|"alb", "name": API|VPC/ALB, "part": STAGE|SUBNET,
+"line": the line as written, "record": {field: value}}`. The record's fields are AWS's
+names: an HTTP API's JSON line as it is; a REST API's CLF line as `sourceIp`, `caller`,
+`user`, `requestTime`, `httpMethod`, `resourcePath`, `protocol`, `status`,
+`responseLength`, `requestId`, `extendedRequestId`; an ALB's line as ALB_FIELDS (the
+names of AWS's ALB access-log page). A line that does not parse has `"record": null`.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
+import shlex
 import sys
 import time
 
-from .common import EXIT_OK, EXIT_USAGE, CliError, pick_lab
+from .common import (EXIT_OK, EXIT_USAGE, JSON_VERSION, CliError, add_lab_option, lab_name,
+                     pick_lab)
 
 FOLLOW_POLL_S = 0.2
+
+REST_FIELDS = ("sourceIp", "caller", "user", "requestTime", "httpMethod", "resourcePath",
+               "protocol", "status", "responseLength", "requestId", "extendedRequestId")
+REST_LINE = re.compile(r'(\S+) (\S+) (\S+) \[([^\]]*)\] "(\S+) (.*) (\S+)" (\S+) (\S+) (\S+) (\S+)')
+# dataplane/services/alb/accesslog.py writes them, in this order.
+ALB_FIELDS = ("type", "time", "elb", "client:port", "target:port", "request_processing_time",
+              "target_processing_time", "response_processing_time", "elb_status_code",
+              "target_status_code", "received_bytes", "sent_bytes", "request", "user_agent",
+              "ssl_cipher", "ssl_protocol", "target_group_arn", "trace_id", "domain_name",
+              "chosen_cert_arn", "matched_rule_priority", "request_creation_time",
+              "actions_executed", "redirect_url", "error_reason", "target:port_list",
+              "target_status_code_list", "classification", "classification_reason")
 
 
 def register(sub) -> None:
     p = sub.add_parser("logs", help="read or follow an API's or an ALB's access log")
-    p.add_argument("-l", "--lab", help="the lab (default: the only one up)")
+    add_lab_option(p)
     p.add_argument("api", metavar="API|VPC/ALB",
                    help="an API's name in the topology file, or an ALB as VPC/NAME")
     p.add_argument("--stage", help="one stage of an API (default: every stage)")
     p.add_argument("-f", "--follow", action="store_true", help="keep reading new lines")
+    p.add_argument("--json", action="store_true",
+                   help="JSON Lines: one object per log line, with its fields parsed")
     p.set_defaults(func=run)
+
+
+def parse_line(kind: str, line: str) -> dict | None:
+    """The fields of one access-log line by AWS's names (the module's docstring), or
+    None when the line is not in the format."""
+    text = line.rstrip("\n")
+    if kind == "alb":
+        try:
+            values = shlex.split(text, posix=True)
+        except ValueError:
+            return None
+        return dict(zip(ALB_FIELDS, values)) if len(values) == len(ALB_FIELDS) else None
+    if text.startswith("{"):
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) else None
+    m = REST_LINE.fullmatch(text)
+    return dict(zip(REST_FIELDS, m.groups())) if m else None
+
+
+def json_line(lab: str, kind: str, name: str, part: str, line: str) -> str:
+    """One line of `vpclab logs --json`."""
+    return json.dumps({"version": JSON_VERSION, "lab": lab, "log": kind, "name": name,
+                       "part": part, "line": line.rstrip("\n"),
+                       "record": parse_line(kind, line)}) + "\n"
 
 
 def alb_log_paths(st, ref: str, stage: str | None) -> dict[str, str]:
@@ -55,9 +109,10 @@ def log_paths(st, api: str, stage: str | None) -> dict[str, str]:
 
 
 def run(args) -> int:
-    st = pick_lab(args.lab)
+    st = pick_lab(lab_name(args))
     paths = log_paths(st, args.api, args.stage)
     prefix = len(paths) > 1
+    kind = "alb" if "/" in args.api else "api"
     files = {}
     for stage, path in paths.items():
         try:
@@ -73,15 +128,16 @@ def run(args) -> int:
                 if f is None:
                     continue
                 for line in f:
-                    sys.stdout.write(f"{stage} {line}" if prefix else line)
+                    if args.json:
+                        sys.stdout.write(json_line(st.lab, kind, args.api, stage, line))
+                    else:
+                        sys.stdout.write(f"{stage} {line}" if prefix else line)
                     wrote = True
             if wrote:
                 sys.stdout.flush()
             if not args.follow:
                 return EXIT_OK
             time.sleep(FOLLOW_POLL_S)
-    except BrokenPipeError:
-        return EXIT_OK
     finally:
         for f in files.values():
             if f is not None:

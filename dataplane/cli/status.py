@@ -1,74 +1,57 @@
-"""`vpclab status [LAB] [--json]`: what a lab is made of and whether it is all there.
+"""`vpclab status [-l LAB | LAB] [--json]`: what a lab is made of and whether it is all there.
 
 Reads only the state file and asks the kernel whether each namespace and process is
-still there. Without LAB, every lab with state is listed.
+still there. Without LAB, every lab with state is listed. The exit status is 1 when any
+lab shown is not up and whole — unfinished, degraded, a part missing or stopped (with
+--json too: each lab's `"healthy"` says which) — and when the lab named has no state.
+
+`--json` prints one object: with a lab named, that lab's report with `"version": 1` in
+front; without, `{"version": 1, "labs": [report, …]}`. The README's "--json shapes" lists
+a report's keys.
 """
 from __future__ import annotations
 
-import json
+import contextlib
+import io
 
 from .. import lab as labmod
+from ..model import names
 from . import cloudmap
-from .common import EXIT_FAILED, EXIT_OK, table
+from .common import EXIT_FAILED, EXIT_OK, add_lab_option, lab_name, print_json, table
 
 
 def register(sub) -> None:
     p = sub.add_parser("status", help="show labs (from their state files)")
-    p.add_argument("lab", nargs="?")
-    p.add_argument("--json", action="store_true")
+    add_lab_option(p, positional=True, what="the lab to show (default: every lab with state)")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON object instead of the text (README: --json shapes)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    if args.lab:
-        reports = [labmod.status(args.lab)]
+    name = lab_name(args)
+    if name:
+        reports = [labmod.status(name)]
     else:
         reports = []
-        for name in labmod.state_labs():
+        for each in labmod.state_labs():
             try:
-                reports.append(labmod.status(name))
+                reports.append(labmod.status(each))
             except labmod.LabError as e:
-                reports.append({"lab": name, "status": f"broken: {e}", "vpcs": {},
+                reports.append({"lab": each, "status": f"broken: {e}", "vpcs": {},
                                 "processes": [], "region": None, "state_dir": None})
     if args.json:
-        print(json.dumps(reports if not args.lab else reports[0], indent=1))
-        return EXIT_OK
+        for r in reports:
+            with contextlib.redirect_stdout(io.StringIO()):   # the text's verdict, unprinted
+                r["healthy"] = print_lab(r)
+        print_json(reports[0] if name else {"labs": reports})
+        return EXIT_OK if all(r["healthy"] for r in reports) else EXIT_FAILED
     if not reports:
         print("no labs")
         return EXIT_OK
     healthy = True
     for r in reports:
-        print(f"lab {r['lab']}: {r['status']} (region {r['region']}, state in {r['state_dir']})")
-        for problem in r.get("degraded") or []:
-            print(f"  DEGRADED: {problem}")
-        healthy &= not r.get("degraded")
-        rows = []
-        for vname, v in r["vpcs"].items():
-            rows.append((vname, "-", v["netns"], f"{v['cidr']} dns {v['dns']}",
-                         "-", "-", "ok" if v["present"] else "MISSING"))
-            healthy &= v["present"]
-            for n, i in v["instances"].items():
-                rows.append((vname, n, i["netns"], f"{i['ip']}/{i['prefixlen']}",
-                             ",".join(i["security_groups"]), _source_dest(i),
-                             "ok" if i["present"] else "MISSING"))
-                healthy &= i["present"]
-        table(rows, ("VPC", "INSTANCE", "NAMESPACE", "ADDRESS", "SG", "SRC/DST CHECK DROPS",
-                     "STATE"))
-        for p in r["processes"]:
-            where = p["vpc"] + (f"/{p['instance']}" if p["instance"] else "")
-            restarts = f", restarted {p['restarts']}×" if p.get("restarts") else ""
-            print(f"  {p['role']} {where}: pid {p['pid']} {_process_state(p)}{restarts}; "
-                  f"log {p['log']}")
-        if r.get("tracking"):
-            healthy &= _print_tracking(r["tracking"])
-        if r.get("hyperplane"):
-            healthy &= _print_hyperplane(r["hyperplane"])
-        if r.get("albs"):
-            healthy &= _print_albs(r["albs"])
-        if r.get("api_gateway"):
-            healthy &= _print_apis(r["api_gateway"])
-        if r.get("cloud_map"):
-            healthy &= cloudmap.print_status(r["cloud_map"])
+        healthy &= print_lab(r)
         print()
     return EXIT_OK if healthy else EXIT_FAILED
 
@@ -78,6 +61,57 @@ def _process_state(p: dict) -> str:
     if p["running"]:
         return "running"
     return f"EXITED (code {p['exit_code']})" if p.get("state") == "exited" else "STOPPED"
+
+
+def print_lab(r: dict) -> bool:
+    """One lab's report as text; False when any part of it is missing or stopped."""
+    print(f"lab {r['lab']}: {r['status']} (region {r['region']}, state in {r['state_dir']})")
+    healthy = r["status"] == "up"          # not building, going down, degraded or broken
+    for problem in r.get("degraded") or []:
+        print(f"  DEGRADED: {problem}")
+    healthy &= not r.get("degraded")
+    rows = []
+    for vname, v in r["vpcs"].items():
+        rows.append((vname, "-", v["netns"], f"{v['cidr']} dns {v['dns']}",
+                     "-", "-", "ok" if v["present"] else "MISSING"))
+        healthy &= v["present"]
+        for n, i in v["instances"].items():
+            rows.append((vname, n, i["netns"], f"{i['ip']}/{i['prefixlen']}",
+                         ",".join(i["security_groups"]), _source_dest(i),
+                         "ok" if i["present"] else "MISSING"))
+            healthy &= i["present"]
+    table(rows, ("VPC", "INSTANCE", "NAMESPACE", "ADDRESS", "SG", "SRC/DST CHECK DROPS",
+                 "STATE"))
+    for p in r["processes"]:
+        where = p["vpc"] + (f"/{p['instance']}" if p["instance"] else "")
+        restarts = f", restarted {p['restarts']}×" if p.get("restarts") else ""
+        print(f"  {p['role']} {where}: pid {p['pid']} {_process_state(p)}{restarts}; "
+              f"log {p['log']}")
+    if r.get("tracking"):
+        healthy &= _print_tracking(r["tracking"])
+    if r.get("hyperplane"):
+        healthy &= _print_hyperplane(r["hyperplane"], r["lab"])
+    if r.get("albs"):
+        healthy &= _print_albs(r["albs"])
+    if r.get("api_gateway"):
+        healthy &= _print_apis(r["api_gateway"], r["lab"])
+    if r.get("cloud_map"):
+        healthy &= cloudmap.print_status(r["cloud_map"])
+    return bool(healthy)
+
+
+def tcpdump_command(lab: str, eni: dict) -> str:
+    """The plain command that captures a Hyperplane ENI on its VPC router's side. Its
+    interface name is the eni- ID cut to 15 characters (the kernel's limit): tcpdump
+    (libpcap) names an interface through a 16-byte ifreq, so neither the 21-character ID
+    nor the ownership altname that carries it can be given to `tcpdump -i`."""
+    return f"ip netns exec {names.vpc_netns(lab, eni['vpc'])} tcpdump -ni {eni['ifname']}"
+
+
+def _print_eni(x: dict, lab: str, where: str) -> None:
+    print(f"    ENI {x['eni_id']} {x['ip']} in {where}")
+    if x.get("ifname"):
+        print(f"      capture: {tcpdump_command(lab, x)}")
 
 
 def _source_dest(instance: dict) -> str:
@@ -105,18 +139,19 @@ def _print_tracking(t: dict) -> bool:
     return t["present"]
 
 
-def _print_hyperplane(hp: dict) -> bool:
+def _print_hyperplane(hp: dict, lab: str) -> bool:
     print(f"  hyperplane: namespace {hp['netns']} {'ok' if hp['present'] else 'MISSING'}, "
           f"control socket {hp['socket']}")
     for key, e in hp["endpoints"].items():
         print(f"  endpoint {key} {e['id']}: {e['state']} (service {e['service']})")
         for x in e["enis"]:
-            print(f"    ENI {x['eni_id']} {x['ip']} in {x['subnet']} ({x['az']})")
+            _print_eni(x, lab, f"{x['subnet']} ({x['az']})")
         for name in e["dns"]:
             print(f"    DNS {name}")
     for key, lb in hp["load_balancers"].items():
-        nodes = ", ".join(f"{x['eni_id']} {x['ip']} ({x['az']})" for x in lb["enis"])
-        print(f"  NLB {key}: {nodes}")
+        print(f"  NLB {key}:")
+        for x in lb["enis"]:
+            _print_eni(x, lab, f"{x['subnet']} ({x['az']})")
         for l in lb["listeners"]:
             print(f"    TCP {l['port']} → {l['target_group']}: {', '.join(l['targets'])}")
         health = lb["target_health"]
@@ -129,7 +164,7 @@ def _print_hyperplane(hp: dict) -> bool:
                 why = f" {h['reason']}" if h["reason"] else ""
                 err = f" ({h['last_error']})" if h["last_error"] else ""
                 print(f"    {tg} target {target} seen from {node}: {h['state']}{why}{err}")
-    return hp["present"] and _print_api_gateway(hp.get("api_gateway"))
+    return hp["present"] and _print_api_gateway(hp.get("api_gateway"), lab)
 
 
 def _print_albs(albs: dict) -> bool:
@@ -151,7 +186,7 @@ def _print_albs(albs: dict) -> bool:
     return healthy
 
 
-def _print_api_gateway(apigw: dict | None) -> bool:
+def _print_api_gateway(apigw: dict | None, lab: str) -> bool:
     """API Gateway's VPC and its VPC links; False when any part is missing."""
     if apigw is None:
         return True
@@ -164,12 +199,12 @@ def _print_api_gateway(apigw: dict | None) -> bool:
         print(f"    into {link['vpc']}, subnets {', '.join(link['subnets'])}, "
               f"sg {', '.join(link['security_groups'])}; routing domain {link['netns']}")
         for x in link["enis"]:
-            print(f"    ENI {x['eni_id']} {x['ip']} in {x['subnet']} ({x['az']})")
+            _print_eni(x, lab, f"{x['subnet']} ({x['az']})")
         healthy &= link["state"] == "AVAILABLE"
     return healthy
 
 
-def _print_apis(gw: dict) -> bool:
+def _print_apis(gw: dict, lab: str) -> bool:
     """API Gateway's front end, REST links and APIs; False when a part is missing or
     the front end is not running."""
     fe, inet = gw["front_end"], gw["internet"]
@@ -189,7 +224,7 @@ def _print_apis(gw: dict) -> bool:
               f"service {link['endpoint_service']} (allowed principal "
               f"{', '.join(link['allowed_principals'])}, acceptance not required)")
         for x in link["enis"]:
-            print(f"    ENI {x['eni_id']} {x['ip']} in API Gateway's {x['subnet']}")
+            _print_eni(x, lab, f"API Gateway's {x['subnet']}")
     for name, api in gw["apis"].items():
         print(f"  API {name} {api['id']} ({api['type']}), stages {', '.join(api['stages'])}"
               + (f", throttle {api['throttle']['rate']}/s burst {api['throttle']['burst']}"

@@ -24,7 +24,7 @@ from .validate import add_name_option, load_named, report
 def register(sub) -> None:
     p = sub.add_parser("up", help="build a lab from a topology file, or bring a running "
                        "one to it (reconcile)")
-    p.add_argument("file")
+    p.add_argument("file", help="the topology file (YAML)")
     add_name_option(p)
     p.add_argument("--diff", action="store_true",
                    help="on a running lab: print what up would change, change nothing")

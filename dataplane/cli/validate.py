@@ -26,12 +26,11 @@ above); its shape is stable (keys are only ever added):
 """
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 from ..model import Lab, TopologyError, load
-from .common import EXIT_OK, EXIT_USAGE, table
+from .common import EXIT_OK, EXIT_USAGE, print_json, table
 
 # (JSON key, noun) of what the summary counts, in its order
 COUNTED = (("vpcs", "VPC"), ("subnets", "subnet"), ("instances", "instance"),
@@ -105,7 +104,7 @@ def run(args) -> int:
         lab = load_named(args.file, args.name)
     except TopologyError as e:
         if args.json:
-            _print_json({"ok": False, "file": args.file, "lab": None, "counts": None,
+            print_json({"ok": False, "file": args.file, "lab": None, "counts": None,
                          "problems": [{"path": p.path, "message": p.reason}
                                       for p in e.problems]})
         else:
@@ -120,17 +119,12 @@ def run(args) -> int:
                                "counts": counts(lab), "problems": []}
         if plan is not None:
             out["plan"] = plan
-        _print_json(out)
+        print_json(out)
         return EXIT_OK
     print(summary(lab))
     if plan is not None:
         print_plan(plan)
     return EXIT_OK
-
-
-def _print_json(doc: dict[str, Any]) -> None:
-    json.dump(doc, sys.stdout, indent=1)
-    sys.stdout.write("\n")
 
 
 def print_plan(plan: dict[str, Any]) -> None:

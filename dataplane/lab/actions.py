@@ -57,3 +57,4 @@ def set_endpoint_state(st: State, endpoint: str, action: str) -> str:
     push_spec(hp, compile_from_state(st, Lab.from_dict(st.data["topology"]), states).to_json())
     hp["endpoints"] = states
     st.save()
+    return new

@@ -78,7 +78,8 @@ def status(lab: str) -> dict[str, Any]:
 
 def flows(st: State, health: bool = False) -> list[dict[str, Any]]:
     """The forwarder's flows (`vpclab flows`; the NLBs' own health checks' only with
-    `health`), each VPC link's flows named `<link name> <vpclink- ID>`."""
+    `health`); a VPC link's flows carry the link's name as `vpc_link` beside the
+    forwarder's `service_name` (its vpclink- ID)."""
     hp = hyperplane_of(st)
     try:
         reply = control.call(hp["socket"], "flows")
@@ -90,7 +91,7 @@ def flows(st: State, health: bool = False) -> list[dict[str, Any]]:
              hp.get("api_gateway", {}).get("vpc_links", {}).items()}
     for f in found:
         if f["service_name"] in links:
-            f["service_name"] = f"{links[f['service_name']]} {f['service_name']}"
+            f["vpc_link"] = links[f["service_name"]]
     return found
 
 
