@@ -1,6 +1,7 @@
-"""The node's access log: one line per request in AWS's ALB access-log format, written
-line-buffered to the config's `access_log` (so `tail -f` sees each request as its
-response leaves). Fields, space-separated, quoted where AWS quotes them:
+"""The node's access log: one line per request in AWS's ALB access-log format, written to
+the config's `access_log` once per turn of the event loop (serving.TurnLog: `tail -f`
+sees each request within the turn its response left in, for one write() per turn rather
+than one per request). Fields, space-separated, quoted where AWS quotes them:
 
     type time elb client:port target:port request_processing_time target_processing_time
     response_processing_time elb_status_code target_status_code received_bytes sent_bytes
