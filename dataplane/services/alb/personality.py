@@ -18,7 +18,7 @@ without its leading `/`, as AWS's default path `/#{path}` implies) and `#{query}
 `Location: <protocol>://<host>:<port><path>[?<query>]`.
 
 Timeouts: a forwarded request gets `idle_timeout` seconds for its whole exchange with the
-target (504 after it); connecting has 10 s (504), so with an idle timeout under 10 s the
+target (504 after it; from 5 s up the engine's sweep times it, up to 0.25 s late); connecting has 10 s (504), so with an idle timeout under 10 s the
 idle timeout bounds the connect too. A client connection's head, body and keep-alive
 idle time are bounded by `idle_timeout` as well (408 for a stalled request).
 """
