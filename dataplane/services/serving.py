@@ -77,10 +77,53 @@ def tls_context(cert: str, key: str, field: str) -> ssl.SSLContext:
     return context
 
 
-def open_log(path: str, line_buffered: bool = False) -> TextIO:
-    """An access log, its directory made if missing, opened for appending."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    return open(path, "a", encoding="utf-8", buffering=1 if line_buffered else -1)
+LOG_BUFFER_BYTES = 64 * 1024       # a turn's lines fit: one write() per turn, not a line cut
+
+
+class TurnLog:
+    """An access log written once per turn of the event loop.
+
+    `write(line)` adds the line to the file's buffer and, the first time in a turn, asks the
+    loop to flush it when the turn's callbacks are done (`call_soon`): a busy service makes
+    one write() per turn and file, not one per request (a line-buffered file cost an ALB
+    node a third of its system calls and 7 % of its CPU under load), and `tail -f` or
+    `vpclab logs -f` still see each line within the turn whose response it records —
+    within microseconds of the response's bytes leaving.
+    Without a running event loop (a personality under unit test) each line is flushed at
+    once. `close()` flushes what is left and closes the file: a service calls it on its way
+    out (SIGTERM, SIGINT, `stop`), so a clean stop loses no line; a SIGKILL loses at most
+    the lines of the turn it interrupted.
+    """
+    __slots__ = ("path", "file", "_pending")
+
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self.path = path
+        self.file: TextIO = open(path, "a", encoding="utf-8", buffering=LOG_BUFFER_BYTES)
+        self._pending = False
+
+    def write(self, line: str) -> None:
+        self.file.write(line)
+        if not self._pending:
+            self._pending = True
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:            # no event loop: at once
+                self.flush()
+
+    def flush(self) -> None:
+        self._pending = False
+        if not self.file.closed:
+            self.file.flush()
+
+    def close(self) -> None:
+        self.flush()
+        self.file.close()
+
+
+def open_log(path: str) -> TurnLog:
+    """An access log (see TurnLog), its directory made if missing, opened for appending."""
+    return TurnLog(path)
 
 
 def _remember_server_name(ssl_object: ssl.SSLObject, server_name: str | None,

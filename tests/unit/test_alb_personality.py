@@ -205,8 +205,8 @@ def test_backend_failures(kind: str, status: int) -> None:
     data = alb.error(kind, req, forward, "detail")
     assert split(data)[0].startswith(f"HTTP/1.1 {status} ") and target.outstanding == 0
     fields = log.getvalue().split(" ")
-    assert (fields[4], fields[5], fields[6], fields[8], fields[9]) == \
-        (target.address, "0.000", "-1", str(status), "-")
+    assert (fields[4], fields[6], fields[8], fields[9]) == (target.address, "-1", str(status), "-")
+    assert 0.0 <= float(fields[5]) < 0.1        # routing took that long (a busy machine: > 0)
 
 
 @pytest.mark.parametrize("kind, status", [

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from dataplane.services.proxy import engine
 from dataplane.services.proxy.backend import BackendPool
 from dataplane.services.proxy.engine import ClientConnection, ProxyServer
 from dataplane.services.proxy.personality import Forward, Limits, Personality, Request
@@ -205,6 +206,42 @@ def test_timeout_while_waiting_for_a_connection() -> None:
     transport, server = run(personality, b"GET /t HTTP/1.1\r\n\r\n", wait=0.2)
     assert personality.errors[0][0] == "timeout" and group.waiting == []
     assert transport.data.startswith(b"HTTP/1.1 599 timeout") and server.errors["timeout"] == 1
+
+
+def test_a_long_timeout_is_timed_by_the_sweep_not_a_timer(monkeypatch) -> None:
+    """A timeout of SWEPT_TIMEOUT_S or more is a deadline the sweep checks: no timer is
+    made for the exchange, and it still ends in `timeout`, not before its time."""
+    monkeypatch.setattr(engine, "SWEPT_TIMEOUT_S", 0.05)     # the Recorder's timeout
+    monkeypatch.setattr(engine, "SWEEP_S", 0.01)
+    group = Group(answers=False)
+    personality = Recorder(group)
+
+    async def go():
+        conn, transport, server = connected(personality)
+        server.start_sweeping()
+        started = asyncio.get_running_loop().time()
+        conn.data_received(b"GET /t HTTP/1.1\r\n\r\n")
+        timer, deadline = conn._timer, conn.exchange_deadline
+        while not personality.errors and asyncio.get_running_loop().time() - started < 2:
+            await asyncio.sleep(0.005)
+        elapsed = asyncio.get_running_loop().time() - started
+        await server.close()
+        return timer, deadline - started, elapsed, transport, server
+    timer, deadline, elapsed, transport, server = asyncio.run(go())
+    assert timer is None and deadline == pytest.approx(0.05, abs=0.01)
+    assert personality.errors[0][0] == "timeout" and group.waiting == []
+    assert 0.05 <= elapsed < 1.0
+    assert transport.data.startswith(b"HTTP/1.1 599 timeout") and server.errors["timeout"] == 1
+
+
+def test_a_short_timeout_has_its_own_timer() -> None:
+    personality = Recorder(Group(answers=False))
+
+    async def go():
+        conn, transport, server = connected(personality)
+        conn.data_received(b"GET /t HTTP/1.1\r\n\r\n")
+        return conn._timer is not None, conn.exchange_deadline
+    assert asyncio.run(go()) == (True, 0.0)
 
 
 def test_client_closing_mid_body_is_counted() -> None:

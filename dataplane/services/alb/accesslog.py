@@ -1,6 +1,7 @@
-"""The node's access log: one line per request in AWS's ALB access-log format, written
-line-buffered to the config's `access_log` (so `tail -f` sees each request as its
-response leaves). Fields, space-separated, quoted where AWS quotes them:
+"""The node's access log: one line per request in AWS's ALB access-log format, written to
+the config's `access_log` once per turn of the event loop (serving.TurnLog: `tail -f`
+sees each request within the turn its response left in, for one write() per turn rather
+than one per request). Fields, space-separated, quoted where AWS quotes them:
 
     type time elb client:port target:port request_processing_time target_processing_time
     response_processing_time elb_status_code target_status_code received_bytes sent_bytes
@@ -46,13 +47,9 @@ _sent_second = PerSecond(_second)
 _created_second = PerSecond(_second)
 
 
-def iso_time(t: float, second: PerSecond = _sent_second) -> str:
-    """`2026-12-03T12:00:00.123456Z`."""
-    return f"{second(t)}.{int((t % 1) * 1_000_000):06d}Z"
-
-
 def seconds(value: float | None) -> str:
-    return "-1" if value is None else f"{max(value, 0.0):.3f}"
+    """`0.002` (seconds, millisecond precision; a clock step backwards is 0), `-1` for none."""
+    return "-1" if value is None else "%.3f" % (value if value > 0.0 else 0.0)
 
 
 def quoted(text: str | None) -> str:
@@ -61,21 +58,30 @@ def quoted(text: str | None) -> str:
         return '"-"'
     if '"' in text or "\\" in text:
         text = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    return '"' + text + '"'
 
 
-def line(*, type: str, now: float, elb: str, client: str, target: str | None,
+# the fields in order; every %s but the two times' seconds is filled by `line`
+_LINE = ('%s %s.%06dZ %s %s %s %s %s %s %d %s %d %d %s %s %s %s %s %s %s "-" %s %s.%06dZ %s %s '
+         '"-" %s "%s" "-" "-"\n')
+
+
+def line(type: str, now: float, elb: str, client: str, target: str | None,
          request_time: float | None, target_time: float | None, response_time: float | None,
          elb_status: int, target_status: int | None, received: int, sent: int,
          request: str, user_agent: str | None, tls: tuple[str, str, str | None] | None,
          target_group_arn: str | None, trace: str | None, rule_priority: int | None,
          created: float, action: str | None, redirect_url: str | None) -> str:
+    """One line, the arguments in the fields' order. Callers pass them by position: a call
+    with 21 keywords costs about ten times one with 21 positions, and this runs once per
+    request."""
     cipher, protocol, domain = tls if tls else ("-", "-", None)
-    status = "-" if target_status is None else str(target_status)
-    return (f"{type} {iso_time(now)} {elb} {client} {target or '-'} {seconds(request_time)} "
-            f"{seconds(target_time)} {seconds(response_time)} {elb_status} {status} "
-            f"{received} {sent} {quoted(request)} {quoted(user_agent)} {cipher} {protocol} "
-            f"{target_group_arn or '-'} {quoted(trace)} {quoted(domain)} \"-\" "
-            f"{'-' if rule_priority is None else rule_priority} {iso_time(created, _created_second)} "
-            f"{quoted(action)} {quoted(redirect_url)} \"-\" {quoted(target)} "
-            f"\"{status}\" \"-\" \"-\"\n")
+    status = "-" if target_status is None else target_status
+    return _LINE % (
+        type, _sent_second(now), (now % 1.0) * 1e6, elb, client, target or "-",
+        seconds(request_time), seconds(target_time), seconds(response_time), elb_status,
+        status, received, sent, quoted(request), quoted(user_agent), cipher, protocol,
+        target_group_arn or "-", quoted(trace), quoted(domain),
+        "-" if rule_priority is None else rule_priority, _created_second(created),
+        (created % 1.0) * 1e6, quoted(action), quoted(redirect_url),
+        '"-"' if target is None else '"' + target + '"', status)

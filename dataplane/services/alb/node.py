@@ -41,7 +41,7 @@ class AlbNode(Service):
                 self.tls[listener.port] = tls_context(listener.tls.cert, listener.tls.key,
                                                       f"listeners[{i}].tls")
         try:
-            log = open_log(config.access_log, line_buffered=True)
+            log = open_log(config.access_log)
         except OSError as exc:
             raise ConfigError("access_log", f"can't open {config.access_log}: "
                               f"{exc.strerror or exc}") from None

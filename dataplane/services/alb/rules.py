@@ -45,7 +45,9 @@ def wildcard_regex(patterns: tuple[str, ...] | list[str],
 
 def host_without_port(host: str) -> str:
     """`example.com:8080` as `example.com`; `[::1]:80` as `[::1]`."""
-    if host.startswith("["):
+    if ":" not in host:
+        return host
+    if host[0] == "[":
         end = host.find("]")
         return host[:end + 1] if end >= 0 else host
     name, sep, port = host.rpartition(":")

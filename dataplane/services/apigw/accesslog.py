@@ -18,17 +18,16 @@
 `responseLength` is the payload's size (the body), `protocol` is always `HTTP/1.1`, and
 `requestTime` is CLF time in UTC (`dd/MMM/yyyy:HH:mm:ss +0000`). Only requests that found
 their API and stage are logged: AWS writes no log when there is no stage, and front-door
-refusals (413, 431, 400) happen before an API is known. Files are opened in append mode;
-the personality flushes them at the end of each turn of the event loop, so `tail -f` (and
-`vpclab logs -f`) sees each line as soon as its response has been sent, for one write per
-file and turn rather than one per line (a line-buffered file costs a write() per request).
+refusals (413, 431, 400) happen before an API is known. Files are opened in append mode
+and written once per turn of the event loop (serving.TurnLog, which the ALB's log uses
+too), so `tail -f` (and `vpclab logs -f`) sees each line as soon as its response has been
+sent, for one write per file and turn rather than one per line.
 """
 from __future__ import annotations
 
 import json
 import os
 import time
-from typing import TextIO
 
 from dataplane.services import serving
 from dataplane.services.proxy.http import PerSecond
@@ -74,6 +73,6 @@ def log_path(log_dir: str, api_name: str, stage: str) -> str:
     return os.path.join(log_dir, api_name, f"{stage}.log")
 
 
-def open_log(log_dir: str, api_name: str, stage: str) -> TextIO:
-    """The log file of one API stage, made if missing, appended to (the caller flushes)."""
+def open_log(log_dir: str, api_name: str, stage: str) -> serving.TurnLog:
+    """The log file of one API stage, made if missing, appended to once per turn."""
     return serving.open_log(log_path(log_dir, api_name, stage))

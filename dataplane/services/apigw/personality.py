@@ -51,7 +51,6 @@ What goes to the backend:
 """
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from typing import Any
@@ -119,16 +118,15 @@ class RouteTarget:
 
 
 class Stage:
-    """One stage of one API: its bucket, its log file (and whether it has lines to flush),
-    its request count."""
-    __slots__ = ("name", "bucket", "log", "dirty", "requests")
+    """One stage of one API: its bucket, its log file (serving.TurnLog: written once per
+    turn of the event loop), its request count."""
+    __slots__ = ("name", "bucket", "log", "requests")
 
     def __init__(self, api: Api, name: str, log_dir: str) -> None:
         self.name = name
         self.bucket = (TokenBucket(api.throttle.rate, api.throttle.burst, time.monotonic())
                        if api.throttle else None)
         self.log = accesslog.open_log(log_dir, api.name, name)
-        self.dirty = False
         self.requests = 0
 
 
@@ -188,7 +186,6 @@ class ApiGateway(Personality):
                                    time.monotonic())
         self.gateway_errors: dict[str, int] = dict.fromkeys([*errors.GATEWAY_ERRORS,
                                                              "access_denied"], 0)
-        self._unflushed: list[Stage] = []
 
     # -- the engine's calls -----------------------------------------------------------------
     def route(self, request: Request) -> Forward | bytes:
@@ -384,25 +381,7 @@ class ApiGateway(Personality):
             line = accesslog.http_line(exchange.request_id, ip, request.time,
                                        request.method, match.target.json_key if match else '"-"',
                                        status, length, latency_ms, error)
-        stage = exchange.stage
-        stage.log.write(line)
-        if not stage.dirty:
-            stage.dirty = True
-            if not self._unflushed:
-                try:
-                    asyncio.get_running_loop().call_soon(self.flush)
-                except RuntimeError:          # no event loop (the unit tests): at once
-                    self._unflushed.append(stage)
-                    self.flush()
-                    return
-            self._unflushed.append(stage)
-
-    def flush(self) -> None:
-        """Writes the log lines of this turn of the event loop, one write per file."""
-        for stage in self._unflushed:
-            stage.log.flush()
-            stage.dirty = False
-        self._unflushed.clear()
+        exchange.stage.log.write(line)
 
     def stats(self) -> dict[str, Any]:
         return {"stages": {f"{api.name}/{stage.name}": stage.requests
@@ -410,7 +389,6 @@ class ApiGateway(Personality):
                 "gateway_errors": dict(self.gateway_errors)}
 
     def close(self) -> None:
-        self.flush()
         for api in self.apis.values():
             for stage in api.stages.values():
                 stage.log.close()

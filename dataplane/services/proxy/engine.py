@@ -11,9 +11,13 @@ How a request goes through:
    as soon as it is known, without reading the rest. A client that sends
    `Expect: 100-continue` gets `100 Continue` once its head passed those checks.
 2. A complete request goes to `personality.route()`. Bytes back: they are the response.
-   A `Forward`: a timer is set for the exchange (`loop.call_later(timeout_s)`), the
-   group gives a connection (an idle one, a new one, or a place in its queue), and the
-   head plus the body, framed with a Content-Length, is written to it.
+   A `Forward`: the exchange gets its deadline, the group gives a connection (an idle
+   one, a new one, or a place in its queue), and the head plus the body, framed with a
+   Content-Length, is written to it. A timeout of `SWEPT_TIMEOUT_S` or more (an ALB's
+   idle timeout, API Gateway's 29 or 30 s) is one float on the connection that the sweep
+   below checks, so it fires up to `SWEEP_S` late (under 5 %) and costs no timer per
+   request — a timer made and cancelled per request cost ~3 % of an ALB node's CPU; a
+   shorter one gets its own timer (`loop.call_later`), exact.
 3. The backend's response is parsed (de-chunked; its body held, bounded like the
    request's) and handed to `personality.response()`, whose bytes go to the client.
    Every failure on the way — refused, reset, timed out, junk, too large — goes to
@@ -73,7 +77,8 @@ from .proxy_protocol import FIXED, LOCAL, PROXY, SIGNATURE, ProxyHeader, ProxyHe
 
 log = logging.getLogger("vpclab.proxy")
 
-SWEEP_S = 0.25                  # how often read deadlines are checked
+SWEEP_S = 0.25                  # how often read and exchange deadlines are checked
+SWEPT_TIMEOUT_S = 5.0           # exchanges with a timeout this long are timed by the sweep
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -120,8 +125,12 @@ class ProxyServer:
                                               ssl_handshake_timeout=self.limits.header_timeout_s
                                               if tls else None)
             self.servers.append(server)
+        self.start_sweeping()
+
+    def start_sweeping(self) -> None:
+        """Starts the sweep of read and exchange deadlines (once; `listen` calls it)."""
         if self._sweeper is None:
-            self._sweeper = loop.create_task(self._sweep())
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def _accept_proxied(self, sock: socket.socket, tls: ssl.SSLContext | None) -> None:
         loop = asyncio.get_running_loop()
@@ -181,6 +190,8 @@ class ProxyServer:
             now = loop.time()
             for conn in [c for c in self.connections if 0.0 < c.deadline < now]:
                 conn.read_timed_out()
+            for conn in [c for c in self.connections if 0.0 < c.exchange_deadline < now]:
+                conn.exchange_timed_out()
 
     async def close(self) -> None:
         """Stops listening, closes every client connection and every pooled one."""
@@ -230,6 +241,7 @@ class ClientConnection(asyncio.Protocol):
         self.client = ("?", 0)
         self.local = ("?", 0)
         self.deadline = 0.0             # read deadline (loop time), 0: none (a request is served)
+        self.exchange_deadline = 0.0    # a swept exchange's deadline (loop time), 0: none
         self._reading = False           # a request's bytes have started and not all arrived
         self._url: list[bytes] = []
         self._headers: list[tuple[str, str]] = []
@@ -462,7 +474,11 @@ class ClientConnection(asyncio.Protocol):
         self._active = request
         self._forward = decision
         self._retried = False
-        self._timer = self.loop.call_later(decision.timeout_s, self._timed_out)
+        timeout = decision.timeout_s
+        if timeout >= SWEPT_TIMEOUT_S:
+            self.exchange_deadline = self.loop.time() + timeout
+        else:
+            self._timer = self.loop.call_later(timeout, self.exchange_timed_out)
         decision.group.acquire(self)
 
     def backend_ready(self, conn: BackendConnection) -> None:
@@ -507,8 +523,10 @@ class ClientConnection(asyncio.Protocol):
         self._end_exchange(abandon=False)
         self._fail(kind, request, forward, detail)
 
-    def _timed_out(self) -> None:
+    def exchange_timed_out(self) -> None:
+        """The exchange's timer fired, or the sweep found it past its deadline."""
         self._timer = None
+        self.exchange_deadline = 0.0
         request, forward = self._active, self._forward
         if request is None:
             return
@@ -520,6 +538,7 @@ class ClientConnection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self.exchange_deadline = 0.0
         conn = self._backend
         self._backend = None
         if abandon:
