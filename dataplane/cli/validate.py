@@ -12,14 +12,14 @@ names, the forwarder's services, processes and `up`'s steps.
 `--json` prints one JSON object on stdout instead, whatever the outcome (exit codes as
 above); its shape is stable (keys are only ever added):
 
-    {"ok": true, "file": "examples/demo.yaml", "lab": "demo",
+    {"version": 1, "ok": true, "file": "examples/demo.yaml", "lab": "demo",
      "counts": {"vpcs": 1, "subnets": 2, "instances": 4, "nlbs": 0, "albs": 0,
                 "endpoint_services": 0, "endpoints": 0, "vpc_links": 0, "apis": 0,
                 "cloud_map_services": 0},
      "problems": [],
      "plan": {...}}                       # only with --plan (lab/preview.py's keys)
 
-    {"ok": false, "file": "bad.yaml", "lab": null, "counts": null,
+    {"version": 1, "ok": false, "file": "bad.yaml", "lab": null, "counts": null,
      "problems": [{"path": "vpcs.shop.cidr", "message": "..."}]}
 
 `path` is "" for a problem of the whole file (unreadable, not YAML).

@@ -123,7 +123,7 @@ def test_validate_json_shape_when_ok() -> None:
     proc = cli("validate", "examples/article.yaml", "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    assert list(doc) == ["ok", "file", "lab", "counts", "problems"]
+    assert list(doc) == ["version", "ok", "file", "lab", "counts", "problems"]
     assert doc["ok"] is True and doc["problems"] == [] and doc["lab"] == "article"
     assert list(doc["counts"]) == COUNT_KEYS
     assert doc["counts"]["vpcs"] == 3 and doc["counts"]["apis"] == 2
