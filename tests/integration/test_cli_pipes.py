@@ -11,37 +11,29 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 
 import pytest
 
-from .conftest import CLI, REPO, connect, endpoint_to_nlb, lab_up, serve, vpclab
+from dataplane.pytest_plugin import lab_fixture
+
+from .conftest import CLI, REPO, connect, endpoint_to_nlb, serve, vpclab
 
 LAB, PLAIN = "tcl1", "tcl2"
 NOBODY = 65534
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 
 
-@pytest.fixture(scope="module")
-def pl(tmp_path_factory):
-    """An endpoint in VPC c to an NLB in VPC p with one target, web."""
-    doc = endpoint_to_nlb(LAB, consumers={"client": {"ip": "10.0.1.10"}},
-                          providers={"web": {"ip": "10.1.1.10", "run": serve("web", 8080)}},
-                          target_group={"port": 8080, "targets": ["web"]})
-    with lab_up(doc, tmp_path_factory) as st:
-        yield st
+# An endpoint in VPC c to an NLB in VPC p with one target, web (vpclab's pytest plugin).
+pl = lab_fixture(endpoint_to_nlb(LAB, consumers={"client": {"ip": "10.0.1.10"}},
+                                 providers={"web": {"ip": "10.1.1.10", "run": serve("web", 8080)}},
+                                 target_group={"port": 8080, "targets": ["web"]}))
 
-
-@pytest.fixture(scope="module")
-def plain(tmp_path_factory):
-    """One VPC, two instances, no Hyperplane (so no forwarder)."""
-    doc = {"lab": PLAIN, "region": "us-east-1", "vpcs": {"v": {
-        "cidr": "10.5.0.0/16", "subnets": {"a": {"cidr": "10.5.1.0/24", "az": "us-east-1a"}},
-        "security_groups": {"open": {"ingress": [{"protocol": "all", "source": "0.0.0.0/0"}]}},
-        "instances": {n: {"subnet": "a", "security_groups": ["open"]} for n in ("a", "b")}}}}
-    with lab_up(doc, tmp_path_factory) as st:
-        yield st
+# One VPC, two instances, no Hyperplane (so no forwarder).
+plain = lab_fixture({"lab": PLAIN, "region": "us-east-1", "vpcs": {"v": {
+    "cidr": "10.5.0.0/16", "subnets": {"a": {"cidr": "10.5.1.0/24", "az": "us-east-1a"}},
+    "security_groups": {"open": {"ingress": [{"protocol": "all", "source": "0.0.0.0/0"}]}},
+    "instances": {n: {"subnet": "a", "security_groups": ["open"]} for n in ("a", "b")}}}})
 
 
 def endpoint_ip(lab: str) -> str:
@@ -93,7 +85,7 @@ def test_capture_streams_pcap_to_a_reader_while_traffic_flows(pl) -> None:
         reader.kill()
     packets = out.splitlines()
     assert len(packets) == 6, (out, err)
-    assert all(f"10.0.1.10." in p and f"{ip}.80" in p for p in packets), out
+    assert all("10.0.1.10." in p and f"{ip}.80" in p for p in packets), out
     assert b"listening on eth0" in capture.stderr.read()      # messages: stderr only
 
 
