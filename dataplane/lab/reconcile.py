@@ -51,7 +51,7 @@ from dataplane.compile import hyperplane as compiled
 from dataplane.model import Lab, names
 from dataplane.model.privatelink import SECTIONS as PRIVATELINK_SECTIONS
 
-from . import actions, hyperplane, processes, realise_vpc
+from . import actions, blueprint, hyperplane, processes, realise_vpc
 from .down import _remove
 from .plan import InstancePlan, VpcPlan, digest, plan
 from .progress import Progress, Step, run_steps
@@ -300,11 +300,10 @@ def _begin(st: State) -> None:
 
 def _end(st: State) -> None:
     """The lab is up again: status `up`, a new supervisor."""
-    from .up import start_supervisor     # up.py imports this module
     st.data["status"] = "up"
     st.data["owner_pid"] = None
     st.save()
-    start_supervisor(st)
+    blueprint.start_supervisor(st)
 
 
 def _steps(st: State, old: Lab, new: Lab) -> list[Step]:
