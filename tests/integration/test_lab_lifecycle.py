@@ -107,12 +107,14 @@ def test_kill_9_during_up_then_cleanup_leaves_nothing(tmp_path, teardown_labs):
     again = vpclab("up", str(path))
     assert again.returncode == 1 and "vpclab cleanup" in again.stderr
 
-    clean = vpclab("cleanup")
+    # Named: a bare `cleanup` would also take other crashed labs on a shared machine
+    # (the bare form is test_marked_namespace_without_state_is_found_by_its_mark's).
+    clean = vpclab("cleanup", "-l", lab)
     assert clean.returncode == 0, clean.stderr
     assert f"lab {lab}: removed" in clean.stdout
     assert leftovers(lab) == []
     assert not any(procs.alive(p, None) for p in pids)
-    assert vpclab("cleanup").stdout.strip() == "nothing to clean up"
+    assert vpclab("cleanup", "-l", lab).stdout.strip() == "nothing to clean up"
 
     # And the lab can be made again afterwards.
     assert vpclab("up", str(path)).returncode == 0
