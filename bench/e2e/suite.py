@@ -13,7 +13,6 @@ packets per second and new flows only.
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 import time
 import traceback

@@ -8,7 +8,6 @@ answers with bytes that are not HTTP, `/close/…` closes without answering, `/c
 answers with a chunked body, `/big/<n>/…` with an n-byte body.
 """
 import json
-import socketserver
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -16,7 +16,7 @@ import pytest
 
 from dataplane.forwarder.engine import Backend, Engine
 from dataplane.forwarder.io import Forwarder, max_frame
-from .minilab import (CLI, CLIENT, EP_IP, HP, NLB_IP, SRV, TARGET_IP, in_ns, link_mac, start_server,
+from .minilab import (CLI, CLIENT, EP_IP, HP, NLB_IP, SRV, TARGET_IP, in_ns, start_server,
                      tcp_csum_errors)
 from . import minilab
 

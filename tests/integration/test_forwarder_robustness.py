@@ -3,7 +3,6 @@ forwarding, counts what it refused, and recovers. Every flood is bounded in coun
 """
 from __future__ import annotations
 
-import random
 import sys
 import time
 

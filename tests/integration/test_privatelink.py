@@ -6,7 +6,6 @@ removed whatever happens.
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import time
 
@@ -15,7 +14,7 @@ import pytest
 from dataplane.forwarder import control
 from dataplane import lab as labmod
 
-from .conftest import CLIENT, connect, leftovers, run_in, serve, vpclab, write_topology
+from .conftest import connect, leftovers, run_in, serve, vpclab, write_topology
 
 
 def topology(lab: str, acceptance_required: bool = False) -> dict:
