@@ -29,6 +29,7 @@ import pytest
 from dataplane import lab as labmod
 from dataplane.lab import processes
 from dataplane.model import Lab
+from dataplane.pytest_plugin import lab_name
 from netns_setup import cgroup, kernel
 
 pytestmark = pytest.mark.root
@@ -41,7 +42,7 @@ RESULTS: dict[int, list[tuple[float, float, float, float]]] = {}
 
 
 def build(n: int) -> Lab:
-    lab = Lab(f"t3b{n}")
+    lab = Lab(lab_name(f"t3b{n}"))
     for k in range(n):
         vpc = lab.add_vpc(f"v{k}", "10.0.0.0/16")
         vpc.add_subnet("a", "10.0.1.0/24", az="us-east-1a")

@@ -10,12 +10,12 @@ cd "$(dirname "$0")/.."
 tools/setup.sh
 vpclab=.venv/bin/vpclab
 py=.venv/bin/python
-lab=article
+lab=${VPCLAB_DEMO_LAB:-article}    # the tests run it under their own run's name
 trap '$vpclab down $lab >/dev/null 2>&1 || true' EXIT   # also when a step fails
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "vpclab up examples/article.yaml"
-$vpclab up examples/article.yaml
+$vpclab up examples/article.yaml --name "$lab"
 
 status=$($vpclab status $lab --json)
 field() { $py -c "import json,sys; s=json.load(sys.stdin); print($1)" <<<"$status"; }

@@ -8,7 +8,8 @@ that lab whatever its state; `--all` takes every vpclab lab, running ones too. A
 without a vpclab mark or state entry is left alone. It also removes what killed
 benchmark runs left (`vb-<pid>-…`/`vx-<pid>-…`/`vg-<pid>-…`/`bal-<pid>-…` namespaces whose process is
 gone, netns_setup/scratch.py), and bench/apigw's labs `bgw-<pid>` whose run is gone.
-`--json` prints `{"version": 1, "removed": {LAB: [what, …], "bench": [namespace, …]}}`.
+`--bench` takes only those benchmark leftovers (what a test of them runs: a bare
+`cleanup` would also take other people's crashed labs). `--json` prints `{"version": 1, "removed": {LAB: [what, …], "bench": [namespace, …]}}`.
 """
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ def register(sub) -> None:
     add_lab_option(p, positional=True,
                    what="this lab's leftovers, whatever its state (default: every unfinished lab)")
     p.add_argument("--all", action="store_true", help="every vpclab lab, also running ones")
+    p.add_argument("--bench", action="store_true",
+                   help="only what killed benchmark runs left (their namespaces and labs)")
     p.add_argument("--json", action="store_true",
                    help="what was removed, as a JSON object (README: --json shapes)")
     p.set_defaults(func=run)
@@ -31,9 +34,9 @@ def register(sub) -> None:
 def run(args) -> int:
     need_root()
     lab = lab_name(args)
-    if args.all and lab:
-        raise CliError("give a LAB or --all, not both", EXIT_USAGE)
-    report = labmod.cleanup(lab, everything=args.all)
+    if sum(map(bool, (lab, args.all, args.bench))) > 1:
+        raise CliError("give one of LAB, --all and --bench", EXIT_USAGE)
+    report = {} if args.bench else labmod.cleanup(lab, everything=args.all)
     if not lab and not args.all:
         for lab in labmod.state_labs():
             if scratch.dead_bench_lab(lab) and lab not in report:

@@ -11,7 +11,7 @@ running lab), reconcile.py (`up` of another file on a running lab). The lab talk
 forwarder only through the spec and its control socket.
 """
 from .actions import ENDPOINT_TRANSITIONS, hyperplane_of, set_endpoint_state
-from .down import cleanup, down, marked_namespaces, teardown
+from .down import cleanup, down, known_labs, marked_namespaces, teardown
 from .plan import plan
 from .progress import request_interrupt
 from .reconcile import Refused, diff
@@ -20,6 +20,6 @@ from .status import check_present, flows, interfaces_table, stats, status
 from .up import up
 
 __all__ = ["ENDPOINT_TRANSITIONS", "LabError", "Refused", "State", "check_present", "cleanup",
-           "diff", "down", "flows", "hyperplane_of", "interfaces_table", "labs_up",
-           "marked_namespaces", "plan", "request_interrupt", "set_endpoint_state", "state_labs",
-           "stats", "status", "teardown", "up"]
+           "diff", "down", "flows", "hyperplane_of", "interfaces_table", "known_labs",
+           "labs_up", "marked_namespaces", "plan", "request_interrupt", "set_endpoint_state",
+           "state_labs", "stats", "status", "teardown", "up"]

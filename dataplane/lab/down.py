@@ -84,6 +84,18 @@ def marked_namespaces() -> dict[str, list[str]]:
     return out
 
 
+def _lab_cgroups() -> dict[str, str]:
+    """{lab: its cgroup} of every cgroup named `vpclab.<lab>`."""
+    return {lab: g for g in cgroup.groups(names.cgroup_name(""))
+            if (lab := names.lab_of_cgroup(g))}
+
+
+def known_labs() -> list[str]:
+    """Every lab anything is left of: a state directory, a marked namespace or a cgroup
+    (what `cleanup` looks at), running or not."""
+    return sorted(set(state_labs()) | set(marked_namespaces()) | set(_lab_cgroups()))
+
+
 def down(lab: str) -> list[str]:
     st = State.load(lab)
     if st is None:
@@ -103,8 +115,7 @@ def cleanup(lab: str | None = None, everything: bool = False) -> dict[str, list[
     """
     report: dict[str, list[str]] = {}
     marked = marked_namespaces()
-    groups = {lab_: g for g in cgroup.groups(names.cgroup_name(""))
-              if (lab_ := names.lab_of_cgroup(g))}
+    groups = _lab_cgroups()
     labs = set(state_labs()) | set(marked) | set(groups)
     if lab is not None:
         labs = {lab} & labs

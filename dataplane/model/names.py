@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 
+MAX_LAB_NAME = 12        # characters of a lab name (schema.json's `lab` pattern)
 IFNAMSIZ = 15            # usable characters of an interface name
 ALTNAMSIZ = 127          # usable characters of an interface altname
 MARK = "vpclab"

@@ -1,7 +1,9 @@
 """Fixtures of the root integration tests: real namespaces, real processes, real clients.
 
-Every lab a test makes is named `t3…` and is removed by the fixture whatever happens
-(`cleanup(lab, everything)` needs only the state file and the marks). Every client is
+Every lab a test makes carries this run's token (`lab_name("t3…")`, or the pytest
+plugin's fixtures, which name labs so themselves: README, "A test's lab name") and is
+removed by the fixture whatever happens (`cleanup(lab, everything)` needs only the state
+file and the marks). Every client is
 bounded by a timeout. These tests need root and fail (not skip) without it.
 """
 from __future__ import annotations

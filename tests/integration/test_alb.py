@@ -3,7 +3,7 @@ ALB by its DNS name, the nodes route by rule to target groups whose targets admi
 ALB's security group, every generated status code the lab can produce is produced for real,
 HTTPS with the lab's CA, access logs, health in `vpclab status`, a supervised node that
 comes back, and an HTTP API that reaches the ALB over its VPC link. The lab is named
-`t11alb` and is removed whatever happens.
+`lab_name("t11alb")` (the run's token in front) and is removed whatever happens.
 """
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ import pytest
 
 from dataplane import lab as labmod
 
-from dataplane.pytest_plugin import lab_fixture
+from dataplane.pytest_plugin import lab_fixture, lab_name
 
 from .conftest import vpclab
 from .test_api_gateway import Reply
 
-LAB = "t11alb"
+LAB = lab_name("t11alb")
 IDLE_TIMEOUT = 3          # s: the 504 row without a long wait
 
 

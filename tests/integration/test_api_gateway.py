@@ -16,7 +16,7 @@ import pytest
 
 from dataplane import lab as labmod
 
-from dataplane.pytest_plugin import lab_fixture
+from dataplane.pytest_plugin import lab_fixture, lab_name
 
 from .conftest import REPO, leftovers, vpclab
 
@@ -326,7 +326,7 @@ def test_a_killed_front_end_is_restarted_then_reported_when_it_stays_dead(gw) ->
 
 def test_the_example_answers_what_its_comments_promise(tmp_path) -> None:
     """examples/api-gateway.yaml as a user runs it (under another lab name)."""
-    name = "t10ex"
+    name = lab_name("t10ex")
     path = tmp_path / "example.yaml"
     path.write_text((REPO / "examples" / "api-gateway.yaml").read_text()
                     .replace("lab: apigw-demo", f"lab: {name}", 1))

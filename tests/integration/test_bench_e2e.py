@@ -67,13 +67,14 @@ def test_quick_run_measures_every_path_and_leaves_nothing(tmp_path) -> None:
 @pytest.mark.parametrize("root", BENCH_RUN_ROOTS)
 def test_vpclab_cleanup_removes_what_a_killed_run_left(root: str) -> None:
     """A run killed with SIGKILL cannot clean up; `vpclab cleanup` removes its `<root><pid>-`
-    namespaces (the pid is gone), for each benchmark's root (bench/e2e, afxdp, apigw)."""
+    namespaces (the pid is gone), for each benchmark's root (bench/e2e, afxdp, apigw).
+    `--bench` takes only those: a bare `cleanup` would take other runs' crashed labs."""
     dead = 5_000_000         # above PID_MAX_LIMIT (2^22): no process can have it
     left = f"{root}{dead}-fwd"
     netns.create(left)
     try:
-        out = subprocess.run([sys.executable, "-m", "dataplane.cli.main", "cleanup"], cwd=REPO,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run([sys.executable, "-m", "dataplane.cli.main", "cleanup", "--bench"],
+                             cwd=REPO, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         assert "killed benchmark runs: removed 1 object" in out.stdout
         assert f"namespace {left}" in out.stdout

@@ -3,7 +3,7 @@
 into a reader while traffic flows; the plain tcpdump command `status` gives for a
 Hyperplane ENI; `exec` without a command; a reader that goes away; what a user who is not
 root gets; and the exit status of a lab that is not up or has no forwarder. The labs are
-named `tcl…` and removed whatever happens.
+named `lab_name("tcl…")` and removed whatever happens.
 """
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ import time
 
 import pytest
 
-from dataplane.pytest_plugin import lab_fixture
+from dataplane.pytest_plugin import lab_fixture, lab_name
 
 from .conftest import CLI, REPO, connect, endpoint_to_nlb, serve, vpclab
 
-LAB, PLAIN = "tcl1", "tcl2"
+LAB, PLAIN, DOWNED = lab_name("tcl1"), lab_name("tcl2"), lab_name("tcl3")
 NOBODY = 65534
 ENV = dict(os.environ, PYTHONPATH=str(REPO))
 
@@ -142,7 +142,7 @@ def test_status_and_logs_need_no_root(pl) -> None:
 
 
 def test_endpoint_json_says_the_new_state_and_a_refused_change_is_1(pl) -> None:
-    """Last of the tests on lab tcl1: it rejects the endpoint."""
+    """Last of the tests on lab LAB: it rejects the endpoint."""
     again = vpclab("endpoint", "accept", "c/ep", "-l", LAB, "--json")
     assert again.returncode == 1 and again.stdout == ""
     assert again.stderr == "vpclab endpoint: endpoint c/ep is available; it cannot be accepted\n"
@@ -154,20 +154,21 @@ def test_endpoint_json_says_the_new_state_and_a_refused_change_is_1(pl) -> None:
 
 
 def test_exit_statuses_of_a_missing_lab_a_lab_without_forwarder_and_bad_names(plain) -> None:
-    missing = vpclab("status", "-l", "tclnone")
-    assert missing.returncode == 1 and "no lab tclnone" in missing.stderr
-    assert vpclab("flows", "-l", "tclnone").returncode == 1
+    none = lab_name("tclnone")
+    missing = vpclab("status", "-l", none)
+    assert missing.returncode == 1 and f"no lab {none}" in missing.stderr
+    assert vpclab("flows", "-l", none).returncode == 1
     no_forwarder = vpclab("flows", "-l", PLAIN, "--json")
     assert no_forwarder.returncode == 1 and "no forwarder" in no_forwarder.stderr
     assert no_forwarder.stdout == ""
     bad = vpclab("exec", "-l", PLAIN, "v/nosuch", "--", "true")
     assert bad.returncode == 2 and "no instance 'nosuch'" in bad.stderr
-    assert vpclab("status", PLAIN, "-l", "tclother").returncode == 2
+    assert vpclab("status", PLAIN, "-l", lab_name("tclother")).returncode == 2
     assert vpclab("status", "-l", PLAIN).returncode == 0
 
 
 def test_down_json_says_what_was_removed(tmp_path) -> None:
-    doc = {"lab": "tcl3", "region": "us-east-1", "vpcs": {"v": {
+    doc = {"lab": DOWNED, "region": "us-east-1", "vpcs": {"v": {
         "cidr": "10.6.0.0/16", "subnets": {"a": {"cidr": "10.6.1.0/24", "az": "us-east-1a"}},
         "instances": {"a": {"subnet": "a", "run": "sleep 300"}}}}}
     from .conftest import write_topology
@@ -175,10 +176,10 @@ def test_down_json_says_what_was_removed(tmp_path) -> None:
     path = write_topology(tmp_path, doc)
     try:
         vpclab("up", str(path), check=True)
-        out = json.loads(vpclab("down", "-l", "tcl3", "--json", check=True).stdout)
+        out = json.loads(vpclab("down", "-l", DOWNED, "--json", check=True).stdout)
     finally:
-        labmod.cleanup("tcl3", everything=True)
+        labmod.cleanup(DOWNED, everything=True)
     assert out["version"] == 1 and out["failed"] == {}
-    down = out["labs"]["tcl3"]
-    assert down["namespaces"] == 2 and "namespace tcl3.v.a" in down["removed"]
+    down = out["labs"][DOWNED]
+    assert down["namespaces"] == 2 and f"namespace {DOWNED}.v.a" in down["removed"]
     assert any("sleep" in p or "run" in p for p in down["processes"]), down

@@ -4,7 +4,7 @@ AWS name over HTTP/JSON; `vpclab cloudmap register|deregister|set-health` change
 the running lab, and refuse bad input without changing anything; an HTTP API route to the
 service over a V2 VPC link reaches the instances, moves when one is deregistered and
 answers 503 when none is left; the supervisor restarts the Cloud Map process; `down`
-leaves nothing. The lab is named `tcm1` and is removed whatever happens.
+leaves nothing. The lab is named `lab_name("tcm1")` and is removed whatever happens.
 """
 from __future__ import annotations
 
@@ -19,12 +19,12 @@ import pytest
 
 from dataplane import lab as labmod
 
-from dataplane.pytest_plugin import lab_fixture
+from dataplane.pytest_plugin import lab_fixture, lab_name
 
 from .conftest import HERE, run_in, vpclab
 
 DNS_QUERY = HERE / "dns_query.py"
-LAB = "tcm1"
+LAB = lab_name("tcm1")
 TARGET = "Route53AutoNaming_v20170314.DiscoverInstances"
 
 

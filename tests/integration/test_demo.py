@@ -10,16 +10,18 @@ import subprocess
 import pytest
 from pyroute2 import netns
 
+from dataplane.pytest_plugin import lab_name
+
 pytestmark = pytest.mark.root
 REPO = pathlib.Path(__file__).resolve().parents[2]
-LAB = "article"
+LAB = lab_name("article")
 
 
 def test_demo_runs_and_leaves_nothing() -> None:
     if os.path.exists(f"/run/vpclab/{LAB}"):
         pytest.fail(f"a lab named {LAB} is up on this machine; the demo would take it down")
     out = subprocess.run(["bash", str(REPO / "tools" / "demo.sh")], capture_output=True, text=True,
-                         timeout=900, cwd=REPO)
+                         timeout=900, cwd=REPO, env=dict(os.environ, VPCLAB_DEMO_LAB=LAB))
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     lines = out.stdout.splitlines()
     answers = [l for l in lines if l.startswith("    HTTP ")]

@@ -1,9 +1,10 @@
 """Labs you can trust: down leaves nothing, a crash can be cleaned, bad input makes nothing.
 
-Each test makes its own small lab (`t3…`) and the `teardown_labs` fixture removes it
-whatever happens. "Nothing left" is checked everywhere a lab leaves traces: namespaces,
-links carrying its mark in the root namespace, nftables tables, processes (by the PIDs
-it recorded), files under /run/vpclab/.
+Each test makes its own small lab (`lab_name("t3…")`, this run's name) and the
+`teardown_labs` fixture removes it whatever happens. "Nothing left" is checked
+everywhere a lab leaves traces: namespaces, links carrying its mark in the root
+namespace, nftables tables, processes (by the PIDs it recorded), files under
+/run/vpclab/.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pyroute2 import netns
 from dataplane import lab as labmod
 from dataplane.lab import processes
 from dataplane.model import Lab, names
+from dataplane.pytest_plugin import lab_name
 from netns_setup import kernel, nft, procs
 
 from .conftest import CLI, REPO, leftovers, serve, vpclab, write_topology
@@ -52,7 +54,7 @@ def root_snapshot() -> dict:
 
 
 def test_down_leaves_nothing(tmp_path, teardown_labs):
-    lab = "t3down"
+    lab = lab_name("t3down")
     teardown_labs.append(lab)
     before = root_snapshot()
     path = write_topology(tmp_path, small(lab, 2, run=serve("x", 8080)))
@@ -62,39 +64,51 @@ def test_down_leaves_nothing(tmp_path, teardown_labs):
     pids = [p["pid"] for p in state["processes"]]
     assert len(pids) == 5                                   # 2 dnsmasq + 2 run: + supervisor
     assert all(procs.alive(p, None) for p in pids)
-    assert nft.list_tables("t3down.v0") == ["inet t3down-sg"]
+    assert nft.list_tables(f"{lab}.v0") == [f"inet {lab}-sg"]
     assert len(leftovers(lab)) == 6 + 2                     # 6 namespaces, directory, cgroup
     path.unlink()                                           # down needs only the state
     down = vpclab("down", lab)
     assert down.returncode == 0, down.stderr
-    assert "lab t3down is down" in down.stdout
+    assert f"lab {lab} is down" in down.stdout
     assert leftovers(lab) == []
     assert not any(procs.alive(p, None) for p in pids)
     assert root_snapshot() == before
     assert vpclab("down", lab).returncode == 1              # nothing left to take down
 
 
+def start_up(path, **popen_args) -> subprocess.Popen:
+    """`vpclab up -q FILE` as a child process, to be interrupted."""
+    return subprocess.Popen(CLI + ["up", "-q", str(path)], cwd=REPO,
+                            env=dict(os.environ, PYTHONPATH=str(REPO)), **popen_args)
+
+
+def state_with_processes(lab: str, n: int, seconds: float = 60) -> dict | None:
+    """The lab's state file once it records `n` processes (read as often as it can be:
+    `up` is to be caught half-way), or the last one read after `seconds`."""
+    state_path = os.path.join(names.lab_dir(lab), "state.json")
+    deadline = time.monotonic() + seconds
+    state = None
+    while time.monotonic() < deadline:
+        try:
+            with open(state_path) as f:
+                state = json.load(f)
+        except (OSError, ValueError):
+            state = None
+        if state and len(state["processes"]) >= n:
+            break
+        time.sleep(0.002)
+    return state
+
+
 def test_kill_9_during_up_then_cleanup_leaves_nothing(tmp_path, teardown_labs):
-    lab = "t3kill"
+    lab = lab_name("t3kill")
     teardown_labs.append(lab)
     path = write_topology(tmp_path, small(lab, 8, run="sleep 600"))
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    up = subprocess.Popen(CLI + ["up", "-q", str(path)], env=env, cwd=REPO,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state_path = os.path.join(names.lab_dir(lab), "state.json")
-    deadline = time.monotonic() + 60
+    up = start_up(path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = None
     try:
         # Kill it once the first VPC is done (its processes started), well before the end.
-        while time.monotonic() < deadline:
-            try:
-                with open(state_path) as f:
-                    state = json.load(f)
-            except (OSError, ValueError):
-                state = None
-            if state and len(state["processes"]) >= 2:
-                break
-            time.sleep(0.002)
+        state = state_with_processes(lab, 2)
         up.kill()
     finally:
         up.wait(timeout=30)
@@ -107,8 +121,7 @@ def test_kill_9_during_up_then_cleanup_leaves_nothing(tmp_path, teardown_labs):
     again = vpclab("up", str(path))
     assert again.returncode == 1 and "vpclab cleanup" in again.stderr
 
-    # Named: a bare `cleanup` would also take other crashed labs on a shared machine
-    # (the bare form is test_marked_namespace_without_state_is_found_by_its_mark's).
+    # Named: a bare `cleanup` would also take other crashed labs on a shared machine.
     clean = vpclab("cleanup", "-l", lab)
     assert clean.returncode == 0, clean.stderr
     assert f"lab {lab}: removed" in clean.stdout
@@ -123,7 +136,7 @@ def test_kill_9_during_up_then_cleanup_leaves_nothing(tmp_path, teardown_labs):
 
 
 def test_bad_file_creates_nothing_and_names_the_field(tmp_path, teardown_labs):
-    lab = "t3bad"
+    lab = lab_name("t3bad")
     teardown_labs.append(lab)
     doc = small(lab, 2)
     doc["vpcs"]["v1"]["subnets"]["b"]["cidr"] = "10.1.2.0/24"
@@ -136,15 +149,15 @@ def test_bad_file_creates_nothing_and_names_the_field(tmp_path, teardown_labs):
 
 
 def test_failure_half_way_rolls_back_and_names_the_step(monkeypatch, teardown_labs):
-    lab_name = "t3rb"
-    teardown_labs.append(lab_name)
-    lab = Lab.from_dict(small(lab_name, 3, run="sleep 600"))
+    name = lab_name("t3rb")
+    teardown_labs.append(name)
+    lab = Lab.from_dict(small(name, 3, run="sleep 600"))
     real_apply = nft.apply
     started = []
     v0_started = threading.Event()
 
     def failing_apply(ns, script):
-        if ns == "t3rb.v1":
+        if ns == f"{name}.v1":
             # VPCs are made side by side: fail once v0 has started its processes
             assert v0_started.wait(60)
             raise RuntimeError("injected nft failure")
@@ -164,28 +177,27 @@ def test_failure_half_way_rolls_back_and_names_the_step(monkeypatch, teardown_la
     with pytest.raises(labmod.LabError) as e:
         labmod.up(lab, progress=False)
     msg = str(e.value)
-    assert "failed during: security groups in t3rb.v1" in msg
+    assert f"failed during: security groups in {name}.v1" in msg
     assert "injected nft failure" in msg and "everything it made was removed" in msg
     assert len(started) >= 2                      # v0's dnsmasq and run: had started
     assert not any(procs.alive(p, None) for p in started)
     assert kernel.counters()["open"] == open_before   # every lane's connections closed
-    assert leftovers(lab_name) == []
+    assert leftovers(name) == []
 
 
 def test_cleanup_never_touches_what_it_did_not_make(tmp_path, teardown_labs):
-    lab = "t3own"
+    lab = lab_name("t3own")
     teardown_labs.append(lab)
-    foreign = "t3own.v0"                  # a name the lab would use, made by someone else
+    foreign = f"{lab}.v0"                 # a name the lab would use, made by someone else
     netns.create(foreign)
     try:
         path = write_topology(tmp_path, small(lab, 1))
         proc = vpclab("up", str(path))
         assert proc.returncode == 1
-        assert "t3own.v0 already exist" in proc.stderr and "nothing was created" in proc.stderr
+        assert f"{foreign} already exist" in proc.stderr and "nothing was created" in proc.stderr
         assert not os.path.exists(names.lab_dir(lab))
-        # plain `cleanup`, never `--all`: that would take down the labs of every other
-        # test run and benchmark on the machine (several run at once)
-        assert vpclab("cleanup").returncode == 0
+        # this lab's cleanup only: a bare `cleanup` (and `--all` even more) would take
+        # the leftovers of every other test run and benchmark on the machine
         assert vpclab("cleanup", lab).returncode == 0
         assert kernel.netns_exists(foreign)
     finally:
@@ -194,37 +206,27 @@ def test_cleanup_never_touches_what_it_did_not_make(tmp_path, teardown_labs):
 
 
 def test_marked_namespace_without_state_is_found_by_its_mark(teardown_labs):
-    lab = "t3mark"
+    lab = lab_name("t3mark")
     teardown_labs.append(lab)
-    ns = "t3mark.v0"
+    ns = f"{lab}.v0"
     kernel.ensure_netns(ns, names.lo_altname(lab))     # as a crashed up would leave it
     assert not os.path.exists(names.lab_dir(lab))
-    out = vpclab("cleanup")
+    # named, not bare: a bare `cleanup` would take other runs' crashed labs too; with no
+    # state to read, the lab's namespace is found by its mark alone
+    out = vpclab("cleanup", "-l", lab)
     assert out.returncode == 0 and f"namespace {ns}" in out.stdout
     assert not kernel.netns_exists(ns)
 
 
 def test_sigterm_during_up_rolls_back(tmp_path, teardown_labs):
-    lab = "t3term"
+    lab = lab_name("t3term")
     teardown_labs.append(lab)
     path = write_topology(tmp_path, small(lab, 8, run="sleep 600"))
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    up = subprocess.Popen(CLI + ["up", "-q", str(path)], env=env, cwd=REPO,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    state_path = os.path.join(names.lab_dir(lab), "state.json")
-    deadline = time.monotonic() + 60
+    up = start_up(path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pids: list[int] = []
     try:
-        while time.monotonic() < deadline:
-            try:
-                with open(state_path) as f:
-                    state = json.load(f)
-                pids = [p["pid"] for p in state["processes"]]
-            except (OSError, ValueError):
-                pass
-            if len(pids) >= 2:
-                break
-            time.sleep(0.002)
+        state = state_with_processes(lab, 2)
+        pids = [p["pid"] for p in state["processes"]] if state else []
         up.terminate()
         out, err = up.communicate(timeout=60)
     finally:

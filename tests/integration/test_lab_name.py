@@ -1,7 +1,7 @@
 """One file, two labs (`vpclab up FILE --name LAB`), and the plan against what `up`
 really made (root).
 
-examples/privatelink.yaml comes up twice, as `tpla` and `tplb`: every namespace, the
+examples/privatelink.yaml comes up twice, as `tpla` and `tplb` (this run's names for them): every namespace, the
 Hyperplane's forwarder, its sockets and flow file, the cgroup and the state directory
 follow the lab's name, so both run at once and each carries its own traffic through
 its own endpoint. `vpclab validate --plan --json --name tpla`, run before, names exactly
@@ -17,12 +17,14 @@ import time
 
 from dataplane import lab as labmod
 from dataplane.model import names
+from dataplane.pytest_plugin import lab_name
 from netns_setup import kernel
 
 from .conftest import REPO, leftovers, vpclab
 
 EXAMPLE = str(REPO / "examples" / "privatelink.yaml")
-LABS = ("tpla", "tplb")
+LABS = (lab_name("tpla"), lab_name("tplb"))
+A, B = LABS
 
 
 def through_the_endpoint(lab: str) -> str:
@@ -126,14 +128,14 @@ def test_one_file_as_two_labs_and_the_plan_is_what_up_made(teardown_labs) -> Non
         assert svg.returncode == 0 and "<svg" in svg.stdout, svg.stderr
 
     # the same file again under a name that is up: nothing to do
-    proc = vpclab("up", EXAMPLE, "--name", "tplb", "-q")
+    proc = vpclab("up", EXAMPLE, "--name", B, "-q")
     assert proc.returncode == 0 and "already up" in proc.stdout
 
     # down one: the other is whole and still works
-    proc = vpclab("down", "tpla")
+    proc = vpclab("down", A)
     assert proc.returncode == 0, proc.stderr
-    assert leftovers("tpla") == []
-    status = json.loads(vpclab("status", "tplb", "--json", check=True).stdout)
+    assert leftovers(A) == []
+    status = json.loads(vpclab("status", B, "--json", check=True).stdout)
     assert status["status"] == "up" and not status.get("degraded")
     assert all(kernel.netns_exists(n) for n in b["namespaces"])
-    assert through_the_endpoint("tplb") == "200"
+    assert through_the_endpoint(B) == "200"

@@ -16,12 +16,13 @@ import time
 import pytest
 
 from dataplane import lab as labmod
+from dataplane.pytest_plugin import lab_name
 from netns_setup import nsenter
 
 from .conftest import CLI, REPO, connect, leftovers, run_in, serve, vpclab, write_topology
 
 pytestmark = pytest.mark.root
-LAB = "t3net"
+LAB = lab_name("t3net")
 
 
 def topology() -> dict:
@@ -94,15 +95,15 @@ def test_vpc_router_has_only_its_enis_and_forwards(lab):
     assert sorted(link["ifname"] for link in links) == [
         "eni-admin", "eni-plain1", "eni-plain2", "eni-web1", "eni-web2", "lo"]
     assert all(link["mtu"] == 9001 for link in links if link["ifname"] != "lo")
-    assert all(any(a.startswith("vpclab.t3net.red.") for a in link.get("altnames", []))
+    assert all(any(a.startswith(f"vpclab.{LAB}.red.") for a in link.get("altnames", []))
                for link in links if link["ifname"] != "lo")
-    assert nsenter.read_sysctl("t3net.red", "net.ipv4.ip_forward") == "1"
+    assert nsenter.read_sysctl(f"{LAB}.red", "net.ipv4.ip_forward") == "1"
     routes = run_in(LAB, "red", "ip", "route").stdout
     assert "10.0.1.4 dev eni-web1" in routes and "default" not in routes
 
 
 def test_aws_conntrack_timeouts_in_the_vpc_namespace_only(lab):
-    ns = "t3net.red"
+    ns = f"{LAB}.red"
     assert nsenter.read_sysctl(ns, "net.netfilter.nf_conntrack_tcp_timeout_established") == "432000"
     assert nsenter.read_sysctl(ns, "net.netfilter.nf_conntrack_udp_timeout") == "30"
     assert nsenter.read_sysctl(ns, "net.netfilter.nf_conntrack_udp_timeout_stream") == "180"

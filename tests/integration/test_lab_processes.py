@@ -4,7 +4,7 @@ Every process vpclab starts or enters for a lab is in the lab's cgroup (`vpclab.
 in the cgroup v2 hierarchy): processes that lead no process group — a `vpclab exec … &`,
 a `run:` server whose shell exited, one that left the lab's namespaces — are ended with
 the rest, also by `cleanup` after a `kill -9` of `up`. A `run:` command starts in its own
-directory. Labs here are named `t13cg…`.
+directory. Labs here are named `lab_name("t13cg…")`.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import time
 import pytest
 
 from dataplane.model import names
+from dataplane.pytest_plugin import lab_name
 from netns_setup import cgroup, procs
 
 from .conftest import CLI, REPO, leftovers, run_in, vpclab, write_topology
@@ -63,7 +64,7 @@ def down_ends(lab: str, *pids: int) -> str:
 
 
 def test_exec_background_process_is_ended_by_down_and_counted(tmp_path, teardown_labs):
-    lab = "t13cgexec"
+    lab = lab_name("t13cgex")
     up(tmp_path, teardown_labs, lab)
     ex = run_in(lab, "v0/i1", "sh", "-c", "sleep 300 >/dev/null 2>&1 & echo $!")
     assert ex.returncode == 0, ex.stderr
@@ -75,7 +76,7 @@ def test_exec_background_process_is_ended_by_down_and_counted(tmp_path, teardown
 
 
 def test_run_child_whose_shell_exited_is_ended_by_down(tmp_path, teardown_labs):
-    lab = "t13cgrun"
+    lab = lab_name("t13cgrun")
     pidfile = tmp_path / "child.pid"
     up(tmp_path, teardown_labs, lab, run=f"sleep 300 & echo $! > {pidfile}")
     child = int(wait_for_file(pidfile))
@@ -89,7 +90,7 @@ def test_run_child_whose_shell_exited_is_ended_by_down(tmp_path, teardown_labs):
 
 
 def test_run_starts_in_its_own_directory_and_status_names_the_cgroup(tmp_path, teardown_labs):
-    lab = "t13cgcwd"
+    lab = lab_name("t13cgcwd")
     out = tmp_path / "cwd"
     up(tmp_path, teardown_labs, lab, run=f"pwd > {out}; exec sleep 300")
     own = os.path.join(names.lab_dir(lab), "v0.i1")
@@ -110,7 +111,7 @@ def test_run_starts_in_its_own_directory_and_status_names_the_cgroup(tmp_path, t
 
 def test_kill_9_during_up_then_cleanup_leaves_no_process_and_no_cgroup(tmp_path,
                                                                         teardown_labs):
-    lab = "t13cgkill"
+    lab = lab_name("t13cgk9")
     teardown_labs.append(lab)
     # The first VPC's `run:` leaves a child in its namespace and one in the host's
     # network namespace, this test's (outside every lab namespace: only the cgroup
@@ -140,7 +141,7 @@ def test_kill_9_during_up_then_cleanup_leaves_no_process_and_no_cgroup(tmp_path,
     assert sum(procs.comm(p) == "sleep" for p in members) == 2
     assert all(procs.alive(p, None) for p in members)
 
-    clean = vpclab("cleanup")
+    clean = vpclab("cleanup", "-l", lab)       # never bare: other runs' labs are not ours
     assert clean.returncode == 0, clean.stderr
     assert f"lab {lab}: removed" in clean.stdout and f"cgroup {group}" in clean.stdout
     assert not any(procs.alive(p, None) for p in members)
@@ -149,13 +150,13 @@ def test_kill_9_during_up_then_cleanup_leaves_no_process_and_no_cgroup(tmp_path,
 
 
 def test_cleanup_removes_an_orphaned_cgroup(teardown_labs):
-    lab = "t13cgorph"
+    lab = lab_name("t13cgorp")
     teardown_labs.append(lab)
     group = cgroup.create(names.cgroup_name(lab))
     assert group is not None
     sleeper = subprocess.Popen(["sleep", "300"], preexec_fn=lambda: cgroup.join(group))
     try:
-        clean = vpclab("cleanup")
+        clean = vpclab("cleanup", "-l", lab)   # the cgroup alone names the lab
         assert clean.returncode == 0, clean.stderr
         assert f"process {sleeper.pid} (sleep, in the lab's cgroup)" in clean.stdout
         assert sleeper.wait(timeout=10) == -9

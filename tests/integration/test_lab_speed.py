@@ -13,7 +13,8 @@ import time
 import pytest
 
 from dataplane import lab as labmod
-from dataplane.model import Lab
+from dataplane.model import Lab, names
+from dataplane.pytest_plugin import lab_name
 from netns_setup import kernel, nsenter
 
 from .conftest import leftovers
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.root
 
 
 def test_new_netns_is_what_ip_netns_sees_and_refuses_a_taken_name():
-    name = "tsp-new"
+    name = f"{lab_name('tsp')}.new"             # a name this run's sweep would find
     try:
         nsenter.new_netns(name)
         assert name in subprocess.run(["ip", "netns", "list"], capture_output=True,
@@ -42,7 +43,7 @@ def test_new_netns_is_what_ip_netns_sees_and_refuses_a_taken_name():
 
 def test_up_forks_no_helper_and_holds_one_connection_per_namespace(monkeypatch,
                                                                    teardown_labs):
-    lab = Lab.from_dict(small("tsp1", 3, run="sleep 600"))
+    lab = Lab.from_dict(small(lab_name("tsp1"), 3, run="sleep 600"))
     teardown_labs.append(lab.name)
     forks: list[int] = []
     real_fork = os.fork
@@ -65,15 +66,16 @@ def test_up_forks_no_helper_and_holds_one_connection_per_namespace(monkeypatch,
 
 
 def test_an_address_or_route_that_conflicts_is_named_at_once():
-    ns = "tsp-conflict"
+    lab = lab_name("tsp")
+    ns = f"{lab}.conflict"
     try:
-        kernel.ensure_netns(ns, "vpclab.tsp.lo")
+        kernel.ensure_netns(ns, names.lo_altname(lab))
         assert kernel.ensure_address(ns, "lo", "10.9.0.1", 24) is True
         assert kernel.ensure_route(ns, "10.8.0.0/16", gateway="10.9.0.2") is True
         assert kernel.ensure_route(ns, "10.8.0.0/16", gateway="10.9.0.2") is False
         t0 = time.monotonic()
         with pytest.raises(kernel.KernelError,
-                           match="route 10.8.0.0/16 in tsp-conflict exists with another "
+                           match=f"route 10.8.0.0/16 in {ns} exists with another "
                                  "next hop than via 10.9.0.3"):
             kernel.ensure_route(ns, "10.8.0.0/16", gateway="10.9.0.3")
         assert time.monotonic() - t0 < kernel.WAIT_S     # named, not waited for

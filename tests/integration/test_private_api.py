@@ -1,7 +1,7 @@
 """Private REST APIs end to end in a lab (issue 12): both PrivateLink hops at once (the
 execute-api endpoint, then the REST VPC link), every name form, every 403 for real, an
 endpoint whose security group does not admit 443 (a timeout, no reset), a VPC the policy
-does not admit, and the headers the target sees. The lab is `t12priv`, removed whatever
+does not admit, and the headers the target sees. The lab is `lab_name("t12priv")`, removed whatever
 happens.
 """
 from __future__ import annotations
@@ -11,12 +11,12 @@ import sys
 import pytest
 
 
-from dataplane.pytest_plugin import lab_fixture
+from dataplane.pytest_plugin import lab_fixture, lab_name
 
 from .conftest import vpclab
 from .test_api_gateway import Reply
 
-LAB = "t12priv"
+LAB = lab_name("t12priv")
 ALLOW = {"Effect": "Allow", "Principal": "*", "Action": "execute-api:Invoke",
          "Resource": "execute-api:/*"}
 

@@ -1,6 +1,6 @@
 """PrivateLink end to end in a lab (issue 4): a client in one VPC reaches targets in
 another VPC with the same CIDR through an interface endpoint, an endpoint service, an
-NLB and the forwarder, by the endpoint's DNS names. Every lab is named `t4…` and is
+NLB and the forwarder, by the endpoint's DNS names. Every lab is named `lab_name("t4…")` and is
 removed whatever happens.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 
 from dataplane.forwarder import control
 from dataplane import lab as labmod
+from dataplane.pytest_plugin import lab_name
 
 from .conftest import connect, leftovers, run_in, serve, vpclab, write_topology
 
@@ -81,19 +82,19 @@ def names_of(status: dict) -> dict[str, str]:
 
 
 def test_curl_through_every_dns_name_reaches_a_target_that_sees_the_nlb(pl_lab) -> None:
-    st = pl_lab("t4dns")
+    st = pl_lab(lab_name("t4dns"))
     nlb = {x["az"]: x["ip"] for x in st["hyperplane"]["load_balancers"]["provider/web-nlb"]["enis"]}
     dns = names_of(st)
     for kind, name in dns.items():
-        out = run_in("t4dns", "consumer/client", "curl", "-sS", "-m", "5", f"http://{name}/")
+        out = run_in(lab_name("t4dns"), "consumer/client", "curl", "-sS", "-m", "5", f"http://{name}/")
         assert out.returncode == 0, (kind, out.stderr)
         target, seen = out.stdout.strip().split("-", 1)
         assert target in ("web1", "web2") and seen in nlb.values(), (kind, out.stdout)
     # Zonal names pin the AZ: the NLB node and the target of that AZ (cross-zone is off).
-    assert connect("t4dns", "consumer/client", dns["zonal-a"], 80) == f"web1-{nlb['us-east-1a']}"
-    assert connect("t4dns", "consumer/client", dns["zonal-b"], 80) == f"web2-{nlb['us-east-1b']}"
+    assert connect(lab_name("t4dns"), "consumer/client", dns["zonal-a"], 80) == f"web1-{nlb['us-east-1a']}"
+    assert connect(lab_name("t4dns"), "consumer/client", dns["zonal-b"], 80) == f"web2-{nlb['us-east-1b']}"
     # A second listener, a second target group.
-    assert connect("t4dns", "consumer/client", dns["zonal-a"], 81) == f"web1-{nlb['us-east-1a']}"
+    assert connect(lab_name("t4dns"), "consumer/client", dns["zonal-a"], 81) == f"web1-{nlb['us-east-1a']}"
     # The Hyperplane namespace's kernel has nothing to answer with: no address on any
     # ENI, no route, no IPv6; the forwarder owns every byte.
     from pyroute2 import NetNS
@@ -109,36 +110,36 @@ def test_curl_through_every_dns_name_reaches_a_target_that_sees_the_nlb(pl_lab) 
     ip_names, ip_values = [line.split() for line in snmp.splitlines() if line.startswith("Ip:")][:2]
     assert int(ip_values[ip_names.index("InReceives")]) == 0
     # Only the consumer VPC resolves the endpoint's names.
-    out = run_in("t4dns", "provider/web1", "getent", "hosts", dns["private"])
+    out = run_in(lab_name("t4dns"), "provider/web1", "getent", "hosts", dns["private"])
     assert out.returncode != 0 and not out.stdout
 
 
 def test_only_tcp_and_only_from_the_consumer_side(pl_lab) -> None:
-    st = pl_lab("t4only")
+    st = pl_lab(lab_name("t4only"))
     ep_ip = st["hyperplane"]["endpoints"]["consumer/web-ep"]["enis"][0]["ip"]
     nlb_ip = st["hyperplane"]["load_balancers"]["provider/web-nlb"]["enis"][0]["ip"]
-    assert connect("t4only", "consumer/client", ep_ip, "u80") == "timeout"        # UDP
-    assert connect("t4only", "consumer/client", ep_ip, 8080) == "timeout"          # no listener
+    assert connect(lab_name("t4only"), "consumer/client", ep_ip, "u80") == "timeout"        # UDP
+    assert connect(lab_name("t4only"), "consumer/client", ep_ip, 8080) == "timeout"          # no listener
     # The provider opens nothing toward the consumer (the NLB ENI's address is all it sees).
-    assert connect("t4only", "provider/web1", nlb_ip, 40000) == "timeout"
+    assert connect(lab_name("t4only"), "provider/web1", nlb_ip, 40000) == "timeout"
     stats = control.call(st["hyperplane"]["socket"], "stats")
     drops = {k: v for p in stats["ports"].values() for k, v in p["drops"].items()}
     assert drops.get("no_service", 0) >= 2 and drops.get("no_flow", 0) + drops.get("no_service", 0) >= 3
 
 
 def test_pending_acceptance_blocks_accept_opens_reject_cuts(pl_lab) -> None:
-    st = pl_lab("t4acc", acceptance_required=True)
+    st = pl_lab(lab_name("t4acc"), acceptance_required=True)
     assert st["hyperplane"]["endpoints"]["consumer/web-ep"]["state"] == "pendingAcceptance"
     dns = names_of(st)
-    assert connect("t4acc", "consumer/client", dns["zonal-a"], 80) == "timeout"
-    assert vpclab("endpoint", "accept", "-l", "t4acc", "consumer/web-ep", check=True)
-    assert connect("t4acc", "consumer/client", dns["zonal-a"], 80).startswith("web1-")
-    assert labmod.status("t4acc")["hyperplane"]["endpoints"]["consumer/web-ep"]["state"] == "available"
-    vpclab("endpoint", "reject", "-l", "t4acc", "consumer/web-ep", check=True)
-    assert connect("t4acc", "consumer/client", dns["zonal-a"], 80) == "timeout"
-    again = vpclab("endpoint", "accept", "-l", "t4acc", "consumer/web-ep")
+    assert connect(lab_name("t4acc"), "consumer/client", dns["zonal-a"], 80) == "timeout"
+    assert vpclab("endpoint", "accept", "-l", lab_name("t4acc"), "consumer/web-ep", check=True)
+    assert connect(lab_name("t4acc"), "consumer/client", dns["zonal-a"], 80).startswith("web1-")
+    assert labmod.status(lab_name("t4acc"))["hyperplane"]["endpoints"]["consumer/web-ep"]["state"] == "available"
+    vpclab("endpoint", "reject", "-l", lab_name("t4acc"), "consumer/web-ep", check=True)
+    assert connect(lab_name("t4acc"), "consumer/client", dns["zonal-a"], 80) == "timeout"
+    again = vpclab("endpoint", "accept", "-l", lab_name("t4acc"), "consumer/web-ep")
     assert again.returncode == 1 and "is rejected; it cannot be accepted" in again.stderr
-    text = vpclab("status", "t4acc").stdout
+    text = vpclab("status", lab_name("t4acc")).stdout
     assert "endpoint consumer/web-ep" in text and ": rejected" in text
 
 
@@ -158,11 +159,11 @@ except (ConnectionResetError, BrokenPipeError):
 
 def test_idle_flow_expires_on_the_engine_clock_and_then_gets_a_rst(pl_lab) -> None:
     import subprocess
-    st = pl_lab("t4idle")
+    st = pl_lab(lab_name("t4idle"))
     dns = names_of(st)
     sock = st["hyperplane"]["socket"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dataplane.cli.main", "exec", "-l", "t4idle", "consumer/client", "--",
+        [sys.executable, "-m", "dataplane.cli.main", "exec", "-l", lab_name("t4idle"), "consumer/client", "--",
          sys.executable, "-c", HOLD, dns["zonal-a"]],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -182,43 +183,43 @@ def test_idle_flow_expires_on_the_engine_clock_and_then_gets_a_rst(pl_lab) -> No
 
 
 def test_many_connections_use_both_targets_and_flows_show_the_translation(pl_lab) -> None:
-    st = pl_lab("t4many")
+    st = pl_lab(lab_name("t4many"))
     dns = names_of(st)
-    seen = {connect("t4many", "consumer/client", dns["private"], 80).split("-")[0] for _ in range(12)}
+    seen = {connect(lab_name("t4many"), "consumer/client", dns["private"], 80).split("-")[0] for _ in range(12)}
     assert seen == {"web1", "web2"}
-    out = vpclab("flows", "-l", "t4many", check=True).stdout
+    out = vpclab("flows", "-l", lab_name("t4many"), check=True).stdout
     assert "⇒" in out and ":8080" in out and out.strip().endswith("flow(s)")
 
 
 def test_down_leaves_nothing(pl_lab) -> None:
-    pl_lab("t4down")
-    assert vpclab("down", "t4down", check=True)
-    assert leftovers("t4down") == []
+    pl_lab(lab_name("t4down"))
+    assert vpclab("down", lab_name("t4down"), check=True)
+    assert leftovers(lab_name("t4down")) == []
 
 
 def test_capture_shows_one_connection_before_and_after_translation(pl_lab) -> None:
     import subprocess
-    st = pl_lab("t4cap")
+    st = pl_lab(lab_name("t4cap"))
     hp = st["hyperplane"]
     ep = next(x for x in hp["endpoints"]["consumer/web-ep"]["enis"] if x["az"] == "us-east-1a")
     nlb = next(x for x in hp["load_balancers"]["provider/web-nlb"]["enis"] if x["az"] == "us-east-1a")
-    client_ip = labmod.status("t4cap")["vpcs"]["consumer"]["instances"]["client"]["ip"]
+    client_ip = labmod.status(lab_name("t4cap"))["vpcs"]["consumer"]["instances"]["client"]["ip"]
     caps = {kind: subprocess.Popen(
-        [sys.executable, "-m", "dataplane.cli.main", "capture", "-l", "t4cap", eni["eni_id"],
+        [sys.executable, "-m", "dataplane.cli.main", "capture", "-l", lab_name("t4cap"), eni["eni_id"],
          "-c", "1", "tcp[tcpflags] == tcp-syn"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for kind, eni in (("endpoint", ep), ("nlb", nlb))}
     try:
         time.sleep(1.0)   # tcpdump needs a moment to attach
-        assert connect("t4cap", "consumer/client", ep["ip"], 80).startswith("web1-")
+        assert connect(lab_name("t4cap"), "consumer/client", ep["ip"], 80).startswith("web1-")
         lines = {kind: p.communicate(timeout=15)[0] for kind, p in caps.items()}
     finally:
         for p in caps.values():
             p.kill()
     # Before translation: client → endpoint ENI :80. After: NLB node → target :8080.
     assert f"IP {client_ip}." in lines["endpoint"] and f"> {ep['ip']}.80:" in lines["endpoint"]
-    target_ip = labmod.status("t4cap")["vpcs"]["provider"]["instances"]["web1"]["ip"]
+    target_ip = labmod.status(lab_name("t4cap"))["vpcs"]["provider"]["instances"]["web1"]["ip"]
     assert f"IP {nlb['ip']}." in lines["nlb"] and f"> {target_ip}.8080:" in lines["nlb"]
-    several = vpclab("capture", "-l", "t4cap", "consumer/web-ep")
+    several = vpclab("capture", "-l", lab_name("t4cap"), "consumer/web-ep")
     assert several.returncode == 2 and "has 2 ENIs" in several.stderr
 
 
@@ -228,19 +229,19 @@ def test_a_stopped_target_turns_unhealthy_and_gets_no_new_connections(tmp_path, 
     flows go elsewhere (another AZ's healthy target, for a node with none of its own)."""
     import subprocess
     from .conftest import SERVERS
-    doc = topology("t4hc")
+    doc = topology(lab_name("t4hc"))
     web1 = doc["vpcs"]["provider"]["instances"]["web1"]
     del web1["run"]                                   # the test runs web1's server itself
     doc["vpcs"]["provider"]["target_groups"]["web-tg"]["health_check"] = {
         "protocol": "TCP", "interval": 5, "healthy_threshold": 2, "unhealthy_threshold": 2}
-    teardown_labs.append("t4hc")
+    teardown_labs.append(lab_name("t4hc"))
     server = None
     try:
         vpclab("up", str(write_topology(tmp_path, doc)), check=True)
-        server = subprocess.Popen([sys.executable, "-m", "dataplane.cli.main", "exec", "-l", "t4hc",
+        server = subprocess.Popen([sys.executable, "-m", "dataplane.cli.main", "exec", "-l", lab_name("t4hc"),
                                    "provider/web1", "--", sys.executable, str(SERVERS),
                                    "web1-{peer}", "8080", "8081", "h8082"], stdout=subprocess.PIPE)
-        st = labmod.status("t4hc")
+        st = labmod.status(lab_name("t4hc"))
         sock = st["hyperplane"]["socket"]
         node_a = next(x for x in st["hyperplane"]["load_balancers"]["provider/web-nlb"]["enis"]
                       if x["az"] == "us-east-1a")
@@ -251,16 +252,16 @@ def test_a_stopped_target_turns_unhealthy_and_gets_no_new_connections(tmp_path, 
 
         assert wait_for(lambda: state_of_web1() == "healthy", 20)
         zonal_a = names_of(st)["zonal-a"]
-        assert connect("t4hc", "consumer/client", zonal_a, 80) == f"web1-{node_a['ip']}"
+        assert connect(lab_name("t4hc"), "consumer/client", zonal_a, 80) == f"web1-{node_a['ip']}"
         # Health checks come from the NLB nodes' addresses: the targets' SGs admit them.
         server.kill()
         server.wait(timeout=10)
         started = time.monotonic()
         assert wait_for(lambda: state_of_web1() == "unhealthy", 20)
         assert time.monotonic() - started < 2 * 5 + 5       # unhealthy_threshold × interval, and a margin
-        answers = {connect("t4hc", "consumer/client", zonal_a, 80) for _ in range(4)}
+        answers = {connect(lab_name("t4hc"), "consumer/client", zonal_a, 80) for _ in range(4)}
         assert answers == {f"web2-{node_a['ip']}"}           # through node a, to the other AZ's target
-        text = vpclab("status", "t4hc").stdout
+        text = vpclab("status", lab_name("t4hc")).stdout
         assert (f"web-tg target {web1_ip}:8080 seen from {node_a['eni_id']}: unhealthy "
             f"Target.FailedHealthChecks (Connection refused)") in text
     finally:
@@ -290,7 +291,7 @@ def test_iperf3_through_the_endpoint_with_checksums_verified_at_the_receivers(tm
     """Bulk TCP through endpoint → NLB → target: the receivers' kernels verify every
     checksum (TcpInCsumErrors stays 0), SYNs are clamped to the endpoint's MSS, and
     nothing is dropped for its size."""
-    doc = topology("t4perf")
+    doc = topology(lab_name("t4perf"))
     prov = doc["vpcs"]["provider"]
     prov["instances"]["web1"]["run"] = "iperf3 -s -p 5201"
     prov["security_groups"]["web-sg"]["ingress"].append(
@@ -300,13 +301,13 @@ def test_iperf3_through_the_endpoint_with_checksums_verified_at_the_receivers(tm
     prov["target_groups"]["perf-tg"] = {"protocol": "TCP", "port": 5201, "targets": ["web1"]}
     doc["vpcs"]["consumer"]["security_groups"]["endpoint-sg"]["ingress"].append(
         {"protocol": "tcp", "ports": 5201, "source": "10.0.0.0/16"})
-    teardown_labs.append("t4perf")
+    teardown_labs.append(lab_name("t4perf"))
     vpclab("up", str(write_topology(tmp_path, doc)), check=True)
-    st = labmod.status("t4perf")
+    st = labmod.status(lab_name("t4perf"))
     zonal_a = names_of(st)["zonal-a"]
     out = None
     for _ in range(20):   # iperf3 -s may take a moment to listen
-        out = run_in("t4perf", "consumer/client", "iperf3", "-c", zonal_a, "-p", "5201", "-t", "3",
+        out = run_in(lab_name("t4perf"), "consumer/client", "iperf3", "-c", zonal_a, "-p", "5201", "-t", "3",
                      "-J", timeout=60)
         if out.returncode == 0:
             break
@@ -316,7 +317,7 @@ def test_iperf3_through_the_endpoint_with_checksums_verified_at_the_receivers(tm
     assert result["end"]["sum_received"]["bytes"] > 10_000_000
 
     def csum_errors(where: str) -> int:
-        snmp = run_in("t4perf", where, "cat", "/proc/net/snmp").stdout.splitlines()
+        snmp = run_in(lab_name("t4perf"), where, "cat", "/proc/net/snmp").stdout.splitlines()
         names, values = [line.split() for line in snmp if line.startswith("Tcp:")][:2]
         return int(values[names.index("InCsumErrors")])
 
@@ -336,9 +337,9 @@ def test_iperf3_through_the_endpoint_with_checksums_verified_at_the_receivers(tm
 def test_ping_gets_no_answer_from_an_endpoint(pl_lab) -> None:
     """Interface endpoints carry TCP only: an echo request to an endpoint ENI is dropped
     (and counted), never answered."""
-    st = pl_lab("t4ping")
+    st = pl_lab(lab_name("t4ping"))
     ep_ip = st["hyperplane"]["endpoints"]["consumer/web-ep"]["enis"][0]["ip"]
-    out = run_in("t4ping", "consumer/client", "ping", "-c", "2", "-W", "1", "-q", ep_ip)
+    out = run_in(lab_name("t4ping"), "consumer/client", "ping", "-c", "2", "-W", "1", "-q", ep_ip)
     assert out.returncode == 1 and "100% packet loss" in out.stdout
     drops = control.call(st["hyperplane"]["socket"], "stats")["ports"]
     assert sum(p["drops"].get("no_service", 0) for p in drops.values()) >= 2
@@ -347,13 +348,13 @@ def test_ping_gets_no_answer_from_an_endpoint(pl_lab) -> None:
 def test_cleanup_after_the_forwarder_and_vpclab_are_killed(pl_lab) -> None:
     import os
     import signal
-    pl_lab("t4kill")
-    running = labmod.status("t4kill")["processes"]
+    pl_lab(lab_name("t4kill"))
+    running = labmod.status(lab_name("t4kill"))["processes"]
     # The supervisor first (it would restart the forwarder), as a `kill -9` of the lab's
     # processes in any order would leave them.
     for role in ("supervisor", "forwarder"):
         os.kill(next(p["pid"] for p in running if p["role"] == role), signal.SIGKILL)
-    text = vpclab("status", "t4kill").stdout
+    text = vpclab("status", lab_name("t4kill")).stdout
     assert "forwarder hyperplane" in text and "STOPPED" in text
-    assert vpclab("cleanup", "t4kill").returncode == 0
-    assert leftovers("t4kill") == []
+    assert vpclab("cleanup", lab_name("t4kill")).returncode == 0
+    assert leftovers(lab_name("t4kill")) == []

@@ -5,7 +5,7 @@ connection's bytes and answers with what it read and with the request's bytes ba
 test checks the endpoint ID, the client's address and port, the destination, a request
 and a response of 1.5 MB each through the shifted flow, a header the client sent itself
 left behind ours, and that the health checks' LOCAL header (an HTTP check, which the
-target refuses without a header) keeps the target healthy. The lab is `tpp1`, removed
+target refuses without a header) keeps the target healthy. The lab is `lab_name("tpp1")`, removed
 whatever happens.
 """
 from __future__ import annotations
@@ -15,13 +15,14 @@ import pathlib
 import sys
 
 from dataplane import lab as labmod
+from dataplane.pytest_plugin import lab_name
 from dataplane.forwarder import control
 
 from .conftest import run_in, vpclab, write_topology
 from .test_privatelink import wait_for
 
 PROXY_V2 = pathlib.Path(__file__).resolve().parent / "proxy_v2.py"
-LAB = "tpp1"
+LAB = lab_name("tpp1")
 SIZE = 1_500_000
 OPEN_TCP = {"protocol": "tcp", "ports": "80", "source": "10.0.0.0/16"}
 

@@ -1,5 +1,5 @@
 """`dataplane.Lab` as a script uses it: exec's result, check and timeout, a body that
-raises, and a lab that exists already. Labs here are named `tpy…`."""
+raises, and a lab that exists already. Labs here are named `lab_name("tpy…")`."""
 from __future__ import annotations
 
 import os
@@ -11,13 +11,13 @@ import time
 import pytest
 
 from dataplane import ExecError, Lab, LabError, leftovers
-from dataplane.pytest_plugin import lab_fixture
+from dataplane.pytest_plugin import lab_fixture, lab_name
 
 pytestmark = pytest.mark.root
 
 
-def small(name: str) -> Lab:
-    lab = Lab(name)
+def small(base: str) -> Lab:
+    lab = Lab(lab_name(base))
     v = lab.add_vpc("v", "10.0.0.0/16")
     v.add_subnet("a", "10.0.1.0/24")
     v.add_instance("one", "a")
@@ -53,14 +53,14 @@ def test_exec_timeout_kills_the_command(lab):
 def test_a_body_that_raises_still_takes_the_lab_down():
     with pytest.raises(ZeroDivisionError):
         with small("tpyraise") as running:
-            assert os.path.isdir("/run/vpclab/tpyraise")
+            assert os.path.isdir(f"/run/vpclab/{running.name}")
             assert running.status()["status"] == "up"
             1 / 0
-    assert leftovers("tpyraise") == []
+    assert leftovers(lab_name("tpyraise")) == []
 
 
 def test_a_lab_that_exists_is_refused_and_left_alone(lab):
-    with pytest.raises(LabError, match="lab tpyapi already exists"):
+    with pytest.raises(LabError, match=f"lab {lab.name} already exists"):
         small("tpyapi").up()
     assert lab.status()["status"] == "up"
 
@@ -69,13 +69,14 @@ def test_ctrl_c_in_the_body_takes_the_lab_down():
     with pytest.raises(KeyboardInterrupt):
         with small("tpyctrlc"):
             raise KeyboardInterrupt
-    assert leftovers("tpyctrlc") == []
+    assert leftovers(lab_name("tpyctrlc")) == []
 
 
+SIGNALLED = lab_name("tpysig")
 SCRIPT = '''
 import sys, time
 from dataplane import Lab
-lab = Lab("tpysig")
+lab = Lab(NAME)
 v = lab.add_vpc("v", "10.0.0.0/16")
 v.add_subnet("a", "10.0.1.0/24")
 v.add_instance("one", "a", run="sleep 300", ready={"tcp": 9, "timeout": 60})
@@ -85,7 +86,7 @@ try:
 except KeyboardInterrupt as e:
     print("interrupted:", e, flush=True)
     sys.exit(130)
-'''
+'''.replace("NAME", repr(SIGNALLED))
 
 
 def test_sigint_while_up_waits_rolls_back_and_raises_keyboard_interrupt():
@@ -96,7 +97,7 @@ def test_sigint_while_up_waits_rolls_back_and_raises_keyboard_interrupt():
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            state = "/run/vpclab/tpysig/state.json"
+            state = f"/run/vpclab/{SIGNALLED}/state.json"
             if os.path.exists(state) and '"role": "run"' in open(state).read():
                 break
             time.sleep(0.05)
@@ -108,5 +109,6 @@ def test_sigint_while_up_waits_rolls_back_and_raises_keyboard_interrupt():
             child.kill()
     assert child.returncode == 130, err
     assert "body ran" not in out
-    assert "interrupted: up of lab tpysig interrupted during: ready: v/one (tcp 9)" in out
-    assert leftovers("tpysig") == []
+    assert (f"interrupted: up of lab {SIGNALLED} interrupted during: ready: v/one (tcp 9)"
+            in out)
+    assert leftovers(SIGNALLED) == []

@@ -3,7 +3,7 @@
 `up` waits for each declared check (a TCP connection accepted, an HTTP status below
 400) and fails, naming the instance and leaving nothing, when a command is never ready
 or exits first; `status` shows an exited command with its exit code. Labs here are
-named `tpy…`.
+named `lab_name("tpy…")`.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import time
 import pytest
 
 from dataplane import Lab, LabError, leftovers
+from dataplane.pytest_plugin import lab_name
 
 from .conftest import vpclab
 
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.root
 ECHO = "python3 -m dataplane.services.echo"
 
 
-def one_instance(name: str, run: str, ready: dict | None = None) -> Lab:
-    lab = Lab(name)
+def one_instance(base: str, run: str, ready: dict | None = None) -> Lab:
+    lab = Lab(lab_name(base))
     v = lab.add_vpc("v", "10.0.0.0/16")
     v.add_subnet("a", "10.0.1.0/24")
     v.add_instance("web", "a", run=run, ready=ready)
@@ -53,7 +54,7 @@ def test_never_ready_fails_up_naming_the_instance_and_leaves_nothing():
             pytest.fail("the body ran although up failed")
     assert "the run: command of v/web was not ready within 2 s" in str(err.value)
     assert "HTTP 503" in str(err.value) and "everything it made was removed" in str(err.value)
-    assert leftovers("tpynr") == []
+    assert leftovers(lab.name) == []
 
 
 def test_exit_before_ready_fails_up_with_the_exit_code(tmp_path):
@@ -64,7 +65,7 @@ def test_exit_before_ready_fails_up_with_the_exit_code(tmp_path):
     assert out.returncode == 1
     assert "the run: command of v/web exited with code 3 before it was ready (tcp 8083)" \
         in out.stderr and "starting" in out.stderr
-    assert leftovers("tpyex") == []
+    assert leftovers(lab.name) == []
 
 
 def test_status_shows_an_exited_command_and_its_code():
@@ -76,7 +77,7 @@ def test_status_shows_an_exited_command_and_its_code():
                 break
             time.sleep(0.05)
         assert (p["state"], p["exit_code"], p["running"]) == ("exited", 7, False)
-        text = vpclab("status", "tpyst")
+        text = vpclab("status", lab.name)
         assert text.returncode == 1          # degraded: a process of the lab has ended
         assert f"run v/web: pid {p['pid']} EXITED (code 7)" in text.stdout
         assert f"run process {p['pid']} (v/web) exited with code 7" in text.stdout

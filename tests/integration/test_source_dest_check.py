@@ -20,12 +20,12 @@ from dataplane.forwarder import control
 from dataplane.lab.realise_vpc import source_dest_drops
 from dataplane.model import Lab
 
-from dataplane.pytest_plugin import lab_fixture
+from dataplane.pytest_plugin import lab_fixture, lab_name
 
 from .conftest import CLI, HERE, REPO, endpoint_to_nlb, run_in, serve, vpclab
 
 pytestmark = pytest.mark.root
-LAB = "t13sdc"
+LAB = lab_name("t13sdc")
 SPOOF = str(HERE / "spoof.py")
 
 

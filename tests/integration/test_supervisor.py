@@ -2,7 +2,7 @@
 resolver is back within about a second and counted, a process that keeps dying is given
 up on, a lab with a component down is `degraded` (exit 1) naming it, and `vpclab up`
 repairs it in place; and the flows of a killed forwarder survive it. The labs are named
-`t13sup` and `t13kf` and are removed whatever happens.
+`lab_name("t13sup")` and `lab_name("t13kf")` and are removed whatever happens.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from dataplane import lab as labmod
+from dataplane.pytest_plugin import lab_name
 from dataplane.compile.privatelink import HEALTH_NS_IP
 from dataplane.forwarder import control
 from dataplane.lab.supervisor import MAX_RESTARTS
@@ -29,7 +30,7 @@ EXAMPLE = REPO / "examples" / "privatelink.yaml"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    name = "t13sup"
+    name = lab_name("t13sup")
     path = tmp_path_factory.mktemp("t13sup") / "lab.yaml"
     path.write_text(EXAMPLE.read_text().replace("lab: pl", f"lab: {name}", 1))
     try:
@@ -131,7 +132,7 @@ def test_flows_survive_a_killed_forwarder(tmp_path) -> None:
     """iperf3 through the endpoint keeps going across `kill -9` of the forwarder: a
     pause while the supervisor starts a new one, which takes over the flow table from
     /run/vpclab/<lab>/flows, then the same connection carries on (no reset)."""
-    name = "t13kf"
+    name = lab_name("t13kf")
     try:
         vpclab("up", str(write_topology(tmp_path, perf_topology(name))), check=True, timeout=180)
         st = labmod.status(name)

@@ -28,12 +28,12 @@ from dataplane import lab as labmod
 from dataplane.forwarder import control
 from dataplane.model import Lab
 
-from dataplane.pytest_plugin import lab_fixture
+from dataplane.pytest_plugin import lab_fixture, lab_name
 
 from .conftest import CLI, HERE, REPO, endpoint_to_nlb, run_in
 
 pytestmark = pytest.mark.root
-LAB = "t13f"
+LAB = lab_name("t13f")
 PEERS = str(HERE / "flood_peers.py")
 FLOOD_SYNS = 1_000_000
 # At most what one forwarder core carries on the 2-core VM with the target's SYN-ACKs

@@ -10,13 +10,14 @@ from __future__ import annotations
 import pytest
 
 from dataplane import lab as labmod
+from dataplane.pytest_plugin import lab_name
 from dataplane.model import loads
 from dataplane.model.privatelink import endpoint_dns_names
 
 from .conftest import leftovers, run_in, serve, vpclab, write_topology
 
 pytestmark = pytest.mark.root
-LAB = "t13longnames"                         # 12 characters, the most a lab name has
+LAB = lab_name("t13longnames")   # 12 characters, the most a lab name has (a test asserts it)
 REGION = "us-" + "e" * 20 + "-1"             # 25
 AZ = REGION + "a"
 VPC_C, VPC_P = "c" * 20, "p" * 20
@@ -45,6 +46,7 @@ def topology() -> dict:
 
 
 def test_the_longest_names_validate_allows_come_up(tmp_path):
+    assert len(LAB) == 12
     doc = topology()
     path = write_topology(tmp_path, doc)
     assert vpclab("validate", str(path)).returncode == 0
