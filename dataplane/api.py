@@ -40,24 +40,21 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import subprocess
 import sys
-import threading
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from netns_setup import cgroup, kernel
 
 from . import lab as labmod
 from .lab import LabError, State
-from .lab.progress import Interrupted, check_interrupt
+from .lab.progress import Interrupted, check_interrupt, held_signals
 from .model import TopologyError, check_document, load, names
 from .model import Lab as ModelLab
 
 __all__ = ["Lab", "LabError", "TopologyError", "ExecError", "leftovers"]
 
 EXEC_TIMEOUT_S = 60.0
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 # `python -m dataplane.cli.main`, importing this very dataplane (wherever it was found).
 _PACKAGE_HOME = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -106,7 +103,7 @@ class Lab(ModelLab):
             raise LabError(f"lab {self.name} already exists (state in "
                            f"{names.lab_dir(self.name)}); a Lab brings up only labs it "
                            f"makes: `vpclab down {self.name}` first")
-        with _held_signals(labmod.request_interrupt) as caught:
+        with held_signals(labmod.request_interrupt) as caught:
             try:
                 labmod.up(self, progress=progress)
             except LabError as e:
@@ -126,7 +123,7 @@ class Lab(ModelLab):
         A lab that is not up (no state) is nothing to do."""
         if State.load(self.name) is None:
             return []
-        with _held_signals() as caught:
+        with held_signals() as caught:
             done = labmod.down(self.name)
         if caught:
             raise KeyboardInterrupt(f"interrupted ({caught[0]}) while lab {self.name} "
@@ -189,29 +186,3 @@ def leftovers(lab: str) -> list[str]:
     found += [f"cgroup {g}" for g in cgroup.groups(names.cgroup_name(lab))
               if g == names.cgroup_name(lab)]
     return found
-
-
-@contextlib.contextmanager
-def _held_signals(on_signal=None) -> Iterator[list[str]]:
-    """SIGINT and SIGTERM only recorded (and passed to `on_signal(name)`) inside the
-    block; yields the list of those caught. Outside the main thread, where handlers
-    cannot be set, nothing is held."""
-    caught: list[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield caught
-        return
-    me = os.getpid()
-
-    def hold(signum, frame):
-        if os.getpid() != me:       # a forked child before its exec: just die
-            os._exit(128 + signum)
-        caught.append(signal.Signals(signum).name)
-        if on_signal is not None:
-            on_signal(caught[-1])
-
-    old = {sig: signal.signal(sig, hold) for sig in HELD_SIGNALS}
-    try:
-        yield caught
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)

@@ -35,16 +35,22 @@ from .nsenter import enter
 STOP_GRACE_S = 3.0   # SIGTERM, then this long before SIGKILL
 
 
-def start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat, or None if there is no such process."""
+def _stat_after_comm(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after comm (field 3, the state, is the first), or
+    None if there is no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read().decode(errors="replace")
     except OSError:
         return None
     # comm (field 2) may contain spaces and parentheses: split after the last ')'.
-    rest = data[data.rindex(")") + 2:].split()
-    return int(rest[19])
+    return data[data.rindex(")") + 2:].split()
+
+
+def start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat, or None if there is no such process."""
+    fields = _stat_after_comm(pid)
+    return None if fields is None else int(fields[19])
 
 
 PF_EXITING = 0x4   # task flag: the process is tearing itself down (include/linux/sched.h)
@@ -53,13 +59,8 @@ PF_EXITING = 0x4   # task flag: the process is tearing itself down (include/linu
 def is_zombie(pid: int) -> bool:
     """Gone, a zombie, or on its way there: a killed process with large mappings (the
     forwarder's packet rings) takes a moment to exit and is not alive meanwhile."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read().decode(errors="replace")
-    except OSError:
-        return True
-    fields = data[data.rindex(")") + 2:].split()
-    return fields[0] in ("Z", "X") or bool(int(fields[6]) & PF_EXITING)
+    fields = _stat_after_comm(pid)
+    return fields is None or fields[0] in ("Z", "X") or bool(int(fields[6]) & PF_EXITING)
 
 
 def alive(pid: int, started: int | None) -> bool:

@@ -10,11 +10,10 @@ handler only records the request, and `up` stops at its next step boundary.
 """
 from __future__ import annotations
 
-import os
-import signal
 import sys
 
 from .. import lab as labmod
+from ..lab.progress import held_signals
 from ..model import TopologyError
 from ..model.api_gateway import invoke_url
 from .common import EXIT_OK, EXIT_USAGE, need_root, table
@@ -32,15 +31,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-_MAIN_PID = os.getpid()
-
-
-def _interrupt(signum, frame):
-    if os.getpid() != _MAIN_PID:     # a forked helper that kept the handler: just die
-        os._exit(128 + signum)
-    labmod.request_interrupt(signal.Signals(signum).name)
-
-
 def run(args) -> int:
     try:
         lab = load_named(args.file, args.name)
@@ -48,16 +38,13 @@ def run(args) -> int:
         report(args.file, e)
         return EXIT_USAGE
     need_root()
-    old = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        st, created = labmod.up(lab, progress=False if args.quiet else None,
-                                show=print, plan_only=args.diff)
+        with held_signals(labmod.request_interrupt):
+            st, created = labmod.up(lab, progress=False if args.quiet else None,
+                                    show=print, plan_only=args.diff)
     except labmod.Refused as e:
         print(f"vpclab up: {e}", file=sys.stderr)
         return EXIT_USAGE
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
     if not created:
         if args.diff or st.reconciled:
             print(f"lab {lab.name}: {len(st.reconciled)} change(s) "

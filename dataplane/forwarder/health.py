@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 # The settings (ELB's defaults and ranges) are part of the spec the forwarder gets.
 from dataplane.compile.spec import HealthCheck
+from dataplane.http_probe import probe_request, status_of
 
 REASONS = {"initial": "Elb.InitialHealthChecking", "healthy": None,
            "unhealthy": "Target.FailedHealthChecks", "draining": "Target.DeregistrationInProgress"}
@@ -101,6 +102,7 @@ def _os_error(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
+USER_AGENT = "ELB-HealthChecker/2.0"
 PROXY_V2_LOCAL = b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x20, 0x00, 0x00, 0x00])
 
 
@@ -134,15 +136,14 @@ async def probe_http(host: str, port: int, timeout: float, check: HealthCheck,
     async def get() -> tuple[bool, str]:
         reader, writer = await asyncio.open_connection(host, port)
         try:
-            writer.write((PROXY_V2_LOCAL if proxy_v2 else b"") + f"GET {check.path} HTTP/1.1\r\nHost: {host_header}\r\n"
-                         f"User-Agent: ELB-HealthChecker/2.0\r\nConnection: close\r\n\r\n".encode())
+            writer.write((PROXY_V2_LOCAL if proxy_v2 else b"")
+                         + probe_request(check.path, host_header, USER_AGENT))
             await writer.drain()
-            status_line = (await reader.readline()).decode(errors="replace").split()
+            status = status_of(await reader.readline())
         finally:
             writer.close()
-        if len(status_line) < 2 or not status_line[1].isdigit():
+        if status is None:
             return False, "no HTTP status line"
-        status = int(status_line[1])
         return (True, "") if check.matches(status) else (False, f"HTTP {status}")
 
     try:

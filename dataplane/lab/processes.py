@@ -43,6 +43,7 @@ from typing import Any, Callable
 from netns_setup import cgroup, kernel, nsenter, procs
 
 from dataplane.forwarder import control
+from dataplane.http_probe import probe_request, status_of
 from dataplane.model import names
 
 from .progress import check_interrupt
@@ -147,17 +148,25 @@ def restart(st: State, record: dict[str, Any]) -> int:
     return pid
 
 
+def _alb_node_sockets(data: dict[str, Any], record: dict[str, Any]) -> list[str]:
+    return [n["socket"] for alb in data.get("albs", {}).values() for n in alb["nodes"]
+            if (alb["vpc"], n["instance"]) == (record["vpc"], record.get("instance"))]
+
+
+# Where the state keeps the control sockets of each role that has one: {role:
+# (state data, process record) -> sockets}.
+CONTROL_SOCKETS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
+    "forwarder": lambda data, record: [data["hyperplane"]["socket"]],
+    "apigw": lambda data, record: [data["api_gateway"]["front_end"]["socket"]],
+    "alb": _alb_node_sockets,
+}
+
+
 def control_sockets(st: State, record: dict[str, Any]) -> list[str]:
     """The control sockets of a process record (the forwarder's, API Gateway's front
-    end's, an ALB node's); none for the others."""
-    if record["role"] == "forwarder":
-        return [st.data["hyperplane"]["socket"]]
-    if record["role"] == "apigw":
-        return [st.data["api_gateway"]["front_end"]["socket"]]
-    if record["role"] == "alb":
-        return [n["socket"] for alb in st.data.get("albs", {}).values() for n in alb["nodes"]
-                if (alb["vpc"], n["instance"]) == (record["vpc"], record.get("instance"))]
-    return []
+    end's, an ALB node's: CONTROL_SOCKETS); none for the others."""
+    find = CONTROL_SOCKETS.get(record["role"])
+    return find(st.data, record) if find else []
 
 
 def wait_ready(pid: int, ready: Callable[[], bool], what: str, log: str,
@@ -212,14 +221,14 @@ class ReadyCheck:
                 s.connect((self.address, self.port))
                 if self.tcp:
                     return None
-                s.sendall(f"GET {self.http} HTTP/1.1\r\nHost: {self.address}:{self.port}\r\n"
-                          f"User-Agent: vpclab-ready\r\nConnection: close\r\n\r\n".encode())
-                line = s.makefile("rb").readline(200).decode("latin-1").split()
+                s.sendall(probe_request(self.http, f"{self.address}:{self.port}",
+                                        "vpclab-ready"))
+                status = status_of(s.makefile("rb").readline(200))
         except OSError as e:
             return e.strerror or type(e).__name__
-        if len(line) < 2 or not line[0].startswith("HTTP/") or not line[1].isdigit():
+        if status is None:
             return "no HTTP status line in the answer"
-        return None if int(line[1]) < 400 else f"HTTP {line[1]}"
+        return None if status < 400 else f"HTTP {status}"
 
 
 def ready_checks(lab: Any, st: State) -> list[ReadyCheck]:

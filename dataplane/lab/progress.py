@@ -3,6 +3,8 @@ steps that run side by side.
 
 A signal handler only records the request (`request_interrupt`); `up` raises
 `Interrupted` at the next step boundary (`check_interrupt`) and rolls back.
+`held_signals` is that handler for SIGINT and SIGTERM, set around `up` and `down` by
+`vpclab up` and by the Python API.
 
 `up` is a list of steps run in order, except a `Parallel` item: lanes of steps (one per
 VPC) that touch nothing of each other's, run by a few worker threads. Each lane's steps
@@ -31,11 +33,14 @@ VM, loaded by other work (load 9–11), took 13.5 s with 3 workers, 9.5 s with 6
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
+import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Union
+from typing import Callable, Iterator, Union
 
 from netns_setup import kernel
 
@@ -46,6 +51,7 @@ class Interrupted(Exception):
 
 _interrupt: str | None = None
 WORKERS = 8
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def request_interrupt(why: str) -> None:
@@ -57,6 +63,33 @@ def request_interrupt(why: str) -> None:
     """
     global _interrupt
     _interrupt = why
+
+
+@contextlib.contextmanager
+def held_signals(on_signal: Callable[[str], None] | None = None) -> Iterator[list[str]]:
+    """SIGINT and SIGTERM only recorded (and passed to `on_signal(name)`, e.g.
+    `request_interrupt`) inside the block; yields the list of those caught. Outside the
+    main thread, where handlers cannot be set, nothing is held. A forked child that
+    still has the handler before its exec just dies."""
+    caught: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    me = os.getpid()
+
+    def hold(signum, frame):
+        if os.getpid() != me:
+            os._exit(128 + signum)
+        caught.append(signal.Signals(signum).name)
+        if on_signal is not None:
+            on_signal(caught[-1])
+
+    old = {sig: signal.signal(sig, hold) for sig in HELD_SIGNALS}
+    try:
+        yield caught
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def check_interrupt() -> None:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from dataplane.http_probe import status_of
+
 from .targets import TargetGroupState, TargetState
 
 log = logging.getLogger("vpclab.alb")
@@ -41,15 +43,6 @@ STOP_WAIT_S = 0.5        # bounded: the node must be gone within a second of SIG
 def check_request(path: str, ip: str, port: int) -> bytes:
     return (f"GET {path} HTTP/1.1\r\nHost: {ip}:{port}\r\nUser-Agent: {USER_AGENT}\r\n"
             "Accept: */*\r\nConnection: close\r\n\r\n").encode("latin-1")
-
-
-def status_of(line: bytes) -> int | None:
-    """The status code of an HTTP/1.x status line, else None."""
-    parts = line.split(None, 2)
-    if len(parts) >= 2 and parts[0].startswith(b"HTTP/1.") and parts[1].isdigit() \
-            and len(parts[1]) == 3:
-        return int(parts[1])
-    return None
 
 
 async def check_once(ip: str, port: int, path: str, timeout: float) -> int | None:
