@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from dataplane import kinds
 from dataplane.model import names
 from dataplane.model.enis import HyperplaneEni
-from dataplane.model.topology import Lab, Vpc
+from dataplane.model.topology import Lab, Vpc, reads_whole_lab
 
 from .spec import ForwarderPort, ForwarderSpec, SecurityGroups, Service, SgRule, TargetCheck
 
@@ -87,6 +87,7 @@ def sg_rules(vpc: Vpc, groups: list[str], members: dict[str, list[str]],
     return tuple(rules)
 
 
+@reads_whole_lab
 def compile_spec(lab: Lab, plist: list[Port], macs: dict[int, tuple[str, str]],
                  states: dict[str, dict]) -> ForwarderSpec:
     """The forwarder spec of a lab. `macs`: {port: (hp end MAC, VPC end MAC)}, read from

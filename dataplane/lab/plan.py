@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataplane.model import Lab, names
+from dataplane.model import Lab, names, reads_whole_lab
 
 ENI_MTU = 9001
 
@@ -41,6 +41,7 @@ class VpcPlan:
     enis: list[dict[str, Any]] = field(default_factory=list)
 
 
+@reads_whole_lab
 def plan(lab: Lab) -> list[VpcPlan]:
     addresses = lab.addresses()
     out = []

@@ -27,7 +27,7 @@ from typing import Any
 from dataplane.compile import cloud_map as compiled_cloud_map
 from dataplane.compile.hyperplane import compile_spec, ports
 from dataplane.compile.spec import PrivateLinkService, VpcNatService
-from dataplane.model import Lab, names
+from dataplane.model import Lab, names, reads_whole_lab
 
 from . import blueprint, processes, realise_vpc
 from .plan import plan
@@ -38,6 +38,7 @@ from .status import interfaces_table
 PLACEHOLDER_MAC = "02:00:00:00:00:00"
 
 
+@reads_whole_lab
 def preview(lab: Lab) -> dict[str, Any]:
     """The plan of `lab` (module docstring); touches nothing."""
     data = blueprint.record(lab)

@@ -30,7 +30,7 @@ from typing import Callable
 
 from netns_setup import kernel, procs
 
-from dataplane.model import Lab, names
+from dataplane.model import Lab, names, reads_whole_lab
 
 from . import blueprint, processes
 from .down import teardown
@@ -41,6 +41,7 @@ from .state import LabError, State
 from .status import check_present
 
 
+@reads_whole_lab
 def up(lab: Lab, progress: bool | None = None, show: Callable[[str], None] | None = None,
        plan_only: bool = False) -> tuple[State, bool]:
     """Make the lab; returns (state, created). `created` is False if it was already up:

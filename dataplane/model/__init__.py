@@ -15,8 +15,9 @@ kernel or loads the compiled engine.
 from .constants import DEFAULT_SG
 from .loader import load, loads, parse
 from .problems import Problem, TopologyError
-from .topology import Instance, Lab, Rule, SecurityGroup, Subnet, Vpc
+from .topology import Instance, Lab, Rule, SecurityGroup, Subnet, Vpc, reads_whole_lab
 from .validate import check_document, schema
 
 __all__ = ["load", "loads", "parse", "check_document", "schema", "Lab", "Vpc", "Subnet",
-           "SecurityGroup", "Rule", "Instance", "Problem", "TopologyError", "DEFAULT_SG"]
+           "SecurityGroup", "Rule", "Instance", "Problem", "TopologyError", "DEFAULT_SG",
+           "reads_whole_lab"]

@@ -30,6 +30,14 @@ What the model adds to the file, as AWS does, is computed on demand and never st
 * Hyperplane ENIs (`Lab.hyperplane_enis()`): what every kind asks for, after the
   instances (model/enis.py); `Lab.sg_members()` puts them in their security groups.
 
+Those two are the address plan, and each is a walk over the whole lab; what reads the
+lab as a whole (`plan`, `up`, `validate --plan`, the compilers, `check`) asks for them
+once per VPC or per resource, which made a 100-VPC lab cost seconds of walks. Such a
+reader runs inside `with lab.unchanged():`, a block in which the lab is not changed:
+there each walk is made once and its result reused (a copy each time, so that no
+caller changes another's). The blocks nest, and a builder call inside one is a mistake
+the block does not see, so they wrap readers only.
+
 Each resource kind adds its tables and builder methods through a mixin that `Lab` or
 `Vpc` inherits (`LabBuilder`, `VpcBuilder` in its model file), and its section of the
 document through `read`/`write`, all found through dataplane/kinds.py; this file names
@@ -37,9 +45,12 @@ no kind. Validation (validate.py) never imports this file, so the two are no cir
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import ipaddress
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from dataplane import kinds
 
@@ -273,12 +284,30 @@ class Vpc(*kinds.builders("VpcBuilder")):
         return d
 
 
+_UNCHANGED_LOCK = threading.Lock()
+
+
+def reads_whole_lab(fn):
+    """Run `fn(lab, …)` inside `lab.unchanged()`: for a function that reads the whole
+    lab and changes nothing (module docstring)."""
+    @functools.wraps(fn)
+    def reading(lab: "Lab", *args: Any, **kwargs: Any) -> Any:
+        with lab.unchanged():
+            return fn(lab, *args, **kwargs)
+    return reading
+
+
 @dataclass
 class Lab(*kinds.builders("LabBuilder")):
     """A lab: its VPCs, and each kind's lab-wide tables (`LabBuilder` mixins)."""
     name: str
     region: str = DEFAULT_REGION
     vpcs: dict[str, Vpc] = field(default_factory=dict)
+    # The address plan while inside `unchanged()` (module docstring): {fact: result},
+    # and how many blocks are open. Not part of the lab: no init, repr or comparison.
+    _derived: dict[str, Any] | None = field(default=None, init=False, repr=False,
+                                            compare=False)
+    _unchanged_depth: int = field(default=0, init=False, repr=False, compare=False)
 
     def add_vpc(self, name: str, cidr: str) -> Vpc:
         return add_unique(self.vpcs, name, Vpc(name, cidr, _path=f"vpcs.{name}"), "VPC", "vpcs")
@@ -316,6 +345,7 @@ class Lab(*kinds.builders("LabBuilder")):
         the Hyperplane for: ENI addresses and forwarder ports."""
         return check_document(self.to_dict()) or self.allocation_problems()
 
+    @reads_whole_lab
     def allocation_problems(self) -> list[Problem]:
         """What `up` would find late: a Hyperplane ENI with no free address, more ENIs
         than forwarder ports, more services than the forwarder holds, a port whose
@@ -374,14 +404,39 @@ class Lab(*kinds.builders("LabBuilder")):
             raise TopologyError(problems)
         return self
 
+    @contextlib.contextmanager
+    def unchanged(self) -> Iterator["Lab"]:
+        """A block that reads the lab and does not change it: the address plan is
+        computed once in it (module docstring). Blocks nest, from any thread."""
+        with _UNCHANGED_LOCK:
+            self._unchanged_depth += 1
+            if self._derived is None:
+                self._derived = {}
+        try:
+            yield self
+        finally:
+            with _UNCHANGED_LOCK:
+                self._unchanged_depth -= 1
+                if self._unchanged_depth == 0:
+                    self._derived = None
+
+    def _once(self, fact: str, compute):
+        derived = self._derived
+        if derived is None:
+            return compute()
+        if fact not in derived:
+            derived[fact] = compute()     # two threads at once: the same result, twice
+        return derived[fact]
+
     def hyperplane_enis(self) -> list[HyperplaneEni]:
-        return hyperplane_enis(self)
+        return list(self._once("hyperplane_enis", lambda: hyperplane_enis(self)))
 
     def sg_members(self, vpc: "Vpc") -> dict[str, list[str]]:
         """{group: private IPs} of the ENIs carrying each group of `vpc`: its instances',
         then the Hyperplane ENIs' that carry groups (endpoints', VPC links'). `sg:`
         references mean these, in nftables and in the forwarder alike."""
-        out = {g: vpc.members(g, self.addresses()) for g in vpc.effective_security_groups()}
+        addresses = self.addresses()
+        out = {g: vpc.members(g, addresses) for g in vpc.effective_security_groups()}
         for e in self.hyperplane_enis():
             if e.vpc == vpc.name:
                 for g in e.security_groups:
@@ -390,6 +445,9 @@ class Lab(*kinds.builders("LabBuilder")):
 
     def addresses(self) -> dict[tuple[str, str], str]:
         """{(vpc, instance): private IP} for every instance (see the module docstring)."""
+        return dict(self._once("addresses", self._addresses))
+
+    def _addresses(self) -> dict[tuple[str, str], str]:
         out: dict[tuple[str, str], str] = {}
         for vpc in self.vpcs.values():
             taken: dict[str, set[ipaddress.IPv4Address]] = {s: set() for s in vpc.subnets}

@@ -176,3 +176,47 @@ def test_plan_and_graph_run_without_the_compiled_engine() -> None:
     assert json.loads(proc.stdout)["plan"]["services"]
     proc = run_without_engine("graph", "examples/article.yaml")
     assert proc.returncode == 0 and proc.stdout.startswith("flowchart LR"), proc.stderr
+
+
+def test_the_address_plan_is_walked_once_per_reading_of_the_whole_lab(monkeypatch) -> None:
+    """`plan`, `validate --plan` and `up` read the address plan once per VPC and per
+    resource; inside `lab.unchanged()` each walk is made once (it was made hundreds of
+    times for a 100-VPC lab: seconds)."""
+    from dataplane.lab.plan import plan
+    from dataplane.model import topology
+
+    lab = load(REPO / "examples" / "privatelink.yaml")
+    walks = {"addresses": 0, "hyperplane_enis": 0}
+    real_addresses, real_enis = topology.Lab._addresses, topology.hyperplane_enis
+
+    def counted_addresses(self):
+        walks["addresses"] += 1
+        return real_addresses(self)
+
+    def counted_enis(lab_):
+        walks["hyperplane_enis"] += 1
+        return real_enis(lab_)
+    monkeypatch.setattr(topology.Lab, "_addresses", counted_addresses)
+    monkeypatch.setattr(topology, "hyperplane_enis", counted_enis)
+    outside = plan(lab)
+    assert walks == {"addresses": 1, "hyperplane_enis": 1}
+    walks.update(addresses=0, hyperplane_enis=0)
+    preview(lab)
+    assert walks == {"addresses": 1, "hyperplane_enis": 1}
+    assert lab._derived is None                  # nothing kept once the reading ends
+    with lab.unchanged():
+        first = lab.addresses()
+        first[("consumer", "client")] = "192.0.2.1"     # a caller's copy, not the plan
+        assert lab.addresses()[("consumer", "client")] != "192.0.2.1"
+        with lab.unchanged():                           # nested: the same walk
+            assert plan(lab) == outside
+    assert walks["addresses"] == 2
+
+
+def test_a_change_after_a_reading_is_seen() -> None:
+    lab = load(REPO / "examples" / "privatelink.yaml")
+    with lab.unchanged():
+        before = lab.addresses()
+    lab.vpcs["consumer"].add_instance("late", "app-a")
+    assert lab.addresses() == {**before, ("consumer", "late"): "10.0.1.5"}
+    assert ("consumer", "late") not in before
