@@ -20,7 +20,7 @@ pyproject.toml). Two ways to get a lab:
       def test_two(shop): ...        # the same running lab
 
 Every lab a fixture brings up is named for this run: `lab_name(name)`, which is
-`<run>-<name>` (see "Names for this run" below), so two test runs on one machine never
+`<token>-<name>` (see "Names for this run" below), so two test runs on one machine never
 meet. The lab's own name, or `name=`, is the part after the run's token; a test asks
 the lab it got for its name (`lab.name`), or calls `lab_name("t1")` for the same name.
 
@@ -41,14 +41,15 @@ drawn when the plugin first needs it and kept in the environment (`VPCLAB_TEST_R
 so that the pytest a test starts (pytester) and every `vpclab` it runs see the same.
 `lab_name(base)` is `<token>-<base>`; when that is longer than a lab name may be (12),
 `base` is cut to five characters and hex digits of its hash fill the name to 12 (three,
-with a three-character token), so it stays distinct. Setting `VPCLAB_TEST_RUN` beforehand chooses
-the token (1-4 characters, a letter first); setting it empty keeps the names tests
-give. A lab a test makes without a fixture (`dataplane.Lab`, `vpclab up --name`) takes
-its name from `lab_name` too. At the end of the session, the pytest that drew the token
-(not one a test started) removes every lab whose name carries it — none, when every
-test took its labs down — and the run fails naming them: labs of other runs are never
-touched. A run that is killed leaves its labs up under their names: `vpclab status`
-lists them, and `vpclab cleanup <lab>` removes one.
+with a three-character token), so it stays distinct. Setting `VPCLAB_TEST_RUN`
+beforehand chooses the token (1-4 characters, a letter first); setting it empty keeps
+the names tests give. A lab a test makes without a fixture (`dataplane.Lab`, `vpclab up
+--name`) takes its name from `lab_name` too. At the end of the session the outermost
+pytest (the first of the process tree to start, `VPCLAB_TEST_RUN_OWNER`; not one a test
+started, nor one run inline) removes every lab whose name carries the token — none,
+when every test took its labs down — and the run fails naming them: labs of other runs
+are never touched. A run that is killed leaves its labs up under their names: `vpclab
+status` lists them, and `vpclab cleanup <lab>` removes one.
 """
 from __future__ import annotations
 
