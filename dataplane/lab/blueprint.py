@@ -58,6 +58,7 @@ def record(lab: Lab) -> dict[str, Any]:
             if hasattr(kind, "state"):
                 hp.update(kind.state(lab))
         hp["enis"] = [hyperplane.eni_record(p) for p in hp_ports]
+        hp["port_ids"] = hp_ports.ids
         data["hyperplane"] = hp
     for kind in kinds.realisers():
         if hasattr(kind, "record"):

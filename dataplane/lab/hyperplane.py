@@ -22,7 +22,7 @@ from typing import Any
 from netns_setup import kernel, nft, nsenter, offload
 
 from dataplane import kinds
-from dataplane.compile.hyperplane import Port, compile_spec
+from dataplane.compile.hyperplane import Port, Ports, compile_spec
 from dataplane.forwarder.frames import MAX_FRAME
 from dataplane.model import Lab, names
 
@@ -40,7 +40,7 @@ class Build:
     ({port: (forwarder end, VPC end)}), their interfaces, extra forwarder arguments."""
     lab: Lab
     st: State
-    ports: list[Port]
+    ports: Ports
     hp_ns: str
     macs: dict[int, tuple[str, str]] = field(default_factory=dict)
     port_ifnames: list[str] = field(default_factory=list)
@@ -55,7 +55,7 @@ def eni_record(p: Port) -> dict[str, Any]:
             "ifname": e.ifname}
 
 
-def steps(lab: Lab, ports: list[Port], st: State) -> list[Step]:
+def steps(lab: Lab, ports: Ports, st: State) -> list[Step]:
     b = Build(lab, st, ports, names.hyperplane_netns(lab.name))
     out = [Step(f"namespace {b.hp_ns} (the forwarder's: no addresses, no routes)",
                 lambda: _namespace(b))]
