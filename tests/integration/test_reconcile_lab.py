@@ -198,13 +198,13 @@ def test_a_failure_half_way_says_what_was_applied_and_down_still_works(
     grown = copy.deepcopy(doc)
     grown["vpcs"]["v0"]["instances"]["i3"] = {"subnet": "a"}
     grown["vpcs"]["v0"]["instances"]["i4"] = {"subnet": "a"}
-    real = realise_vpc._instance
+    real = realise_vpc.make_instance
 
     def failing(p, i, mark):
         if i.name == "i4":
             raise RuntimeError("no room for i4")
         real(p, i, mark)
-    monkeypatch.setattr(realise_vpc, "_instance", failing)
+    monkeypatch.setattr(realise_vpc, "make_instance", failing)
     with pytest.raises(labmod.LabError) as e:
         labmod.up(Lab.from_dict(grown), progress=False)
     text = str(e.value)
@@ -227,12 +227,12 @@ import os, signal, sys
 from dataplane import lab as labmod
 from dataplane.lab import realise_vpc
 from dataplane.model import load
-real = realise_vpc._instance
+real = realise_vpc.make_instance
 def dying(p, i, mark):
     real(p, i, mark)
     if i.name == "i4":
         os.kill(os.getpid(), signal.SIGKILL)
-realise_vpc._instance = dying
+realise_vpc.make_instance = dying
 labmod.up(load(sys.argv[1]), progress=False)
 """
 
