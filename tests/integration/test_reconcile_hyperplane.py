@@ -129,3 +129,55 @@ def test_an_endpoint_and_an_nlb_come_and_go_while_a_long_connection_carries_on(
                for p in labmod.State.load(name).data["processes"])
     vpclab("down", name, check=True)
     assert leftovers(name) == []
+
+
+def alb_lab(name: str, admin_status: int) -> dict:
+    """One VPC, a client, a target, and an ALB whose listener answers `Host: admin.*`
+    with a fixed response of `admin_status` and forwards everything else."""
+    return {"lab": name, "region": "us-east-1", "vpcs": {"shop": {
+        "cidr": "10.1.0.0/16",
+        "subnets": {"a": {"cidr": "10.1.1.0/24", "az": "us-east-1a"},
+                    "b": {"cidr": "10.1.2.0/24", "az": "us-east-1b"}},
+        "security_groups": {"open": {"ingress": [{"protocol": "all", "source": "0.0.0.0/0"}]}},
+        "instances": {
+            "client": {"subnet": "a"},
+            "web1": {"subnet": "a", "security_groups": ["open"],
+                     "run": f"{sys.executable} -m dataplane.services.echo web1 8080"}},
+        "load_balancers": {"web-alb": {
+            "type": "application", "subnets": ["a", "b"], "security_groups": ["open"],
+            "listeners": [{"port": 80, "protocol": "HTTP", "default": {"forward": "web-tg"},
+                           "rules": [{"priority": 10, "host": ["admin.*"], "fixed_response": {
+                               "status": admin_status, "body": f"admin {admin_status}"}}]}]}},
+        "target_groups": {"web-tg": {"protocol": "HTTP", "port": 8080, "targets": ["web1"]}}}}}
+
+
+def admin_status(name: str, dns_name: str) -> str:
+    proc = vpclab("exec", "-l", name, "shop/client", "--", "curl", "-sS", "--max-time", "10",
+                  "-H", "Host: admin.example.com", "-w", " %{http_code}",
+                  f"http://{dns_name}/", timeout=30)
+    return proc.stdout.strip()
+
+
+def test_a_changed_alb_rule_restarts_its_nodes_with_the_new_behaviour(
+        tmp_path, teardown_labs) -> None:
+    name = "trcalb"
+    teardown_labs.append(name)
+    vpclab("up", str(write_topology(tmp_path, alb_lab(name, 403))), check=True, timeout=180)
+    dns_name = labmod.status(name)["albs"]["shop/web-alb"]["dns_name"]
+    assert admin_status(name, dns_name) == "admin 403 403"
+    before = labmod.State.load(name).data["processes"]
+    nodes_before = {p["pid"] for p in before if p["role"] == "alb"}
+    web1 = next(p["pid"] for p in before if p["instance"] == "web1")
+
+    proc = vpclab("up", str(write_topology(tmp_path, alb_lab(name, 418))), timeout=180)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert ("~ load balancer shop/web-alb: its nodes restart with the new configuration"
+            in proc.stdout)
+    assert admin_status(name, dns_name) == "admin 418 418"
+    after = labmod.State.load(name).data["processes"]
+    nodes_after = {p["pid"] for p in after if p["role"] == "alb"}
+    assert len(nodes_after) == 2 and not nodes_after & nodes_before    # both restarted
+    assert any(p["pid"] == web1 for p in after)                       # the target was not
+    assert all(n["running"] for n in labmod.status(name)["albs"]["shop/web-alb"]["nodes"])
+    vpclab("down", name, check=True)
+    assert leftovers(name) == []

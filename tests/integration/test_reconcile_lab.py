@@ -16,6 +16,7 @@ import pytest
 
 from dataplane import lab as labmod
 from dataplane.forwarder import control
+from dataplane.model import Lab
 from netns_setup import kernel
 
 from .conftest import (CLI, HERE, REPO, connect, endpoint_to_nlb, leftovers, serve, vpclab,
@@ -191,7 +192,6 @@ def test_a_failure_half_way_says_what_was_applied_and_down_still_works(
     error names what was applied and what was not, the lab is up from its old topology
     with a supervisor, and `down` removes everything."""
     from dataplane.lab import realise_vpc
-    from dataplane.model import Lab
     name = lab_named("trcfail")
     doc = base(name)
     vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
@@ -237,7 +237,9 @@ labmod.up(load(sys.argv[1]), progress=False)
 """
 
 
-def test_kill_9_half_way_leaves_a_lab_down_removes(tmp_path, lab_named) -> None:
+def test_kill_9_half_way_is_resumed_by_the_next_up(tmp_path, lab_named) -> None:
+    """A reconcile killed half-way leaves status `reconciling` (status says so and what
+    to do), a state from which the next `up FILE` finishes the change."""
     name = lab_named("trckill")
     doc = base(name)
     vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
@@ -253,7 +255,16 @@ def test_kill_9_half_way_leaves_a_lab_down_removes(tmp_path, lab_named) -> None:
     assert st.data["status"] == "reconciling"
     assert kernel.netns_exists(f"{name}.v0.i4")
     assert f"{name}.v0.i4" in st.data["namespaces"]
-    again = vpclab("up", str(write_topology(tmp_path, grown)))
-    assert again.returncode == 1 and "cleanup" in again.stderr
+    shown = json.loads(vpclab("status", name, "--json").stdout)["status"]
+    assert shown.startswith("reconciling (interrupted") and "vpclab up FILE" in shown
+    again = vpclab("up", str(write_topology(tmp_path, grown)), timeout=180)
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    assert "resuming an interrupted reconcile" in again.stdout
+    st = labmod.State.load(name)
+    assert st.data["status"] == "up" and st.data["topology"] == Lab.from_dict(grown).to_dict()
+    assert {f"{name}.v0.i4", f"{name}.v1", f"{name}.v1.j1"} <= set(st.data["namespaces"])
+    assert all(kernel.netns_exists(n) for n in st.data["namespaces"])
+    assert [p["role"] for p in st.data["processes"]].count("supervisor") == 1
+    assert connect(name, "v0/i2", "i1", 8080) == "i1"
     vpclab("down", name, check=True)
     assert leftovers(name) == []
