@@ -10,10 +10,12 @@ exit 2), naming every refused field. What is made in place, and what is refused:
 | change | in place? |
 |---|---|
 | `+`/`-` VPC, subnet, security group, instance; an instance's `security_groups`, `source_dest_check`, `run` | yes |
-| endpoints, NLB listeners, target groups, endpoint services, as long as no Hyperplane ENI is added, removed or moved | yes: a new forwarder spec |
+| endpoints, NLBs, listeners, target groups, endpoint services, added, changed or removed | yes: new Hyperplane ENIs made, a new forwarder spec, removed ENIs deleted |
+| an ALB's listeners, rules, idle timeout…; HTTP target groups | yes: each ALB node whose configuration changed restarts with the new one |
 | the region; a VPC's `cidr`; a subnet's `cidr` or `az`; an instance's `subnet` or address | refused: everything made from them would be remade |
-| a Hyperplane ENI added, removed or moved (a new endpoint or NLB, other subnets, another address) | refused: forwarder ports are numbered by position |
-| ALBs and HTTP target groups, API Gateway (APIs, VPC links), Cloud Map | refused: not reconciled in place yet |
+| a Hyperplane ENI moved (another address); the lab's first or last Hyperplane ENI (the forwarder comes and goes with them); the NLB health checker's namespace (the first NLB) | refused: not reconciled in place yet |
+| an ALB added, removed or moved to other subnets (its nodes are instances) | refused: not reconciled in place yet |
+| API Gateway (APIs, VPC links), Cloud Map | refused: not reconciled in place yet |
 
 Addresses are allocated in file order, so an instance added before others in its subnet
 moves them (and the Hyperplane ENIs after them): that is refused as a move, naming the
@@ -21,20 +23,26 @@ instance whose address would change; an explicit `ip:` or adding it last avoids 
 
 `reconcile(st, new)` applies a plan with the realise code `up` uses, in this order: the
 supervisor is stopped and the status set to `reconciling` (so nothing else writes the
-state meanwhile); new namespaces and instances are recorded in the state *before* they
-are made, removed ones taken out of it only once gone, so that a `kill -9` half-way
-leaves a state from which `down` and `cleanup` remove everything; removed instances and
-VPCs go first (their processes ended, their namespaces deleted: lab/down.py), then new
-VPCs (all of lab/realise_vpc.py's steps) and instances (namespace, ENI, router, `run:`),
-changed `run:` commands restarted, each VPC's security-group table rewritten in one
-nftables transaction when it changed (established connections stay: conntrack), hosts
-files rewritten and dnsmasq told to read them again (SIGHUP), and the forwarder given
-the new spec through its control socket, where a service whose listener is unchanged
-keeps its flows (forwarder/spec.py). A changed health-check plan restarts the forwarder,
-which resumes its flows from the flow table. Then the state takes the new topology and
-the supervisor starts again. If a step fails, what was applied and what was not are
-named; the state still describes what runs (its topology stays the old one, so `up FILE`
-again finishes the job, and `down` removes everything).
+state meanwhile); new namespaces, instances and Hyperplane ENIs are recorded in the state
+*before* they are made, removed ones taken out of it only once gone, so that a `kill -9`
+half-way leaves a state from which `down` and `cleanup` remove everything, and from
+which the next `up FILE` resumes (lab/up.py); removed instances and VPCs go first (their
+processes ended, their namespaces deleted: lab/down.py), then new VPCs (all of
+lab/realise_vpc.py's steps) and instances (the same `instance_step` as `up`, then the
+router), changed `run:` commands restarted, each VPC's security-group table rewritten in
+one nftables transaction when it changed (established connections stay: conntrack),
+hosts files rewritten and dnsmasq told to read them again (SIGHUP). Then the Hyperplane:
+new ENIs get port ids no other port holds (compile/hyperplane.py: ids are kept in the
+state's `hyperplane.port_ids`, so no port is renumbered), their veths are made, the
+forwarder gets the new spec through its control socket (forwarder/daemon.py: it closes
+the removed ports, applies the tables — a service whose listener is unchanged keeps its
+flows — opens the new ports, and gives its health checker the new checks), and only then
+are the removed ENIs' veths deleted. ALB nodes whose configuration changed restart
+(lab/realise_alb.py), and the `ready:` checks of the `run:` commands started run as in
+`up` (blueprint.ready_step). Then the state takes the new topology and the supervisor
+starts again. If a step fails, what was applied and what was not are named; the state
+still describes what runs (its topology stays the old one, so `up FILE` again finishes
+the job, and `down` removes everything).
 """
 from __future__ import annotations
 

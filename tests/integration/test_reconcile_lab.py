@@ -268,3 +268,25 @@ def test_kill_9_half_way_is_resumed_by_the_next_up(tmp_path, lab_named) -> None:
     assert connect(name, "v0/i2", "i1", 8080) == "i1"
     vpclab("down", name, check=True)
     assert leftovers(name) == []
+
+
+def test_an_added_instance_passes_the_same_ready_check_as_in_up(tmp_path, lab_named) -> None:
+    """An instance added by a reconcile whose `ready:` never passes fails the reconcile,
+    naming it, as `up` would (one ready step, lab/blueprint.py); one that passes is
+    waited for."""
+    name = lab_named("trcrdy")
+    doc = base(name)
+    vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
+    never = copy.deepcopy(doc)
+    never["vpcs"]["v0"]["instances"]["i3"] = {"subnet": "a", "run": "sleep 60",
+                                              "ready": {"tcp": 9, "timeout": 2}}
+    proc = reconcile(tmp_path, never)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "during: ready: v0/i3 (tcp 9)" in proc.stderr, proc.stderr
+    ready = copy.deepcopy(doc)
+    ready["vpcs"]["v0"]["instances"]["i3"] = {"subnet": "a", "security_groups": ["web"],
+                                              "run": "sleep 1; " + serve("i3", 8080),
+                                              "ready": {"tcp": 8080, "timeout": 20}}
+    proc = reconcile(tmp_path, ready)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert connect(name, "v0/i2", "i3", 8080) == "i3"     # ready when up returned
