@@ -5,7 +5,10 @@ the control socket, refused whole with the field's path when it is wrong), build
 Engine from it (spec.py), opens every port's interface in the
 hyperplane namespace, runs the C poll loop in a thread (the GIL released: Python never
 sees a packet), and answers the control socket (control.py) in the main thread. Table
-changes from `apply` are made with the loop held between two batches.
+changes from `apply` are made with the loop held between two batches. An `apply` may add and remove ports while the loop runs:
+a port that goes is closed first (its socket and rings, hp_io_port_close), then the
+tables change, then a new port's interface is opened; a changed set of NLB health checks
+goes to the running health checker (a target it checked before keeps its state).
 
 SIGTERM or the `stop` command end it cleanly: the loop stops, sockets and rings close,
 the control socket file is removed. After SIGKILL the lab's cleanup removes the file.

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
 import sys
 import time
 
@@ -18,7 +16,8 @@ from dataplane import lab as labmod
 from dataplane.forwarder import control
 from netns_setup import kernel
 
-from .conftest import CLI, HERE, REPO, endpoint_to_nlb, leftovers, vpclab, write_topology
+from .conftest import HERE, endpoint_to_nlb, leftovers, vpclab, write_topology
+from .test_reconcile_lab import LongStream
 
 pytestmark = pytest.mark.root
 PEERS = HERE / "flood_peers.py"     # its echo server and long stream
@@ -51,26 +50,14 @@ def test_an_endpoint_and_an_nlb_come_and_go_while_a_long_connection_carries_on(
                           {"t1": {"run": f"{sys.executable} {PEERS} serve 8080"}},
                           {"protocol": "TCP", "port": 8080, "targets": ["t1"]})
     vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
-    st = labmod.status(name)
-    ep = st["hyperplane"]["endpoints"]["c/ep"]["enis"][0]["ip"]
-    socket_path = st["hyperplane"]["socket"]
+    ep = labmod.status(name)["hyperplane"]["endpoints"]["c/ep"]["enis"][0]["ip"]
     before = labmod.State.load(name).data
-    forwarder = next(p["pid"] for p in before["processes"] if p["role"] == "forwarder")
     ids_before = before["hyperplane"]["port_ids"]
-    client = subprocess.Popen(
-        CLI + ["exec", "-l", name, "c/client", "--", sys.executable, str(PEERS), "stream",
-               ep, "80", "120", str(tmp_path / "stop")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    stream = LongStream(name, ep, tmp_path)
     try:
-        first = client.stdout.readline()
-        assert first.strip() == "connected", (first, client.stderr.read() if client.poll() else "")
-        flows = [f for f in control.call(socket_path, "flows")["flows"] if f["vip"][0] == ep]
-        assert len(flows) == 1, flows
-
         # + nlb2 (a node ENI and its health checks), svc2, ep2 (an endpoint ENI)
-        more = with_second_service(doc)
-        proc = vpclab("up", str(write_topology(tmp_path, more)), timeout=180)
+        proc = vpclab("up", str(write_topology(tmp_path, with_second_service(doc))),
+                      timeout=180)
         assert proc.returncode == 0, (proc.stdout, proc.stderr)
         added = [line for line in proc.stdout.splitlines()
                  if line.startswith("+ hyperplane ENI")]
@@ -81,22 +68,21 @@ def test_an_endpoint_and_an_nlb_come_and_go_while_a_long_connection_carries_on(
         assert all(ids[k] == v for k, v in ids_before.items())      # nothing renumbered
         new_ids = {v for k, v in ids.items() if k not in ids_before}
         assert len(new_ids) == 2 and not new_ids & set(ids_before.values())
-        st = labmod.status(name)
-        ep2_eni = st["hyperplane"]["endpoints"]["c/ep2"]["enis"][0]
+        ep2_eni = labmod.status(name)["hyperplane"]["endpoints"]["c/ep2"]["enis"][0]
         assert one_connection(name, ep2_eni["ip"])["ok"] == 1       # through the new ports
         hp_ns = data["hyperplane"]["netns"]
         assert kernel.link_exists(hp_ns, ep2_eni["hp_ifname"])
         # the NLB health checker follows the new spec without a restart: nlb2's node
         # checks its target too
-        health = control.call(socket_path, "health")
+        health = control.call(stream.socket, "health")
         assert health["error"] is None
         assert [g for g in health["health"] if g.endswith("/tg2")], health
-        applied_at = time.monotonic()
         time.sleep(2)
 
         # - ep2, svc2, nlb2: their ports close, then their veths go
         proc = vpclab("up", str(write_topology(tmp_path, doc)), timeout=180)
         assert proc.returncode == 0, (proc.stdout, proc.stderr)
+        changed_at = time.monotonic()
         removed = [line for line in proc.stdout.splitlines()
                    if line.startswith("- hyperplane ENI")]
         assert len(removed) == 2 and all("its forwarder port closes" in line
@@ -107,26 +93,11 @@ def test_an_endpoint_and_an_nlb_come_and_go_while_a_long_connection_carries_on(
         assert data["hyperplane"]["port_ids"] == ids_before
         assert {e["eni_id"] for e in data["hyperplane"]["enis"]} == \
             {e["eni_id"] for e in before["hyperplane"]["enis"]}
-        stats = control.call(socket_path, "stats")
+        stats = control.call(stream.socket, "stats")
         assert sorted(p["id"] for p in stats["ports"].values()) == sorted(ids_before.values())
-        time.sleep(2)
-        (tmp_path / "stop").touch()        # the stream ends at its next block
-        out, err = client.communicate(timeout=40)
+        stream.finish(changed_at)      # it carried on across both changes
     finally:
-        if client.poll() is None:
-            client.kill()
-    assert client.returncode == 0, (out[-500:], err)
-    lines = out.strip().splitlines()
-    result = json.loads(lines[-1])
-    assert result["error"] is None, result        # no reset, no stall, start to end
-    later = [int(w[2]) for w in (line.split() for line in lines)
-             if w[0] == "progress" and float(w[1]) > applied_at]
-    assert len(later) >= 2 and later[-1] > later[0] > 0, (applied_at, lines[-5:])
-    after = [f for f in control.call(socket_path, "flows")["flows"] if f["vip"][0] == ep]
-    assert [f["client"] for f in after] == [f["client"] for f in flows]
-    # the forwarder was changed in place, never restarted
-    assert any(p["pid"] == forwarder and p["role"] == "forwarder"
-               for p in labmod.State.load(name).data["processes"])
+        stream.abandon()
     vpclab("down", name, check=True)
     assert leftovers(name) == []
 
