@@ -48,13 +48,19 @@
  *     struct hp_io *io = hp_io_create(engine);
  *     hp_io_port_open(io, 0, ifindex_of_eni0);  ...
  *     hp_io_run(io);                 // in its own thread, until hp_io_stop(io)
+ *     hp_io_port_close(io, 0);       // from another thread, while it runs, or after
  *     hp_io_destroy(io);
  *
  * Threading
  * ---------
- * Ports may be opened while the loop runs (it rebuilds its poll set every round); they
- * are closed only by hp_io_destroy(). hp_io_run() holds the io lock while it processes a
- * batch. Any other thread changing
+ * Ports may be opened and closed while the loop runs: it rebuilds its poll set when the
+ * set changed. hp_io_port_close() takes the port out under the io lock, then, if the loop
+ * runs, waits (woken at once) until the loop's next round has let go of it before its
+ * socket closes and its rings are unmapped; so once it returns, the interface may go.
+ * Close a port before the engine forgets it (hp_port_remove) and before its interface is
+ * deleted; open it after hp_port_set. hp_io_port_close() must not be called with the io
+ * lock held, nor from the loop's thread. hp_io_run() holds the io lock while it processes
+ * a batch. Any other thread changing
  * the engine's tables takes the same lock (hp_io_lock/hp_io_unlock) first, so changes
  * land between batches, never under one. hp_io_stop() may be called from any thread
  * and wakes the loop at once (an eventfd in its poll set).
@@ -103,6 +109,7 @@ const char *hp_io_last_error(const struct hp_io *io);
 int hp_io_configure(struct hp_io *io, const struct hp_io_config *cfg);
 uint32_t hp_io_max_frame(uint32_t slot_size); /* largest frame a receive slot takes; 0: default */
 int hp_io_port_open(struct hp_io *io, uint16_t port, int ifindex);
+int hp_io_port_close(struct hp_io *io, uint16_t port);  /* -1: the port is not open */
 int hp_io_run(struct hp_io *io);
 void hp_io_stop(struct hp_io *io);
 void hp_io_lock(struct hp_io *io);

@@ -63,13 +63,19 @@ struct io_port {
     int direct_fd;            /* no ring, receives nothing: sends large frames */
     struct ring rx, tx;
     uint32_t tx_pending;      /* frames queued since the last kick */
+    size_t mapped;            /* bytes of the rings' mapping (the geometry it was made with) */
+    struct io_port *next_retired;
     struct hp_io_port_stats stats;
 };
 
 struct hp_io {
     struct hp_engine *engine;
     struct io_port *ports[HP_MAX_PORTS];
-    uint32_t n_open;          /* ports opened so far: the loop rebuilds its set on change */
+    uint32_t n_open;          /* ports open now: the rings are set while there are none */
+    uint32_t generation;      /* bumped when a port opens or closes: the loop rebuilds its set */
+    bool running;             /* the loop holds port pointers (under the lock) */
+    struct io_port *retired;  /* closed while the loop runs: it frees them at its next round */
+    pthread_cond_t retired_done;
     uint32_t slots, slot_size, tx_kick_at;
     uint64_t busy_poll_ns;
     int wake_fd;
@@ -102,6 +108,7 @@ struct hp_io *hp_io_create(struct hp_engine *engine)
         return NULL;
     }
     pthread_mutex_init(&io->lock, NULL);
+    pthread_cond_init(&io->retired_done, NULL);
     hp_io_configure(io, &(struct hp_io_config){0});
     return io;
 }
@@ -157,15 +164,27 @@ static size_t mapping_bytes(const struct hp_io *io)
     return (size_t)io->slots * io->slot_size + (size_t)io->slots * tx_slot_size(io);
 }
 
-static void port_close(const struct hp_io *io, struct io_port *p)
+static void port_close(struct io_port *p)
 {
     if (p->rx.base)
-        munmap(p->rx.base, mapping_bytes(io));
+        munmap(p->rx.base, p->mapped);
     if (p->fd >= 0)
         close(p->fd);
     if (p->direct_fd >= 0)
         close(p->direct_fd);
     free(p);
+}
+
+/* Closes the ports closed while the loop ran, once it holds none of their pointers
+ * (called with the lock held, or when no loop runs), and wakes hp_io_port_close(). */
+static void free_retired(struct hp_io *io)
+{
+    while (io->retired) {
+        struct io_port *p = io->retired;
+        io->retired = p->next_retired;
+        port_close(p);
+    }
+    pthread_cond_broadcast(&io->retired_done);
 }
 
 void hp_io_destroy(struct hp_io *io)
@@ -174,8 +193,10 @@ void hp_io_destroy(struct hp_io *io)
         return;
     for (int i = 0; i < HP_MAX_PORTS; i++)
         if (io->ports[i])
-            port_close(io, io->ports[i]);
+            port_close(io->ports[i]);
+    free_retired(io);
     close(io->wake_fd);
+    pthread_cond_destroy(&io->retired_done);
     pthread_mutex_destroy(&io->lock);
     free(io);
 }
@@ -225,6 +246,7 @@ static int port_socket(struct hp_io *io, int ifindex, struct io_port *p)
     uint8_t *base = mmap(NULL, mapping_bytes(io), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED)
         goto fail;
+    p->mapped = mapping_bytes(io);
     p->rx = (struct ring){.base = base, .slot_size = io->slot_size};
     p->tx = (struct ring){.base = base + (size_t)io->slots * io->slot_size, .slot_size = tx_slot_size(io)};
     step = "bind";
@@ -283,13 +305,51 @@ int hp_io_port_open(struct hp_io *io, uint16_t port, int ifindex)
     if (p->fd >= 0)
         p->direct_fd = direct_socket(io, ifindex);
     if (p->fd < 0 || p->direct_fd < 0) {
-        port_close(io, p); /* unmaps the rings if they were mapped before the failing step */
+        port_close(p); /* unmaps the rings if they were mapped before the failing step */
         return -1;
     }
     /* The loop reads the port table without the lock to build its poll set: publish the
      * port only once it is complete, then tell the loop the set changed. */
+    pthread_mutex_lock(&io->lock);
     __atomic_store_n(&io->ports[port], p, __ATOMIC_RELEASE);
-    __atomic_add_fetch(&io->n_open, 1, __ATOMIC_RELEASE);
+    io->n_open++;
+    __atomic_add_fetch(&io->generation, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&io->lock);
+    return 0;
+}
+
+/* 1. Under the lock, take the port out of the table: from here no batch sends into it
+ *    (tx_send looks its out port up there, under the lock) and hp_io_port_stats finds
+ *    nothing.
+ * 2. No loop runs: close it now. Else hand it to the loop (the retired list), wake it
+ *    (its poll set still holds the socket) and wait until its next round, which drops
+ *    its pointers to the old set before freeing the list: the loop is the only thread
+ *    that may still read the port's rings. Bounded: the loop wakes at once (eventfd). */
+int hp_io_port_close(struct hp_io *io, uint16_t port)
+{
+    uint64_t one = 1;
+    pthread_mutex_lock(&io->lock);
+    struct io_port *p = port < HP_MAX_PORTS ? io->ports[port] : NULL;
+    if (!p) {
+        pthread_mutex_unlock(&io->lock);
+        set_error(io, "port %u is not open", port);
+        return -1;
+    }
+    __atomic_store_n(&io->ports[port], NULL, __ATOMIC_RELEASE);
+    io->n_open--;
+    __atomic_add_fetch(&io->generation, 1, __ATOMIC_RELEASE);
+    if (!io->running) {
+        pthread_mutex_unlock(&io->lock);
+        port_close(p);
+        return 0;
+    }
+    p->next_retired = io->retired;
+    io->retired = p;
+    if (write(io->wake_fd, &one, sizeof one) < 0)
+        set_error(io, "eventfd: %s", strerror(errno));
+    while (io->retired)
+        pthread_cond_wait(&io->retired_done, &io->lock);
+    pthread_mutex_unlock(&io->lock);
     return 0;
 }
 
@@ -405,7 +465,7 @@ static void vnet_out(const struct hp_pkt *pkt, struct virtio_net_hdr *vh)
 static void tx_kick_all(struct hp_io *io)
 {
     for (int i = 0; i < HP_MAX_PORTS; i++) {
-        struct io_port *p = io->ports[i];
+        struct io_port *p = __atomic_load_n(&io->ports[i], __ATOMIC_ACQUIRE);
         if (p && p->tx_pending)
             tx_kick(p);
     }
@@ -499,23 +559,29 @@ int hp_io_run(struct hp_io *io)
     struct pollfd pfds[HP_MAX_PORTS + 1];
     uint16_t ids[HP_MAX_PORTS];
     struct io_port *open_ports[HP_MAX_PORTS];
-    uint32_t known_open = UINT32_MAX;
-    int np = 0;
+    uint32_t known = UINT32_MAX;
+    int np = 0, rc = 0;
     uint64_t busy_until = 0;
     io->stop = 0;
+    pthread_mutex_lock(&io->lock);
+    io->running = true;
+    pthread_mutex_unlock(&io->lock);
     while (!__atomic_load_n(&io->stop, __ATOMIC_ACQUIRE)) {
-        uint32_t n_open = __atomic_load_n(&io->n_open, __ATOMIC_ACQUIRE);
-        if (n_open != known_open) { /* ports may be opened while the loop runs */
-            known_open = n_open;
+        uint32_t generation = __atomic_load_n(&io->generation, __ATOMIC_ACQUIRE);
+        if (generation != known) { /* ports opened or closed while the loop runs */
+            known = generation;
             np = 0;
+            pthread_mutex_lock(&io->lock);
             for (int i = 0; i < HP_MAX_PORTS; i++) {
-                struct io_port *p = __atomic_load_n(&io->ports[i], __ATOMIC_ACQUIRE);
+                struct io_port *p = io->ports[i];
                 if (!p)
                     continue;
                 open_ports[np] = p;
                 pfds[np] = (struct pollfd){.fd = p->fd, .events = POLLIN};
                 ids[np++] = (uint16_t)i;
             }
+            free_retired(io); /* the old set's pointers are gone */
+            pthread_mutex_unlock(&io->lock);
             pfds[np] = (struct pollfd){.fd = io->wake_fd, .events = POLLIN};
         }
         uint32_t frames = 0;
@@ -527,13 +593,18 @@ int hp_io_run(struct hp_io *io)
                     frames += drain(io, ids[i], open_ports[i]);
             }
         } else {
-            int rc = poll(pfds, (nfds_t)np + 1, IDLE_POLL_MS);
-            if (rc < 0 && errno != EINTR) {
+            int n = poll(pfds, (nfds_t)np + 1, IDLE_POLL_MS);
+            if (n < 0 && errno != EINTR) {
                 set_error(io, "poll: %s", strerror(errno));
-                return -1;
-            }
-            if (pfds[np].revents & POLLIN)
+                rc = -1;
                 break;
+            }
+            if (pfds[np].revents & POLLIN) { /* stopped, or a port closed: look again */
+                uint64_t drained;
+                if (read(io->wake_fd, &drained, sizeof drained) < 0 && errno != EAGAIN)
+                    set_error(io, "eventfd: %s", strerror(errno));
+                continue;
+            }
             for (int i = 0; i < np; i++)
                 if (pfds[i].revents & POLLIN)
                     frames += drain(io, ids[i], open_ports[i]);
@@ -549,10 +620,11 @@ int hp_io_run(struct hp_io *io)
             pthread_mutex_unlock(&io->lock);
         }
     }
-    uint64_t drained;
-    if (read(io->wake_fd, &drained, sizeof drained) < 0 && errno != EAGAIN)
-        set_error(io, "eventfd: %s", strerror(errno));
-    return 0;
+    pthread_mutex_lock(&io->lock);
+    io->running = false;
+    free_retired(io);
+    pthread_mutex_unlock(&io->lock);
+    return rc;
 }
 
 void hp_io_stop(struct hp_io *io)
@@ -568,9 +640,12 @@ void hp_io_unlock(struct hp_io *io) { pthread_mutex_unlock(&io->lock); }
 
 int hp_io_port_stats(struct hp_io *io, uint16_t port, struct hp_io_port_stats *out)
 {
-    struct io_port *p = port < HP_MAX_PORTS ? __atomic_load_n(&io->ports[port], __ATOMIC_ACQUIRE) : NULL;
-    if (!p)
+    pthread_mutex_lock(&io->lock); /* a port closing meanwhile is freed under it */
+    struct io_port *p = port < HP_MAX_PORTS ? io->ports[port] : NULL;
+    if (!p) {
+        pthread_mutex_unlock(&io->lock);
         return -1;
+    }
     /* The kernel counts frames it could not put in a full receive ring, and resets the
      * count when it is read: add it up here, the only reader. */
     struct tpacket_stats st;
@@ -578,5 +653,6 @@ int hp_io_port_stats(struct hp_io *io, uint16_t port, struct hp_io_port_stats *o
     if (getsockopt(p->fd, SOL_PACKET, PACKET_STATISTICS, &st, &len) == 0)
         __atomic_add_fetch(&p->stats.rx_ring_drops, st.tp_drops, __ATOMIC_RELAXED);
     *out = p->stats;
+    pthread_mutex_unlock(&io->lock);
     return 0;
 }

@@ -2,7 +2,13 @@
 DNS records every kind asks for, and where the forwarder's files go.
 
 Every Hyperplane ENI (model/enis.py: NLB nodes, endpoints, VPC links, in that order) is
-one forwarder port `hp<n>`, n its position. `compile_spec` builds the ports, then lets
+one forwarder port `hp<n>`; so are the NLB health checker's port and each VPC link's
+attachment. A port's id n is given once and kept (`allocate_port_ids`): a lab's first
+`up` numbers its ports in that order (ENIs 0…, the health port, the attachments), the
+state file records the ids (`hyperplane.port_ids`), and a change of the running lab
+gives a new port the lowest id nobody held before the change, so that adding or removing
+an ENI never renumbers another (the forwarder's flows, its sockets and the veths' names
+`hp<n>` all carry the id). `compile_spec` builds the ports, then lets
 each registered kind's compiler (dataplane/kinds.py) add its ports, security groups,
 services and health checks to a `SpecDraft` through `contribute(ctx, draft)`. The result
 is the spec the forwarder applies, a `ForwarderSpec` (compile/spec.py, the one contract
@@ -13,9 +19,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
+from typing import Mapping
 
 from dataplane import kinds
 from dataplane.model import names
+from dataplane.model.constants import MAX_FORWARDER_PORTS
 from dataplane.model.enis import HyperplaneEni
 from dataplane.model.topology import Lab, Vpc, reads_whole_lab
 
@@ -31,9 +39,59 @@ class Port:
     hp_ifname: str            # hp<port> in the Hyperplane namespace
 
 
-def ports(lab: Lab) -> list[Port]:
-    """Every Hyperplane ENI with its forwarder port, in a stable order."""
-    return [Port(i, eni, f"hp{i}") for i, eni in enumerate(lab.hyperplane_enis())]
+HEALTH_PORT = "health"              # the key of the NLB health checker's port
+
+
+def attachment_key(link: str) -> str:
+    """The key of VPC link `link`'s attachment port."""
+    return f"attachment/{link}"
+
+
+def port_keys(lab: Lab) -> list[str]:
+    """Every forwarder port's key, in the order a new lab numbers them: the ENIs' IDs,
+    the health port (reserved whether or not the lab has NLBs), the links' attachments."""
+    return ([e.eni_id for e in lab.hyperplane_enis()] + [HEALTH_PORT]
+            + [attachment_key(n) for n in lab.vpc_links])
+
+
+def allocate_port_ids(keys: list[str], previous: Mapping[str, int] | None = None) -> dict[str, int]:
+    """{key: port id}: a key `previous` numbered keeps its id; each other key, in order,
+    takes the lowest id that no key of `previous` holds (a removed port's id is free
+    from the next change on, never within the change that removes it, whose veth
+    `hp<n>` may still exist while the new one is made)."""
+    previous = previous or {}
+    out: dict[str, int] = {}
+    for k in keys:
+        i = previous.get(k)
+        if isinstance(i, int) and 0 <= i < MAX_FORWARDER_PORTS and i not in out.values():
+            out[k] = i
+    held = set(previous.values()) | set(out.values())
+    free = (i for i in range(MAX_FORWARDER_PORTS) if i not in held)
+    for k in keys:
+        if k not in out:
+            i = next(free, None)
+            if i is None:
+                raise ValueError(f"no forwarder port id left for {k}: the forwarder has "
+                                 f"{MAX_FORWARDER_PORTS} ports")
+            out[k] = i
+    return out
+
+
+class Ports(list):
+    """The Hyperplane ENIs' ports (`Port`s, in the model's ENI order) and `ids`, every
+    forwarder port's id by key (`port_keys`), the health port's and attachments' too."""
+
+    def __init__(self, items: list[Port], ids: dict[str, int]) -> None:
+        super().__init__(items)
+        self.ids = ids
+
+
+def ports(lab: Lab, previous: Mapping[str, int] | None = None) -> Ports:
+    """Every Hyperplane ENI with its forwarder port: the ids `previous` (a running
+    lab's `hyperplane.port_ids`) gave, new ones allocated (`allocate_port_ids`)."""
+    ids = allocate_port_ids(port_keys(lab), previous)
+    return Ports([Port(ids[e.eni_id], e, f"hp{ids[e.eni_id]}") for e in lab.hyperplane_enis()],
+                 ids)
 
 
 def has_hyperplane(lab: Lab) -> bool:
@@ -47,7 +105,7 @@ class SpecContext:
     owner)), the MACs read from the kernel ({port: (forwarder end, VPC end)}), the
     runtime states kept in the lab's state file (endpoint acceptance), addresses."""
     lab: Lab
-    ports: list[Port]
+    ports: Ports
     macs: dict[int, tuple[str, str]]
     states: dict[str, dict]
     addresses: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -62,8 +120,9 @@ class SpecDraft:
     health_checks: list[TargetCheck] = field(default_factory=list)
 
     def filter_port(self, port_id: int, groups: SecurityGroups) -> None:
-        """Sets the security groups of the port `port_id` (an ENI's, by its position)."""
-        self.ports[port_id] = replace(self.ports[port_id], security_groups=groups)
+        """Sets the security groups of the port `port_id` (an ENI's)."""
+        at = next(i for i, p in enumerate(self.ports) if p.id == port_id)
+        self.ports[at] = replace(self.ports[at], security_groups=groups)
 
     def build(self) -> ForwarderSpec:
         return ForwarderSpec(flow_capacity=FLOW_CAPACITY, ports=tuple(self.ports),
@@ -88,7 +147,7 @@ def sg_rules(vpc: Vpc, groups: list[str], members: dict[str, list[str]],
 
 
 @reads_whole_lab
-def compile_spec(lab: Lab, plist: list[Port], macs: dict[int, tuple[str, str]],
+def compile_spec(lab: Lab, plist: Ports, macs: dict[int, tuple[str, str]],
                  states: dict[str, dict]) -> ForwarderSpec:
     """The forwarder spec of a lab. `macs`: {port: (hp end MAC, VPC end MAC)}, read from
     the kernel once the veths exist (extra ports' too, e.g. the health port)."""

@@ -52,7 +52,7 @@ from dataplane.model.enis import HyperplaneEni
 from dataplane.model.privatelink import Listener, endpoint_dns_names, endpoint_id, service_id
 from dataplane.model.topology import Lab, Vpc
 
-from .hyperplane import Port, SpecContext, SpecDraft, sg_rules
+from .hyperplane import HEALTH_PORT, Port, Ports, SpecContext, SpecDraft, sg_rules
 from .spec import (Backend, ForwarderPort, HealthCheck, PrivateLinkService, SecurityGroups,
                    TargetCheck)
 
@@ -75,9 +75,9 @@ def has_health_checks(lab: Lab) -> bool:
     return any(v.load_balancers for v in lab.vpcs.values())
 
 
-def health_port_id(ports: list) -> int:
-    """The health port: the one after the last ENI's."""
-    return len(ports)
+def health_port_id(ports: Ports) -> int:
+    """The health port's id (compile/hyperplane.py: after the ENIs' in a new lab)."""
+    return ports.ids[HEALTH_PORT]
 
 
 def endpoint_states(lab: Lab, previous: dict[str, dict] | None = None) -> dict[str, dict]:

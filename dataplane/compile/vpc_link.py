@@ -40,9 +40,9 @@ from __future__ import annotations
 from dataplane.model.topology import Lab
 from dataplane.model.vpc_link import ENI_KIND, vpc_link_id
 
-from .hyperplane import Port, SpecContext, SpecDraft, sg_rules
+from .hyperplane import Ports, SpecContext, SpecDraft, attachment_key, sg_rules
 from .spec import ForwarderPort, LinkEni, LinkRoute, SecurityGroups, VpcNatService
-from .privatelink import ENDPOINT_MSS, ENDPOINT_MTU, health_port_id
+from .privatelink import ENDPOINT_MSS, ENDPOINT_MTU
 
 API_GATEWAY_CIDR = "10.0.0.0/16"          # API Gateway's own VPC (vpclab's choice)
 ATTACHMENT_IFNAME = "vpclink0"            # in the link's namespace
@@ -50,15 +50,10 @@ ATTACHMENT_IP, GATEWAY_IP, ATTACHMENT_PREFIXLEN = "169.254.0.2", "169.254.0.1", 
 IDLE_TIMEOUT_S = 350
 
 
-def attachment_port_id(ports: list[Port], index: int) -> int:
-    """The forwarder port of the `index`-th link's attachment: after the ENIs' ports and
-    the health port (which is reserved whether or not the lab has NLBs)."""
-    return health_port_id(ports) + 1 + index
-
-
-def attachment_ports(lab: Lab, ports: list[Port]) -> dict[str, int]:
-    """{link name: its attachment's forwarder port}, in the file's order."""
-    return {name: attachment_port_id(ports, i) for i, name in enumerate(lab.vpc_links)}
+def attachment_ports(lab: Lab, ports: Ports) -> dict[str, int]:
+    """{link name: its attachment's forwarder port}, in the file's order (a new lab
+    numbers them after the ENIs' ports and the health port)."""
+    return {name: ports.ids[attachment_key(name)] for name in lab.vpc_links}
 
 
 def service(ctx: SpecContext, name: str, in_port: int) -> VpcNatService:

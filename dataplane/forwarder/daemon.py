@@ -5,7 +5,10 @@ the control socket, refused whole with the field's path when it is wrong), build
 Engine from it (spec.py), opens every port's interface in the
 hyperplane namespace, runs the C poll loop in a thread (the GIL released: Python never
 sees a packet), and answers the control socket (control.py) in the main thread. Table
-changes from `apply` are made with the loop held between two batches.
+changes from `apply` are made with the loop held between two batches. An `apply` may add and remove ports while the loop runs:
+a port that goes is closed first (its socket and rings, hp_io_port_close), then the
+tables change, then a new port's interface is opened; a changed set of NLB health checks
+goes to the running health checker (a target it checked before keeps its state).
 
 SIGTERM or the `stop` command end it cleanly: the loop stops, sockets and rings close,
 the control socket file is removed. After SIGKILL the lab's cleanup removes the file.
@@ -116,6 +119,15 @@ class Daemon:
         nameless = [p.label for p in spec.ports if p.ifname is None]
         if nameless:
             raise EngineError(f"port(s) {', '.join(nameless)}: no 'ifname' to open")
+        if spec.health_checks and not self.health:
+            raise EngineError("the spec has health checks but this forwarder has no health "
+                              "checker (it was started without --health-netns)")
+        wanted = {p.id: p for p in spec.ports}
+        # a port that goes, or moves to another interface, closes before the engine
+        # forgets it (and before the lab deletes its veth, after this apply)
+        for pid, (ifname, _) in list(self.forwarder.ports.items()):
+            if pid not in wanted or wanted[pid].ifname != ifname:
+                self.forwarder.close_port(pid)
         with self.forwarder.locked():
             self.full_specs: dict[str, Service] = {s.name: s for s in spec.services}
             try:
@@ -125,6 +137,8 @@ class Daemon:
         for port in spec.ports:
             if port.id not in self.forwarder.ports:
                 self.forwarder.open_port(port.id, port.ifname, self.netns)
+        if self.health and spec.health_checks != self.health.spec_checks:
+            self.health.reconfigure(spec.health_checks)
         return changes
 
     def port_name(self, pid: int) -> str:

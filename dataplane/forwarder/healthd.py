@@ -41,17 +41,33 @@ class HealthRunner:
         self.on_change = on_change
         self.groups: dict[str, TargetGroupHealth] = {}
         self.checks: dict[tuple[str, Target], TargetCheck] = {}
-        now = time.monotonic()
-        for c in checks:
-            group = self.groups.setdefault(c.group, TargetGroupHealth(c.check))
-            group.register(c.target, now)
-            self.checks[(c.group, c.target)] = c
+        self.spec_checks: tuple[TargetCheck, ...] = ()
+        self.reconfigure(checks)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vpclab-health", daemon=True)
         self.error: str | None = None
 
     def start(self) -> None:
         self._thread.start()
+
+    def reconfigure(self, checks: Sequence[TargetCheck]) -> None:
+        """The checks of a new spec: a target checked before, the same way, keeps its
+        state (a healthy one is not checked back up from scratch); a new one starts as a
+        new target does; one no longer in the spec is no longer checked. The loop sees
+        the new tables at its next round (they are swapped whole)."""
+        now = time.monotonic()
+        groups: dict[str, TargetGroupHealth] = {}
+        table: dict[tuple[str, Target], TargetCheck] = {}
+        for c in checks:
+            if c.group not in groups:
+                groups[c.group] = TargetGroupHealth(c.check)
+            old = self.groups.get(c.group)
+            if old is not None and old.check == c.check and c.target in old.targets:
+                groups[c.group].targets[c.target] = old.targets[c.target]
+            else:
+                groups[c.group].register(c.target, now)
+            table[(c.group, c.target)] = c
+        self.groups, self.checks, self.spec_checks = groups, table, tuple(checks)
 
     def stop(self) -> None:
         self._stop.set()
@@ -91,7 +107,10 @@ class HealthRunner:
 
     async def _probe(self, key: tuple[str, Target], running: set) -> None:
         gname, target = key
-        grp, c = self.groups[gname], self.checks[key]
+        grp, c = self.groups.get(gname), self.checks.get(key)
+        if grp is None or c is None:       # gone with a new spec meanwhile
+            running.discard(key)
+            return
         check = grp.check
         try:
             if check.protocol == "HTTP":

@@ -11,6 +11,7 @@ for the whole call, so Python never sees a packet and keeps serving the control 
     fwd.start()
     with fwd.locked():
         engine.set_backends(svc, healthy_targets)
+    fwd.close_port(0)          # while it runs: the interface may go once this returns
     fwd.stop()
 
 Sockets are opened in the interface's namespace (netns_setup.nsenter.in_netns_thread), so the
@@ -89,6 +90,15 @@ class Forwarder:
         if rc < 0:
             raise EngineError(f"cannot open {where}: {ffi.string(lib.hp_io_last_error(self._io)).decode()}")
         self.ports[port] = (ifname, netns)
+
+    def close_port(self, port: int) -> None:
+        """Detaches engine port `port` from its interface, also while the loop runs
+        (hp_io_port_close: once this returns, the interface may be deleted). Not with the
+        loop held (`locked()`): the close takes the same lock."""
+        if lib.hp_io_port_close(self._io, port) < 0:
+            raise EngineError(f"cannot close port {port}: "
+                              f"{ffi.string(lib.hp_io_last_error(self._io)).decode()}")
+        del self.ports[port]
 
     @property
     def max_frame(self) -> int:

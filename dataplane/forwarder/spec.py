@@ -34,7 +34,11 @@ route names, else one by hash) with the ENI's address as their source.
 (compile/spec.py: a listener's in/out ports, address, protocol, SNAT pool, MTU, MSS,
 idle timeout, PROXY v2 and endpoint ID: a flow's header and shift are its service's) is unchanged keeps its flows while its backends, flags and timeouts
 change (a target turning unhealthy, an endpoint accepted or rejected); a service whose
-identity changed is replaced; ports and security groups are set in place. A VPC link's
+identity changed is replaced; ports and security groups are set in place, and a port no
+longer in the spec is removed from the engine (hp_port_remove, with its flows) once no
+service uses it. Port ids are the lab's stable ones (compile/hyperplane.py), so a port
+that stays keeps its id whatever comes and goes; the daemon closes a removed port's
+socket before this runs and opens a new port's after (forwarder/daemon.py). A VPC link's
 identity is everything but its `disabled` flag (links are immutable on AWS too), so a
 changed link is replaced and an unchanged one keeps its flows.
 """

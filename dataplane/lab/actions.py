@@ -27,10 +27,11 @@ def hyperplane_of(st: State) -> dict[str, Any]:
 
 
 def compile_from_state(st: State, lab: Lab, states: dict[str, dict]) -> ForwarderSpec:
-    """The forwarder spec of `lab` on the running lab `st`'s Hyperplane (its ports' MACs
-    as recorded), with endpoint `states`."""
-    macs = {int(k): tuple(v) for k, v in hyperplane_of(st)["macs"].items()}
-    return hyperplane.compile_spec(lab, hyperplane.ports(lab), macs, states)
+    """The forwarder spec of `lab` on the running lab `st`'s Hyperplane (its ports' ids
+    and MACs as recorded), with endpoint `states`."""
+    hp = hyperplane_of(st)
+    macs = {int(k): tuple(v) for k, v in hp["macs"].items()}
+    return hyperplane.compile_spec(lab, hyperplane.ports(lab, hp.get("port_ids")), macs, states)
 
 
 def push_spec(hp: dict[str, Any], spec: dict[str, Any]) -> None:

@@ -58,6 +58,7 @@ def record(lab: Lab) -> dict[str, Any]:
             if hasattr(kind, "state"):
                 hp.update(kind.state(lab))
         hp["enis"] = [hyperplane.eni_record(p) for p in hp_ports]
+        hp["port_ids"] = hp_ports.ids
         data["hyperplane"] = hp
     for kind in kinds.realisers():
         if hasattr(kind, "record"):
@@ -77,13 +78,25 @@ def steps(lab: Lab, st: State,
     for kind in kinds.realisers():
         if hasattr(kind, "final_steps"):
             out += kind.final_steps(lab, st)
-    ready = processes.ready_checks(lab, st)
-    if ready:      # `run:` commands' ready checks (lab/processes.py), `note`: progress lines
-        out.append(Step("ready: " + ", ".join(f"{c.where} ({c.what})" for c in ready),
-                        lambda: processes.wait_until_ready(ready, st, note)))
+    ready = ready_step(lab, st.data["vpcs"], st, note)
+    if ready:
+        out.append(ready)
     out.append(Step("supervisor: restarts the forwarder, resolvers and front end if they "
                     "die (python -m dataplane.lab.supervisor)", lambda: start_supervisor(st)))
     return out
+
+
+def ready_step(lab: Lab, vpc_records: dict[str, Any], st: State,
+               note: Callable[[str], None] = lambda line: None,
+               only: set[tuple[str, str]] | None = None) -> Step | None:
+    """The one bounded wait for the `ready:` checks of `run:` commands (lab/processes.py;
+    of the instances `only` names, when given: those a reconcile started), or None when
+    there are none; `note` gets its progress lines. `up` and a reconcile share it."""
+    ready = processes.ready_checks(lab, vpc_records, only)
+    if not ready:
+        return None
+    return Step("ready: " + ", ".join(f"{c.where} ({c.what})" for c in ready),
+                lambda: processes.wait_until_ready(ready, st, note))
 
 
 def supervisor_netns(data: dict[str, Any]) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 from netns_setup import kernel, nft, nsenter, offload
 
 from dataplane import kinds
-from dataplane.compile.hyperplane import Port, compile_spec
+from dataplane.compile.hyperplane import Port, Ports, compile_spec
 from dataplane.forwarder.frames import MAX_FRAME
 from dataplane.model import Lab, names
 
@@ -40,7 +40,7 @@ class Build:
     ({port: (forwarder end, VPC end)}), their interfaces, extra forwarder arguments."""
     lab: Lab
     st: State
-    ports: list[Port]
+    ports: Ports
     hp_ns: str
     macs: dict[int, tuple[str, str]] = field(default_factory=dict)
     port_ifnames: list[str] = field(default_factory=list)
@@ -55,14 +55,18 @@ def eni_record(p: Port) -> dict[str, Any]:
             "ifname": e.ifname}
 
 
-def steps(lab: Lab, ports: list[Port], st: State) -> list[Step]:
+def eni_kind_name(kind: str) -> str:
+    """What owns a Hyperplane ENI of `kind`, in progress lines."""
+    return {"nlb": "NLB", "vpce": "endpoint", "vpclink": "VPC link"}.get(kind, kind)
+
+
+def steps(lab: Lab, ports: Ports, st: State) -> list[Step]:
     b = Build(lab, st, ports, names.hyperplane_netns(lab.name))
     out = [Step(f"namespace {b.hp_ns} (the forwarder's: no addresses, no routes)",
                 lambda: _namespace(b))]
     for p in ports:
         e = p.eni
-        what = {"nlb": "NLB", "vpce": "endpoint", "vpclink": "VPC link"}.get(e.kind, e.kind)
-        out.append(Step(f"{what} {e.vpc}/{e.owner} ENI {e.eni_id} {e.ip} in {e.subnet}: "
+        out.append(Step(f"{eni_kind_name(e.kind)} {e.vpc}/{e.owner} ENI {e.eni_id} {e.ip} in {e.subnet}: "
                         f"{e.ifname} ⇄ {p.hp_ifname}", lambda p=p: _eni(b, p)))
     for kind in kinds.realisers():
         if hasattr(kind, "steps"):
@@ -88,26 +92,45 @@ def _namespace(b: Build) -> None:
 
 
 def _eni(b: Build, p: Port) -> None:
-    lab, e = b.lab, p.eni
+    b.macs[p.id] = make_eni(b.lab, b.hp_ns, p)
+    b.port_ifnames.append(p.hp_ifname)
+
+
+def make_eni(lab: Lab, hp_ns: str, p: Port) -> tuple[str, str]:
+    """Hyperplane ENI `p`'s veth and the VPC router's side of it (module docstring);
+    returns its MACs (forwarder end, VPC end). `up` and a reconcile that adds it."""
+    e = p.eni
     vpc_ns = names.vpc_netns(lab.name, e.vpc)
     kernel.ensure_veth(vpc_ns, e.ifname, f"{names.MARK}.{lab.name}.{e.vpc}.{e.eni_id}",
-                       b.hp_ns, p.hp_ifname,
+                       hp_ns, p.hp_ifname,
                        f"{names.MARK}.{lab.name}.{names.HYPERPLANE}.{p.hp_ifname}", ENI_MTU)
     subnet = lab.vpcs[e.vpc].subnets[e.subnet]
     kernel.ensure_address(vpc_ns, e.ifname, str(subnet.router), 32)
     kernel.ensure_route(vpc_ns, f"{e.ip}/32", ifname=e.ifname)
     nsenter.write_sysctls(vpc_ns, {f"net.ipv4.conf.{e.ifname}.send_redirects": 0})
     offload.cap_gso_size(e.ifname, vpc_ns, MAX_FRAME)
-    b.macs[p.id] = (kernel.link_mac(b.hp_ns, p.hp_ifname), kernel.link_mac(vpc_ns, e.ifname))
-    b.port_ifnames.append(p.hp_ifname)
+    return kernel.link_mac(hp_ns, p.hp_ifname), kernel.link_mac(vpc_ns, e.ifname)
+
+
+def remove_eni(lab_name: str, eni: dict[str, Any]) -> None:
+    """Deletes a Hyperplane ENI's veth (its state record `eni`), both ends, with the
+    router's address and route on it; nothing if it is gone already. Its forwarder port
+    must be closed first (forwarder/daemon.py closes it when a spec drops it)."""
+    vpc_ns = names.vpc_netns(lab_name, eni["vpc"])
+    if kernel.netns_exists(vpc_ns) and kernel.link_exists(vpc_ns, eni["ifname"]):
+        kernel.delete_link(vpc_ns, kernel.link_index(vpc_ns, eni["ifname"]))
+
+
+def capture_ports(lab: Lab, hp_ns: str, ifnames: list[str]) -> None:
+    """The forwarder's sockets take every frame of its ports; the namespace's own IP stack
+    (no addresses, no routes) must not spend time on them too: one netdev table over
+    `ifnames`, replaced whole."""
+    nft.apply(hp_ns, nft.render_ports_capture_only(names.nft_ports_table(lab.name), ifnames))
 
 
 def _forwarder(b: Build) -> None:
     st = b.st
-    # The forwarder's sockets take every frame of its ports; the namespace's own IP stack
-    # (no addresses, no routes) must not spend time on them too.
-    nft.apply(b.hp_ns, nft.render_ports_capture_only(names.nft_ports_table(b.lab.name),
-                                                     b.port_ifnames))
+    capture_ports(b.lab, b.hp_ns, b.port_ifnames)
     hp = st.data["hyperplane"]
     spec = compile_spec(b.lab, b.ports, b.macs, hp.get("endpoints", {}))
     with open(hp["spec"], "w") as f:

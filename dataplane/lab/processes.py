@@ -231,14 +231,17 @@ class ReadyCheck:
         return None if status < 400 else f"HTTP {status}"
 
 
-def ready_checks(lab: Any, st: State) -> list[ReadyCheck]:
-    """Every `ready:` of the lab's `run:` commands, in file order."""
+def ready_checks(lab: Any, vpc_records: dict[str, Any],
+                 only: set[tuple[str, str]] | None = None) -> list[ReadyCheck]:
+    """Every `ready:` of the lab's `run:` commands (of the instances `only` names, as
+    (vpc, instance), when given), in file order; `vpc_records`: the state's `vpcs`."""
     out = []
     for vname, vpc in lab.vpcs.items():
         for iname, inst in vpc.instances.items():
-            if inst.run is None or not inst.ready:
+            if inst.run is None or not inst.ready or (only is not None
+                                                      and (vname, iname) not in only):
                 continue
-            rec = st.data["vpcs"][vname]["instances"][iname]
+            rec = vpc_records[vname]["instances"][iname]
             r = inst.ready
             out.append(ReadyCheck(vname, iname, rec["netns"], rec["ip"], r.get("tcp"),
                                   r.get("http"), r.get("tcp") or r.get("port", 80),

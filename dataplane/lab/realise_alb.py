@@ -19,7 +19,7 @@ from netns_setup import procs
 
 from dataplane.compile import alb as compiled
 from dataplane.forwarder import control as control_client
-from dataplane.model import Lab
+from dataplane.model import Lab, names
 from dataplane.model.alb import node_name
 
 from . import ca, processes
@@ -75,6 +75,47 @@ def _node(lab: Lab, st: State, vname: str, alb: Any, node: dict[str, Any]) -> No
     os.makedirs(os.path.dirname(node["config"]), mode=0o755, exist_ok=True)
     with open(node["config"], "w") as f:
         json.dump(config, f, indent=1)
+    _start_node(st, vname, alb, node)
+
+
+def restart_changed_nodes(lab: Lab, st: State) -> list[str]:
+    """A running lab's ALBs brought to `lab` (lab/reconcile.py; the nodes themselves,
+    their subnets and addresses, are unchanged): the `albs` record rewritten, the
+    certificate made if an HTTPS listener is new, and each node whose configuration file
+    changed (rules, listeners, target groups, health checks) restarted with the new one
+    (its certificate made again first, when it has an HTTPS listener):
+    its process ended (its open connections with it), then started and waited for as
+    `up` does. Nodes whose configuration is the same keep running. Returns the nodes
+    restarted, as `<vpc>/<alb>/<subnet>`."""
+    st.data.update(record(lab, names.lab_dir(lab.name)))
+    st.save()
+    restarted = []
+    for vname, alb in compiled.albs(lab):
+        rec = st.data["albs"][f"{vname}/{alb.name}"]
+        certified = False
+        for node in rec["nodes"]:
+            config = compiled.node_config(lab, vname, alb, node["subnet"], st.dir)
+            try:
+                with open(node["config"]) as f:
+                    if json.load(f) == json.loads(json.dumps(config)):
+                        continue
+            except (OSError, ValueError):
+                pass
+            running = [p for p in st.data["processes"]
+                       if (p["role"], p["vpc"], p["instance"]) == (ROLE, vname, node["instance"])]
+            for p in running:
+                procs.stop(p["pid"], p["start"])
+            st.data["processes"] = [p for p in st.data["processes"] if p not in running]
+            st.save()
+            if not certified and any(l.protocol == "HTTPS" for l in alb.listeners):
+                ca.make(st.dir, lab.name, compiled.cert_stem(vname, alb.name), [rec["dns_name"]])
+                certified = True
+            _node(lab, st, vname, alb, node)
+            restarted.append(f"{vname}/{alb.name}/{node['subnet']}")
+    return restarted
+
+
+def _start_node(st: State, vname: str, alb: Any, node: dict[str, Any]) -> None:
     argv = [sys.executable, "-m", "dataplane.services.alb", "--config", node["config"]]
     pid = processes.start(st, ROLE, vname, node["instance"], node["netns"], argv,
                           node["output"], st.data["vpcs"][vname]["resolv_conf"])

@@ -57,15 +57,17 @@ def record(p: VpcPlan, lab: Lab) -> dict[str, Any]:
             "resolv_conf": os.path.join(d, f"{p.name}.resolv.conf"),
             "hosts": os.path.join(d, f"{p.name}.hosts"),
             "nft_table": names.nft_table(lab.name),
-            "instances": {i.name: {"netns": i.netns, "ip": i.ip, "prefixlen": i.prefixlen,
-                                   "subnet": i.subnet, "router": i.router, "eni": i.eni,
-                                   "security_groups": i.security_groups,
-                                   "source_dest_check": i.source_dest_check,
-                                   "managed_by": i.managed_by,
-                                   "run": i.run,
-                                   "log": os.path.join(d, f"{p.name}.{i.name}.log")
-                                   if i.run else None}
-                          for i in p.instances}}
+            "instances": {i.name: instance_record(p, i, lab.name) for i in p.instances}}
+
+
+def instance_record(p: VpcPlan, i: InstancePlan, lab_name: str) -> dict[str, Any]:
+    """An instance's entry in its VPC's record (`record`)."""
+    return {"netns": i.netns, "ip": i.ip, "prefixlen": i.prefixlen, "subnet": i.subnet,
+            "router": i.router, "eni": i.eni, "security_groups": i.security_groups,
+            "source_dest_check": i.source_dest_check, "managed_by": i.managed_by,
+            "run": i.run,
+            "log": os.path.join(names.lab_dir(lab_name), f"{p.name}.{i.name}.log")
+            if i.run else None}
 
 
 @dataclass(frozen=True)
@@ -92,13 +94,10 @@ def steps(lab: Lab, p: VpcPlan, st: State, dns_of_lab: LabDns | None = None) -> 
     dns_of_lab = dns_of_lab or LabDns.of(lab)
     out = [Step(f"namespace {p.netns} (VPC {p.name} router)",
                 lambda: kernel.ensure_netns(p.netns, mark))]
-    out += [Step(f"instance {i.vpc}/{i.name}: namespace {i.netns}, ENI {i.eni} ⇄ eth0 "
-                 f"{i.ip}/{i.prefixlen}", lambda i=i: _instance(p, i, mark))
-            for i in p.instances]
-    out.append(Step(f"VPC router in {p.netns}: forwarding, proxy ARP, DNS address {p.dns}",
-                    lambda: _router(p)))
+    out += [instance_step(p, i, mark) for i in p.instances]
+    out.append(router_step(p))
     out.append(Step(f"security groups in {p.netns}: table inet {names.nft_table(lab.name)}",
-                    lambda: _security_groups(lab, p, st)))
+                    lambda: apply_security_groups(lab, p, st)))
     out.append(Step(f"DNS for VPC {p.name}: dnsmasq on {p.dns} in {p.netns}",
                     lambda: _dns(lab, p, st, dns_of_lab)))
     out += [Step(f"run in {i.vpc}/{i.name}: {i.run}", lambda i=i: start_run(st, p, i))
@@ -123,7 +122,21 @@ def run_argv(command: str) -> list[str]:
     return ["/usr/bin/env", f"PATH={path}", "/bin/sh", "-c", command]
 
 
-def _instance(p: VpcPlan, i: InstancePlan, mark: str) -> None:
+def instance_step(p: VpcPlan, i: InstancePlan, mark: str) -> Step:
+    """The step that makes instance `i` of VPC `p` (`make_instance`); `up` and a
+    reconcile that adds it run the same one."""
+    return Step(f"instance {i.vpc}/{i.name}: namespace {i.netns}, ENI {i.eni} ⇄ eth0 "
+                f"{i.ip}/{i.prefixlen}", lambda: make_instance(p, i, mark))
+
+
+def router_step(p: VpcPlan) -> Step:
+    """The step that sets VPC `p`'s router up for all its instances' ENIs (`configure_router`)."""
+    return Step(f"VPC router in {p.netns}: forwarding, proxy ARP, DNS address {p.dns}",
+                lambda: configure_router(p))
+
+
+def make_instance(p: VpcPlan, i: InstancePlan, mark: str) -> None:
+    """Instance `i`'s namespace, its ENI (a veth to the VPC router) and its routes."""
     kernel.ensure_netns(i.netns, mark)
     # The instance's GSO frames may be forwarded to the Hyperplane: keep them within a
     # ring slot (the router would cut larger ones into single segments); as
@@ -136,7 +149,8 @@ def _instance(p: VpcPlan, i: InstancePlan, mark: str) -> None:
     kernel.ensure_route(p.netns, f"{i.ip}/32", ifname=i.eni)
 
 
-def _router(p: VpcPlan) -> None:
+def configure_router(p: VpcPlan) -> None:
+    """The VPC router: forwarding, the DNS address, proxy ARP on every instance ENI."""
     kernel.ensure_address(p.netns, "lo", p.dns, 32)
     sysctls: dict[str, Any] = {"net.ipv4.ip_forward": 1,
                                "net.ipv6.conf.all.disable_ipv6": 1,
@@ -156,7 +170,9 @@ def _router(p: VpcPlan) -> None:
         nsenter.write_sysctls(i.netns, {"net.ipv6.conf.all.disable_ipv6": 1})
 
 
-def _security_groups(lab: Lab, p: VpcPlan, st: State) -> None:
+def apply_security_groups(lab: Lab, p: VpcPlan, st: State) -> None:
+    """The VPC's security-group table, in one nftables transaction (kept in the lab's
+    directory as `<vpc>.nft`), and AWS's conntrack timeouts."""
     script = nft.render(names.nft_table(lab.name), p.groups, p.enis)
     with open(os.path.join(st.dir, f"{p.name}.nft"), "w") as f:
         f.write(script)

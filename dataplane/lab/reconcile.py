@@ -10,10 +10,12 @@ exit 2), naming every refused field. What is made in place, and what is refused:
 | change | in place? |
 |---|---|
 | `+`/`-` VPC, subnet, security group, instance; an instance's `security_groups`, `source_dest_check`, `run` | yes |
-| endpoints, NLB listeners, target groups, endpoint services, as long as no Hyperplane ENI is added, removed or moved | yes: a new forwarder spec |
+| endpoints, NLBs, listeners, target groups, endpoint services, added, changed or removed | yes: new Hyperplane ENIs made, a new forwarder spec, removed ENIs deleted |
+| an ALB's listeners, rules, idle timeout…; HTTP target groups | yes: each ALB node whose configuration changed restarts with the new one |
 | the region; a VPC's `cidr`; a subnet's `cidr` or `az`; an instance's `subnet` or address | refused: everything made from them would be remade |
-| a Hyperplane ENI added, removed or moved (a new endpoint or NLB, other subnets, another address) | refused: forwarder ports are numbered by position |
-| ALBs and HTTP target groups, API Gateway (APIs, VPC links), Cloud Map | refused: not reconciled in place yet |
+| a Hyperplane ENI moved (another address); the lab's first or last Hyperplane ENI (the forwarder comes and goes with them); the NLB health checker's namespace (the first NLB) | refused: not reconciled in place yet |
+| an ALB added, removed or moved to other subnets (its nodes are instances) | refused: not reconciled in place yet |
+| API Gateway (APIs, VPC links), Cloud Map | refused: not reconciled in place yet |
 
 Addresses are allocated in file order, so an instance added before others in its subnet
 moves them (and the Hyperplane ENIs after them): that is refused as a move, naming the
@@ -21,43 +23,53 @@ instance whose address would change; an explicit `ip:` or adding it last avoids 
 
 `reconcile(st, new)` applies a plan with the realise code `up` uses, in this order: the
 supervisor is stopped and the status set to `reconciling` (so nothing else writes the
-state meanwhile); new namespaces and instances are recorded in the state *before* they
-are made, removed ones taken out of it only once gone, so that a `kill -9` half-way
-leaves a state from which `down` and `cleanup` remove everything; removed instances and
-VPCs go first (their processes ended, their namespaces deleted: lab/down.py), then new
-VPCs (all of lab/realise_vpc.py's steps) and instances (namespace, ENI, router, `run:`),
-changed `run:` commands restarted, each VPC's security-group table rewritten in one
-nftables transaction when it changed (established connections stay: conntrack), hosts
-files rewritten and dnsmasq told to read them again (SIGHUP), and the forwarder given
-the new spec through its control socket, where a service whose listener is unchanged
-keeps its flows (forwarder/spec.py). A changed health-check plan restarts the forwarder,
-which resumes its flows from the flow table. Then the state takes the new topology and
-the supervisor starts again. If a step fails, what was applied and what was not are
-named; the state still describes what runs (its topology stays the old one, so `up FILE`
-again finishes the job, and `down` removes everything).
+state meanwhile); new namespaces, instances and Hyperplane ENIs are recorded in the state
+*before* they are made, removed ones taken out of it only once gone, so that a `kill -9`
+half-way leaves a state from which `down` and `cleanup` remove everything, and from
+which the next `up FILE` resumes (lab/up.py); removed instances and VPCs go first (their
+processes ended, their namespaces deleted: lab/down.py), then new VPCs (all of
+lab/realise_vpc.py's steps) and instances (the same `instance_step` as `up`, then the
+router), changed `run:` commands restarted, each VPC's security-group table rewritten in
+one nftables transaction when it changed (established connections stay: conntrack),
+hosts files rewritten and dnsmasq told to read them again (SIGHUP). Then the Hyperplane:
+new ENIs get port ids no other port holds (compile/hyperplane.py: ids are kept in the
+state's `hyperplane.port_ids`, so no port is renumbered), their veths are made, the
+forwarder gets the new spec through its control socket (forwarder/daemon.py: it closes
+the removed ports, applies the tables — a service whose listener is unchanged keeps its
+flows — opens the new ports, and gives its health checker the new checks), and only then
+are the removed ENIs' veths deleted. ALB nodes whose configuration changed restart
+(lab/realise_alb.py), and the `ready:` checks of the `run:` commands started run as in
+`up` (blueprint.ready_step). Then the state takes the new topology and the supervisor
+starts again. If a step fails, what was applied and what was not are named; the state
+still describes what runs (its topology stays the old one, so `up FILE` again finishes
+the job, and `down` removes everything).
 """
 from __future__ import annotations
 
 import json
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from netns_setup import kernel, nft, procs
 
 from dataplane import kinds
 from dataplane.compile import hyperplane as compiled
+from dataplane.compile import privatelink
 from dataplane.model import Lab, names
 from dataplane.model.privatelink import SECTIONS as PRIVATELINK_SECTIONS
 
-from . import actions, blueprint, hyperplane, processes, realise_vpc
+from . import actions, blueprint, hyperplane, processes, realise_alb, realise_vpc
 from .down import _remove
 from .plan import InstancePlan, VpcPlan, digest, plan
 from .progress import Progress, Step, run_steps
 from .state import LabError, State
 
 NOT_YET = "not reconciled in place yet; `vpclab down` and `vpclab up` it"
+ALB_NODES = ("an ALB's nodes are instances of its subnets, made with it: an ALB added, "
+             "removed or moved to other subnets is not reconciled in place yet")
+ALB_RESTART = "its nodes restart with the new configuration"
 RECONCILING = "reconciling"
 
 
@@ -141,8 +153,8 @@ def _vpc(old: Lab, new: Lab, v: str, ov: dict, nv: dict, op: VpcPlan,
         if osg.get(g) != nsg.get(g):
             out.append(Change(_op(osg.get(g), nsg.get(g)), "security group", f"{v}/{g}"))
     out += _instances(v, op, np)
-    oalb = set(old.vpcs[v].albs) | set(old.vpcs[v].http_target_groups)
-    nalb = set(new.vpcs[v].albs) | set(new.vpcs[v].http_target_groups)
+    oalb, nalb = old.vpcs[v].albs, new.vpcs[v].albs
+    http_groups = set(old.vpcs[v].http_target_groups) | set(new.vpcs[v].http_target_groups)
     known = {"cidr", "subnets", "security_groups", "instances"}
     for key in sorted((set(ov) | set(nv)) - known):
         a, b = ov.get(key) or {}, nv.get(key) or {}
@@ -150,12 +162,24 @@ def _vpc(old: Lab, new: Lab, v: str, ov: dict, nv: dict, op: VpcPlan,
             if a.get(n) == b.get(n):
                 continue
             what = key.rstrip("s").replace("_", " ")
-            if key not in PRIVATELINK_SECTIONS or n in oalb | nalb:
-                out.append(Change(_op(a.get(n), b.get(n)), what, f"{v}/{n}", refused=NOT_YET,
-                                  field=f"vpcs.{v}.{key}.{n}"))
+            change = Change(_op(a.get(n), b.get(n)), what, f"{v}/{n}")
+            where = f"vpcs.{v}.{key}.{n}"
+            if key not in PRIVATELINK_SECTIONS:
+                out.append(replace(change, refused=NOT_YET, field=where))
+            elif n in oalb or n in nalb:
+                if n not in oalb or n not in nalb:
+                    out.append(replace(change, refused=ALB_NODES, field=where))
+                elif oalb[n].subnets != nalb[n].subnets:
+                    out.append(replace(change, detail=f"subnets {oalb[n].subnets} → "
+                                       f"{nalb[n].subnets}", refused=ALB_NODES,
+                                       field=f"{where}.subnets"))
+                else:
+                    out.append(replace(change, detail=ALB_RESTART))
+            elif n in http_groups:
+                out.append(replace(change, detail="the ALB nodes whose configuration it "
+                                                  "changes restart"))
             else:
-                out.append(Change(_op(a.get(n), b.get(n)), what, f"{v}/{n}",
-                                  "the forwarder's tables"))
+                out.append(replace(change, detail="the forwarder's tables"))
     return out
 
 
@@ -189,15 +213,22 @@ def _instances(v: str, op: VpcPlan, np: VpcPlan) -> list[Change]:
 
 def _eni_key(p: compiled.Port) -> tuple:
     e = p.eni
-    return (p.id, p.hp_ifname, e.vpc, e.kind, e.owner, e.subnet, e.ip, e.ifname)
+    return (e.vpc, e.kind, e.owner, e.subnet, e.ip, e.ifname)
 
 
 def _hyperplane(old: Lab, new: Lab) -> list[Change]:
-    """Hyperplane ENIs and the kinds' extra namespaces must stay as they are."""
+    """Hyperplane ENIs added or removed are new or closed forwarder ports (their ids
+    stay: compile/hyperplane.py); an ENI keeps its address, and the Hyperplane itself
+    and the kinds' extra namespaces stay as they are."""
     out: list[Change] = []
     oports = {p.eni.eni_id: p for p in compiled.ports(old)}
     nports = {p.eni.eni_id: p for p in compiled.ports(new)}
-    why = "Hyperplane ENIs are the forwarder's ports, numbered by position"
+    if bool(oports) != bool(nports):
+        out.append(Change("+" if nports else "-", "hyperplane", names.hyperplane_netns(new.name),
+                          refused="the Hyperplane (its namespace and forwarder) comes with "
+                                  "a lab's first endpoint, NLB or VPC link and goes with its "
+                                  "last; not reconciled in place yet",
+                          field="endpoints, load_balancers, vpc_links"))
     for eid in sorted(set(oports) | set(nports)):
         a, b = oports.get(eid), nports.get(eid)
         if a is not None and b is not None and _eni_key(a) == _eni_key(b):
@@ -206,11 +237,18 @@ def _hyperplane(old: Lab, new: Lab) -> list[Change]:
         where = ({"vpce": f"vpcs.{e.vpc}.endpoints.{e.owner}",
                   "nlb": f"vpcs.{e.vpc}.load_balancers.{e.owner}"}.get(e.kind)
                  or f"api_gateway.vpc_links.{e.owner}")
-        detail = f"{e.kind} ENI of {e.owner} in {e.subnet} {e.ip}"
         if a is not None and b is not None:
-            detail = (f"{e.kind} ENI of {e.owner}: {a.eni.ip} port {a.hp_ifname} → "
-                      f"{b.eni.ip} port {b.hp_ifname}")
-        out.append(Change(_op(a, b), "hyperplane ENI", eid, detail, why, where))
+            out.append(Change("~", "hyperplane ENI", eid,
+                              f"{e.kind} ENI of {e.owner}: {a.eni.ip} → {b.eni.ip}",
+                              "an ENI keeps its primary address (addresses are given in file "
+                              "order: add new instances last in their subnet, or give `ip:`)",
+                              where))
+        elif b is not None:
+            out.append(Change("+", "hyperplane ENI", eid, f"{e.kind} ENI of {e.owner} in "
+                              f"{e.subnet} {e.ip}: a new forwarder port"))
+        else:
+            out.append(Change("-", "hyperplane ENI", eid, f"{e.kind} ENI of {e.owner} in "
+                              f"{e.subnet} {e.ip}: its forwarder port closes"))
     ons, nns = _kind_namespaces(old), _kind_namespaces(new)
     for ns in sorted(ons ^ nns):
         out.append(Change("+" if ns in nns else "-", "namespace", ns,
@@ -246,7 +284,8 @@ def reconcile(st: State, new: Lab, progress: bool | None = None,
             f"{c.field} ({c.op} {c.what} {c.name}: {c.refused})" for c in no)
             + "; nothing was changed")
     st.reconciled = [c.line() for c in changes]
-    if plan_only or not changes and st.data.get("digest") == digest(new):
+    resuming = st.data.get("status") == RECONCILING
+    if plan_only or not changes and st.data.get("digest") == digest(new) and not resuming:
         return st
     taken = [n for n in _new_namespaces(st, new) if kernel.netns_exists(n)
              and n not in st.data["namespaces"]]
@@ -254,8 +293,8 @@ def reconcile(st: State, new: Lab, progress: bool | None = None,
         raise Refused(f"namespace(s) {', '.join(taken)} already exist and were not made by "
                       f"lab {st.lab}; nothing was changed")
     _begin(st)
-    steps = _steps(st, old, new)
-    prog = Progress(len(steps), progress)
+    prog = Progress(0, progress)       # run_steps counts the steps
+    steps = _steps(st, old, new, prog.note)
     try:
         run_steps(steps, prog)
     except BaseException as e:
@@ -273,6 +312,8 @@ def reconcile(st: State, new: Lab, progress: bool | None = None,
     st.data["topology"] = new.to_dict()
     st.data["digest"] = digest(new)
     st.data["vpcs"] = {p.name: realise_vpc.record(p, new) for p in plan(new)}
+    if st.data.get("hyperplane"):
+        _settle_hyperplane(st, new)
     _end(st)
     return st
 
@@ -306,9 +347,10 @@ def _end(st: State) -> None:
     blueprint.start_supervisor(st)
 
 
-def _steps(st: State, old: Lab, new: Lab) -> list[Step]:
+def _steps(st: State, old: Lab, new: Lab, note: Callable[[str], None]) -> list[Step]:
     mark = names.lo_altname(new.name)
     oplans, nplans = {p.name: p for p in plan(old)}, {p.name: p for p in plan(new)}
+    started: set[tuple[str, str]] = set()     # instances whose `run:` (re)starts
     steps: list[Step] = []
     # removals first: a name or an address may come back in the additions
     for v, p in oplans.items():
@@ -325,27 +367,32 @@ def _steps(st: State, old: Lab, new: Lab) -> list[Step]:
             steps.append(Step(f"record VPC {v} in the state",
                               lambda p=p: _record_vpc(st, new, p)))
             steps += realise_vpc.steps(new, p, st)
+            started |= {(v, i.name) for i in p.instances if i.run}
             continue
         before = {i.name: i for i in oplans[v].instances}
         added = [i for i in p.instances if i.name not in before]
         for i in added:
-            steps.append(Step(f"instance {v}/{i.name}: namespace {i.netns}, ENI {i.eni} ⇄ "
-                              f"eth0 {i.ip}/{i.prefixlen}",
-                              lambda p=p, i=i: _add_instance(st, new, p, i, mark)))
+            steps.append(Step(f"record instance {v}/{i.name} in the state",
+                              lambda p=p, i=i: _record_instance(st, new, p, i)))
+            steps.append(realise_vpc.instance_step(p, i, mark))
         if added:
-            steps.append(Step(f"VPC router in {p.netns}: proxy ARP for the new ENIs",
-                              lambda p=p: realise_vpc._router(p)))
+            steps.append(realise_vpc.router_step(p))
         rerun = [i for i in p.instances if i.name in before and i.run != before[i.name].run]
         for i in [i for i in added if i.run] + rerun:
             steps.append(Step(f"run in {v}/{i.name}: {i.run or '(nothing)'}",
-                                  lambda p=p, i=i: _rerun(st, new, p, i)))
+                              lambda p=p, i=i: _rerun(st, new, p, i)))
+            started.add((v, i.name))
         steps.append(Step(f"security groups in {p.netns} (if changed)",
                           lambda p=p: _security_groups(st, new, p)))
         steps.append(Step(f"DNS names of VPC {v} (if changed)",
                           lambda p=p: _hosts(st, new, p)))
     if st.data.get("hyperplane"):
-        steps.append(Step("forwarder: the new spec through its control socket (if changed)",
-                          lambda: _forwarder(st, old, new)))
+        steps += _hyperplane_steps(st, old, new)
+    steps += _alb_steps(st, old, new)
+    records = {p.name: realise_vpc.record(p, new) for p in nplans.values()}
+    ready = blueprint.ready_step(new, records, st, note, only=started)
+    if ready:
+        steps.append(ready)
     return steps
 
 
@@ -384,11 +431,10 @@ def _record_vpc(st: State, new: Lab, p: VpcPlan) -> None:
     _record(st, [p.netns] + [i.netns for i in p.instances])
 
 
-def _add_instance(st: State, new: Lab, p: VpcPlan, i: InstancePlan, mark: str) -> None:
-    st.data["vpcs"][p.name]["instances"][i.name] = \
-        realise_vpc.record(p, new)["instances"][i.name]
+def _record_instance(st: State, new: Lab, p: VpcPlan, i: InstancePlan) -> None:
+    """Before instance `i` is made: its record and namespace in the state."""
+    st.data["vpcs"][p.name]["instances"][i.name] = realise_vpc.instance_record(p, i, new.name)
     _record(st, [i.netns])
-    realise_vpc._instance(p, i, mark)
 
 
 def _rerun(st: State, new: Lab, p: VpcPlan, i: InstancePlan) -> None:
@@ -398,8 +444,7 @@ def _rerun(st: State, new: Lab, p: VpcPlan, i: InstancePlan) -> None:
     for r in old:
         procs.stop(r["pid"], r["start"])
     st.data["processes"] = [r for r in st.data["processes"] if r not in old]
-    st.data["vpcs"][p.name]["instances"][i.name] = \
-        realise_vpc.record(p, new)["instances"][i.name]
+    st.data["vpcs"][p.name]["instances"][i.name] = realise_vpc.instance_record(p, i, new.name)
     st.save()
     if i.run:
         realise_vpc.start_run(st, p, i)
@@ -414,7 +459,7 @@ def _security_groups(st: State, new: Lab, p: VpcPlan) -> None:
                 return
     except FileNotFoundError:
         pass
-    realise_vpc._security_groups(new, p, st)
+    realise_vpc.apply_security_groups(new, p, st)
 
 
 def _hosts(st: State, new: Lab, p: VpcPlan) -> None:
@@ -435,22 +480,99 @@ def _hosts(st: State, new: Lab, p: VpcPlan) -> None:
             os.kill(r["pid"], signal.SIGHUP)
 
 
-def _forwarder(st: State, old: Lab, new: Lab) -> None:
-    """The new spec to the forwarder (services whose listener is unchanged keep their
-    flows); a changed health-check plan restarts it (it resumes its flows)."""
+def _hyperplane_steps(st: State, old: Lab, new: Lab) -> list[Step]:
+    """New Hyperplane ENIs: recorded, then their veths, then the capture table, then the
+    forwarder's new spec (it opens their ports, closes the removed ones'), then the
+    removed ENIs' veths deleted and the capture table without them."""
+    hp = st.data["hyperplane"]
+    previous = hp.get("port_ids") or compiled.ports(old).ids     # states before port_ids
+    nports = compiled.ports(new, previous)
+    recorded = {e["eni_id"] for e in hp["enis"]}
+    kept = {p.eni.eni_id for p in nports}
+    added = [p for p in nports if p.eni.eni_id not in {q.eni.eni_id for q in compiled.ports(old)}]
+    removed = [e for e in hp["enis"] if e["eni_id"] not in kept]
+    steps = [Step("record the Hyperplane's new ports in the state",
+                  lambda: _record_ports(st, new, nports, previous, recorded))]
+    for p in added:
+        e = p.eni
+        steps.append(Step(f"{hyperplane.eni_kind_name(e.kind)} {e.vpc}/{e.owner} ENI "
+                          f"{e.eni_id} {e.ip} in {e.subnet}: {e.ifname} ⇄ {p.hp_ifname}",
+                          lambda p=p: _add_eni(st, new, p)))
+    if added:
+        steps.append(Step(f"capture table in {hp['netns']}: the new ports",
+                          lambda: _capture(st, new, extra=[e["hp_ifname"] for e in removed])))
+    steps.append(Step("forwarder: the new spec through its control socket (if changed)",
+                      lambda: _forwarder(st, new)))
+    for e in removed:
+        steps.append(Step(f"remove {e['kind']} ENI {e['vpc']}/{e['owner']} {e['eni_id']} "
+                          f"{e['ip']}: {e['ifname']} ⇄ {e['hp_ifname']}",
+                          lambda e=e: _remove_eni(st, e)))
+    if removed:
+        steps.append(Step(f"capture table in {hp['netns']}: without the removed ports",
+                          lambda: _capture(st, new)))
+    return steps
+
+
+def _record_ports(st: State, new: Lab, nports: compiled.Ports, previous: dict[str, int],
+                  recorded: set[str]) -> None:
+    """Before a new ENI is made: its port id (the old ids kept too, so that no new port
+    takes a removed one's id while its veth exists), its record, endpoint states."""
+    hp = st.data["hyperplane"]
+    hp["port_ids"] = {**previous, **nports.ids}
+    hp["enis"] += [hyperplane.eni_record(p) for p in nports if p.eni.eni_id not in recorded]
+    hp["endpoints"] = {**hp["endpoints"],
+                       **privatelink.endpoint_states(new, hp["endpoints"])}
+    st.save()
+
+
+def _add_eni(st: State, new: Lab, p: compiled.Port) -> None:
+    hp = st.data["hyperplane"]
+    hp["macs"][str(p.id)] = list(hyperplane.make_eni(new, hp["netns"], p))
+    st.save()
+
+
+def _remove_eni(st: State, eni: dict[str, Any]) -> None:
+    hp = st.data["hyperplane"]
+    hyperplane.remove_eni(st.lab, eni)
+    hp["enis"] = [e for e in hp["enis"] if e["eni_id"] != eni["eni_id"]]
+    hp["macs"].pop(str(eni["port"]), None)
+    st.save()
+
+
+def _capture(st: State, new: Lab, extra: list[str] = ()) -> None:
+    hp = st.data["hyperplane"]
+    spec = actions.compile_from_state(st, new, hp["endpoints"])
+    hyperplane.capture_ports(new, hp["netns"], [p.ifname for p in spec.ports] + list(extra))
+
+
+def _settle_hyperplane(st: State, new: Lab) -> None:
+    """Once applied: the ids, ENIs and endpoint states of `new` only (a removed port's id
+    is free for the next change)."""
+    hp = st.data["hyperplane"]
+    nports = compiled.ports(new, hp.get("port_ids"))
+    hp["port_ids"] = nports.ids
+    hp["enis"] = [hyperplane.eni_record(p) for p in nports]
+    hp["endpoints"] = privatelink.endpoint_states(new, hp["endpoints"])
+    used = {str(i) for i in nports.ids.values()}
+    hp["macs"] = {k: v for k, v in hp["macs"].items() if k in used}
+
+
+def _forwarder(st: State, new: Lab) -> None:
+    """The new spec to the forwarder, in place: services whose listener is unchanged
+    keep their flows, new ports open, removed ones close, health checks follow
+    (forwarder/daemon.py)."""
     hp = st.data["hyperplane"]
     with open(hp["spec"]) as f:
         before = json.load(f)
     spec = actions.compile_from_state(st, new, hp["endpoints"]).to_json()
-    if spec == before:
-        return
-    if spec.get("health_checks") == before.get("health_checks"):
+    if spec != before:
         actions.push_spec(hp, spec)
-        return
-    with open(hp["spec"], "w") as f:
-        json.dump(spec, f, indent=1)
-    for r in [r for r in st.data["processes"] if r["role"] == "forwarder"]:
-        procs.stop(r["pid"], r["start"])
-        pid = processes.restart(st, r)
-        processes.wait_ready(pid, processes.answers(hp["socket"]), "the forwarder",
-                             hp["log"], hyperplane.FORWARDER_READY_S)
+
+
+def _alb_steps(st: State, old: Lab, new: Lab) -> list[Step]:
+    """ALB nodes whose configuration changed (rules, listeners, target groups) restart
+    with the new one; the others keep running."""
+    if not realise_alb.compiled.albs(new):
+        return []
+    return [Step("ALB nodes: restart those whose configuration changed",
+                 lambda: realise_alb.restart_changed_nodes(new, st))]

@@ -38,7 +38,12 @@ def status(lab: str) -> dict[str, Any]:
     d = st.data
     out: dict[str, Any] = {"lab": lab, "status": d.get("status"), "region": d.get("region"),
                            "state_dir": st.dir, "vpcs": {}, "processes": []}
-    if d.get("status") != "up" and not st.owner_alive():
+    if d.get("status") == "reconciling" and st.owner_alive():
+        out["status"] = f"reconciling (vpclab pid {d.get('owner_pid')} is changing it)"
+    elif d.get("status") == "reconciling":
+        out["status"] = ("reconciling (interrupted: `vpclab up FILE` finishes the change, "
+                         "`vpclab down` removes the lab)")
+    elif d.get("status") != "up" and not st.owner_alive():
         out["status"] = f"{d.get('status')} (unfinished: run vpclab cleanup)"
     checked = realise_vpc.source_dest_drops(st)
     for vname, v in d.get("vpcs", {}).items():

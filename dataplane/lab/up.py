@@ -36,7 +36,7 @@ from . import blueprint, processes
 from .down import teardown
 from .plan import digest
 from .progress import Interrupted, Progress, check_interrupt, run_steps
-from .reconcile import reconcile
+from .reconcile import RECONCILING, reconcile
 from .state import LabError, State
 from .status import check_present
 
@@ -46,7 +46,8 @@ def up(lab: Lab, progress: bool | None = None, show: Callable[[str], None] | Non
        plan_only: bool = False) -> tuple[State, bool]:
     """Make the lab; returns (state, created). `created` is False if it was already up:
     from the same file, it is repaired; from another, reconciled (lab/reconcile.py:
-    `show` gets the plan's lines; `plan_only` stops there).
+    `show` gets the plan's lines; `plan_only` stops there). A reconcile that was killed
+    half-way (status `reconciling`, its process gone) is resumed toward `lab`.
 
     Raises LabError, after rolling back everything it made, if any step fails.
     """
@@ -65,6 +66,11 @@ def up(lab: Lab, progress: bool | None = None, show: Callable[[str], None] | Non
         if old.owner_alive():
             raise LabError(f"lab {lab.name} is being changed by vpclab (pid "
                            f"{old.data.get('owner_pid')}); wait for it to finish")
+        if status == RECONCILING and not plan_only:
+            # a reconcile that was killed: its state says what runs (lab/reconcile.py)
+            if show:
+                show(f"lab {lab.name}: resuming an interrupted reconcile")
+            return reconcile(old, lab, progress, show), False
         raise LabError(f"lab {lab.name} has leftovers of an unfinished `{status}` "
                        f"(state in {old.dir}); run `vpclab cleanup` first")
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from dataplane.forwarder.engine import Backend, Engine
+from dataplane.forwarder.engine import Backend, Engine, EngineError
 from dataplane.forwarder.io import Forwarder, max_frame
 from .minilab import (CLI, CLIENT, EP_IP, HP, NLB_IP, SRV, TARGET_IP, in_ns, start_server,
                      tcp_csum_errors)
@@ -93,3 +93,33 @@ def test_table_changes_under_a_running_loop_and_the_clock_offset(lab: Forwarder)
         time.sleep(0.05)
     assert lab.engine.flow_count == 0
     assert lab.engine.counters(0)["flows_expired"] == 1
+
+
+def test_a_port_closes_and_opens_again_while_the_loop_runs(lab: Forwarder) -> None:
+    """hp_io_port_close under a running loop: the port's socket goes (its stats with it),
+    frames toward it are no longer sent, and the same port opens again on the same
+    veth and carries a new connection; the loop never stopped."""
+    srv = start_server(1)
+    try:
+        assert in_ns(CLI, sys.executable, "-c", CLIENT, EP_IP, "1000").returncode == 0
+    finally:
+        srv.wait(timeout=30)
+    lab.close_port(1)
+    assert 1 not in lab.ports and lab.running
+    with pytest.raises(EngineError, match="port 1 is not open"):
+        lab.port_stats(1)
+    with pytest.raises(EngineError, match="cannot close port 1"):
+        lab.close_port(1)
+    # the SYN is translated, but the target's side has no socket any more: no answer
+    out = in_ns(CLI, sys.executable, "-c",
+                "import socket; socket.create_connection(('%s', 80), timeout=1)" % EP_IP)
+    assert out.returncode != 0 and "timed out" in out.stderr
+    assert lab.port_stats(0)["rx_frames"] > 0
+    lab.open_port(1, "eni1", netns=HP)
+    srv = start_server(1)
+    try:
+        out = in_ns(CLI, sys.executable, "-c", CLIENT, EP_IP, "100000")
+        assert out.returncode == 0, out.stderr
+    finally:
+        srv.wait(timeout=30)
+    assert lab.port_stats(1)["tx_frames"] > 0 and lab.running

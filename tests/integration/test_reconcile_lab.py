@@ -16,6 +16,7 @@ import pytest
 
 from dataplane import lab as labmod
 from dataplane.forwarder import control
+from dataplane.model import Lab
 from netns_setup import kernel
 
 from .conftest import (CLI, HERE, REPO, connect, endpoint_to_nlb, leftovers, serve, vpclab,
@@ -126,28 +127,69 @@ def test_a_refused_change_leaves_the_lab_as_it_was(tmp_path, lab_named) -> None:
     assert connect(name, "v0/i2", "i1", 8080) == "i1"
 
 
+class LongStream:
+    """One long TCP connection (flood_peers.py `stream`) from `c/client` to `ip`:80
+    through the lab's forwarder, open from the constructor on. `finish(changed_at)`
+    ends it and checks that it never broke, carried blocks for seconds after
+    `changed_at` (CLOCK_MONOTONIC, the stream's clock too), kept its one flow, and that
+    the forwarder was never restarted (changes made in place)."""
+
+    def __init__(self, name: str, ip: str, tmp_path) -> None:
+        self.name, self.ip, self.stop = name, ip, tmp_path / "stop"
+        hp = labmod.status(name)["hyperplane"]
+        self.socket = hp["socket"]
+        self.forwarder = next(p["pid"] for p in labmod.State.load(name).data["processes"]
+                              if p["role"] == "forwarder")
+        self.client = subprocess.Popen(
+            CLI + ["exec", "-l", name, "c/client", "--", sys.executable, str(PEERS), "stream",
+                   ip, "80", "120", str(self.stop)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env=dict(os.environ, PYTHONPATH=str(REPO)))
+        first = self.client.stdout.readline()
+        if first.strip() != "connected":
+            self.client.kill()
+            pytest.fail(f"the stream did not connect: {first} "
+                        f"{self.client.stderr.read() if self.client.poll() else ''}")
+        self.flows = self.flow_clients()
+        assert len(self.flows) == 1, self.flows
+
+    def flow_clients(self) -> list:
+        return [f["client"] for f in control.call(self.socket, "flows")["flows"]
+                if f["vip"] == [self.ip, 80]]
+
+    def finish(self, changed_at: float) -> None:
+        time.sleep(3)
+        self.stop.touch()        # the stream ends at its next block
+        try:
+            out, err = self.client.communicate(timeout=40)
+        finally:
+            if self.client.poll() is None:
+                self.client.kill()
+        assert self.client.returncode == 0, (out[-500:], err)
+        lines = out.strip().splitlines()
+        result = json.loads(lines[-1])
+        assert result["error"] is None, result        # no reset, no stall, start to end
+        later = [int(w[2]) for w in (line.split() for line in lines)
+                 if w[0] == "progress" and float(w[1]) > changed_at]
+        assert len(later) >= 2 and later[-1] > later[0] > 0, (changed_at, lines[-5:])
+        assert self.flow_clients() == self.flows
+        assert any(p["pid"] == self.forwarder and p["role"] == "forwarder"
+                   for p in labmod.State.load(self.name).data["processes"])
+
+    def abandon(self) -> None:
+        if self.client.poll() is None:
+            self.client.kill()
+
+
 def test_a_new_listener_keeps_the_flows_of_the_untouched_endpoint(tmp_path, lab_named) -> None:
     name = lab_named("trcnlb")
     doc = endpoint_to_nlb(name, {"client": {}},
                           {"t1": {"run": f"{sys.executable} {PEERS} serve 8080"}},
                           {"protocol": "TCP", "port": 8080, "targets": ["t1"]})
     vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
-    st = labmod.status(name)
-    ep = st["hyperplane"]["endpoints"]["c/ep"]["enis"][0]["ip"]
-    socket_path = st["hyperplane"]["socket"]
-    forwarder = next(p["pid"] for p in labmod.State.load(name).data["processes"]
-                     if p["role"] == "forwarder")
-    client = subprocess.Popen(
-        CLI + ["exec", "-l", name, "c/client", "--", sys.executable, str(PEERS), "stream",
-               ep, "80", "90", str(tmp_path / "stop")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-        env=dict(os.environ, PYTHONPATH=str(REPO)))
+    ep = labmod.status(name)["hyperplane"]["endpoints"]["c/ep"]["enis"][0]["ip"]
+    stream = LongStream(name, ep, tmp_path)
     try:
-        first = client.stdout.readline()
-        assert first.strip() == "connected", (first, client.stderr.read() if client.poll() else "")
-        flows = [f for f in control.call(socket_path, "flows")["flows"] if f["vip"][1] == 80]
-        assert len(flows) == 1, flows
-
         more = copy.deepcopy(doc)
         more["vpcs"]["p"]["load_balancers"]["nlb"]["listeners"].append(
             {"port": 81, "protocol": "TCP", "target_group": "tg"})
@@ -163,26 +205,9 @@ def test_a_new_listener_keeps_the_flows_of_the_untouched_endpoint(tmp_path, lab_
         reply = vpclab("exec", "-l", name, "c/client", "--", sys.executable, str(PEERS),
                        "connect", ep, "81", "1", "0", "3", timeout=30)
         assert json.loads(reply.stdout)["ok"] == 1, (reply.stdout, reply.stderr)
-        applied_at = time.monotonic()      # the stream's clock too (CLOCK_MONOTONIC)
-        time.sleep(3)
-        (tmp_path / "stop").touch()        # the stream ends at its next block
-        out, err = client.communicate(timeout=40)
+        stream.finish(time.monotonic())
     finally:
-        if client.poll() is None:
-            client.kill()
-    assert client.returncode == 0, (out[-500:], err)
-    lines = out.strip().splitlines()
-    result = json.loads(lines[-1])
-    assert result["error"] is None, result        # no reset, no stall, start to end
-    # the same connection carried blocks for seconds after the change was applied
-    later = [int(w[2]) for w in (line.split() for line in lines)
-             if w[0] == "progress" and float(w[1]) > applied_at]
-    assert len(later) >= 2 and later[-1] > later[0] > 0, (applied_at, lines[-5:])
-    after = [f for f in control.call(socket_path, "flows")["flows"] if f["vip"][1] == 80]
-    assert [f["client"] for f in after] == [f["client"] for f in flows]
-    # the forwarder was changed in place, not restarted
-    assert any(p["pid"] == forwarder and p["role"] == "forwarder"
-               for p in labmod.State.load(name).data["processes"])
+        stream.abandon()
 
 
 def test_a_failure_half_way_says_what_was_applied_and_down_still_works(
@@ -191,20 +216,19 @@ def test_a_failure_half_way_says_what_was_applied_and_down_still_works(
     error names what was applied and what was not, the lab is up from its old topology
     with a supervisor, and `down` removes everything."""
     from dataplane.lab import realise_vpc
-    from dataplane.model import Lab
     name = lab_named("trcfail")
     doc = base(name)
     vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
     grown = copy.deepcopy(doc)
     grown["vpcs"]["v0"]["instances"]["i3"] = {"subnet": "a"}
     grown["vpcs"]["v0"]["instances"]["i4"] = {"subnet": "a"}
-    real = realise_vpc._instance
+    real = realise_vpc.make_instance
 
     def failing(p, i, mark):
         if i.name == "i4":
             raise RuntimeError("no room for i4")
         real(p, i, mark)
-    monkeypatch.setattr(realise_vpc, "_instance", failing)
+    monkeypatch.setattr(realise_vpc, "make_instance", failing)
     with pytest.raises(labmod.LabError) as e:
         labmod.up(Lab.from_dict(grown), progress=False)
     text = str(e.value)
@@ -227,17 +251,19 @@ import os, signal, sys
 from dataplane import lab as labmod
 from dataplane.lab import realise_vpc
 from dataplane.model import load
-real = realise_vpc._instance
+real = realise_vpc.make_instance
 def dying(p, i, mark):
     real(p, i, mark)
     if i.name == "i4":
         os.kill(os.getpid(), signal.SIGKILL)
-realise_vpc._instance = dying
+realise_vpc.make_instance = dying
 labmod.up(load(sys.argv[1]), progress=False)
 """
 
 
-def test_kill_9_half_way_leaves_a_lab_down_removes(tmp_path, lab_named) -> None:
+def test_kill_9_half_way_is_resumed_by_the_next_up(tmp_path, lab_named) -> None:
+    """A reconcile killed half-way leaves status `reconciling` (status says so and what
+    to do), a state from which the next `up FILE` finishes the change."""
     name = lab_named("trckill")
     doc = base(name)
     vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
@@ -253,7 +279,38 @@ def test_kill_9_half_way_leaves_a_lab_down_removes(tmp_path, lab_named) -> None:
     assert st.data["status"] == "reconciling"
     assert kernel.netns_exists(f"{name}.v0.i4")
     assert f"{name}.v0.i4" in st.data["namespaces"]
-    again = vpclab("up", str(write_topology(tmp_path, grown)))
-    assert again.returncode == 1 and "cleanup" in again.stderr
+    shown = json.loads(vpclab("status", name, "--json").stdout)["status"]
+    assert shown.startswith("reconciling (interrupted") and "vpclab up FILE" in shown
+    again = vpclab("up", str(write_topology(tmp_path, grown)), timeout=180)
+    assert again.returncode == 0, (again.stdout, again.stderr)
+    assert "resuming an interrupted reconcile" in again.stdout
+    st = labmod.State.load(name)
+    assert st.data["status"] == "up" and st.data["topology"] == Lab.from_dict(grown).to_dict()
+    assert {f"{name}.v0.i4", f"{name}.v1", f"{name}.v1.j1"} <= set(st.data["namespaces"])
+    assert all(kernel.netns_exists(n) for n in st.data["namespaces"])
+    assert [p["role"] for p in st.data["processes"]].count("supervisor") == 1
+    assert connect(name, "v0/i2", "i1", 8080) == "i1"
     vpclab("down", name, check=True)
     assert leftovers(name) == []
+
+
+def test_an_added_instance_passes_the_same_ready_check_as_in_up(tmp_path, lab_named) -> None:
+    """An instance added by a reconcile whose `ready:` never passes fails the reconcile,
+    naming it, as `up` would (one ready step, lab/blueprint.py); one that passes is
+    waited for."""
+    name = lab_named("trcrdy")
+    doc = base(name)
+    vpclab("up", str(write_topology(tmp_path, doc)), check=True, timeout=180)
+    never = copy.deepcopy(doc)
+    never["vpcs"]["v0"]["instances"]["i3"] = {"subnet": "a", "run": "sleep 60",
+                                              "ready": {"tcp": 9, "timeout": 2}}
+    proc = reconcile(tmp_path, never)
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "during: ready: v0/i3 (tcp 9)" in proc.stderr, proc.stderr
+    ready = copy.deepcopy(doc)
+    ready["vpcs"]["v0"]["instances"]["i3"] = {"subnet": "a", "security_groups": ["web"],
+                                              "run": "sleep 1; " + serve("i3", 8080),
+                                              "ready": {"tcp": 8080, "timeout": 20}}
+    proc = reconcile(tmp_path, ready)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert connect(name, "v0/i2", "i3", 8080) == "i3"     # ready when up returned

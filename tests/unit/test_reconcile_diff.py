@@ -113,13 +113,6 @@ REFUSED = [
      lambda d: d["vpcs"]["provider"]["instances"]["web2"].update(subnet="svc-a")),
     ("vpcs.consumer.instances.client.ip",
      lambda d: d["vpcs"]["consumer"]["instances"]["client"].update(ip="10.0.1.40")),
-    # a new endpoint: new Hyperplane ENIs
-    ("vpcs.consumer.endpoints.web-ep2",
-     lambda d: d["vpcs"]["consumer"]["endpoints"].update(
-         {"web-ep2": {"service": "provider/web-svc", "subnets": ["app-b"]}})),
-    # the endpoint in fewer subnets: an ENI removed
-    ("vpcs.consumer.endpoints.web-ep",
-     lambda d: d["vpcs"]["consumer"]["endpoints"]["web-ep"].update(subnets=["app-a"])),
     # an instance added before the endpoint's ENI in its subnet moves the ENI
     ("vpcs.consumer.endpoints.web-ep",
      lambda d: d["vpcs"]["consumer"]["instances"].update({"client2": {"subnet": "app-a"}})),
@@ -151,16 +144,53 @@ def test_an_added_instance_with_its_own_address_moves_nothing() -> None:
     assert [c.line() for c in changes] == ["+ instance consumer/client2: 10.0.1.40 in app-a"]
 
 
-def test_other_kinds_are_refused_for_now() -> None:
+def test_new_and_removed_hyperplane_enis_are_in_place() -> None:
+    def more(d):        # a second endpoint, and the first in one subnet fewer
+        d["vpcs"]["consumer"]["endpoints"]["web-ep2"] = {"service": "provider/web-svc",
+                                                         "subnets": ["app-b"]}
+        d["vpcs"]["consumer"]["endpoints"]["web-ep"]["subnets"] = ["app-a"]
+    changes = diff(*changed("privatelink.yaml", more))
+    assert refused(changes) == []
+    text = [c.line() for c in changes]
+    assert "+ endpoint consumer/web-ep2: the forwarder's tables" in text
+    enis = [line for line in text if "hyperplane ENI" in line]
+    assert len(enis) == 2, text
+    assert any(line.startswith("+ ") and "vpce ENI of web-ep2 in app-b" in line
+               and "a new forwarder port" in line for line in enis)
+    assert any(line.startswith("- ") and "vpce ENI of web-ep in app-b" in line
+               and "its forwarder port closes" in line for line in enis)
+
+
+def test_an_alb_rule_change_restarts_its_nodes_and_a_moved_alb_is_refused() -> None:
     old = load(str(EXAMPLES / "alb.yaml"))
     vpc = next(v for v in old.vpcs.values() if v.albs)
     alb_name = next(iter(vpc.albs))
 
     def edit(d):
         d["vpcs"][vpc.name]["load_balancers"][alb_name]["idle_timeout"] = 30
-    no = refused(diff(*changed("alb.yaml", edit)))
-    assert [c.field for c in no] == [f"vpcs.{vpc.name}.load_balancers.{alb_name}"]
+    changes = diff(*changed("alb.yaml", edit))
+    assert refused(changes) == []
+    assert [c.line() for c in changes] == [
+        f"~ load balancer {vpc.name}/{alb_name}: its nodes restart with the new configuration"]
 
+    def move(d):        # the nodes' order is their addresses' (the model's plan)
+        d["vpcs"][vpc.name]["load_balancers"][alb_name]["subnets"] = \
+            vpc.albs[alb_name].subnets[::-1]
+    no = refused(diff(*changed("alb.yaml", move)))
+    assert f"vpcs.{vpc.name}.load_balancers.{alb_name}.subnets" in {c.field for c in no}
+
+
+def test_the_lab_s_first_hyperplane_eni_is_refused() -> None:
+    def none(d):
+        for v in d["vpcs"].values():
+            for key in ("endpoints", "load_balancers", "target_groups", "endpoint_services"):
+                v.pop(key, None)
+    bare, full = changed("privatelink.yaml", none)[1], load(str(EXAMPLES / "privatelink.yaml"))
+    no = refused(diff(bare, full))
+    assert any(c.what == "hyperplane" for c in no), [c.line() for c in no]
+
+
+def test_other_kinds_are_refused_for_now() -> None:
     def api(d):
         section = d["api_gateway"]
         section["apis"]["orders"]["stages"].append("beta")
