@@ -164,6 +164,6 @@ def capture(st, eni: str | None, stage: str, write: str | None, count: int | Non
             pass   # the forwarder went away, or turned the tap off itself: nothing to stop
         if write not in (None, STDOUT):
             stream.close()
-    print(f"{seen} frame(s) captured; the tap kept {result['kept']} and dropped "
-          f"{result['dropped']} (its ring was full)", file=sys.stderr)
+    print(f"{seen} frame(s) captured; the tap kept {result['kept']} record(s) and dropped "
+          f"{result['dropped']} for want of room in its ring", file=sys.stderr)
     return EXIT_OK
