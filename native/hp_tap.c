@@ -187,9 +187,13 @@ uint32_t hp_tap_read(struct hp_engine *e, struct hp_tap_record *out, uint8_t *da
 void hp_tap_in(struct hp_engine *e, uint32_t frame, const struct hp_pkt *pkt)
 {
     struct hp_tap *t = e->tap;
-    if (!(t->cfg.stages & HP_TAP_IN))
-        return;
     uint32_t s = frame % HP_TAP_PENDING;
+    if (!(t->cfg.stages & HP_TAP_IN) || t->head - t->tail == t->cfg.ring) {
+        /* nothing to keep, or no room until the next read (never inside a batch): the
+         * frame's records will be counted as dropped without copying it first */
+        t->pending[s].held = false;
+        return;
+    }
     uint32_t n = pkt->len < t->cfg.snaplen ? pkt->len : t->cfg.snaplen;
     memcpy(t->pending_data + (size_t)s * t->cfg.snaplen, pkt->data, n);
     t->pending[s] = (struct hp_tap_pending){.frame = frame, .len = pkt->len, .held = true};
