@@ -64,6 +64,7 @@
     X(CSUM_KEPT_PARTIAL,  "csum_kept_partial",  "frames whose partial L4 checksum was left to the transmit path") \
     X(GSO_FRAMES,         "gso_frames",         "GSO frames (several segments in one frame) forwarded") \
     X(PROXY_HEADERS,      "proxy_headers",      "PROXY v2 headers put in front of a flow's first segment (its retransmissions included)") \
-    X(PROXY_TRIMMED,      "proxy_trimmed",      "first segments of PROXY v2 flows cut at their tail to fit the header (TCP sends the rest again)")
+    X(PROXY_TRIMMED,      "proxy_trimmed",      "first segments of PROXY v2 flows cut at their tail to fit the header (TCP sends the rest again)") \
+    X(TAP_DROPPED,        "tap_dropped",        "tap records of frames that arrived here not kept: the tap's ring was full (its reader was too slow)")
 
 #endif

@@ -100,6 +100,7 @@ void hp_engine_destroy(struct hp_engine *e)
     for (uint32_t p = 0; p < e->cfg.max_ports; p++)
         for (int d = 0; d < 2; d++)
             hp_free(e, e->ports[p].sg[d].rules, e->ports[p].sg[d].n, sizeof(struct hp_sg_rule));
+    hp_tap_release(e);
     hp_flow_table_free(e);
     free(e->services);
     free(e->svc_index.keys);

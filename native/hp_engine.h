@@ -343,6 +343,51 @@ uint64_t hp_bench_established(struct hp_engine *e, uint16_t port, const uint8_t 
 uint64_t hp_bench_new_flows(struct hp_engine *e, uint16_t port, const uint8_t *frame,
                             uint32_t len, uint32_t first_flow, uint32_t batch,
                             uint64_t flows, uint64_t now_ns);
+/* Taps inside the Hyperplane (hp_tap.c): while a tap is on, each frame handed to
+ * hp_process() leaves a record of it as it arrived (HP_TAP_IN) and, unless dropped, one of
+ * it as it leaves after translation (HP_TAP_OUT), with the port, verdict, drop reason and
+ * the first `snaplen` bytes, in a bounded ring read by hp_tap_read() between batches (a
+ * control call, under the forwarder's io lock). Off, the data path pays one predicted
+ * branch per frame stage. A full ring drops the frame's records and counts them
+ * (tap_dropped), never waits. `port`: only frames that arrive on or leave by it (both
+ * their records), or HP_TAP_ALL_PORTS. */
+#define HP_TAP_IN 0x01
+#define HP_TAP_OUT 0x02
+#define HP_TAP_ALL_PORTS 0xffff
+
+struct hp_tap_config {
+    uint32_t ring;                 /* records kept until read, a power of two; 0: 4096 */
+    uint32_t snaplen;              /* bytes kept of each frame, 64-262144; 0: 2048 */
+    uint16_t port;                 /* a port, or HP_TAP_ALL_PORTS */
+    uint8_t stages;                /* HP_TAP_IN | HP_TAP_OUT; 0: both */
+};
+
+struct hp_tap_record {
+    uint64_t ts_ns;                /* the engine's time of the batch (hp_process's now_ns) */
+    uint32_t orig_len;             /* the frame's length */
+    uint32_t cap_len;              /* bytes kept: min(orig_len, snaplen) */
+    uint32_t data_offset;          /* where hp_tap_read() put them in its `data` */
+    uint16_t port;                 /* in: the port it arrived on; out: the one it leaves by */
+    uint8_t stage;                 /* HP_TAP_IN or HP_TAP_OUT */
+    uint8_t verdict;               /* HP_VERDICT_* of the frame */
+    uint8_t drop_reason;           /* why it was dropped (or a RST sent); 0: none */
+};
+
+struct hp_tap_stats {
+    int enabled;
+    uint32_t pending;              /* records not read yet */
+    uint32_t ring, snaplen;
+    uint64_t kept;                 /* records written since the tap was enabled */
+    uint64_t dropped;              /* records not kept: the ring was full */
+};
+
+int hp_tap_enable(struct hp_engine *e, const struct hp_tap_config *cfg);
+int hp_tap_disable(struct hp_engine *e);
+/* Moves up to `max` of the oldest records into `out`, their bytes into `data` (at each
+ * record's data_offset, up to data_cap bytes in all); returns how many. 0 when off. */
+uint32_t hp_tap_read(struct hp_engine *e, struct hp_tap_record *out, uint8_t *data,
+                     uint32_t data_cap, uint32_t max);
+int hp_tap_stats(const struct hp_engine *e, struct hp_tap_stats *out);
 /* cffi:end */
 
 #endif

@@ -20,6 +20,7 @@
  *   hp_mem.c      errors and accounted allocators
  *   hp_csum.h     checksums: full sums and RFC 1624 incremental updates
  *   hp_bench.c    C-side benchmark drivers
+ *   hp_tap.c      taps: records of frames as they arrived and as they left
  *   hp_io_afpacket.c  the forwarder's AF_PACKET rings and poll loop (hp_io.h), above it all
  *
  * All addresses and ports inside the engine are host byte order, as in the public API;
@@ -246,6 +247,7 @@ struct hp_engine {
      * so that a restarted forwarder knows whether its record of service ids is current. */
     uint64_t svc_generation;
     struct hp_flow_state_header *flow_state;
+    struct hp_tap *tap;     /* NULL: no tap (hp_tap.c) */
     char error[256];
     /* cfg.max_ports of them, allocated with the engine: an engine made for a few ports (a
      * test's, the fuzzer's) is small to create, and a port is still one offset away. */
@@ -358,6 +360,22 @@ uint32_t hp_proxy_header(const struct hp_service *s, const struct hp_flow *f, ui
 void hp_proxy_open(struct hp_engine *e, uint32_t slot, const struct hp_parsed *p);
 enum hp_drop hp_proxy_translate(struct hp_ctx *c, struct hp_pkt *pkt, struct hp_parsed *p,
                                 struct hp_flow *f, int dir, bool csum_full);
+
+/* hp_tap.c: hp_process() calls the hooks through HP_TAP_HOOK, which is a test of e->tap
+ * (or nothing at all when built with -DHP_NO_TAP, to measure what the test costs). */
+#define HP_TAP_PENDING 64u   /* in copies awaiting their frame's verdict: > the frames in flight */
+void hp_tap_in(struct hp_engine *e, uint32_t frame, const struct hp_pkt *pkt);
+void hp_tap_done(struct hp_engine *e, uint16_t in_port, uint32_t frame, const struct hp_pkt *pkt);
+void hp_tap_release(struct hp_engine *e);
+#ifdef HP_NO_TAP
+#define HP_TAP_HOOK(e, call) ((void)0)
+#else
+#define HP_TAP_HOOK(e, call)                                                                 \
+    do {                                                                                     \
+        if (HP_UNLIKELY((e)->tap != NULL))                                                   \
+            call;                                                                            \
+    } while (0)
+#endif
 
 /* hp_maglev.c */
 uint16_t *hp_maglev_build(struct hp_engine *e, const struct hp_backend *b, uint32_t n);

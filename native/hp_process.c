@@ -315,6 +315,7 @@ void hp_process(struct hp_engine *e, uint16_t in_port, struct hp_pkt *pkts, uint
             c.port->counters[HP_CNT_RX_BYTES] += pkt->len;
             pkt->verdict = HP_VERDICT_DROP;
             pkt->out_port = in_port;
+            HP_TAP_HOOK(e, hp_tap_in(e, i, pkt)); /* before anything rewrites it (hp_tap.c) */
             rs[s1] = classify(&c, pkt, &ps[s1]);
             if (rs[s1] == HP_DROP_NONE && ps[s1].next == HP_NEXT_LOOKUP)
                 hp_flow_prefetch_buckets(ft, ps[s1].hash);
@@ -335,6 +336,7 @@ void hp_process(struct hp_engine *e, uint16_t in_port, struct hp_pkt *pkts, uint
             if (r == HP_DROP_NONE && ps[s3].next != HP_NEXT_DONE)
                 r = act(&c, &pkts[j], &ps[s3]);
             finish(&c, &pkts[j], r);
+            HP_TAP_HOOK(e, hp_tap_done(e, in_port, j, &pkts[j]));
         }
     }
     hp_expire(e, now_ns, e->cfg.expiry_scan_per_batch);

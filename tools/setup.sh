@@ -18,10 +18,12 @@ stamp=$venv/.vpclab-setup
 # gcc/python3-dev: the engine; clang-14 and libclang-rt-14-dev (which holds libFuzzer's
 # runtime, libclang_rt.fuzzer): `make fuzz`; the rest are the tools labs, tests and
 # benchmarks run; haproxy, wrk and nghttp2-client (h2load) are the HTTP references and
-# load generators of API Gateway's benchmark; graphviz's `dot` checks `vpclab graph`'s output.
+# load generators of API Gateway's benchmark; graphviz's `dot` checks `vpclab graph`'s output;
+# tshark reads the pcapng `vpclab capture --hyperplane` writes (its tests check the comments);
+# valgrind counts the tap's cost in instructions (bench/test_tap_cost.py).
 apt_packages=(gcc make python3-venv python3-dev iproute2 nftables tcpdump iperf3
               netsniff-ng dnsmasq-base curl procps iputils-ping clang-14 libclang-rt-14-dev
-              haproxy wrk nghttp2-client ca-certificates graphviz)
+              haproxy wrk nghttp2-client ca-certificates graphviz tshark valgrind)
 missing=()
 for p in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -33,6 +35,8 @@ if ((${#missing[@]})); then
     fi
     echo "setup: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # tshark's wireshark-common asks whether non-root users may capture: no, and no question.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -29,7 +29,7 @@ import sys
 import threading
 
 from dataplane.compile.spec import Backend, ForwarderSpec, PrivateLinkService, Service
-from dataplane.forwarder import control
+from dataplane.forwarder import control, tap
 from dataplane.forwarder.engine import COUNTERS, Engine, EngineError
 from dataplane.forwarder.io import Forwarder
 from dataplane.forwarder.spec import Applied, apply_spec
@@ -186,6 +186,8 @@ class Daemon:
         if cmd == "health":
             return {"health": self.health.report() if self.health else {},
                     "error": self.health.error if self.health else None}
+        if cmd == "tap":
+            return tap.command(self, request)
         if cmd == "clock":
             self.forwarder.set_clock_offset(float(request["offset_s"]))
             return {}

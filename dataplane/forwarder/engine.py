@@ -468,7 +468,71 @@ class Engine:
     def flow_bytes_per_flow(self) -> int:
         return lib.hp_flow_bytes_per_flow(self._e)
 
+    # -- the tap (native/hp_tap.c): frames as they arrived and as they left -------------
+
+    def tap_enable(self, port: int | None = None, stage: str = "both", ring: int = 0,
+                   snaplen: int = 0) -> None:
+        """Turns the engine's tap on: frames arriving on or leaving by `port` (None: every
+        port), at `stage` ('in', 'out' or 'both'), kept in a ring of `ring` records (a power of
+        two; 0: 4,096) of `snaplen` bytes each (0: 2,048) until tap_read() takes them."""
+        if stage not in TAP_STAGES:
+            raise EngineError(f"tap stage must be one of {', '.join(TAP_STAGES)}, not {stage!r}")
+        cfg = ffi.new("struct hp_tap_config *", {
+            "ring": ring, "snaplen": snaplen, "stages": TAP_STAGES[stage],
+            "port": lib.HP_TAP_ALL_PORTS if port is None else port})
+        self._check(lib.hp_tap_enable(self._e, cfg))
+
+    def tap_disable(self) -> None:
+        """Turns the tap off and frees its ring (records not read are lost)."""
+        self._check(lib.hp_tap_disable(self._e))
+
+    def tap_read(self, max_records: int = 1024) -> list[TapRecord]:
+        """Takes up to `max_records` of the oldest records out of the tap's ring."""
+        stats = self.tap_stats()
+        if not stats["enabled"] or not stats["pending"]:
+            return []
+        n = min(max_records, stats["pending"])
+        out = ffi.new("struct hp_tap_record[]", n)
+        cap = n * stats["snaplen"]
+        data = ffi.new("uint8_t[]", cap)
+        got = lib.hp_tap_read(self._e, out, data, cap, n)
+        buf = ffi.buffer(data, cap)
+        return [TapRecord(r.ts_ns, TAP_STAGE_NAMES[r.stage], r.port, VERDICTS[r.verdict],
+                          DROP_REASONS[r.drop_reason], r.orig_len,
+                          bytes(buf[r.data_offset:r.data_offset + r.cap_len]))
+                for r in (out[i] for i in range(got))]
+
+    def tap_stats(self) -> dict[str, int | bool]:
+        """enabled, pending (records not read), ring, snaplen, kept and dropped (records not
+        kept because the ring was full) since the tap was turned on."""
+        out = ffi.new("struct hp_tap_stats *")
+        lib.hp_tap_stats(self._e, out)
+        return {"enabled": bool(out.enabled), "pending": out.pending, "ring": out.ring,
+                "snaplen": out.snaplen, "kept": out.kept, "dropped": out.dropped}
+
 
 def build_info() -> str:
     """How the engine was compiled: 'release', or 'asan,ubsan' under `make sanitize`."""
     return ffi.string(lib.hp_build_info()).decode()
+
+
+# -- taps inside the Hyperplane (native/hp_tap.c) -------------------------------------------
+
+TAP_STAGES = {"in": lib.HP_TAP_IN, "out": lib.HP_TAP_OUT,
+              "both": lib.HP_TAP_IN | lib.HP_TAP_OUT}
+TAP_STAGE_NAMES = {lib.HP_TAP_IN: "in", lib.HP_TAP_OUT: "out"}
+
+
+@dataclass(frozen=True)
+class TapRecord:
+    """One frame as the engine saw it arrive (stage 'in') or sent it after translation
+    ('out'), on `port` (where it arrived, or where it leaves), with the frame's verdict
+    and drop reason ('none' unless dropped, or answered by a RST). `frame` is its first
+    snaplen bytes; `orig_len` its whole length; `ts_ns` the engine's time of its batch."""
+    ts_ns: int
+    stage: str
+    port: int
+    verdict: str
+    drop_reason: str
+    orig_len: int
+    frame: bytes

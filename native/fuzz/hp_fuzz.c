@@ -18,6 +18,9 @@
  *     (full checksums only: a partial one is a pseudo-header sum, not checkable here);
  *   - a reply goes back out of the port the frame came in on and is not longer than it;
  *   - the flow table never holds more than its capacity, and a dump finds every flow;
+ *   - with the tap on (half the inputs from the start, and OP_TAP), every record is, in
+ *     order, a frame of the batch exactly as it arrived or as it left, at a stage and port
+ *     the tap was asked for, cut at its snaplen; the ring never holds more than its size;
  *   - every flow whose handshake is under way (SYN_SENT, SYN_RECV) is in the half-open
  *     queue that floods evict from, and no established one is: the queue holds between
  *     the former and all the flows that are not established.
@@ -130,6 +133,8 @@ struct fuzz {
     uint64_t now_ns;
     struct hp_flow_info flows[MAX_FLOWS];
     uint32_t n_flows;             /* flows[] holds them; UINT32_MAX: to be read again */
+    bool tap_on;                  /* the engine's tap is on (hp_tap.c) with tap_cfg */
+    struct hp_tap_config tap_cfg;
 };
 
 static int port_index(uint16_t port)
@@ -914,6 +919,90 @@ static void check_results(const struct hp_pkt *pkts, const uint32_t *in_len, con
     }
 }
 
+/* ---- the tap (hp_tap.c) ---------------------------------------------------------------- */
+
+#define TAP_MAX_RING 64
+#define TAP_MAX_SNAPLEN 2048      /* hp_tap.c's default, the largest the fuzzer asks for */
+
+/* Whether record `r` can be frame `k` of the batch: an in record is the frame as it
+ * arrived (its bytes before the engine touched them), an out record the frame as it left. */
+static bool tap_matches(const struct hp_tap_record *r, const uint8_t *bytes, uint32_t k,
+                        const struct hp_pkt *pkts, const uint8_t (*orig)[MAX_FRAME],
+                        const uint32_t *in_len, uint16_t in_port)
+{
+    const struct hp_pkt *p = &pkts[k];
+    if (r->verdict != p->verdict || r->drop_reason != p->drop_reason)
+        return false;
+    if (r->stage == HP_TAP_IN)
+        return r->port == in_port && r->orig_len == in_len[k] && !memcmp(bytes, orig[k], r->cap_len);
+    return p->verdict != HP_VERDICT_DROP && r->port == p->out_port && r->orig_len == p->len &&
+           !memcmp(bytes, p->data, r->cap_len);
+}
+
+/* Reads every record the batch left and checks each against hp_engine.h's promises: a
+ * known stage the configuration asked for, snaplen respected, frames that concern the
+ * tap's port, and, in order, exactly a frame of the batch as it arrived or as it left
+ * (a frame's out record after its in record); the ring never holds more than its size. */
+static void tap_check(struct fuzz *f, const struct hp_pkt *pkts, const uint8_t (*orig)[MAX_FRAME],
+                      const uint32_t *in_len, uint32_t n, uint16_t in_port)
+{
+    static struct hp_tap_record recs[TAP_MAX_RING];
+    static uint8_t data[TAP_MAX_RING * TAP_MAX_SNAPLEN];
+    struct hp_tap_stats st;
+    CHECK(hp_tap_stats(f->e, &st) == 0 && st.enabled == f->tap_on);
+    if (!f->tap_on)
+        return;
+    CHECK(st.pending <= st.ring && st.ring <= TAP_MAX_RING && st.snaplen <= TAP_MAX_SNAPLEN);
+    uint32_t got = hp_tap_read(f->e, recs, data, sizeof data, TAP_MAX_RING);
+    CHECK(got == st.pending);
+    uint32_t j = 0;
+    bool j_in = false, j_out = false;
+    for (uint32_t i = 0; i < got; i++) {
+        const struct hp_tap_record *r = &recs[i];
+        uint32_t want = r->orig_len < st.snaplen ? r->orig_len : st.snaplen;
+        CHECK((r->stage == HP_TAP_IN || r->stage == HP_TAP_OUT) && (r->stage & f->tap_cfg.stages));
+        CHECK(r->cap_len == want && r->data_offset + r->cap_len <= sizeof data);
+        uint32_t k = j + (r->stage == HP_TAP_IN ? (j_in || j_out) : j_out);
+        while (k < n && !tap_matches(r, data + r->data_offset, k, pkts, orig, in_len, in_port))
+            k++;
+        CHECK(k < n);
+        uint16_t port = f->tap_cfg.port;
+        CHECK(port == HP_TAP_ALL_PORTS || port == in_port ||
+              (pkts[k].verdict != HP_VERDICT_DROP && port == pkts[k].out_port));
+        if (k != j)
+            j = k, j_in = j_out = false;
+        if (r->stage == HP_TAP_IN)
+            j_in = true;
+        else
+            j_out = true;
+    }
+    CHECK(hp_tap_read(f->e, recs, data, sizeof data, TAP_MAX_RING) == 0);
+}
+
+/* Turns the tap on (a configuration from the input, maybe one to be refused) or off. */
+static void tap_switch(struct fuzz *f, uint8_t sel, uint8_t how)
+{
+    static const uint32_t snaplens[4] = {64, 100, MAX_FRAME, 0};
+    if (f->tap_on && !(sel & 0x80)) {
+        CHECK(hp_tap_disable(f->e) == 0);
+        f->tap_on = false;
+        return;
+    }
+    struct hp_tap_config cfg = {
+        .ring = (sel & 7) == 7 ? 48 : 1u << (sel & 7),      /* 48: refused, not a power of two */
+        .snaplen = (sel & 0x40) ? 16 : snaplens[(sel >> 3) & 3], /* 16: refused, too short */
+        .port = how & 8 ? port_ids[(how >> 4) % N_PORT_IDS] : HP_TAP_ALL_PORTS,
+        .stages = how & 3,
+    };
+    if (CONTROL(f, hp_tap_enable(f->e, &cfg)) == 0) {
+        CHECK(!f->tap_on);
+        f->tap_on = true;
+        f->tap_cfg = cfg;
+        if (!f->tap_cfg.stages)
+            f->tap_cfg.stages = HP_TAP_IN | HP_TAP_OUT;
+    }
+}
+
 static void batch(struct fuzz *f, struct input *in)
 {
     uint8_t where = u8(in), when = u8(in), how = u8(in);
@@ -926,6 +1015,7 @@ static void batch(struct fuzz *f, struct input *in)
     uint16_t gso = how & 4 ? (uint16_t)(8 + (how >> 3 & 15) * 100) : 0;
 
     static struct frame fr;
+    static uint8_t orig[MAX_BATCH][MAX_FRAME]; /* each frame as it went in, for the tap */
     f->n_flows = UINT32_MAX;      /* table changes and expiry since the last batch */
     struct hp_pkt pkts[MAX_BATCH];
     uint8_t *bufs[MAX_BATCH];
@@ -940,6 +1030,7 @@ static void batch(struct fuzz *f, struct input *in)
         bufs[i] = malloc(cap[i] ? cap[i] : 1);
         CHECK(bufs[i] != NULL);
         memcpy(bufs[i], fr.buf, fr.len);
+        memcpy(orig[i], fr.buf, fr.len);
         in_len[i] = fr.len;
         l4_ok_in[i] = !partial && checksums_ok(fr.buf, fr.len, true);
         pkts[i] = (struct hp_pkt){.data = bufs[i], .len = fr.len,
@@ -953,6 +1044,7 @@ static void batch(struct fuzz *f, struct input *in)
         f->now_ns += time_step(when);
     hp_process(f->e, port, pkts, n, f->now_ns);
     check_results(pkts, in_len, l4_ok_in, cap, n, port);
+    tap_check(f, pkts, (const uint8_t (*)[MAX_FRAME])orig, in_len, n, port);
     for (uint32_t i = 0; i < n; i++)
         free(bufs[i]);
 }
@@ -963,6 +1055,7 @@ enum op {
     OP_BATCH, OP_BATCH2, OP_BATCH3,  /* frames are most of what an engine sees */
     OP_PORT_SET, OP_PORT_REMOVE, OP_SG_SET, OP_SG_CLEAR,
     OP_KIND_CONTROL, OP_EXPIRE, OP_READ,
+    OP_TAP,                          /* the tap on (with a configuration) or off */
     OP__COUNT
 };
 
@@ -1066,6 +1159,11 @@ static void run(struct fuzz *f, struct input *in)
         case OP_READ:
             read_state(f, false);
             break;
+        case OP_TAP: {
+            uint8_t sel = u8(in);
+            tap_switch(f, sel, u8(in));
+            break;
+        }
         }
     }
 }
@@ -1130,6 +1228,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* low two bits: the kind (so adding one leaves existing inputs' meaning alone) */
     f.kind = &kinds[(kind & 3) % N_KINDS];
     f.kind->setup(&f, (uint8_t)(kind >> 2));
+    if (seed & 0x40)           /* half the inputs run with the tap on from the start */
+        tap_switch(&f, (uint8_t)(0x80 | 4 | (seed & 0x18)), (uint8_t)(seed & 0x80 ? 0x0b : 0));
     run(&f, &in);
     read_state(&f, true);
     hp_engine_destroy(f.e);

@@ -29,7 +29,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # hp_fuzz.c's tables, by the index an input uses
 PORT_IDS = [0, 1, 2, 3, 4, 7, 300]
 OP_BATCH, OP_PORT_SET, OP_PORT_REMOVE, OP_SG_SET, OP_SG_CLEAR, OP_KIND_CONTROL, OP_EXPIRE, \
-    OP_READ = 0, 3, 4, 5, 6, 7, 8, 9
+    OP_READ, OP_TAP = 0, 3, 4, 5, 6, 7, 8, 9, 10
+TAP_ON = 0x80                     # tap_switch()'s first byte: on (else: off if on)
 FRAME_RAW, FRAME_NEW, FRAME_FORWARD, FRAME_REPLY, FRAME_ICMP_ERROR, FRAME_ARP = 0, 1, 2, 3, 5, 6
 CTL_ADD, CTL_REMOVE, CTL_FLAGS, CTL_BACKENDS, CTL_RESET = range(5)  # enum control
 SECONDS = [0, 0, 0, 1, 1, 2, 5, 9, 11, 31, 61, 121, 351, 3600]  # time_step() by index
@@ -206,6 +207,14 @@ def scenarios() -> list[bytes]:
     # ARP for each address, on each port; frames on a port never set and one out of range
     w = Writer().batch(0, [arp(i) for i in range(16)]).batch(1, [arp(2), arp(11)])
     w.batch(7, [new("tcp")]).batch(300, [new("tcp")])
+    out.append(w)
+    # the tap: on for every port with a ring of 4 (a handshake overflows it), off, then on
+    # for port 1's frames only, at stage out, 64 bytes of each
+    w = Writer().op(OP_TAP, TAP_ON | 2, 0).batch(0, [new("tcp", SYN)]).batch(1, [reply("tcp", SYN)])
+    w.batch(0, [forward("tcp", ACK), forward("tcp", PSH_ACK, payload=5), new("udp")])
+    w.batch(0, [new("tcp", SYN, sport_sel=i) for i in range(1, 6)])
+    w.op(OP_TAP, 0, 0).op(OP_TAP, TAP_ON | 5, 0x18 | 2).batch(0, [forward("tcp", FIN_ACK), arp(1)])
+    w.batch(1, [reply("tcp", ACK)])
     out.append(w)
     out += vpc_nat_scenarios()
     return [bytes(w.data) for w in out]
