@@ -31,6 +31,7 @@ from dataplane.forwarder.engine import COUNTERS, Engine, EngineError
 from dataplane.forwarder.io import Forwarder
 from dataplane.forwarder.spec import Applied, apply_spec
 from dataplane.forwarder.healthd import HealthRunner, choose_backends
+from dataplane.trace import dryrun
 
 
 class Daemon:
@@ -172,6 +173,8 @@ class Daemon:
         if cmd == "health":
             return {"health": self.health.report() if self.health else {},
                     "error": self.health.error if self.health else None}
+        if cmd == "trace":
+            return dryrun.answer(self, request)
         if cmd == "clock":
             self.forwarder.set_clock_offset(float(request["offset_s"]))
             return {}
