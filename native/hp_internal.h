@@ -4,7 +4,7 @@
  *   hp_engine.c   hp_engine_create()/destroy(): sizes every table once
  *   hp_process.c  the pipeline, hp_process(): classify → lookup → act → emit
  *   hp_kind_*.c   one translation kind each, behind struct hp_kind_ops (as OVS's
- *                 ct_l4_proto): its configuration call, new_flow, reply_miss
+ *                 ct_l4_proto): its configuration call, decide, reply_miss
  *   hp_service.c  services and their index (listener and SNAT keys, prefix ports)
  *   hp_port.c     ports, their security groups and counters
  *   hp_reply.c    ARP replies and TCP RSTs built in place
@@ -262,8 +262,8 @@ struct hp_ctx {
 };
 
 /* What a kind decided about a packet of no flow, before anything is taken: the flow it
- * would open (out port, SNAT address, backend) and how it got there. new_flow() acts on
- * it; hp_trace.c only reports it, so the dry run and the real thing share one decision. */
+ * would open (out port, SNAT address, backend) and how it got there. The pipeline (act())
+ * acts on it; hp_trace.c only reports it, so the dry run and the real thing share one decision. */
 struct hp_flow_plan {
     uint16_t out_port;
     uint32_t snat_ip, backend_ip;
@@ -280,24 +280,19 @@ struct hp_flow_plan {
  * the same path (hp_process.c's forward()). A kind never calls up into the pipeline. */
 struct hp_kind_ops {
     const char *name;
-    /* Whether a packet of no flow that service `sid` claims may open a flow, and which
-     * (into *plan), reading the tables only: no port taken, nothing counted. new_flow()
-     * is decide() and then hp_nat_open_flow(). */
+    /* Whether a packet of no flow that service `sid` claims (its listener key, or the in
+     * port's prefix service) may open a flow, and which (into *plan), reading the tables
+     * only: no port taken, nothing counted. The pipeline then opens it with
+     * hp_nat_open_flow(), or sends a RST when a refusal says so (plan->rst). */
     enum hp_drop (*decide)(const struct hp_ctx *c, const struct hp_pkt *pkt,
                            const struct hp_parsed *p, int32_t sid, struct hp_flow_plan *plan);
-    /* A packet of no flow that service `sid` claims (its listener key, or the in port's
-     * prefix service): whether it may open a flow, and the flow. Returns HP_DROP_NONE
-     * with the new flow's slot in *slot, or a drop reason (having maybe built a RST in
-     * `pkt`, verdict HP_VERDICT_REPLY). */
-    enum hp_drop (*new_flow)(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p,
-                             int32_t sid, uint32_t *slot);
     /* A packet of no flow to one of the service's SNAT addresses: a reply to a lost or
      * expired flow, or the far side trying to open one. Returns the drop reason, and in
      * *rst whether a RST goes back (the pipeline builds it; the tables are only read). */
     enum hp_drop (*reply_miss)(const struct hp_ctx *c, const struct hp_parsed *p, int32_t sid,
                                bool *rst);
     /* Optional: stage 2's hint for a packet to a listener of `sid` with an empty bucket,
-     * which will probably open a flow: prefetch what new_flow() will read. */
+     * which will probably open a flow: prefetch what opening it will read. */
     void (*prefetch_new_flow)(const struct hp_ctx *c, const struct hp_parsed *p, int32_t sid);
 };
 
@@ -445,8 +440,7 @@ void hp_snat_search(const struct hp_engine *e, struct hp_flow *f, const struct h
 void hp_nat_flow_of(const struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
                     int32_t sid, const struct hp_flow_plan *plan, struct hp_flow *f);
 enum hp_drop hp_nat_open_flow(struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
-                              int32_t sid, uint16_t out_port, uint32_t snat_ip, uint32_t backend_ip,
-                              uint16_t backend_port, uint32_t *slot);
+                              int32_t sid, const struct hp_flow_plan *plan, uint32_t *slot);
 void hp_snat_prefetch(const struct hp_engine *e, const struct hp_service *svc,
                       const struct hp_flow *f, uint64_t client_hash);
 /* What a rewrite does to the L4 checksum: an incremental update of a full checksum; for a

@@ -7,7 +7,7 @@
  *
  * Its configuration is struct hp_service_config (hp_service_add()); its index keys are the
  * listener and the SNAT address. What this file decides is whether and how a packet of no
- * flow opens one (new_flow) and what becomes of a packet of no flow on the backend side
+ * flow opens one (decide) and what becomes of a packet of no flow on the backend side
  * (reply_miss); every packet of an existing flow is the pipeline's (hp_process.c).
  */
 #include "hp_internal.h"
@@ -79,7 +79,7 @@ static const struct hp_backend *choose_backend(const struct hp_engine *e, const 
 }
 
 /* Stage 2 for a packet whose bucket is empty, so that it opens a flow if anything: warms
- * what new_flow() will read (the Maglev entry, the first SNAT candidate's bucket). */
+ * what opening a flow will read (the Maglev entry, the first SNAT candidate's bucket). */
 static void prefetch_new_flow(const struct hp_ctx *c, const struct hp_parsed *p, int32_t sid)
 {
     const struct hp_engine *e = c->e;
@@ -134,24 +134,6 @@ static enum hp_drop decide(const struct hp_ctx *c, const struct hp_pkt *pkt, con
     return HP_DROP_NONE;
 }
 
-static enum hp_drop new_flow(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p, int32_t sid,
-                             uint32_t *slot)
-{
-    struct hp_flow_plan plan = {.sg_ingress_rule = HP_TRACE_SG_UNCHECKED,
-                                .sg_egress_rule = HP_TRACE_SG_UNCHECKED};
-    enum hp_drop r = decide(c, pkt, p, sid, &plan);
-    if (r != HP_DROP_NONE) {
-        if (plan.rst)
-            hp_tcp_rst_reply(c->port, pkt, p);
-        return r;
-    }
-    r = hp_nat_open_flow(c->e, p, c->in_port, sid, plan.out_port, plan.snat_ip, plan.backend_ip,
-                         plan.backend_port, slot);
-    if (r == HP_DROP_NONE && c->e->services[sid].proxy_len)
-        hp_proxy_open(c->e, *slot, p);
-    return r;
-}
-
 /* A miss on the backend side of a service's SNAT address: the flow is unknown or expired.
  * NLB answers a stale TCP segment with a RST. A SYN is a connection the backend tries to
  * open, which matches no listener and is dropped silently, as is everything else. */
@@ -168,7 +150,6 @@ static enum hp_drop reply_miss(const struct hp_ctx *c, const struct hp_parsed *p
 const struct hp_kind_ops hp_kind_privatelink = {
     .name = "privatelink",
     .decide = decide,
-    .new_flow = new_flow,
     .reply_miss = reply_miss,
     .prefetch_new_flow = prefetch_new_flow,
 };

@@ -10,7 +10,7 @@
  * ip, snat port), in_port = attachment, out_port = the ENI's port, so hp_nat.c's two
  * directions are exactly the lines above.
  *
- * Which packets open a flow (new_flow): TCP SYNs and UDP datagrams arriving on the
+ * Which packets open a flow (decide): TCP SYNs and UDP datagrams arriving on the
  * attachment port toward an address in one of the link's prefixes (the link VPC's
  * CIDRs). The link is found without an exact key: it is its attachment port's prefix
  * service (hp_service.c), consulted only when no listener there claims the packet, so
@@ -117,18 +117,6 @@ static enum hp_drop decide(const struct hp_ctx *c, const struct hp_pkt *pkt, con
     return HP_DROP_NONE;
 }
 
-static enum hp_drop new_flow(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p, int32_t sid,
-                             uint32_t *slot)
-{
-    struct hp_flow_plan plan = {.sg_ingress_rule = HP_TRACE_SG_UNCHECKED,
-                                .sg_egress_rule = HP_TRACE_SG_UNCHECKED};
-    enum hp_drop r = decide(c, pkt, p, sid, &plan);
-    if (r != HP_DROP_NONE)
-        return r;
-    return hp_nat_open_flow(c->e, p, c->in_port, sid, plan.out_port, plan.snat_ip, plan.backend_ip,
-                            plan.backend_port, slot);
-}
-
 /* Stage 2's hint for a packet that will probably open a flow: the bucket of its first
  * SNAT candidate on the ENI it will leave by. */
 static void prefetch_new_flow(const struct hp_ctx *c, const struct hp_parsed *p, int32_t sid)
@@ -156,7 +144,6 @@ static enum hp_drop reply_miss(const struct hp_ctx *c, const struct hp_parsed *p
 const struct hp_kind_ops hp_kind_vpc_nat = {
     .name = "vpc_nat",
     .decide = decide,
-    .new_flow = new_flow,
     .reply_miss = reply_miss,
     .prefetch_new_flow = prefetch_new_flow,
 };

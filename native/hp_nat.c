@@ -162,9 +162,10 @@ void hp_nat_flow_of(const struct hp_engine *e, const struct hp_parsed *p, uint16
     };
 }
 
-/* Opens the flow a kind has decided on for packet `p` arriving on `in_port` for service
- * `sid`: (client, cport, vip, vport) = the packet's tuple, translated to (snat_ip,
- * snat_port, backend, bport) out of `out_port`, with snat_port from the service's pool.
+/* Opens the flow a kind has decided on (`plan`, its decide()) for packet `p` arriving on
+ * `in_port` for service `sid`: (client, cport, vip, vport) = the packet's tuple,
+ * translated to (snat_ip, snat_port, backend, bport) out of the plan's port, with
+ * snat_port from the service's pool.
  * A TCP flow starts half-open. When the pool (hp_snat_allocate) or the flow table is
  * full, the new flow takes the place of the oldest half-open flow there is: a flood of
  * SYNs that are never answered then recycles its own flows, and legitimate connections
@@ -172,13 +173,10 @@ void hp_nat_flow_of(const struct hp_engine *e, const struct hp_parsed *p, uint16
  * evicting for it also frees a slot. Returns HP_DROP_NONE with the flow's slot in *slot,
  * or why it could not be made. */
 enum hp_drop hp_nat_open_flow(struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
-                              int32_t sid, uint16_t out_port, uint32_t snat_ip, uint32_t backend_ip,
-                              uint16_t backend_port, uint32_t *slot)
+                              int32_t sid, const struct hp_flow_plan *plan, uint32_t *slot)
 {
-    struct hp_flow_plan plan = {.out_port = out_port, .snat_ip = snat_ip, .backend_ip = backend_ip,
-                                .backend_port = backend_port};
     struct hp_flow f;
-    hp_nat_flow_of(e, p, in_port, sid, &plan, &f);
+    hp_nat_flow_of(e, p, in_port, sid, plan, &f);
     if (e->ft.free_top == 0 && e->ft.half_open_count == 0)
         return HP_DROP_FLOW_TABLE_FULL; /* nothing could make room: spare the port search */
     if (hp_snat_allocate(e, &f, &e->services[sid], p->hash) != 0)

@@ -11,7 +11,8 @@
  *      gives the flow and the direction; an idle hit is expired first and is a miss.
  *   5. A miss goes to the service that claims it (hp_service.c's index: a listener, or
  *      the port's prefix service), and to that service's kind (struct hp_kind_ops,
- *      hp_kind_*.c): new_flow() decides whether the packet opens a flow and makes it;
+ *      hp_kind_*.c): decide() says whether the packet opens a flow and which, and
+ *      hp_nat_open_flow() makes it (a SNAT port, a slot);
  *      a packet to a service's SNAT address goes to reply_miss(). Anything else is
  *      dropped with its reason.
  *   6. forward(): MTU, a PROXY v2 flow's header or shift (hp_proxy.c), TCP state, MSS
@@ -29,7 +30,7 @@ const struct hp_kind_ops *const hp_kinds[2] = {
 };
 
 /* Stage 2 for a packet whose bucket is empty, so that it opens a flow if anything: lets
- * the kind of the service it goes to (as act() will find it) warm what its new_flow()
+ * the kind of the service it goes to (as act() will find it) warm what opening the flow
  * will read. */
 static void prefetch_new_flow(const struct hp_ctx *c, const struct hp_parsed *p)
 {
@@ -248,10 +249,20 @@ static enum hp_drop act(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_pa
     }
     int32_t sid = hp_service_claiming(e, c->in_port, c->port, p);
     if (sid >= 0) {
+        struct hp_flow_plan plan = {.sg_ingress_rule = HP_TRACE_SG_UNCHECKED,
+                                    .sg_egress_rule = HP_TRACE_SG_UNCHECKED};
+        enum hp_drop r = hp_kind_of(e, sid)->decide(c, pkt, p, sid, &plan);
+        if (r != HP_DROP_NONE) {
+            if (plan.rst)
+                hp_tcp_rst_reply(c->port, pkt, p);
+            return r;
+        }
         uint32_t slot;
-        enum hp_drop r = hp_kind_of(e, sid)->new_flow(c, pkt, p, sid, &slot);
+        r = hp_nat_open_flow(e, p, c->in_port, sid, &plan, &slot);
         if (r != HP_DROP_NONE)
             return r;
+        if (e->services[sid].proxy_len)
+            hp_proxy_open(e, slot, p);
         c->port->counters[HP_CNT_FLOWS_CREATED]++;
         /* the opening packet is forwarded like any other of its flow, as direction 0 */
         return forward(c, pkt, p, &e->ft.slots[slot], 0);

@@ -8,9 +8,9 @@
  *     parse          hp_parse_l2, hp_parse_ipv4 (pure already)
  *     flow lookup    hp_flow_lookup, then hp_flow_fate (forward / expired / reopen /
  *                    reset / disabled), the decision act() takes on a hit
- *     miss           hp_service_claiming, then the kind's decide() (the part of its
- *                    new_flow() before hp_nat_open_flow: TCP flags, disabled, MTU, SGs
- *                    with the rule that matched, the backend and how it was chosen), or
+ *     miss           hp_service_claiming, then the kind's decide() (what act() acts on
+ *                    before hp_nat_open_flow: TCP flags, disabled, MTU, SGs with the
+ *                    rule that matched, the backend and how it was chosen), or
  *                    the SNAT owner's reply_miss()
  *     new flow       hp_nat_flow_of, hp_snat_search (the port hp_snat_allocate would take,
  *                    and whether it would expire or evict its holder), the flow table's
@@ -214,7 +214,8 @@ int hp_trace(const struct hp_engine *e, uint16_t in_port, const uint8_t *frame, 
     o->src_ip = p.sip, o->dst_ip = p.dip;
     o->src_port = p.sport, o->dst_port = p.dport;
     /* The kinds' decide() read the frame and the tables only; hp_ctx is not const because
-     * new_flow() shares it, so the dry run's copy is made here from the const engine. */
+     * the pipeline's stages share it, so the dry run's copy is made here from the const
+     * engine. */
     struct hp_ctx c = {.e = (struct hp_engine *)e, .in_port = in_port, .port = (struct hp_port *)port};
     struct hp_pkt pkt = {.data = (uint8_t *)frame, .len = len, .cap = len, .out_port = in_port};
     if (p.is_icmp_error) {
