@@ -61,6 +61,7 @@ def answer(daemon, request: dict) -> dict:
                                   if t.sg_egress_port is not None else None)
     out["sg_egress_rule"] = _rule(ports.get(t.sg_egress_port), "egress", t.sg_egress)
     spec = services.get(t.service)
+    out["hash_tcp_seq"] = bool(getattr(spec, "hash_tcp_seq", False))
     if isinstance(spec, VpcNatService) and t.backend_how == "link_route":
         route = spec.routes[t.backend_index]
         out["link_route"] = {"cidr": str(route.cidr), "eni": spec.enis[route.eni].ip}

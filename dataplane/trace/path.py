@@ -349,8 +349,8 @@ def _route_line(world: World, vpc: str, src_ip: str, place: Place) -> str:
     what = (f"instance {vpc}/{place.instance.name}, via {place.instance.eni}"
             if place.instance is not None else
             f"{_eni_name(place.port.eni)}, via {place.port.eni.ifname}")
-    how = ("same subnet: the router answered the ARP for it (proxy ARP)" if same
-           else "another subnet: local route")
+    how = "same subnet, the router answers ARP for it: proxy ARP" if same else \
+        "another subnet, by the local route"
     return f"{place.ip}/32 → {what} ({how})"
 
 
@@ -387,7 +387,9 @@ def _engine_hop(r: Mapping[str, Any]) -> Hop:
     if r.get("out_dst"):
         dst = f"{r['out_dst'][0]}:{r['out_dst'][1]}"
         lines.append({
-            "maglev": f"backend {dst}: Maglev entry {r['backend_index']} of the 5-tuple",
+            "maglev": f"backend {dst}: Maglev entry {r['backend_index']} of the 5-tuple's hash"
+                      + (" and the SYN's sequence number (1 here: a real SYN's own may pick "
+                         "another target)" if r.get("hash_tcp_seq") else ""),
             "link_route": f"destination {dst} kept; ENI by route {r['backend_index']}"
                           + (f" ({r['link_route']['cidr']} → {r['link_route']['eni']})"
                              if r.get("link_route") else ""),
