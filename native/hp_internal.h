@@ -3,6 +3,7 @@
  * Files, one per concern (VPP style); calls go down this list, never up:
  *   hp_engine.c   hp_engine_create()/destroy(): sizes every table once
  *   hp_process.c  the pipeline, hp_process(): classify → lookup → act → emit
+ *   hp_trace.c    the pipeline's dry run, hp_trace(): the same decisions, nothing changed
  *   hp_kind_*.c   one translation kind each, behind struct hp_kind_ops (as OVS's
  *                 ct_l4_proto): its configuration call, decide, reply_miss
  *   hp_service.c  services and their index (listener and SNAT keys, prefix ports)
