@@ -388,6 +388,78 @@ int hp_tap_disable(struct hp_engine *e);
 uint32_t hp_tap_read(struct hp_engine *e, struct hp_tap_record *out, uint8_t *data,
                      uint32_t data_cap, uint32_t max);
 int hp_tap_stats(const struct hp_engine *e, struct hp_tap_stats *out);
+/* ---- trace: the engine's dry run (hp_trace.c) ------------------------------------------
+ * What hp_process() would do with one packet arriving on `in_port`, decided by the same
+ * functions (the flow lookup, the claiming service, its kind's decide(), the SG match,
+ * the SNAT port search) and changing nothing: no flow inserted or removed, no port taken,
+ * no counter moved, the clock not advanced (the engine's own, of its last batch, is used).
+ * hp_trace() takes a whole frame (as it would arrive); hp_trace_tuple() builds a minimal
+ * one from a 5-tuple (a TCP SYN carries an MSS option of 1460), `ip_len` bytes long
+ * (0: headers only; at most HP_TRACE_MAX_LEN). Both return 0, or -1 (out->error says why)
+ * when the packet is not one to trace: a port out of range, a frame that is not IPv4. */
+#define HP_TRACE_MAX_LEN 9216
+
+#define HP_TRACE_BACKEND_NONE 0    /* no backend was chosen (dropped before) */
+#define HP_TRACE_BACKEND_FLOW 1    /* the existing flow's, pinned for its life */
+#define HP_TRACE_BACKEND_MAGLEV 2  /* Maglev entry backend_index of the service's table */
+#define HP_TRACE_BACKEND_LINK_ROUTE 3 /* VPC link: route backend_index (longest prefix) */
+#define HP_TRACE_BACKEND_LINK_HASH 4  /* VPC link: no route, ENI backend_index by 5-tuple hash */
+
+#define HP_TRACE_SNAT_NONE 0       /* no SNAT port would be found (port_allocation) */
+#define HP_TRACE_SNAT_FREE 1       /* a free port */
+#define HP_TRACE_SNAT_EXPIRE 2     /* the port of an idle flow, which would be expired first */
+#define HP_TRACE_SNAT_EVICT 3      /* the port of the oldest half-open holder, evicted */
+#define HP_TRACE_SNAT_FLOW 4       /* the existing flow's */
+
+enum {                             /* sg_*_rule besides a rule's index (negative: cffi
+                                    * takes them as enum values, not as macros) */
+    HP_TRACE_SG_OPEN = -2,         /* the port has no group enabled: all pass */
+    HP_TRACE_SG_NONE = -1,         /* a group, and no rule matched: refused */
+    HP_TRACE_SG_UNCHECKED = -3,    /* the decision ended before this group */
+};
+
+#define HP_TRACE_FLOW_NONE 0       /* no flow: the packet went to a service (or none) */
+#define HP_TRACE_FLOW_HIT 1        /* a live flow carries it */
+#define HP_TRACE_FLOW_EXPIRED 2    /* a flow idle past its timeout: expired, then a miss */
+#define HP_TRACE_FLOW_REOPEN 3     /* a SYN on a closed flow's tuple: a new flow */
+
+struct hp_trace_result {
+    uint8_t verdict;               /* HP_VERDICT_* the packet would get */
+    uint8_t drop_reason;           /* hp_drop_reason_name(); none when forwarded */
+    uint8_t rst;                   /* 1: a TCP RST would go back on in_port */
+    uint8_t flow;                  /* HP_TRACE_FLOW_* */
+    uint32_t flow_id;              /* the flow's slot (flow HIT, EXPIRED, REOPEN) */
+    uint8_t flow_dir;              /* 0 client → backend, 1 backend → client */
+    uint8_t tcp_state;             /* the flow's HP_TCP_* before this packet */
+    int32_t service;               /* the service that claimed it or owns the flow; -1 none */
+    uint8_t kind;                  /* HP_KIND_* of that service */
+    uint8_t proto;
+    uint32_t src_ip, dst_ip;       /* the packet as it arrived */
+    uint16_t src_port, dst_port;
+    int32_t sg_ingress_rule;       /* HP_TRACE_SG_* or the index of the rule that matched */
+    int32_t sg_egress_rule;
+    uint16_t sg_egress_port;       /* the port whose egress group was consulted */
+    uint8_t backend_how;           /* HP_TRACE_BACKEND_* */
+    uint32_t backend_index;
+    uint8_t snat_how;              /* HP_TRACE_SNAT_* */
+    uint32_t snat_attempts;        /* SNAT candidates the search looked at */
+    uint16_t out_port;             /* where it would leave (in_port for a RST) */
+    uint32_t out_src_ip, out_dst_ip; /* the packet as it would leave */
+    uint16_t out_src_port, out_dst_port;
+    uint32_t packet_size;          /* what the MTU is compared with */
+    uint16_t mtu;                  /* the service's (0: none) */
+    uint16_t mss_clamp;            /* the service's (0: none) */
+    uint16_t mss_out;              /* the SYN's MSS as it would leave; 0: no MSS option */
+    uint16_t proxy_len;            /* PROXY v2 header bytes put in front (0: none) */
+    uint8_t flow_table_full;       /* 1: the new flow would evict the oldest half-open one */
+    char error[128];               /* why hp_trace*() returned -1 (the engine is const) */
+};
+
+int hp_trace(const struct hp_engine *e, uint16_t in_port, const uint8_t *frame, uint32_t len,
+             struct hp_trace_result *out);
+int hp_trace_tuple(const struct hp_engine *e, uint16_t in_port, uint8_t proto, uint32_t src_ip,
+                   uint16_t src_port, uint32_t dst_ip, uint16_t dst_port, uint8_t tcp_flags,
+                   uint32_t ip_len, struct hp_trace_result *out);
 /* cffi:end */
 
 #endif

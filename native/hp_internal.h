@@ -3,8 +3,9 @@
  * Files, one per concern (VPP style); calls go down this list, never up:
  *   hp_engine.c   hp_engine_create()/destroy(): sizes every table once
  *   hp_process.c  the pipeline, hp_process(): classify → lookup → act → emit
+ *   hp_trace.c    the pipeline's dry run, hp_trace(): the same decisions, nothing changed
  *   hp_kind_*.c   one translation kind each, behind struct hp_kind_ops (as OVS's
- *                 ct_l4_proto): its configuration call, new_flow, reply_miss
+ *                 ct_l4_proto): its configuration call, decide, reply_miss
  *   hp_service.c  services and their index (listener and SNAT keys, prefix ports)
  *   hp_port.c     ports, their security groups and counters
  *   hp_reply.c    ARP replies and TCP RSTs built in place
@@ -263,27 +264,61 @@ struct hp_ctx {
     struct hp_port *port;
 };
 
+/* What a kind decided about a packet of no flow, before anything is taken: the flow it
+ * would open (out port, SNAT address, backend) and how it got there. The pipeline (act())
+ * acts on it; hp_trace.c only reports it, so the dry run and the real thing share one decision. */
+struct hp_flow_plan {
+    uint16_t out_port;
+    uint32_t snat_ip, backend_ip;
+    uint16_t backend_port;
+    int32_t sg_ingress_rule;       /* HP_TRACE_SG_* (hp_engine.h) or the rule's index */
+    int32_t sg_egress_rule;
+    uint8_t backend_how;           /* HP_TRACE_BACKEND_* (hp_engine.h) */
+    uint32_t backend_index;        /* the Maglev entry, the link route, or the ENI hashed to */
+    bool rst;                      /* refused, and a RST goes back (NLB's RST on miss) */
+};
+
 /* What differs between translation kinds, as OVS's ct_l4_proto separates protocols. A
  * kind decides how a flow starts; every packet of a flow, the first included, then takes
  * the same path (hp_process.c's forward()). A kind never calls up into the pipeline. */
 struct hp_kind_ops {
     const char *name;
-    /* A packet of no flow that service `sid` claims (its listener key, or the in port's
-     * prefix service): whether it may open a flow, and the flow. Returns HP_DROP_NONE
-     * with the new flow's slot in *slot, or a drop reason (having maybe built a RST in
-     * `pkt`, verdict HP_VERDICT_REPLY). */
-    enum hp_drop (*new_flow)(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p,
-                             int32_t sid, uint32_t *slot);
+    /* Whether a packet of no flow that service `sid` claims (its listener key, or the in
+     * port's prefix service) may open a flow, and which (into *plan), reading the tables
+     * only: no port taken, nothing counted. The pipeline then opens it with
+     * hp_nat_open_flow(), or sends a RST when a refusal says so (plan->rst). */
+    enum hp_drop (*decide)(const struct hp_ctx *c, const struct hp_pkt *pkt,
+                           const struct hp_parsed *p, int32_t sid, struct hp_flow_plan *plan);
     /* A packet of no flow to one of the service's SNAT addresses: a reply to a lost or
-     * expired flow, or the far side trying to open one. Returns the drop reason. */
-    enum hp_drop (*reply_miss)(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p,
-                               int32_t sid);
+     * expired flow, or the far side trying to open one. Returns the drop reason, and in
+     * *rst whether a RST goes back (the pipeline builds it; the tables are only read). */
+    enum hp_drop (*reply_miss)(const struct hp_ctx *c, const struct hp_parsed *p, int32_t sid,
+                               bool *rst);
     /* Optional: stage 2's hint for a packet to a listener of `sid` with an empty bucket,
-     * which will probably open a flow: prefetch what new_flow() will read. */
+     * which will probably open a flow: prefetch what opening it will read. */
     void (*prefetch_new_flow)(const struct hp_ctx *c, const struct hp_parsed *p, int32_t sid);
 };
 
 extern const struct hp_kind_ops hp_kind_privatelink, hp_kind_vpc_nat;
+/* Every translation kind, by the kind number a service carries (HP_KIND_*). */
+extern const struct hp_kind_ops *const hp_kinds[2];
+
+static inline const struct hp_kind_ops *hp_kind_of(const struct hp_engine *e, int32_t sid)
+{
+    return hp_kinds[e->services[sid].kind];
+}
+
+
+/* What becomes of a packet that hit flow `f` in direction `dir` (hp_process.c's act()). */
+enum hp_flow_fate {
+    HP_FATE_FORWARD,     /* a packet of the flow */
+    HP_FATE_EXPIRED,     /* idle past its timeout: expired, and the packet is a miss */
+    HP_FATE_REOPEN,      /* a SYN on a closed flow's tuple: removed, and the packet is a miss */
+    HP_FATE_RESET,       /* its target was reported unhealthy: reset and removed */
+    HP_FATE_DISABLED,    /* its service is disabled: dropped */
+};
+enum hp_flow_fate hp_flow_fate(const struct hp_engine *e, const struct hp_flow *f, int dir,
+                               const struct hp_parsed *p);
 
 /* hp_mem.c */
 void hp_set_error(struct hp_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -337,6 +372,24 @@ void hp_flow_evict(struct hp_engine *e, uint32_t slot, enum hp_counter why);
 bool hp_flow_evict_oldest(struct hp_engine *e, enum hp_counter why);
 uint32_t hp_flow_reindex(struct hp_engine *e);
 
+/* The service a packet of no flow on `port` goes to: the listener of its (proto, dst,
+ * dport), else the port's prefix service (a VPC link); -1: none. */
+static inline int32_t hp_service_claiming(const struct hp_engine *e, uint16_t in_port,
+                                          const struct hp_port *port, const struct hp_parsed *p)
+{
+    int32_t sid = hp_svc_index_find(e, hp_svc_key(HP_KEY_LISTENER, in_port, p->proto, p->dip, p->dport));
+    if (sid < 0 && HP_UNLIKELY(port->prefix_service))
+        sid = port->prefix_service - 1;
+    return sid;
+}
+
+/* A packet longer than its service's MTU (0: no limit) is dropped, as AWS does. */
+static inline bool hp_over_mtu(const struct hp_service_config *sc, const struct hp_pkt *pkt,
+                               const struct hp_parsed *p)
+{
+    return sc->mtu && hp_packet_size(pkt, p) > sc->mtu;
+}
+
 /* hp_flow_state.c */
 #define HP_FLOW_STATE_MAGIC "VPCLABFT"
 #define HP_FLOW_STATE_VERSION 3u  /* 2: state SYN_RECV and flag HP_FLOW_HALF_OPEN;
@@ -386,14 +439,27 @@ uint32_t hp_mix32(uint64_t a, uint64_t b, uint32_t seed);
 uint64_t hp_mix64(uint64_t a, uint64_t b, uint32_t seed);
 
 /* hp_sg.c */
-bool hp_sg_allows(const struct hp_sg *sg, uint8_t proto, uint32_t ip, uint16_t port);
+int32_t hp_sg_match(const struct hp_sg *sg, uint8_t proto, uint32_t ip, uint16_t port);
 
 /* hp_nat.c */
 int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, struct hp_service *svc,
                      uint64_t client_hash);
+/* hp_snat_allocate()'s search alone, reading the tables only: the port it would take
+ * and what taking it would cost (HP_TRACE_SNAT_*, hp_engine.h). The flow in `gone_slot`
+ * (HP_NONE: none) counts as removed: the dry run's view of a flow the packet would end. */
+struct hp_snat_choice {
+    uint8_t how;            /* HP_TRACE_SNAT_FREE, _EXPIRE, _EVICT or _NONE */
+    uint16_t port;
+    uint32_t holder;        /* the slot of the flow expired or evicted for it */
+    uint32_t attempts;      /* candidates looked at */
+};
+void hp_snat_search(const struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc,
+                    uint64_t client_hash, uint32_t gone_slot, struct hp_snat_choice *out);
+/* The flow hp_nat_open_flow() would make for `p` on `in_port`, its SNAT port not chosen. */
+void hp_nat_flow_of(const struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
+                    int32_t sid, const struct hp_flow_plan *plan, struct hp_flow *f);
 enum hp_drop hp_nat_open_flow(struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
-                              int32_t sid, uint16_t out_port, uint32_t snat_ip, uint32_t backend_ip,
-                              uint16_t backend_port, uint32_t *slot);
+                              int32_t sid, const struct hp_flow_plan *plan, uint32_t *slot);
 void hp_snat_prefetch(const struct hp_engine *e, const struct hp_service *svc,
                       const struct hp_flow *f, uint64_t client_hash);
 /* What a rewrite does to the L4 checksum: an incremental update of a full checksum; for a
@@ -405,6 +471,8 @@ bool hp_nat_rewrite_icmp_error(uint8_t *frame, const struct hp_parsed *p,
                                const struct hp_flow *f, int dir);
 bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss, uint16_t minus,
                       bool csum_partial);
+uint32_t hp_tcp_mss_after(const uint8_t *frame, const struct hp_parsed *p, uint16_t mss, uint16_t minus,
+                          uint16_t *old, uint16_t *want);
 void hp_tcp_edit(uint8_t *tcp, uint32_t off, const uint8_t *bytes, uint32_t n, bool csum_full);
 uint32_t hp_tcp_option(const uint8_t *tcp, uint32_t doff, uint32_t *next);
 void hp_l4_checksum_full(uint8_t *frame, const struct hp_parsed *p);

@@ -7,7 +7,7 @@
  *
  * Its configuration is struct hp_service_config (hp_service_add()); its index keys are the
  * listener and the SNAT address. What this file decides is whether and how a packet of no
- * flow opens one (new_flow) and what becomes of a packet of no flow on the backend side
+ * flow opens one (decide) and what becomes of a packet of no flow on the backend side
  * (reply_miss); every packet of an existing flow is the pipeline's (hp_process.c).
  */
 #include "hp_internal.h"
@@ -59,21 +59,27 @@ int hp_service_add(struct hp_engine *e, const struct hp_service_config *cfg_in)
     return hp_service_install(e, &s);
 }
 
-/* The backend a new flow gets: Maglev over the 5-tuple, and over the SYN's sequence
- * number too when the service hashes like NLB. The service must have backends. */
-static const struct hp_backend *choose_backend(const struct hp_engine *e, const struct hp_service *s,
-                                               const struct hp_parsed *p)
+/* The Maglev entry a new flow's backend is read from: over the 5-tuple, and over the
+ * SYN's sequence number too when the service hashes like NLB. */
+static uint32_t maglev_entry(const struct hp_engine *e, const struct hp_service *s,
+                             const struct hp_parsed *p)
 {
     uint64_t a = ((uint64_t)p->sip << 32) | p->dip;
     uint64_t b = ((uint64_t)p->sport << 48) | ((uint64_t)p->dport << 32) | p->proto;
     if (p->proto == IPPROTO_TCP_ && (s->cfg.flags & HP_SVC_HASH_TCP_SEQ))
         b ^= (uint64_t)p->tcp_seq << 8;
-    uint32_t h = hp_mix32(a, b, 0x6e6c6221u);
-    return &s->backends[s->maglev[h % e->cfg.maglev_size]];
+    return hp_mix32(a, b, 0x6e6c6221u) % e->cfg.maglev_size;
+}
+
+/* The backend a new flow gets. The service must have backends. */
+static const struct hp_backend *choose_backend(const struct hp_engine *e, const struct hp_service *s,
+                                               const struct hp_parsed *p)
+{
+    return &s->backends[s->maglev[maglev_entry(e, s, p)]];
 }
 
 /* Stage 2 for a packet whose bucket is empty, so that it opens a flow if anything: warms
- * what new_flow() will read (the Maglev entry, the first SNAT candidate's bucket). */
+ * what opening a flow will read (the Maglev entry, the first SNAT candidate's bucket). */
 static void prefetch_new_flow(const struct hp_ctx *c, const struct hp_parsed *p, int32_t sid)
 {
     const struct hp_engine *e = c->e;
@@ -86,62 +92,64 @@ static void prefetch_new_flow(const struct hp_ctx *c, const struct hp_parsed *p,
     hp_snat_prefetch(e, s, &f, p->hash);
 }
 
-static enum hp_drop new_flow(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p, int32_t sid,
-                             uint32_t *slot)
+static enum hp_drop decide(const struct hp_ctx *c, const struct hp_pkt *pkt, const struct hp_parsed *p,
+                           int32_t sid, struct hp_flow_plan *plan)
 {
-    struct hp_engine *e = c->e;
-    struct hp_service *s = &e->services[sid];
+    const struct hp_engine *e = c->e;
+    const struct hp_service *s = &e->services[sid];
     const struct hp_service_config *sc = &s->cfg;
 
     if (p->proto == IPPROTO_TCP_ && (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN) {
         /* Never answer a RST with a RST. */
-        if (!(p->tcp_flags & TCP_RST) && (sc->flags & HP_SVC_RST_ON_MISS))
-            hp_tcp_rst_reply(c->port, pkt, p);
+        plan->rst = !(p->tcp_flags & TCP_RST) && (sc->flags & HP_SVC_RST_ON_MISS);
         return HP_DROP_NOT_SYN;
     }
     if (p->proto == IPPROTO_ICMP_ && p->icmp_type != 8)
         return HP_DROP_NO_SERVICE;
     if (sc->flags & HP_SVC_DISABLED)
         return HP_DROP_SERVICE_DISABLED;
-    if (sc->mtu && hp_packet_size(pkt, p) > sc->mtu)
+    if (hp_over_mtu(sc, pkt, p))
         return HP_DROP_MTU;
     uint16_t sg_port = p->proto == IPPROTO_ICMP_ ? p->icmp_type : p->dport;
-    if (!hp_sg_allows(&c->port->sg[HP_SG_INGRESS], p->proto, p->sip, sg_port))
+    plan->sg_ingress_rule = hp_sg_match(&c->port->sg[HP_SG_INGRESS], p->proto, p->sip, sg_port);
+    if (plan->sg_ingress_rule == HP_TRACE_SG_NONE)
         return HP_DROP_SG_INGRESS;
     if (!s->maglev)
         return HP_DROP_NO_BACKEND;
 
-    const struct hp_backend *be = choose_backend(e, s, p);
+    plan->backend_how = HP_TRACE_BACKEND_MAGLEV;
+    plan->backend_index = maglev_entry(e, s, p);
+    const struct hp_backend *be = &s->backends[s->maglev[plan->backend_index]];
+    plan->out_port = sc->out_port;
+    plan->snat_ip = sc->snat_ip;
+    plan->backend_ip = be->ip;
+    plan->backend_port = be->port;
 
     uint16_t be_sg_port = p->proto == IPPROTO_ICMP_ ? p->icmp_type : be->port;
-    if (!hp_sg_allows(&e->ports[sc->out_port].sg[HP_SG_EGRESS], p->proto, be->ip, be_sg_port))
+    plan->sg_egress_rule = hp_sg_match(&e->ports[sc->out_port].sg[HP_SG_EGRESS], p->proto, be->ip, be_sg_port);
+    if (plan->sg_egress_rule == HP_TRACE_SG_NONE)
         return HP_DROP_SG_EGRESS;
     if (s->proxy_len && p->l4_len > (uint32_t)(pkt->data[p->l4_off + 12] >> 4) * 4u)
         return HP_DROP_PROXY_SYN_DATA; /* the header must come before the client's first byte */
-    enum hp_drop r = hp_nat_open_flow(e, p, c->in_port, sid, sc->out_port, sc->snat_ip, be->ip,
-                                      be->port, slot);
-    if (r == HP_DROP_NONE && s->proxy_len)
-        hp_proxy_open(e, *slot, p);
-    return r;
+    return HP_DROP_NONE;
 }
 
 /* A miss on the backend side of a service's SNAT address: the flow is unknown or expired.
  * NLB answers a stale TCP segment with a RST. A SYN is a connection the backend tries to
  * open, which matches no listener and is dropped silently, as is everything else. */
-static enum hp_drop reply_miss(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p,
-                               int32_t sid)
+static enum hp_drop reply_miss(const struct hp_ctx *c, const struct hp_parsed *p, int32_t sid,
+                               bool *rst)
 {
     const struct hp_service *s = &c->e->services[sid];
     bool stale = p->proto == IPPROTO_TCP_ &&
                  (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) != TCP_SYN && !(p->tcp_flags & TCP_RST);
-    if (stale && (s->cfg.flags & HP_SVC_RST_ON_MISS))
-        hp_tcp_rst_reply(c->port, pkt, p);
+    *rst = stale && (s->cfg.flags & HP_SVC_RST_ON_MISS);
     return HP_DROP_NO_FLOW;
 }
 
 const struct hp_kind_ops hp_kind_privatelink = {
     .name = "privatelink",
-    .new_flow = new_flow,
+    .decide = decide,
     .reply_miss = reply_miss,
     .prefetch_new_flow = prefetch_new_flow,
 };

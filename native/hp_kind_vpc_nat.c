@@ -10,7 +10,7 @@
  * ip, snat port), in_port = attachment, out_port = the ENI's port, so hp_nat.c's two
  * directions are exactly the lines above.
  *
- * Which packets open a flow (new_flow): TCP SYNs and UDP datagrams arriving on the
+ * Which packets open a flow (decide): TCP SYNs and UDP datagrams arriving on the
  * attachment port toward an address in one of the link's prefixes (the link VPC's
  * CIDRs). The link is found without an exact key: it is its attachment port's prefix
  * service (hp_service.c), consulted only when no listener there claims the packet, so
@@ -64,8 +64,10 @@ static bool reaches(const struct hp_link_config *l, uint32_t dst)
 }
 
 /* The ENI a new flow to `p->dip` leaves by: the longest route covering it, else a hash
- * of the 5-tuple over the ENIs (the header's comment says why). */
-static const struct hp_link_eni *choose_eni(const struct hp_link_config *l, const struct hp_parsed *p)
+ * of the 5-tuple over the ENIs (the header's comment says why). Says which in *how and
+ * *index (the route's, or the ENI's hashed to). */
+static const struct hp_link_eni *choose_eni(const struct hp_link_config *l, const struct hp_parsed *p,
+                                            uint8_t *how, uint32_t *index)
 {
     int best = -1;
     for (uint32_t i = 0; i < l->n_routes; i++) {
@@ -74,16 +76,21 @@ static const struct hp_link_eni *choose_eni(const struct hp_link_config *l, cons
             (best < 0 || r->prefix_len > l->routes[best].prefix_len))
             best = (int)i;
     }
-    if (best >= 0)
+    if (best >= 0) {
+        *how = HP_TRACE_BACKEND_LINK_ROUTE;
+        *index = (uint32_t)best;
         return &l->enis[l->routes[best].eni];
-    return &l->enis[hp_mix32(p->hash, 0, 0x6c696e6bu) % l->n_enis];
+    }
+    *how = HP_TRACE_BACKEND_LINK_HASH;
+    *index = hp_mix32(p->hash, 0, 0x6c696e6bu) % l->n_enis;
+    return &l->enis[*index];
 }
 
-static enum hp_drop new_flow(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p, int32_t sid,
-                             uint32_t *slot)
+static enum hp_drop decide(const struct hp_ctx *c, const struct hp_pkt *pkt, const struct hp_parsed *p,
+                           int32_t sid, struct hp_flow_plan *plan)
 {
-    struct hp_engine *e = c->e;
-    struct hp_service *s = &e->services[sid];
+    const struct hp_engine *e = c->e;
+    const struct hp_service *s = &e->services[sid];
     const struct hp_service_config *sc = &s->cfg;
     const struct hp_link_config *l = s->link;
 
@@ -93,15 +100,21 @@ static enum hp_drop new_flow(struct hp_ctx *c, struct hp_pkt *pkt, const struct 
         return HP_DROP_NOT_SYN;
     if (sc->flags & HP_SVC_DISABLED)
         return HP_DROP_SERVICE_DISABLED;
-    if (sc->mtu && hp_packet_size(pkt, p) > sc->mtu)
+    if (hp_over_mtu(sc, pkt, p))
         return HP_DROP_MTU;
-    if (!hp_sg_allows(&c->port->sg[HP_SG_INGRESS], p->proto, p->sip, p->dport))
+    plan->sg_ingress_rule = hp_sg_match(&c->port->sg[HP_SG_INGRESS], p->proto, p->sip, p->dport);
+    if (plan->sg_ingress_rule == HP_TRACE_SG_NONE)
         return HP_DROP_SG_INGRESS;
-    const struct hp_link_eni *eni = choose_eni(l, p);
-    if (!hp_sg_allows(&e->ports[eni->port].sg[HP_SG_EGRESS], p->proto, p->dip, p->dport))
-        return HP_DROP_SG_EGRESS;
+    const struct hp_link_eni *eni = choose_eni(l, p, &plan->backend_how, &plan->backend_index);
     /* the destination is kept: backend = (dst, dport) */
-    return hp_nat_open_flow(e, p, c->in_port, sid, eni->port, eni->ip, p->dip, p->dport, slot);
+    plan->out_port = eni->port;
+    plan->snat_ip = eni->ip;
+    plan->backend_ip = p->dip;
+    plan->backend_port = p->dport;
+    plan->sg_egress_rule = hp_sg_match(&e->ports[eni->port].sg[HP_SG_EGRESS], p->proto, p->dip, p->dport);
+    if (plan->sg_egress_rule == HP_TRACE_SG_NONE)
+        return HP_DROP_SG_EGRESS;
+    return HP_DROP_NONE;
 }
 
 /* Stage 2's hint for a packet that will probably open a flow: the bucket of its first
@@ -109,7 +122,9 @@ static enum hp_drop new_flow(struct hp_ctx *c, struct hp_pkt *pkt, const struct 
 static void prefetch_new_flow(const struct hp_ctx *c, const struct hp_parsed *p, int32_t sid)
 {
     const struct hp_service *s = &c->e->services[sid];
-    const struct hp_link_eni *eni = choose_eni(s->link, p);
+    uint8_t how;
+    uint32_t index;
+    const struct hp_link_eni *eni = choose_eni(s->link, p, &how, &index);
     struct hp_flow f = {.out_port = (uint8_t)eni->port, .proto = p->proto, .snat_ip = eni->ip,
                         .backend_ip = p->dip, .backend_port = p->dport};
     hp_snat_prefetch(c->e, s, &f, p->hash);
@@ -117,9 +132,10 @@ static void prefetch_new_flow(const struct hp_ctx *c, const struct hp_parsed *p,
 
 /* A packet of no flow to a link ENI's address, from the customer's side: one that would
  * open a connection is refused as link_one_way; anything else is a stale no_flow. */
-static enum hp_drop reply_miss(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p,
-                               int32_t sid)
+static enum hp_drop reply_miss(const struct hp_ctx *c, const struct hp_parsed *p, int32_t sid,
+                               bool *rst)
 {
+    *rst = false;
     bool opens = p->proto == IPPROTO_UDP_ ||
                  (p->proto == IPPROTO_TCP_ && (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN);
     return opens ? HP_DROP_LINK_ONE_WAY : HP_DROP_NO_FLOW;
@@ -127,7 +143,7 @@ static enum hp_drop reply_miss(struct hp_ctx *c, struct hp_pkt *pkt, const struc
 
 const struct hp_kind_ops hp_kind_vpc_nat = {
     .name = "vpc_nat",
-    .new_flow = new_flow,
+    .decide = decide,
     .reply_miss = reply_miss,
     .prefetch_new_flow = prefetch_new_flow,
 };

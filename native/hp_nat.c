@@ -69,10 +69,10 @@ static uint32_t gcd(uint32_t a, uint32_t b)
  *      few lookups per SYN and not 128. (A hint per service, not per pool: a service
  *      with a full pool and an empty one alternates, each search still correct.)
  * Returns 0, or -1 when no port was found and no holder was half-open. */
-int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, struct hp_service *svc,
-                     uint64_t client_hash)
+void hp_snat_search(const struct hp_engine *e, struct hp_flow *f, const struct hp_service *svc,
+                    uint64_t client_hash, uint32_t gone_slot, struct hp_snat_choice *out)
 {
-    struct hp_flow_table *ft = &e->ft;
+    const struct hp_flow_table *ft = &e->ft;
     uint32_t lo = svc->cfg.snat_port_min, hi = svc->cfg.snat_port_max;
     uint32_t range = hi - lo + 1;
     uint32_t candidate = (uint32_t)(client_hash % range);
@@ -82,7 +82,8 @@ int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, struct hp_service *
     uint16_t their_port[HP_SNAT_MAX_ATTEMPTS];
     uint32_t n_half_open = 0;
     struct hp_flow_key k;
-    for (uint32_t i = 0; i < attempts; i++) {
+    uint32_t i;
+    for (i = 0; i < attempts; i++) {
         if (svc->snat_pressure && i == HP_SNAT_PRESSURE_ATTEMPTS && n_half_open)
             break;
         if (i == 1) {
@@ -94,15 +95,16 @@ int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, struct hp_service *
         f->snat_port = (uint16_t)(lo + candidate);
         hp_flow_key_of(f, 1, &k);
         uint32_t ref = hp_flow_lookup(ft, &k, hp_flow_hash(ft, &k));
-        if (ref == HP_NONE) {
-            svc->snat_pressure = false;
-            return 0;
+        if (ref == HP_NONE || HP_UNLIKELY(ref >> 1 == gone_slot)) {
+            *out = (struct hp_snat_choice){.how = HP_TRACE_SNAT_FREE, .port = f->snat_port,
+                                           .holder = HP_NONE, .attempts = i + 1};
+            return;
         }
         const struct hp_flow *holder = &ft->slots[ref >> 1];
         if (hp_flow_is_idle(e, holder)) {
-            hp_flow_remove(e, ref >> 1, true);
-            svc->snat_pressure = false;
-            return 0;
+            *out = (struct hp_snat_choice){.how = HP_TRACE_SNAT_EXPIRE, .port = f->snat_port,
+                                           .holder = ref >> 1, .attempts = i + 1};
+            return;
         }
         if (holder->flags & HP_FLOW_HALF_OPEN) {
             __builtin_prefetch(&ft->half_open[ref >> 1]);
@@ -110,21 +112,60 @@ int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, struct hp_service *
             their_port[n_half_open++] = f->snat_port;
         }
     }
-    if (n_half_open == 0)
-        return -1;
+    if (n_half_open == 0) {
+        *out = (struct hp_snat_choice){.how = HP_TRACE_SNAT_NONE, .holder = HP_NONE, .attempts = i};
+        return;
+    }
     uint32_t oldest = 0;
-    for (uint32_t i = 1; i < n_half_open; i++)
-        if (hp_flow_half_open_age(ft, half_open[i]) > hp_flow_half_open_age(ft, half_open[oldest]))
-            oldest = i;
-    hp_flow_evict(e, half_open[oldest], HP_CNT_EVICTED_PORT_POOL);
-    f->snat_port = their_port[oldest];
-    svc->snat_pressure = true;
+    for (uint32_t j = 1; j < n_half_open; j++)
+        if (hp_flow_half_open_age(ft, half_open[j]) > hp_flow_half_open_age(ft, half_open[oldest]))
+            oldest = j;
+    *out = (struct hp_snat_choice){.how = HP_TRACE_SNAT_EVICT, .port = their_port[oldest],
+                                   .holder = half_open[oldest], .attempts = i};
+}
+
+int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, struct hp_service *svc,
+                     uint64_t client_hash)
+{
+    struct hp_snat_choice c;
+    hp_snat_search(e, f, svc, client_hash, HP_NONE, &c);
+    switch (c.how) {
+    case HP_TRACE_SNAT_EXPIRE:
+        hp_flow_remove(e, c.holder, true);
+        svc->snat_pressure = false;
+        break;
+    case HP_TRACE_SNAT_EVICT:
+        hp_flow_evict(e, c.holder, HP_CNT_EVICTED_PORT_POOL);
+        svc->snat_pressure = true;
+        break;
+    case HP_TRACE_SNAT_FREE:
+        svc->snat_pressure = false;
+        break;
+    default:
+        return -1;
+    }
+    f->snat_port = c.port;
     return 0;
 }
 
-/* Opens the flow a kind has decided on for packet `p` arriving on `in_port` for service
- * `sid`: (client, cport, vip, vport) = the packet's tuple, translated to (snat_ip,
- * snat_port, backend, bport) out of `out_port`, with snat_port from the service's pool.
+void hp_nat_flow_of(const struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
+                    int32_t sid, const struct hp_flow_plan *plan, struct hp_flow *f)
+{
+    bool tcp = p->proto == IPPROTO_TCP_;
+    *f = (struct hp_flow){
+        .client_ip = p->sip, .vip = p->dip, .snat_ip = plan->snat_ip, .backend_ip = plan->backend_ip,
+        .client_port = p->sport, .vport = p->dport, .backend_port = plan->backend_port,
+        .in_port = (uint8_t)in_port, .out_port = (uint8_t)plan->out_port, .service = (uint16_t)sid,
+        .proto = p->proto, .tcp_state = tcp ? HP_TCP_SYN_SENT : HP_TCP_NONE,
+        .flags = tcp ? HP_FLOW_HALF_OPEN : 0,
+        .created_s = e->now_s, .last_seen_s = e->now_s,
+    };
+}
+
+/* Opens the flow a kind has decided on (`plan`, its decide()) for packet `p` arriving on
+ * `in_port` for service `sid`: (client, cport, vip, vport) = the packet's tuple,
+ * translated to (snat_ip, snat_port, backend, bport) out of the plan's port, with
+ * snat_port from the service's pool.
  * A TCP flow starts half-open. When the pool (hp_snat_allocate) or the flow table is
  * full, the new flow takes the place of the oldest half-open flow there is: a flood of
  * SYNs that are never answered then recycles its own flows, and legitimate connections
@@ -132,18 +173,10 @@ int hp_snat_allocate(struct hp_engine *e, struct hp_flow *f, struct hp_service *
  * evicting for it also frees a slot. Returns HP_DROP_NONE with the flow's slot in *slot,
  * or why it could not be made. */
 enum hp_drop hp_nat_open_flow(struct hp_engine *e, const struct hp_parsed *p, uint16_t in_port,
-                              int32_t sid, uint16_t out_port, uint32_t snat_ip, uint32_t backend_ip,
-                              uint16_t backend_port, uint32_t *slot)
+                              int32_t sid, const struct hp_flow_plan *plan, uint32_t *slot)
 {
-    bool tcp = p->proto == IPPROTO_TCP_;
-    struct hp_flow f = {
-        .client_ip = p->sip, .vip = p->dip, .snat_ip = snat_ip, .backend_ip = backend_ip,
-        .client_port = p->sport, .vport = p->dport, .backend_port = backend_port,
-        .in_port = (uint8_t)in_port, .out_port = (uint8_t)out_port, .service = (uint16_t)sid,
-        .proto = p->proto, .tcp_state = tcp ? HP_TCP_SYN_SENT : HP_TCP_NONE,
-        .flags = tcp ? HP_FLOW_HALF_OPEN : 0,
-        .created_s = e->now_s, .last_seen_s = e->now_s,
-    };
+    struct hp_flow f;
+    hp_nat_flow_of(e, p, in_port, sid, plan, &f);
     if (e->ft.free_top == 0 && e->ft.half_open_count == 0)
         return HP_DROP_FLOW_TABLE_FULL; /* nothing could make room: spare the port search */
     if (hp_snat_allocate(e, &f, &e->services[sid], p->hash) != 0)
@@ -354,21 +387,33 @@ uint32_t hp_tcp_option(const uint8_t *tcp, uint32_t doff, uint32_t *next)
 bool hp_tcp_clamp_mss(uint8_t *frame, const struct hp_parsed *p, uint16_t mss, uint16_t minus,
                       bool csum_partial)
 {
-    uint8_t *tcp = frame + p->l4_off;
+    uint16_t old, want;
+    uint32_t at = hp_tcp_mss_after(frame, p, mss, minus, &old, &want);
+    if (!at || want >= old)
+        return false;
+    uint8_t b[2];
+    hp_store16(b, want);
+    hp_tcp_edit(frame + p->l4_off, at, b, 2, !csum_partial);
+    return true;
+}
+
+/* The MSS option of a SYN (*old) and what hp_tcp_clamp_mss() makes of it (*want, never
+ * above *old); returns the option value's offset in the TCP header, 0: no MSS option. */
+uint32_t hp_tcp_mss_after(const uint8_t *frame, const struct hp_parsed *p, uint16_t mss, uint16_t minus,
+                          uint16_t *old, uint16_t *want)
+{
+    const uint8_t *tcp = frame + p->l4_off;
     uint32_t doff = (tcp[12] >> 4) * 4u;
     for (uint32_t next = 20, i; (i = hp_tcp_option(tcp, doff, &next));) {
         if (tcp[i] != 2 || tcp[i + 1] != 4)
             continue;
-        uint16_t old = hp_load16(tcp + i + 2);
-        uint32_t want = mss && mss < old ? mss : old;
+        *old = hp_load16(tcp + i + 2);
+        uint32_t w = mss && mss < *old ? mss : *old;
         if (minus)
-            want = want > minus + 64u ? want - minus : 64u;
-        if (want >= old)
-            return false;
-        uint8_t b[2];
-        hp_store16(b, (uint16_t)want);
-        hp_tcp_edit(tcp, i + 2, b, 2, !csum_partial);
-        return true;
+            w = w > minus + 64u ? w - minus : 64u;
+        *want = (uint16_t)(w < *old ? w : *old);
+        return i + 2;
     }
-    return false;
+    *old = *want = 0;
+    return 0;
 }

@@ -11,7 +11,8 @@
  *      gives the flow and the direction; an idle hit is expired first and is a miss.
  *   5. A miss goes to the service that claims it (hp_service.c's index: a listener, or
  *      the port's prefix service), and to that service's kind (struct hp_kind_ops,
- *      hp_kind_*.c): new_flow() decides whether the packet opens a flow and makes it;
+ *      hp_kind_*.c): decide() says whether the packet opens a flow and which, and
+ *      hp_nat_open_flow() makes it (a SNAT port, a slot);
  *      a packet to a service's SNAT address goes to reply_miss(). Anything else is
  *      dropped with its reason.
  *   6. forward(): MTU, a PROXY v2 flow's header or shift (hp_proxy.c), TCP state, MSS
@@ -23,27 +24,19 @@
 
 #include "hp_internal.h"
 
-/* Every translation kind, by the kind number a service carries (HP_KIND_*). */
-static const struct hp_kind_ops *const kinds[] = {
+const struct hp_kind_ops *const hp_kinds[2] = {
     [HP_KIND_PRIVATELINK] = &hp_kind_privatelink,
     [HP_KIND_VPC_NAT] = &hp_kind_vpc_nat,
 };
 
-static inline const struct hp_kind_ops *kind_of(const struct hp_engine *e, int32_t sid)
-{
-    return kinds[e->services[sid].kind];
-}
-
 /* Stage 2 for a packet whose bucket is empty, so that it opens a flow if anything: lets
- * the kind of the service it goes to (as act() will find it) warm what its new_flow()
+ * the kind of the service it goes to (as act() will find it) warm what opening the flow
  * will read. */
 static void prefetch_new_flow(const struct hp_ctx *c, const struct hp_parsed *p)
 {
-    int32_t sid = hp_svc_index_find(c->e, hp_svc_key(HP_KEY_LISTENER, c->in_port, p->proto, p->dip, p->dport));
-    if (sid < 0 && c->port->prefix_service)
-        sid = c->port->prefix_service - 1;
-    if (sid >= 0 && kind_of(c->e, sid)->prefetch_new_flow)
-        kind_of(c->e, sid)->prefetch_new_flow(c, p, sid);
+    int32_t sid = hp_service_claiming(c->e, c->in_port, c->port, p);
+    if (sid >= 0 && hp_kind_of(c->e, sid)->prefetch_new_flow)
+        hp_kind_of(c->e, sid)->prefetch_new_flow(c, p, sid);
 }
 
 /* TCP state of a flow, from the flags of a segment in direction `dir` (0: client to
@@ -104,7 +97,7 @@ static enum hp_drop forward(struct hp_ctx *c, struct hp_pkt *pkt, const struct h
     bool keep_partial = partial && (pkt->flags & HP_PKT_CSUM_OFFLOAD);
     if (HP_UNLIKELY(pkt->gso_size && !keep_partial))
         return HP_DROP_GSO_NO_OFFLOAD;
-    if (HP_UNLIKELY(sc->mtu && hp_packet_size(pkt, p) > sc->mtu))
+    if (HP_UNLIKELY(hp_over_mtu(sc, pkt, p)))
         return HP_DROP_MTU;
     struct hp_parsed shifted;
     uint16_t proxy_minus = 0;
@@ -203,6 +196,26 @@ static enum hp_drop classify(struct hp_ctx *c, struct hp_pkt *pkt, struct hp_par
     return HP_DROP_NONE;
 }
 
+/* What becomes of a packet that hit flow `f` in direction `dir`, decided from the tables
+ * alone (act() acts on it, hp_trace.c reports it). */
+enum hp_flow_fate hp_flow_fate(const struct hp_engine *e, const struct hp_flow *f, int dir,
+                               const struct hp_parsed *p)
+{
+    if (hp_flow_is_idle(e, f))
+        return HP_FATE_EXPIRED;
+    /* A new connection on a closed one's 5-tuple: a new flow, maybe a new target. */
+    if (dir == 0 && f->proto == IPPROTO_TCP_ && (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN &&
+        (f->tcp_state == HP_TCP_CLOSING || f->tcp_state == HP_TCP_CLOSED))
+        return HP_FATE_REOPEN;
+    /* NLB resets the connections of a target that turned unhealthy, from whichever side
+     * speaks next. */
+    if (HP_UNLIKELY(f->flags & HP_FLOW_RESET))
+        return HP_FATE_RESET;
+    if (HP_UNLIKELY(e->services[f->service].cfg.flags & HP_SVC_DISABLED))
+        return HP_FATE_DISABLED;
+    return HP_FATE_FORWARD;
+}
+
 /* Stage 3: the flow lookup and everything after it. */
 static enum hp_drop act(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_parsed *p)
 {
@@ -216,42 +229,52 @@ static enum hp_drop act(struct hp_ctx *c, struct hp_pkt *pkt, const struct hp_pa
     if (ref != HP_NONE) {
         struct hp_flow *f = &e->ft.slots[ref >> 1];
         int dir = (int)(ref & 1);
-        bool reopen = dir == 0 && f->proto == IPPROTO_TCP_ &&
-                      (p->tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN &&
-                      (f->tcp_state == HP_TCP_CLOSING || f->tcp_state == HP_TCP_CLOSED);
-        if (hp_flow_is_idle(e, f)) {
+        switch (hp_flow_fate(e, f, dir, p)) {
+        case HP_FATE_FORWARD:
+            return forward(c, pkt, p, f, dir);
+        case HP_FATE_EXPIRED:
             hp_flow_remove(e, ref >> 1, true);
-        } else if (reopen) {
-            /* A new connection on a closed one's 5-tuple: a new flow, maybe a new target. */
+            break;
+        case HP_FATE_REOPEN:
             hp_flow_remove(e, ref >> 1, false);
-        } else if (HP_UNLIKELY(f->flags & HP_FLOW_RESET)) {
-            /* NLB resets the connections of a target that turned unhealthy, from
-             * whichever side speaks next. */
+            break;
+        case HP_FATE_RESET:
             if (p->proto == IPPROTO_TCP_ && !(p->tcp_flags & TCP_RST))
                 hp_tcp_rst_reply(c->port, pkt, p);
             hp_flow_remove(e, ref >> 1, false);
             return HP_DROP_TARGET_RESET;
-        } else {
-            if (HP_UNLIKELY(e->services[f->service].cfg.flags & HP_SVC_DISABLED))
-                return HP_DROP_SERVICE_DISABLED;
-            return forward(c, pkt, p, f, dir);
+        case HP_FATE_DISABLED:
+            return HP_DROP_SERVICE_DISABLED;
         }
     }
-    int32_t sid = hp_svc_index_find(e, hp_svc_key(HP_KEY_LISTENER, c->in_port, p->proto, p->dip, p->dport));
-    if (sid < 0 && HP_UNLIKELY(c->port->prefix_service))
-        sid = c->port->prefix_service - 1;
+    int32_t sid = hp_service_claiming(e, c->in_port, c->port, p);
     if (sid >= 0) {
+        struct hp_flow_plan plan = {.sg_ingress_rule = HP_TRACE_SG_UNCHECKED,
+                                    .sg_egress_rule = HP_TRACE_SG_UNCHECKED};
+        enum hp_drop r = hp_kind_of(e, sid)->decide(c, pkt, p, sid, &plan);
+        if (r != HP_DROP_NONE) {
+            if (plan.rst)
+                hp_tcp_rst_reply(c->port, pkt, p);
+            return r;
+        }
         uint32_t slot;
-        enum hp_drop r = kind_of(e, sid)->new_flow(c, pkt, p, sid, &slot);
+        r = hp_nat_open_flow(e, p, c->in_port, sid, &plan, &slot);
         if (r != HP_DROP_NONE)
             return r;
+        if (e->services[sid].proxy_len)
+            hp_proxy_open(e, slot, p);
         c->port->counters[HP_CNT_FLOWS_CREATED]++;
         /* the opening packet is forwarded like any other of its flow, as direction 0 */
         return forward(c, pkt, p, &e->ft.slots[slot], 0);
     }
     sid = hp_svc_index_find(e, hp_svc_key(HP_KEY_SNAT, c->in_port, p->proto, p->dip, 0));
-    if (sid >= 0)
-        return kind_of(e, sid)->reply_miss(c, pkt, p, sid);
+    if (sid >= 0) {
+        bool rst = false;
+        enum hp_drop r = hp_kind_of(e, sid)->reply_miss(c, p, sid, &rst);
+        if (rst)
+            hp_tcp_rst_reply(c->port, pkt, p);
+        return r;
+    }
     return HP_DROP_NO_SERVICE;
 }
 

@@ -19,13 +19,15 @@ static bool rule_matches(const struct hp_sg_rule *r, uint8_t proto, uint32_t ip,
     return port >= r->port_lo && port <= r->port_hi;
 }
 
-/* `port` is the L4 destination port, or the ICMP type for ICMP. */
-bool hp_sg_allows(const struct hp_sg *sg, uint8_t proto, uint32_t ip, uint16_t port)
+/* Which rule of `sg` lets (proto, ip, port) through: its index, HP_TRACE_SG_OPEN when
+ * the group is not enabled, HP_TRACE_SG_NONE when no rule matches (refused). `port` is
+ * the L4 destination port, or the ICMP type for ICMP. */
+int32_t hp_sg_match(const struct hp_sg *sg, uint8_t proto, uint32_t ip, uint16_t port)
 {
     if (!sg->enabled)
-        return true;
+        return HP_TRACE_SG_OPEN;
     for (uint32_t i = 0; i < sg->n; i++)
         if (rule_matches(&sg->rules[i], proto, ip, port))
-            return true;
-    return false;
+            return (int32_t)i;
+    return HP_TRACE_SG_NONE;
 }

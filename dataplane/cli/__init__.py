@@ -15,6 +15,7 @@
 | `vpclab bench [e2e\\|apigw] …` | bench.py | a checkout, root |
 | `vpclab cleanup [-l LAB \\| LAB] [--all] [--json]` | cleanup.py | root |
 | `vpclab graph [-l LAB \\| FILE] [--format mermaid\\|dot]` | graph.py | the file, or the state file |
+| `vpclab trace [-l LAB] SRC DST[:PORT] [--proto tcp\\|udp\\|icmp] [--json]` | trace.py | the state file, the forwarder's socket, root |
 
 Exit status, every verb (main.py turns every failure into one line on stderr and one of
 these; VPCLAB_DEBUG=1 shows the traceback of an unexpected one):

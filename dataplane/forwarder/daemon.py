@@ -34,6 +34,7 @@ from dataplane.forwarder.engine import COUNTERS, Engine, EngineError
 from dataplane.forwarder.io import Forwarder
 from dataplane.forwarder.spec import Applied, apply_spec
 from dataplane.forwarder.healthd import HealthRunner, choose_backends
+from dataplane.trace import dryrun
 
 
 class Daemon:
@@ -188,6 +189,8 @@ class Daemon:
                     "error": self.health.error if self.health else None}
         if cmd == "tap":
             return tap.command(self, request)
+        if cmd == "trace":
+            return dryrun.answer(self, request)
         if cmd == "clock":
             self.forwarder.set_clock_offset(float(request["offset_s"]))
             return {}

@@ -150,6 +150,93 @@ class FlowInfo:
             created_ns=f.created_ns, last_seen_ns=f.last_seen_ns, proxy_offset=f.proxy_offset)
 
 
+TRACE_SG = {lib.HP_TRACE_SG_OPEN: "open", lib.HP_TRACE_SG_NONE: "refused",
+            lib.HP_TRACE_SG_UNCHECKED: "unchecked"}
+TRACE_BACKEND = {lib.HP_TRACE_BACKEND_NONE: "none", lib.HP_TRACE_BACKEND_FLOW: "flow",
+                 lib.HP_TRACE_BACKEND_MAGLEV: "maglev", lib.HP_TRACE_BACKEND_LINK_ROUTE: "link_route",
+                 lib.HP_TRACE_BACKEND_LINK_HASH: "link_hash"}
+TRACE_SNAT = {lib.HP_TRACE_SNAT_NONE: "none", lib.HP_TRACE_SNAT_FREE: "free",
+              lib.HP_TRACE_SNAT_EXPIRE: "expire_idle", lib.HP_TRACE_SNAT_EVICT: "evict_half_open",
+              lib.HP_TRACE_SNAT_FLOW: "flow"}
+TRACE_FLOW = {lib.HP_TRACE_FLOW_NONE: "none", lib.HP_TRACE_FLOW_HIT: "hit",
+              lib.HP_TRACE_FLOW_EXPIRED: "expired", lib.HP_TRACE_FLOW_REOPEN: "reopen"}
+TCP_FLAG_BITS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10}
+
+
+def tcp_flags(flags: str | int) -> int:
+    """TCP flags as scapy writes them ("S", "SA", "A", "FA", "R") or as a number."""
+    if isinstance(flags, int):
+        return flags
+    try:
+        return sum(TCP_FLAG_BITS[c] for c in set(flags.upper()))
+    except KeyError:
+        raise EngineError(f"TCP flags {flags!r}: use letters of {''.join(TCP_FLAG_BITS)}") from None
+
+
+@dataclass(frozen=True)
+class EngineTrace:
+    """What the engine would do with one packet (native/hp_trace.c), decided by its own
+    code and changing nothing. sg_ingress / sg_egress: the index of the rule that let it
+    through, or 'open' (no group on the port), 'refused' (no rule matched), 'unchecked'
+    (the decision ended before). backend_how: 'maglev' (backend_index = the Maglev entry),
+    'link_route' (the VPC link's route), 'link_hash' (the ENI hashed to), 'flow' (the
+    existing flow's). snat_how: 'free', 'expire_idle' / 'evict_half_open' (the port of a
+    flow the real packet would remove first), 'none' (port_allocation), 'flow'."""
+    verdict: str
+    drop_reason: str
+    rst: bool
+    flow: str                       # 'none', 'hit', 'expired' or 'reopen'
+    flow_id: int | None
+    flow_dir: int | None
+    tcp_state: str
+    service: int | None
+    kind: str | None
+    protocol: str
+    src: tuple[str, int]
+    dst: tuple[str, int]
+    sg_ingress: int | str
+    sg_egress: int | str
+    sg_egress_port: int | None
+    backend_how: str
+    backend_index: int | None
+    snat_how: str
+    snat_attempts: int
+    out_port: int
+    out_src: tuple[str, int] | None
+    out_dst: tuple[str, int] | None
+    packet_size: int
+    mtu: int
+    mss_clamp: int
+    mss_out: int
+    proxy_len: int
+    flow_table_full: bool
+
+    @classmethod
+    def _from_c(cls, r) -> "EngineTrace":
+        hit = r.flow != lib.HP_TRACE_FLOW_NONE
+        chosen = r.backend_how != lib.HP_TRACE_BACKEND_NONE
+        return cls(
+            verdict=VERDICTS[r.verdict], drop_reason=DROP_REASONS[r.drop_reason], rst=bool(r.rst),
+            flow=TRACE_FLOW[r.flow], flow_id=r.flow_id if hit else None,
+            flow_dir=r.flow_dir if hit else None,
+            tcp_state=TCP_STATES.get(r.tcp_state, str(r.tcp_state)) if hit else "-",
+            service=r.service if r.service >= 0 else None,
+            kind=KINDS.get(r.kind) if r.service >= 0 else None,
+            protocol=PROTOCOL_NAMES.get(r.proto, str(r.proto)),
+            src=(int_to_ip(r.src_ip), r.src_port), dst=(int_to_ip(r.dst_ip), r.dst_port),
+            sg_ingress=TRACE_SG.get(r.sg_ingress_rule, r.sg_ingress_rule),
+            sg_egress=TRACE_SG.get(r.sg_egress_rule, r.sg_egress_rule),
+            sg_egress_port=r.sg_egress_port if r.sg_egress_rule != lib.HP_TRACE_SG_UNCHECKED else None,
+            backend_how=TRACE_BACKEND[r.backend_how],
+            backend_index=r.backend_index if r.backend_how not in (
+                lib.HP_TRACE_BACKEND_NONE, lib.HP_TRACE_BACKEND_FLOW) else None,
+            snat_how=TRACE_SNAT[r.snat_how], snat_attempts=r.snat_attempts, out_port=r.out_port,
+            out_src=(int_to_ip(r.out_src_ip), r.out_src_port) if chosen else None,
+            out_dst=(int_to_ip(r.out_dst_ip), r.out_dst_port) if chosen else None,
+            packet_size=r.packet_size, mtu=r.mtu, mss_clamp=r.mss_clamp, mss_out=r.mss_out,
+            proxy_len=r.proxy_len, flow_table_full=bool(r.flow_table_full))
+
+
 class Engine:
     """One Hyperplane engine: its ports, services, flow table and counters."""
 
@@ -367,6 +454,24 @@ class Engine:
                  csum_partial: bool = False, room: int = ROOM) -> Result:
         """One packet through the real C code: (verdict, out_port, out_frame, drop_reason)."""
         return self.process(in_port, [frame], now_ns, csum_partial, room)[0]
+
+    def trace(self, in_port: int, frame: bytes | None = None, *, proto: str | int = "tcp",
+              src: str = "0.0.0.0", sport: int = 0, dst: str = "0.0.0.0", dport: int = 0,
+              flags: str | int = "S", size: int = 0) -> EngineTrace:
+        """The engine's dry run (native/hp_trace.c): what process() would do with `frame`
+        arriving on `in_port` — or, without a frame, with a packet built from the 5-tuple
+        (TCP `flags`, `size` bytes of IPv4; an ICMP echo's identifier is `sport`) — by
+        the same decisions, changing nothing: no flow, no port, no counter, no clock."""
+        out = ffi.new("struct hp_trace_result *")
+        if frame is not None:
+            rc = lib.hp_trace(self._e, in_port, bytes(frame), len(frame), out)
+        else:
+            p = _proto(proto)
+            rc = lib.hp_trace_tuple(self._e, in_port, p, ip_to_int(src), sport, ip_to_int(dst),
+                                    dport, tcp_flags(flags) if p == 6 else 0, size, out)
+        if rc != 0:
+            raise EngineError(ffi.string(out.error).decode())
+        return EngineTrace._from_c(out)
 
     # -- benchmark drivers (native/hp_bench.c: the loop runs in C) -----------------------
 

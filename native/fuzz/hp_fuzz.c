@@ -1042,6 +1042,16 @@ static void batch(struct fuzz *f, struct input *in)
         f->now_ns -= SEC;      /* a clock that steps back: the engine keeps its own */
     else
         f->now_ns += time_step(when);
+    /* The dry run (hp_trace.c) of every frame first: it must read any frame safely and
+     * change nothing (the flow count is the cheap witness here; the unit tests compare
+     * the whole table). */
+    uint32_t flows_before = hp_flow_count(f->e);
+    for (uint32_t i = 0; i < n; i++) {
+        struct hp_trace_result tr;
+        (void)hp_trace(f->e, port, pkts[i].data, pkts[i].len, &tr);
+    }
+    if (hp_flow_count(f->e) != flows_before)
+        __builtin_trap();
     hp_process(f->e, port, pkts, n, f->now_ns);
     check_results(pkts, in_len, l4_ok_in, cap, n, port);
     tap_check(f, pkts, (const uint8_t (*)[MAX_FRAME])orig, in_len, n, port);

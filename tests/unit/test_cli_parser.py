@@ -53,6 +53,7 @@ WITH_LAB = {
     "logs": ["logs", "orders"],
     "exec": ["exec", "c/client", "--", "true"],
     "capture": ["capture", "c/client"],
+    "trace": ["trace", "c/client", "10.0.1.5:80"],
     "cloudmap discover": ["cloudmap", "discover", "svc"],
     "cloudmap register": ["cloudmap", "register", "svc", "i1", "--ip", "10.0.0.5", "--port", "80"],
     "cloudmap deregister": ["cloudmap", "deregister", "svc", "i1"],
