@@ -2,7 +2,7 @@
 under the lab's run directory (/run/vpclab/<lab>/forwarder.sock).
 
 Requests are {"cmd": NAME, ...arguments}; replies are {"ok": true, ...} or
-{"ok": false, "error": "what was wrong"}. Commands: ping, stats, flows, apply (a new
+{"ok": false, "error": "what was wrong"}. Commands: ping, stats, flows, flowlogs (VPC Flow Logs, forwarder/flowlogs.py), apply (a new
 spec, see spec.py), clock (move the engine's clock by offset_s seconds), stop.
 
 The same protocol serves the HTTP services (dataplane/services/serving.py): API Gateway's

@@ -26,7 +26,7 @@ import sys
 import threading
 
 from dataplane.compile.spec import Backend, ForwarderSpec, PrivateLinkService, Service
-from dataplane.forwarder import control
+from dataplane.forwarder import control, flowlogs
 from dataplane.forwarder.engine import COUNTERS, Engine, EngineError
 from dataplane.forwarder.io import Forwarder
 from dataplane.forwarder.spec import Applied, apply_spec
@@ -172,6 +172,8 @@ class Daemon:
         if cmd == "health":
             return {"health": self.health.report() if self.health else {},
                     "error": self.health.error if self.health else None}
+        if cmd == "flowlogs":      # VPC Flow Logs' collector, its one caller
+            return flowlogs.report(self)
         if cmd == "clock":
             self.forwarder.set_clock_offset(float(request["offset_s"]))
             return {}
