@@ -343,6 +343,11 @@ uint64_t hp_bench_established(struct hp_engine *e, uint16_t port, const uint8_t 
 uint64_t hp_bench_new_flows(struct hp_engine *e, uint16_t port, const uint8_t *frame,
                             uint32_t len, uint32_t first_flow, uint32_t batch,
                             uint64_t flows, uint64_t now_ns);
+/* VPC Flow Logs (hp_flowlog.c): as hp_flow_dump, only the flows last seen at or after
+ * `since_ns` (to the second), so that a reader asking every second copies the flows that
+ * moved, not the idle ones. */
+uint32_t hp_flow_dump_since(const struct hp_engine *e, uint32_t *cursor, uint64_t since_ns,
+                            struct hp_flow_info *out, uint32_t max);
 /* cffi:end */
 
 #endif

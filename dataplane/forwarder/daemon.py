@@ -173,7 +173,7 @@ class Daemon:
             return {"health": self.health.report() if self.health else {},
                     "error": self.health.error if self.health else None}
         if cmd == "flowlogs":      # VPC Flow Logs' collector, its one caller
-            return flowlogs.report(self)
+            return flowlogs.report(self, request)
         if cmd == "clock":
             self.forwarder.set_clock_offset(float(request["offset_s"]))
             return {}

@@ -7,7 +7,8 @@ PID). Every poll (`poll_s`: a second, or a quarter of the shortest interval) it 
 * per VPC namespace with a covered instance ENI, conntrack's per-flow counters and the
   packets security groups refused (kernel.py says why those two);
 * when a covered ENI is the Hyperplane's, the forwarder's `flowlogs` control command
-  (dataplane/forwarder/flowlogs.py): live flows, expired flows, refusals;
+  (dataplane/forwarder/flowlogs.py): the live flows that moved since the last poll
+  (all of them every FULL_DUMP_EVERY polls), expired flows, refusals;
 
 turns the counts since the previous poll into `records.Observation`s, and adds them to
 each flow log's current `records.Window`. When a window's interval has passed, its
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dataplane.forwarder import control
+from dataplane.forwarder.flowlogs import flows as engine_flows
 from dataplane.model import Lab, names
 from dataplane.model.enis import account_id
 from dataplane.model.flow_logs import az_id, instance_eni_id, instance_id, subnet_id, vpc_id
@@ -47,6 +49,10 @@ from .records import (ACCEPT, EGRESS, ETH_HEADER, INGRESS, REJECT, Eni, Observat
                       tcp_flags)
 
 LINK_LOCAL = ipaddress.IPv4Network("169.254.0.0/16")
+# The forwarder is asked for the flows that moved since the last poll, and every
+# FULL_DUMP_EVERY polls for all, so that flows gone without an expiry report (evicted,
+# reset) are forgotten.
+FULL_DUMP_EVERY = 60
 ENGINE_CLOSING = {"FIN_WAIT", "CLOSING"}
 ENGINE_ANSWERED = {"SYN_RECV", "ESTABLISHED", "FIN_WAIT", "CLOSING"}
 
@@ -157,9 +163,12 @@ class Deltas:
         self.now.discard(key)
         return delta
 
-    def sweep(self) -> None:
-        for key in set(self.last) - self.now:
-            del self.last[key]
+    def sweep(self, forget_unseen: bool = True) -> None:
+        """End a poll: forget the flows it did not see (unless it saw only those that
+        moved, the engine's polls between full ones)."""
+        if forget_unseen:
+            for key in set(self.last) - self.now:
+                del self.last[key]
         self.now = set()
         self.baseline = False
 
@@ -261,6 +270,7 @@ class Collector:
         self.kernel_deltas: dict[str, Deltas] = {}
         self.reject_logs: dict[str, kernel.RejectLog] = {}
         self.engine_deltas = Deltas()
+        self.engine_polls, self.engine_since = 0, 0
         self.engine_refused: dict[int, int] | None = None
         self.engine_lost: int | None = None
 
@@ -350,10 +360,14 @@ class Collector:
         return obs
 
     def _engine(self, sock: str) -> tuple[list[Observation], set[str]]:
+        full = self.engine_polls % FULL_DUMP_EVERY == 0
         try:
-            reply = control.call(sock, "flowlogs", timeout=5)
+            reply = control.call(sock, "flowlogs", timeout=30,
+                                 since_ns=0 if full else self.engine_since)
         except (control.ControlError, OSError):
             return [], set()          # the forwarder is restarting: its flows resume
+        self.engine_polls += 1
+        self.engine_since = reply["now_ns"]
         obs: list[Observation] = []
         d = self.engine_deltas
         baseline = d.baseline
@@ -361,10 +375,10 @@ class Collector:
             delta = d.gone(_flow_key(f), _counts(f))
             if not baseline:          # else it ended before the collector began
                 obs += engine_observations(self.cat, f, delta, False)
-        for f in reply["flows"]:
+        for f in engine_flows(reply):
             delta, new = d.seen(_flow_key(f), _counts(f))
             obs += engine_observations(self.cat, f, delta, new)
-        d.sweep()
+        d.sweep(forget_unseen=full)
         skipped: set[str] = set()
         refused = {int(k): v for k, v in reply["refused"].items()}
         if self.engine_refused is not None:
