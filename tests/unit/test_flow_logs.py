@@ -7,7 +7,9 @@ from __future__ import annotations
 import struct
 
 import pytest
+from conftest import S, open_connection
 
+from dataplane.forwarder.engine import flows_from_raw, flows_raw_page
 from dataplane.model import Lab, TopologyError, check_document
 from dataplane.model.flow_logs import (DEFAULT_FIELDS, TEST_INTERVALS_ENV, az_id, format_version,
                                        parse_format)
@@ -232,3 +234,18 @@ def test_a_logged_refusal_is_parsed_from_its_prefix_and_headers():
     assert kernel.parse_refused(prefix, ip + tcp) == kernel.Refused(
         "ingress", "eni-server", "10.0.1.4", "10.0.1.5", 40000, 22, 6, 60, 2)
     assert kernel.parse_refused(b"someone else\0", ip + tcp) is None
+
+
+# -- the engine's part: the flows that moved, as raw records ---------------------------------
+
+def test_the_engine_hands_over_only_the_flows_seen_since(engine, tcp_service):
+    old = open_connection(engine, sport=40000, t=10 * S)
+    new = open_connection(engine, sport=40001, t=20 * S)
+    everything, cursor = flows_raw_page(engine, 0)
+    assert cursor == 0 and flows_from_raw(everything) == engine.flows()
+    moved, _ = flows_raw_page(engine, 0, since_ns=15 * S)
+    assert flows_from_raw(moved) == [new] and old not in flows_from_raw(moved)
+    first, cursor = flows_raw_page(engine, 0, max_flows=1)
+    rest, end = flows_raw_page(engine, cursor, max_flows=1)
+    assert flows_from_raw(first + rest) == engine.flows() and cursor
+    assert flows_raw_page(engine, 0, since_ns=30 * S) == (b"", 0)
