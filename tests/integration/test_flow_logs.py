@@ -22,6 +22,7 @@ from dataplane.model.flow_logs import TEST_INTERVALS_ENV, parse_format
 from dataplane.pytest_plugin import lab_fixture
 from dataplane.services.flowlogs.collector import flowlogs_dir
 from dataplane.services.flowlogs.records import parse_line
+from dataplane.lab.state import State
 from netns_setup import procs
 
 from .conftest import run_in, vpclab
@@ -233,3 +234,28 @@ def test_enable_disable_and_read_on_a_running_lab(lab):
 def lab_eni(lab_state: dict, vpc: str, instance: str) -> str:
     from dataplane.model.flow_logs import instance_eni_id
     return instance_eni_id(LAB, vpc, instance)
+
+
+def test_the_collector_is_a_lab_process_enable_starts_and_the_last_disable_stops(vpclab_lab):
+    """A lab without flow logs: `enable` starts the collector, the supervisor restarts
+    it after a kill, the last `disable` stops it by its PID, `down` leaves nothing."""
+    import signal
+    doc = {"lab": "tfl2", "vpcs": {"v": {"cidr": "10.2.0.0/16",
+                                         "subnets": {"a": {"cidr": "10.2.1.0/24"}},
+                                         "instances": {"i": {"subnet": "a"}}}}}
+    vpclab_lab(doc)
+    collector = lambda: [p for p in State.load("tfl2").data["processes"]  # noqa: E731
+                         if p["role"] == "flowlogs"]
+    assert collector() == []
+    assert vpclab("flowlogs", "-l", "tfl2", "enable", "--interval", "60", "v").returncode == 0
+    [first] = collector()
+    assert procs.alive(first["pid"], first["start"])
+    os.kill(first["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (not collector() or collector()[0]["pid"] == first["pid"]):
+        time.sleep(0.1)
+    [second] = collector()
+    assert second["pid"] != first["pid"] and second["restarts"] == 1
+    assert vpclab("flowlogs", "-l", "tfl2", "disable", "v").returncode == 0
+    assert collector() == [] and not procs.alive(second["pid"], second["start"])
+    assert vpclab("flowlogs", "-l", "tfl2", "disable", "v").returncode != 0
