@@ -60,6 +60,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("vpc_link", "dataplane.model.vpc_link", "dataplane.compile.vpc_link", "dataplane.lab.realise_vpc_link"),
     Kind("cloud_map", "dataplane.model.cloud_map", "dataplane.compile.cloud_map", "dataplane.lab.realise_cloud_map"),
     Kind("api_gateway", "dataplane.model.api_gateway", "dataplane.compile.api_gateway", "dataplane.lab.realise_api_gateway"),
+    Kind("flow_logs", "dataplane.model.flow_logs", None, "dataplane.lab.realise_flow_logs"),
 )
 
 

@@ -460,6 +460,11 @@ int hp_trace(const struct hp_engine *e, uint16_t in_port, const uint8_t *frame, 
 int hp_trace_tuple(const struct hp_engine *e, uint16_t in_port, uint8_t proto, uint32_t src_ip,
                    uint16_t src_port, uint32_t dst_ip, uint16_t dst_port, uint8_t tcp_flags,
                    uint32_t ip_len, struct hp_trace_result *out);
+/* VPC Flow Logs (hp_flowlog.c): as hp_flow_dump, only the flows last seen at or after
+ * `since_ns` (to the second), so that a reader asking every second copies the flows that
+ * moved, not the idle ones. */
+uint32_t hp_flow_dump_since(const struct hp_engine *e, uint32_t *cursor, uint64_t since_ns,
+                            struct hp_flow_info *out, uint32_t max);
 /* cffi:end */
 
 #endif

@@ -13,11 +13,12 @@ instance veth:
 
     ct state established,related accept      ← stateful: replies always pass
     ct state invalid drop
-    iifname vmap { eni-…: jump egress_… }     ← rules end in `return`, else drop
-    oifname vmap { eni-…: jump ingress_… }    ← rules end in `accept`, else drop
+    iifname vmap { eni-…: jump egress_… }     ← rules end in `return`, else log and drop
+    oifname vmap { eni-…: jump ingress_… }    ← rules end in `accept`, else log and drop
     accept                                    ← anything not to/from an instance ENI
 
-A refused packet is dropped in silence (no RST, no ICMP), as on AWS. Traffic to the
+A refused packet is dropped in silence (no RST, no ICMP), as on AWS; a copy of its
+headers goes to NFLOG group 27 of the namespace for VPC Flow Logs' REJECT records. Traffic to the
 VPC's own addresses (the router, DNS at base+2) goes through `input`, which has no
 rules: DNS to the Route 53 Resolver ignores security groups on AWS too.
 
@@ -54,6 +55,10 @@ import subprocess
 from typing import Any, Iterable
 
 from .nsenter import in_netns_thread
+
+# NFLOG group and prefix of the packets security groups refuse (`reject_log`).
+REJECT_LOG_GROUP = 27
+REJECT_LOG_PREFIX = "vpclab-sg "
 
 CONNTRACK_SYSCTLS = {
     # AWS security-group tracking timeouts (EC2 ConnectionTrackingSpecification
@@ -102,6 +107,14 @@ def _source_dest_check(enis: list[dict[str, Any]]) -> list[str]:
             out += [f"  chain {name} {{", f"    ip {addr_key} {e['address']} return",
                     f'    counter name "{name}" drop', "  }"]
     return out
+
+
+def reject_log(direction: str, ifname: str) -> str:
+    """The statement before a security group's drop: each refused packet goes to NFLOG
+    group REJECT_LOG_GROUP of the VPC namespace, with the chain's direction and ENI as
+    its prefix, where VPC Flow Logs' collector reads it (dataplane/services/flowlogs:
+    its REJECT records). The kernel drops the copy at once when nobody listens."""
+    return f'log prefix "{REJECT_LOG_PREFIX}{direction} {ifname}" group {REJECT_LOG_GROUP}'
 
 
 def _match(rule: dict[str, Any], direction: str) -> str:
@@ -153,7 +166,7 @@ def render(table: str, groups: dict[str, Iterable[str]], enis: list[dict[str, An
             out.append(f"  chain {_chain_name(direction, e['ifname'])} {{")
             for rule in e[direction]:
                 out.append(f"    {_match(rule, direction)} {verdict}")
-            out.append("    drop")
+            out.append(f"    {reject_log(direction, e['ifname'])} drop")
             out.append("  }")
     out.append("}")
     return "\n".join(out) + "\n"

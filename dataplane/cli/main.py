@@ -19,11 +19,11 @@ from ..lab import LabError
 from ..model import TopologyError
 from . import (  # one module per verb; `bench` runs bench/e2e as a child process
     bench, capture, cleanup, cloudmap, down, endpoint, exec_, flows, logs, status, up, validate)
-from . import graph, trace
+from . import flowlogs, graph, trace
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, CliError
 
 VERBS = (validate, up, down, status, exec_, capture, flows, logs, endpoint, cloudmap, bench,
-         cleanup, graph, trace)
+         cleanup, graph, trace, flowlogs)
 DEBUG_ENV = "VPCLAB_DEBUG"      # =1: an unexpected exception shows its traceback
 
 

@@ -2,10 +2,10 @@
 under the lab's run directory (/run/vpclab/<lab>/forwarder.sock).
 
 Requests are {"cmd": NAME, ...arguments}; replies are {"ok": true, ...} or
-{"ok": false, "error": "what was wrong"}. Commands: ping, stats, flows, apply (a new
-spec, see spec.py), clock (move the engine's clock by offset_s seconds), tap (the
-engine's tap, polled: start, read, stop; tap.py), trace (the engine's dry run of one
-packet, dataplane/trace/dryrun.py), stop.
+{"ok": false, "error": "what was wrong"}. Commands: ping, stats, flows, flowlogs (VPC Flow
+Logs, forwarder/flowlogs.py), apply (a new spec, see spec.py), clock (move the engine's
+clock by offset_s seconds), tap (the engine's tap, polled: start, read, stop; tap.py),
+trace (the engine's dry run of one packet, dataplane/trace/dryrun.py), stop.
 
 The same protocol serves the HTTP services (dataplane/services/serving.py): API Gateway's
 front end (ping, stats, stop) and the ALB nodes (ping, stats, health, stop). `call()` is

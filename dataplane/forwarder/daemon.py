@@ -29,7 +29,7 @@ import sys
 import threading
 
 from dataplane.compile.spec import Backend, ForwarderSpec, PrivateLinkService, Service
-from dataplane.forwarder import control, tap
+from dataplane.forwarder import control, flowlogs, tap
 from dataplane.forwarder.engine import COUNTERS, Engine, EngineError
 from dataplane.forwarder.io import Forwarder
 from dataplane.forwarder.spec import Applied, apply_spec
@@ -191,6 +191,8 @@ class Daemon:
             return tap.command(self, request)
         if cmd == "trace":
             return dryrun.answer(self, request)
+        if cmd == "flowlogs":      # VPC Flow Logs' collector, its one caller
+            return flowlogs.report(self, request)
         if cmd == "clock":
             self.forwarder.set_clock_offset(float(request["offset_s"]))
             return {}

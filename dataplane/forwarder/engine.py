@@ -641,3 +641,25 @@ class TapRecord:
     drop_reason: str
     orig_len: int
     frame: bytes
+
+
+def flows_raw_page(engine: Engine, cursor: int, since_ns: int = 0,
+                   max_flows: int = 4096) -> tuple[bytes, int]:
+    """Up to `max_flows` flows last seen at or after `since_ns` (to the second; 0: every
+    flow) from slot `cursor` on, as the engine's own `struct hp_flow_info` records, and
+    the cursor to go on from (0 once the table has been read to its end). A dump in
+    pages, each one C call, so that a caller holding the forwarder's loop for each page
+    holds it briefly, and in bytes, so that the forwarder spends no Python on each flow:
+    `flows_from_raw` reads them where they are used (VPC Flow Logs' collector)."""
+    out = ffi.new("struct hp_flow_info[]", max_flows)
+    at = ffi.new("uint32_t *", cursor)
+    n = lib.hp_flow_dump_since(engine._e, at, since_ns, out, max_flows)
+    data = bytes(ffi.buffer(out, n * ffi.sizeof("struct hp_flow_info")))
+    return data, (at[0] if n == max_flows else 0)
+
+
+def flows_from_raw(data: bytes) -> list[FlowInfo]:
+    """The flows of `flows_raw_page`'s bytes (of an engine built from the same header)."""
+    n = len(data) // ffi.sizeof("struct hp_flow_info")
+    records = ffi.from_buffer("struct hp_flow_info[]", data)
+    return [FlowInfo._from_c(records[i]) for i in range(n)]

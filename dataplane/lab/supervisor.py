@@ -2,7 +2,8 @@
 
 `python -m dataplane.lab.supervisor LAB` is started by `up` as its last step, in the
 lab's cgroup, and watches every recorded process whose role is in SUPERVISED (the
-forwarder with its health checker, the resolvers, API Gateway's front end); instances'
+forwarder with its health checker, the resolvers, API Gateway's front end, the flow
+log collector); instances'
 `run:` commands are the user's and are left alone, as AWS leaves an instance's processes.
 
 * A dead process is started again, with the same command, namespace, log and resolver,
@@ -33,7 +34,7 @@ from dataplane.model import names
 from . import processes
 from .state import LabError, State
 
-SUPERVISED = ("forwarder", "dns", "apigw", "alb", "cloudmap")
+SUPERVISED = ("forwarder", "dns", "apigw", "alb", "cloudmap", "flowlogs")
 POLL_S = 0.1
 MAX_RESTARTS, RESTART_WINDOW_S = 5, 60.0
 READY_S = 15.0

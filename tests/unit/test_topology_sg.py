@@ -24,19 +24,22 @@ def test_ingress_rules_become_an_accept_list_ending_in_drop():
     assert chain(script, "ingress_eni_web1") == [
         "ip saddr 10.0.0.0/16 tcp dport 8080 accept",
         "ip saddr @sg_admin_sg tcp dport 9000-9100 accept",
-        "drop"]
+        'log prefix "vpclab-sg ingress eni-web1" group 27 drop']
 
 
 def test_egress_defaults_to_all_and_empty_egress_allows_nothing_but_listed():
     _, script = rendered()
-    assert chain(script, "egress_eni_web1") == ["meta nfproto ipv4 return", "drop"]
-    assert chain(script, "egress_eni_admin") == ["ip daddr 10.0.1.0/24 tcp dport 8080 return",
-                                                 "drop"]
+    assert chain(script, "egress_eni_web1") == [
+        "meta nfproto ipv4 return", 'log prefix "vpclab-sg egress eni-web1" group 27 drop']
+    assert chain(script, "egress_eni_admin") == [
+        "ip daddr 10.0.1.0/24 tcp dport 8080 return",
+        'log prefix "vpclab-sg egress eni-admin" group 27 drop']
 
 
 def test_default_group_admits_its_members_only():
     _, script = rendered()
-    assert chain(script, "ingress_eni_plain") == ["ip saddr @sg_default accept", "drop"]
+    assert chain(script, "ingress_eni_plain") == [
+        "ip saddr @sg_default accept", 'log prefix "vpclab-sg ingress eni-plain" group 27 drop']
     assert "set sg_default {\n    type ipv4_addr\n    elements = { 10.0.2.4 }" in script
 
 
