@@ -78,7 +78,7 @@ def test_https_listener_says_https_and_its_port_and_logs_tls() -> None:
     forward = alb.route(req)
     sent = head_headers(forward)
     assert (sent["X-Forwarded-Proto"], sent["X-Forwarded-Port"]) == ("https", "443")
-    alb.response(req, forward, 204, [], b"")
+    alb.response(req, forward, 204, b"", b"")
     entry = log.getvalue()
     assert entry.startswith("https ")
     assert " ECDHE-ECDSA-AES128-GCM-SHA256 TLSv1.2 arn:" in entry
@@ -236,13 +236,15 @@ def test_response_and_access_log_line(alb: Alb) -> None:
     req = request("/page?a=1", "GET", ("User-Agent", "curl/8"), ("X-Forwarded-For", "10.9.9.9"),
                   at=NOW + 0.25)
     forward = alb.route(req)
-    data = alb.response(req, forward, 200, [("Content-Type", "text/plain"),
-                                            ("Transfer-Encoding", "chunked"),
-                                            ("Server", "target")], b"hello")
+    data = alb.response(req, forward, 200, b"Content-Type: text/plain\r\n"
+                        b"Transfer-Encoding: chunked\r\nconnection: keep-alive\r\n"
+                        b"Server: target\r\nContent-Length: 5\r\n", b"hello")
     status_line, got, body = split(data)
     assert (status_line, body, got["Server"], got["Content-Length"]) == \
         ("HTTP/1.1 200 OK", b"hello", "target", "5")
     assert "Transfer-Encoding" not in got and got["Connection"] == "keep-alive"
+    assert data.startswith(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: target\r\n"
+                           b"Content-Length: 5\r\nConnection: keep-alive\r\n\r\nhello")
     entry = log.getvalue()
     assert entry.endswith('"-" "-"\n') and entry.count("\n") == 1
     fields = entry.split(" ")
@@ -258,5 +260,5 @@ def test_response_and_access_log_line(alb: Alb) -> None:
 def test_head_response_keeps_the_targets_length(alb: Alb) -> None:
     req = request("/", "HEAD")
     forward = alb.route(req)
-    got = split(alb.response(req, forward, 200, [("Content-Length", "1234")], b""))[1]
+    got = split(alb.response(req, forward, 200, b"content-length:  1234\r\n", b""))[1]
     assert got["Content-Length"] == "1234"

@@ -227,12 +227,12 @@ class Alb(Personality):
                       len(data), now)
         return data
 
-    def response(self, request: Request, forward: Forward, status: int,
-                 response_headers: list[tuple[str, str]], body: bytes) -> bytes:
+    def response(self, request: Request, forward: Forward, status: int, head: bytes,
+                 body: bytes) -> bytes:
         exchange: Exchange = forward.context
         exchange.target.outstanding -= 1
         answered = time.monotonic()
-        data = headers.client_response(status, response_headers, body, request.keep_alive,
+        data = headers.client_response(status, head, body, request.keep_alive,
                                        request.method == "HEAD")
         self._log_forwarded(request, exchange, status, status, len(data), answered)
         return data

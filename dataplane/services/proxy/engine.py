@@ -19,7 +19,9 @@ How a request goes through:
    request — a timer made and cancelled per request cost ~3 % of an ALB node's CPU; a
    shorter one gets its own timer (`loop.call_later`), exact.
 3. The backend's response is parsed (de-chunked; its body held, bounded like the
-   request's) and handed to `personality.response()`, whose bytes go to the client.
+   request's) and handed to `personality.response()` — its header lines as bytes, as
+   the backend sent them, for the personality to copy through with what it changes
+   rather than rebuild — whose bytes go to the client.
    Every failure on the way — refused, reset, timed out, junk, too large — goes to
    `personality.error()` instead; its bytes (or nothing: close) go to the client.
 4. Keep-alive: the connection waits for the next request (`idle_timeout_s`). Requests
@@ -500,11 +502,11 @@ class ClientConnection(asyncio.Protocol):
             data = head + b"\r\n"
         conn.send(self, data, request.method == "HEAD")
 
-    def backend_response(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def backend_response(self, status: int, head: bytes, body: bytes) -> None:
         request, forward = self._active, self._forward
         self._end_exchange(abandon=False)
         try:
-            data = self.personality.response(request, forward, status, headers, body)
+            data = self.personality.response(request, forward, status, head, body)
         except Exception as exc:  # noqa: BLE001
             self._active = None
             self._internal(exc)
