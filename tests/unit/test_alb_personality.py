@@ -262,3 +262,22 @@ def test_head_response_keeps_the_targets_length(alb: Alb) -> None:
     forward = alb.route(req)
     got = split(alb.response(req, forward, 200, b"content-length:  1234\r\n", b""))[1]
     assert got["Content-Length"] == "1234"
+
+
+@pytest.mark.parametrize("request_line, user_agent, trace, tls", [
+    ("GET http://a:80/x HTTP/1.1", "curl/8", "Root=1-67891233-abcdef012345678912345678", None),
+    ('GET http://a:80/"q"\\ HTTP/1.1', 'a "b" \\c', 'Self=1-1-2;Root=x;My="1"',
+     ("ECDHE-ECDSA-AES128-GCM-SHA256", "TLSv1.2", "shop.example.com")),
+    ("GET http://a:80/ HTTP/1.0", None, "Root=1-2-3", ("AES128-SHA", "TLSv1.2", None)),
+])
+def test_a_forwarded_line_is_the_general_line(request_line, user_agent, trace, tls) -> None:
+    """accesslog.forwarded (the answered request's line, made with fewer steps) writes what
+    accesslog.line writes for the same request, byte for byte — also for negative times
+    (a clock step) and text that needs escaping."""
+    from dataplane.services.alb import accesslog
+    args = ("https", NOW + 0.123456, "app/x/1", "192.0.2.7:40000", "10.0.2.20:8080")
+    times = (0.0004, -0.001, 1.5)
+    rest = (98, 310, request_line, user_agent, tls, "arn:aws:tg", trace, 10, NOW - 0.5)
+    general = accesslog.line(*args, *times, 201, 201, rest[0], rest[1], rest[2], rest[3],
+                             rest[4], rest[5], rest[6], rest[7], rest[8], "forward", None)
+    assert accesslog.forwarded(*args, *times, 201, *rest) == general

@@ -234,7 +234,15 @@ class Alb(Personality):
         answered = time.monotonic()
         data = headers.client_response(status, head, body, request.keep_alive,
                                        request.method == "HEAD")
-        self._log_forwarded(request, exchange, status, status, len(data), answered)
+        if self.log is not None:
+            tls = request.tls
+            self.log.write(accesslog.forwarded(
+                exchange.listener.proto, time.time(), self.elb,
+                f"{request.client_ip}:{request.client_port}", exchange.target.address,
+                exchange.request_time, answered - exchange.routed, time.monotonic() - answered,
+                status, exchange.received, len(data), exchange.request_line,
+                exchange.user_agent, tls if tls.__class__ is tuple else None,
+                exchange.group.arn, exchange.trace, exchange.priority, request.time))
         return data
 
     def error(self, kind: str, request: Request | None, forward: Forward | None,
