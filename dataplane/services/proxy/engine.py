@@ -324,6 +324,13 @@ class ClientConnection(asyncio.Protocol):
             if self._reading and self._request is None and \
                     self._raw_bytes > self.limits.max_head_bytes + 1024:
                 self._refuse("head_too_large", f"{self._raw_bytes} bytes and no end of head")
+        if self._reading and self.deadline == 0.0 and not self._broken:
+            # the request is not whole yet: its head (or its body) must come in time. Set
+            # here, once per read that leaves a request unfinished, rather than by each
+            # request's callbacks: a request that arrives in one read reads no clock for it
+            self.deadline = self.loop.time() + (self.limits.header_timeout_s
+                                                if self._request is None
+                                                else self.limits.body_timeout_s)
         if self._queue:
             if self._active is None:
                 self._next()
@@ -370,7 +377,7 @@ class ClientConnection(asyncio.Protocol):
         self._request = None
         self._body = []
         self._body_len = 0
-        self.deadline = self.loop.time() + self.limits.header_timeout_s
+        self.deadline = 0.0             # data_received sets the head's if this read ends it not
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -418,7 +425,7 @@ class ClientConnection(asyncio.Protocol):
             raise _Refused("body_too_large", f"Content-Length {self._content_length}")
         if self._expect_continue and self.transport is not None:
             self.transport.write(CONTINUE)
-        self.deadline = self.loop.time() + limits.body_timeout_s
+        self.deadline = 0.0             # data_received sets the body's if this read ends it not
 
     def on_body(self, data: bytes) -> None:
         self._body_len += len(data)
