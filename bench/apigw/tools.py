@@ -289,13 +289,17 @@ def start_front_end(ns: str, config_path: str, socket: str, cpu: int, log: str) 
 
 
 def start_service(ns: str, module: str, config_path: str, socket: str, cpu: int, log: str,
-                  what: str) -> subprocess.Popen:
+                  what: str, source: str | None = None) -> subprocess.Popen:
     """`python -m MODULE --config FILE` (a vpclab service: the front end, an ALB node) in
-    `ns`, pinned to `cpu`; returns once its control socket answers `ping`."""
+    `ns`, pinned to `cpu`; returns once its control socket answers `ping`. With `source`,
+    the module's code is that directory's (another checkout of vpclab, e.g. `git archive`
+    of an older commit): a before/after pair in one run."""
     argv = [sys.executable, "-m", module, "--config", config_path]
+    extra = {} if source is None else {
+        "cwd": source, "env": {**os.environ, "PYTHONPATH": os.path.abspath(source)}}
     with open(log, "ab") as out:
         proc = popen(in_ns_argv(ns, argv, cpu=cpu), stdout=out, stderr=subprocess.STDOUT,
-                     start_new_session=True)
+                     start_new_session=True, **extra)
     try:
         wait_service(socket, proc.pid, log, what)
     except BenchError:
