@@ -1,5 +1,5 @@
 """`python -m bench.apigw [--quick] [--scenarios …] [--rounds N] [--seconds S] [--no-profile]
-[--out DIR] [--cleanup]` — see bench/apigw/__init__.py."""
+[--baseline DIR] [--out DIR] [--cleanup]` — see bench/apigw/__init__.py."""
 from __future__ import annotations
 
 import argparse
@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3, quick 1)")
     parser.add_argument("--seconds", type=int, help=f"each measured run, 1-{MAX_RUN_S} (default 10, quick 1)")
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="alb scenario: also measure a node running DIR's code (another checkout, "
+                             "e.g. `git archive <commit> | tar -x -C DIR`), in the same rounds")
     parser.add_argument("--out", help="results directory (default bench/results/apigw-<timestamp>)")
     parser.add_argument("--cleanup", action="store_true",
                         help="remove what killed runs left (vg-/bal-<pid>-* namespaces, bgw-<pid> labs) and exit")
@@ -73,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds: at least 1")
     if args.seconds is not None and not 1 <= args.seconds <= MAX_RUN_S:
         parser.error(f"--seconds: 1 to {MAX_RUN_S}")
+    if args.baseline is not None and not os.path.isfile(
+            os.path.join(args.baseline, "dataplane", "services", "alb", "__main__.py")):
+        parser.error(f"--baseline: {args.baseline} holds no vpclab checkout "
+                     "(no dataplane/services/alb/__main__.py)")
     timing, profile_s = settings(args)
     stale = cleanup()
     if stale:
@@ -91,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "proxy":
                     results[name] = proxy.run(workdir, out, timing, script, profile_s)
                 elif name == "alb":
-                    results[name] = alb.run(workdir, out, timing, script, profile_s)
+                    results[name] = alb.run(workdir, out, timing, script, profile_s,
+                                            baseline=args.baseline)
                 else:
                     results[name] = lab.run(workdir, timing, script)
             except BenchError as exc:

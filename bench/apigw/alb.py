@@ -46,11 +46,13 @@ from .tools import (LOAD_CPU, PROXY_CPU, BenchError, Contender, backend_config, 
 RUN_ROOT = "bal-"
 CLIENT_IP, NODE_IP, NODE_BACKEND_SIDE = "10.0.1.10", "10.0.1.5", "10.0.2.1"
 NODE_PORTS = {"plain": 80, "tls": 443}
+BASELINE_PORTS = {"plain": 81, "tls": 444}      # --baseline's node
 HAPROXY_PORTS = {"plain": 8080, "tls": 8443}
 HEALTHY_WAIT_S = 30
 PATHS = {"/api/hello": "rule 10: /api/* → api-tg 3 : canary-tg 1",
          "/hello": "default (rules 10–30 miss) → web-tg"}
 NODE = "ALB node"
+BASELINE = "ALB node (baseline)"
 # (what, method, path?query, Host, extra headers, status, body contains, Location after host:port)
 PROBES = [
     ("rule 10, weighted forward", "GET", "/api/x", DNS_NAME, (), 200, "hello from backend", None),
@@ -108,9 +110,11 @@ def wait_healthy(socket: str, log: str) -> dict:
 
 
 def run(workdir: str, out: str, timing: Timing, script: str, profile_s: int,
-        say: Callable[[str], None] = print) -> dict:
+        say: Callable[[str], None] = print, baseline: str | None = None) -> dict:
     """Builds the namespaces, checks both load balancers against PROBES, runs the
-    cases, profiles the node; removes it all."""
+    cases, profiles the node; removes it all. With `baseline` (a directory holding
+    another checkout of vpclab), a second node runs that code on BASELINE_PORTS, checked
+    and measured like the first, in the same rounds: before and after in one run."""
     scratch = Scratch(RUN_ROOT)
     procs = []
     try:
@@ -136,12 +140,28 @@ def run(workdir: str, out: str, timing: Timing, script: str, profile_s: int,
         node = start_service(node_ns, "dataplane.services.alb", config_path, config["socket"],
                              PROXY_CPU, node_log, "the ALB node")
         procs.append(node)
+        base = None
+        if baseline is not None:
+            base_dir = os.path.join(workdir, "baseline")
+            os.makedirs(base_dir, exist_ok=True)
+            base_config = node_config(base_dir, NODE_IP, BASELINE_PORTS, certs["cert"], certs["key"])
+            base_path = os.path.join(base_dir, "alb.json")
+            with open(base_path, "w") as f:
+                json.dump(base_config, f, indent=1)
+            base = start_service(node_ns, "dataplane.services.alb", base_path, base_config["socket"],
+                                 PROXY_CPU, os.path.join(base_dir, "alb-node.log"), BASELINE,
+                                 source=baseline)
+            procs.append(base)
+            wait_healthy(base_config["socket"], os.path.join(base_dir, "alb-node.log"))
         health = wait_healthy(config["socket"], node_log)
         wrong = []
         for protocol in ("plain", "tls"):
             scheme = "https" if protocol == "tls" else "http"
             wrong += [f"haproxy {protocol}: {w}" for w in probe(cli, scheme, NODE_IP, HAPROXY_PORTS[protocol])]
             wrong += [f"{NODE} {protocol}: {w}" for w in probe(cli, scheme, NODE_IP, NODE_PORTS[protocol])]
+            if base is not None:
+                wrong += [f"{BASELINE} {protocol}: {w}"
+                          for w in probe(cli, scheme, NODE_IP, BASELINE_PORTS[protocol])]
         if wrong:
             raise BenchError("the load balancers do not answer as the rule set says: " + "; ".join(wrong))
 
@@ -150,7 +170,9 @@ def run(workdir: str, out: str, timing: Timing, script: str, profile_s: int,
         cases = [Case("alb", label, protocol, [
                     Contender("haproxy", cli, url(protocol, HAPROXY_PORTS[protocol], path), DNS_NAME,
                               haproxy.pid),
-                    Contender(NODE, cli, url(protocol, NODE_PORTS[protocol], path), DNS_NAME, node.pid)])
+                    Contender(NODE, cli, url(protocol, NODE_PORTS[protocol], path), DNS_NAME, node.pid),
+                    *([Contender(BASELINE, cli, url(protocol, BASELINE_PORTS[protocol], path), DNS_NAME,
+                                 base.pid)] if base is not None else [])])
                  for path, label in PATHS.items() for protocol in ("plain", "tls")]
         rows = run_cases(cases, timing, script, say)
         stats = front_end_stats(config["socket"])

@@ -51,7 +51,7 @@ import ipaddress
 import os
 import re
 
-from .tools import BenchError, haproxy_head
+from .tools import BenchError, haproxy_head, haproxy_tls_bind
 
 REGION, ACCOUNT = "us-east-1", "123456789012"
 ALB_NAME = "bench-alb"
@@ -262,7 +262,7 @@ def frontend(listener: dict, address: str, port: int, pem: str | None, cfg: dict
     tls = listener.get("protocol") == "HTTPS"
     if tls and not pem:
         raise BenchError(f"listener {listener['port']}: HTTPS needs haproxy's certificate (pem)")
-    ssl = f" ssl crt {pem} ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.2" if tls else ""
+    ssl = haproxy_tls_bind(pem) if tls else ""
     out = [f"frontend listener_{listener['port']}", f"    bind {address}:{port}{ssl}",
            "    log stdout format raw local0 info",
            "    http-request capture req.hdr(user-agent) len 128",

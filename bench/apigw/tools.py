@@ -41,6 +41,7 @@ import psutil
 from bench.e2e import topo
 from bench.e2e.topo import popen, stop_group
 from dataplane.forwarder import control
+from dataplane.services.serving import AWS_TLS12_CIPHERS
 
 PROXY_CPU, LOAD_CPU = (0, 1) if (os.cpu_count() or 1) >= 2 else (0, 0)
 NICE = -20      # the bench's processes before other work on a shared machine (see below)
@@ -196,6 +197,13 @@ defaults
 HAPROXY_HEAD = haproxy_head()
 
 
+def haproxy_tls_bind(pem: str) -> str:
+    """A haproxy `bind` line's TLS options: TLS 1.2 only and the cipher suites the
+    services offer, in the same order (serving.AWS_TLS12_CIPHERS), so both sides
+    negotiate the same suite with wrk."""
+    return f" ssl crt {pem} ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.2 ciphers {AWS_TLS12_CIPHERS}"
+
+
 def backend_config(address: str, port: int) -> str:
     """haproxy answering every request itself: 200, a 19-byte body."""
     return HAPROXY_HEAD + f"""frontend backend
@@ -226,7 +234,7 @@ def proxy_config(frontends: list[ProxyFrontend]) -> str:
     for fe in frontends:
         out.append(f"frontend {fe.name}\n")
         for address, port, tls in fe.binds:
-            ssl = f" ssl crt {fe.pem} ssl-min-ver TLSv1.2 ssl-max-ver TLSv1.2" if tls else ""
+            ssl = haproxy_tls_bind(fe.pem) if tls else ""
             out.append(f"    bind {address}:{port}{ssl}\n")
         out.append(f"    option forwardfor\n"
                    f"    http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}\n"
@@ -281,13 +289,17 @@ def start_front_end(ns: str, config_path: str, socket: str, cpu: int, log: str) 
 
 
 def start_service(ns: str, module: str, config_path: str, socket: str, cpu: int, log: str,
-                  what: str) -> subprocess.Popen:
+                  what: str, source: str | None = None) -> subprocess.Popen:
     """`python -m MODULE --config FILE` (a vpclab service: the front end, an ALB node) in
-    `ns`, pinned to `cpu`; returns once its control socket answers `ping`."""
+    `ns`, pinned to `cpu`; returns once its control socket answers `ping`. With `source`,
+    the module's code is that directory's (another checkout of vpclab, e.g. `git archive`
+    of an older commit): a before/after pair in one run."""
     argv = [sys.executable, "-m", module, "--config", config_path]
+    extra = {} if source is None else {
+        "cwd": source, "env": {**os.environ, "PYTHONPATH": os.path.abspath(source)}}
     with open(log, "ab") as out:
         proc = popen(in_ns_argv(ns, argv, cpu=cpu), stdout=out, stderr=subprocess.STDOUT,
-                     start_new_session=True)
+                     start_new_session=True, **extra)
     try:
         wait_service(socket, proc.pid, log, what)
     except BenchError:

@@ -78,7 +78,7 @@ def test_https_listener_says_https_and_its_port_and_logs_tls() -> None:
     forward = alb.route(req)
     sent = head_headers(forward)
     assert (sent["X-Forwarded-Proto"], sent["X-Forwarded-Port"]) == ("https", "443")
-    alb.response(req, forward, 204, [], b"")
+    alb.response(req, forward, 204, b"", b"")
     entry = log.getvalue()
     assert entry.startswith("https ")
     assert " ECDHE-ECDSA-AES128-GCM-SHA256 TLSv1.2 arn:" in entry
@@ -236,13 +236,15 @@ def test_response_and_access_log_line(alb: Alb) -> None:
     req = request("/page?a=1", "GET", ("User-Agent", "curl/8"), ("X-Forwarded-For", "10.9.9.9"),
                   at=NOW + 0.25)
     forward = alb.route(req)
-    data = alb.response(req, forward, 200, [("Content-Type", "text/plain"),
-                                            ("Transfer-Encoding", "chunked"),
-                                            ("Server", "target")], b"hello")
+    data = alb.response(req, forward, 200, b"Content-Type: text/plain\r\n"
+                        b"Transfer-Encoding: chunked\r\nconnection: keep-alive\r\n"
+                        b"Server: target\r\nContent-Length: 5\r\n", b"hello")
     status_line, got, body = split(data)
     assert (status_line, body, got["Server"], got["Content-Length"]) == \
         ("HTTP/1.1 200 OK", b"hello", "target", "5")
     assert "Transfer-Encoding" not in got and got["Connection"] == "keep-alive"
+    assert data.startswith(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: target\r\n"
+                           b"Content-Length: 5\r\nConnection: keep-alive\r\n\r\nhello")
     entry = log.getvalue()
     assert entry.endswith('"-" "-"\n') and entry.count("\n") == 1
     fields = entry.split(" ")
@@ -258,5 +260,24 @@ def test_response_and_access_log_line(alb: Alb) -> None:
 def test_head_response_keeps_the_targets_length(alb: Alb) -> None:
     req = request("/", "HEAD")
     forward = alb.route(req)
-    got = split(alb.response(req, forward, 200, [("Content-Length", "1234")], b""))[1]
+    got = split(alb.response(req, forward, 200, b"content-length:  1234\r\n", b""))[1]
     assert got["Content-Length"] == "1234"
+
+
+@pytest.mark.parametrize("request_line, user_agent, trace, tls", [
+    ("GET http://a:80/x HTTP/1.1", "curl/8", "Root=1-67891233-abcdef012345678912345678", None),
+    ('GET http://a:80/"q"\\ HTTP/1.1', 'a "b" \\c', 'Self=1-1-2;Root=x;My="1"',
+     ("ECDHE-ECDSA-AES128-GCM-SHA256", "TLSv1.2", "shop.example.com")),
+    ("GET http://a:80/ HTTP/1.0", None, "Root=1-2-3", ("AES128-SHA", "TLSv1.2", None)),
+])
+def test_a_forwarded_line_is_the_general_line(request_line, user_agent, trace, tls) -> None:
+    """accesslog.forwarded (the answered request's line, made with fewer steps) writes what
+    accesslog.line writes for the same request, byte for byte — also for negative times
+    (a clock step) and text that needs escaping."""
+    from dataplane.services.alb import accesslog
+    args = ("https", NOW + 0.123456, "app/x/1", "192.0.2.7:40000", "10.0.2.20:8080")
+    times = (0.0004, -0.001, 1.5)
+    rest = (98, 310, request_line, user_agent, tls, "arn:aws:tg", trace, 10, NOW - 0.5)
+    general = accesslog.line(*args, *times, 201, 201, rest[0], rest[1], rest[2], rest[3],
+                             rest[4], rest[5], rest[6], rest[7], rest[8], "forward", None)
+    assert accesslog.forwarded(*args, *times, 201, *rest) == general

@@ -55,7 +55,7 @@ def test_rest_forward(gateway: ApiGateway, tmp_path) -> None:
     assert forward.group.addresses == ("10.0.0.5", "10.0.16.5") and forward.group.netns is None
     assert b"X-Forwarded-Port: 443\r\nX-Forwarded-Proto: https\r\n" in forward.head
     data = gateway.response(request(REST_HOST, "/prod/orders/7/lines", "POST"), forward, 200,
-                            [("Content-Type", "text/plain")], b"fine")
+                            b"Content-Type: text/plain\r\n", b"fine")
     status, got, body = split(data)
     assert (status, body, got["Content-Type"]) == (200, b"fine", "text/plain")
     line, = log_lines(tmp_path, "orders", "prod")
@@ -68,7 +68,7 @@ def test_http_api_forward_keeps_the_stage_and_uses_the_links_namespace(gateway, 
     assert forward.head.startswith(b"GET /test/items/9?q=1 HTTP/1.1\r\n"
                                    b"Host: web-nlb-0123456789abcdef.elb.us-east-1.amazonaws.com\r\n")
     assert forward.group.netns == "demo.apigw.app-link" and forward.timeout_s == 30.0
-    gateway.response(request(HTTP_HOST, "/test/items/9"), forward, 200, [], b"{}")
+    gateway.response(request(HTTP_HOST, "/test/items/9"), forward, 200, b"", b"{}")
     entry = json.loads(log_lines(tmp_path, "catalog", "test")[0])
     assert entry["routeKey"] == "GET /items/{id}" and entry["status"] == "200"
     assert entry["responseLength"] == "2" and entry["integrationErrorMessage"] == "-"

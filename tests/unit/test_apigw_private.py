@@ -256,7 +256,7 @@ def test_private_backend_headers(gateway, tmp_path) -> None:
     assert sent["x-amzn-cipher-suite"] == "ECDHE-ECDSA-AES128-GCM-SHA256"
     assert sent["x-forwarded-for"] == "192.0.2.1, 10.1.1.10"
     assert sent["x-amzn-apigateway-api-id"] == PRIVATE_ID
-    gateway.response(req, forward, 200, [], b"ok")
+    gateway.response(req, forward, 200, b"", b"ok")
     line = (tmp_path / "private-orders" / "prod.log").read_text().splitlines()[-1]
     assert line.startswith("10.1.1.10 - - [") and '" 200 2 ' in line
 

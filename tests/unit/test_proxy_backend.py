@@ -56,7 +56,7 @@ def connection(max_body: int = 100, max_head: int = 0) -> tuple[BackendConnectio
 def test_a_keep_alive_response_returns_the_connection_to_the_pool() -> None:
     conn, transport, owner = connection()
     conn.data_received(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\nX: y\r\n\r\nok")
-    assert owner.got == [("response", 200, [("Content-Length", "2"), ("X", "y")], b"ok")]
+    assert owner.got == [("response", 200, b"Content-Length: 2\r\nX: y\r\n", b"ok")]
     assert conn.group.idle == [conn] and not transport.closed
     other = Owner()
     conn.group.acquire(other)
@@ -68,7 +68,7 @@ def test_a_body_delimited_by_close_and_a_connection_close_response() -> None:
     conn.data_received(b"HTTP/1.1 200 OK\r\n\r\npart one, ")
     conn.data_received(b"part two")
     conn.connection_lost(None)
-    assert owner.got == [("response", 200, [], b"part one, part two")]
+    assert owner.got == [("response", 200, b"", b"part one, part two")]
     conn, transport, owner = connection()
     conn.data_received(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
     assert owner.got[0][1] == 200 and transport.closed and conn.group.idle == []
@@ -132,7 +132,7 @@ def test_head_responses_complete_at_the_head() -> None:
     owner = Owner()
     conn.send(owner, b"HEAD / HTTP/1.1\r\n\r\n", head_only=True)
     conn.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
-    assert owner.got == [("response", 200, [("Content-Length", "5")], b"")] and transport.closed
+    assert owner.got == [("response", 200, b"Content-Length: 5\r\n", b"")] and transport.closed
 
 
 def test_a_connect_that_times_out_is_its_own_kind_and_a_refused_one_another() -> None:
@@ -165,3 +165,29 @@ def test_a_connect_that_times_out_is_its_own_kind_and_a_refused_one_another() ->
     assert asyncio.run(attempt(None)) == [("failed", "connect_timeout", False)]
     assert asyncio.run(attempt(ConnectionRefusedError(111, "Connection refused"))) == \
         [("failed", "connect_failed", False)]
+
+
+def test_the_head_is_handed_on_as_sent_however_it_is_cut() -> None:
+    """The header lines reach the owner byte for byte, whichever chunks they came in,
+    after an interim response in a chunk of its own or sharing one with the head."""
+    response = b"HTTP/1.1 200 OK\r\nX-A:  spaced  \r\nContent-Length: 2\r\n\r\nok"
+    for cut in (5, 17, 20, 40, len(response) - 4, len(response) - 1):
+        conn, _, owner = connection()
+        conn.data_received(b"HTTP/1.1 100 Continue\r\n\r\n" + response[:cut])
+        conn.data_received(response[cut:])
+        assert owner.got == [("response", 200, b"X-A:  spaced  \r\nContent-Length: 2\r\n", b"ok")], cut
+    conn, _, owner = connection()
+    conn.data_received(b"HTTP/1.1 100 Continue\r\n\r\n")
+    conn.data_received(b"HTTP/1.1 204 No Content\r\n\r\n")
+    assert owner.got == [("response", 204, b"", b"")]
+    conn, _, owner = connection()                  # delimited by Content-Length: not by close
+    conn.data_received(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nab")
+    conn.connection_lost(None)
+    assert owner.got == [("failed", "backend_closed", False)]
+
+
+def test_header_pairs_of_a_head() -> None:
+    from dataplane.services.proxy.http import header_pairs
+    assert header_pairs(b"Content-Type: text/plain\r\nX-E:\r\nX-S: \t a b \r\n") == \
+        [("Content-Type", "text/plain"), ("X-E", ""), ("X-S", "a b")]
+    assert header_pairs(b"") == []

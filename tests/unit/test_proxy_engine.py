@@ -92,7 +92,7 @@ class Recorder(Personality):
         body = f"{request.method} {request.target} {len(request.body)}".encode()
         return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
-    def response(self, request, forward, status, headers, body) -> bytes:
+    def response(self, request, forward, status, head, body) -> bytes:
         return b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s" % (status, len(body), body)
 
     def error(self, kind, request, forward, detail) -> bytes | None:
@@ -189,7 +189,7 @@ def test_forward_frames_the_body_and_answers() -> None:
         conn, transport, server = connected(personality)
         conn.data_received(b"POST /f HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
         assert group.sent == [b"POST /f HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"]
-        conn.backend_response(201, [("A", "b")], b"done")
+        conn.backend_response(201, b"A: b\r\n", b"done")
         conn.data_received(b"GET /g HTTP/1.1\r\n\r\n")
         assert group.sent[-1] == b"GET /g HTTP/1.1\r\n\r\n"
         conn.backend_failed("backend_closed", "reset", False)

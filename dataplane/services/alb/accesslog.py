@@ -85,3 +85,29 @@ def line(type: str, now: float, elb: str, client: str, target: str | None,
         "-" if rule_priority is None else rule_priority, _created_second(created),
         (created % 1.0) * 1e6, quoted(action), quoted(redirect_url),
         '"-"' if target is None else '"' + target + '"', status)
+
+
+# a forwarded request answered by its target, the line of nearly every request: the fields
+# that are constant for it ("forward", no redirect, no error) are in the text, the times
+# formatted by `%.3f` in the same `%`
+_FORWARDED = ('%s %s.%06dZ %s %s %s %.3f %.3f %.3f %d %d %d %d %s %s %s %s %s %s %s "-" %d '
+              '%s.%06dZ "forward" "-" "-" "%s" "%d" "-" "-"\n')
+
+
+def forwarded(type: str, now: float, elb: str, client: str, target: str, request_time: float,
+              target_time: float, response_time: float, status: int, received: int, sent: int,
+              request: str, user_agent: str | None, tls: tuple[str, str, str | None] | None,
+              target_group_arn: str, trace: str, rule_priority: int, created: float) -> str:
+    """`line(...)` of a request its target answered (status: the target's, passed on):
+    the same text, made with a third of the Python steps (it runs once per request)."""
+    cipher, protocol, domain = tls if tls else ("-", "-", None)
+    return _FORWARDED % (
+        type, _sent_second(now), (now % 1.0) * 1e6, elb, client, target,
+        request_time if request_time > 0.0 else 0.0, target_time if target_time > 0.0 else 0.0,
+        response_time if response_time > 0.0 else 0.0, status, status, received, sent,
+        '"' + request + '"' if '"' not in request and "\\" not in request else quoted(request),
+        quoted(user_agent), cipher, protocol, target_group_arn,
+        '"' + trace + '"' if '"' not in trace and "\\" not in trace else quoted(trace),
+        quoted(domain), rule_priority, _created_second(created), (created % 1.0) * 1e6,
+        target, status)
+

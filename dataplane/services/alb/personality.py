@@ -29,7 +29,7 @@ import time
 from typing import Any
 
 from dataplane.services.proxy.backend import BackendPool
-from dataplane.services.proxy.http import origin_form
+from dataplane.services.proxy.http import origin_form, trace_id
 from dataplane.services.proxy.personality import Forward, Limits, Personality, Request
 
 from . import accesslog, errors, headers
@@ -182,7 +182,8 @@ class Alb(Personality):
         received += len(request.body)
         proto = listener.proto if listener else ("https" if request.tls else "http")
         port = request.local_port
-        host_name = host_without_port(host) if host else request.local_ip
+        host_name = (host if ":" not in host else host_without_port(host)) if host \
+            else request.local_ip
         request_line = f"{method} {proto}://{host_name}:{port}{target} HTTP/{request.version}"
         path, _, query = target.partition("?")
         context = (listener, request_line, user_agent, received)
@@ -204,11 +205,15 @@ class Alb(Personality):
                                  group)
             if host is None:
                 lines.insert(0, f"Host: {request.local_ip}\r\n")
-            trace_value = headers.amzn_trace(trace, now)
-            xff_value = headers.forwarded_for(
-                self.xff_mode, xff, headers.client_address(request.client_ip,
-                                                           request.client_port,
-                                                           self.xff_client_port))
+            trace_value = "Root=" + trace_id(now) if trace is None else \
+                headers.amzn_trace(trace, now)
+            if xff or self.xff_mode != "append" or self.xff_client_port:
+                xff_value = headers.forwarded_for(
+                    self.xff_mode, xff, headers.client_address(request.client_ip,
+                                                               request.client_port,
+                                                               self.xff_client_port))
+            else:                            # the usual case: the client's address alone
+                xff_value = request.client_ip
             head = headers.target_head(method, target, lines, xff_value, proto, port,
                                        trace_value)
             chosen.outstanding += 1
@@ -227,14 +232,22 @@ class Alb(Personality):
                       len(data), now)
         return data
 
-    def response(self, request: Request, forward: Forward, status: int,
-                 response_headers: list[tuple[str, str]], body: bytes) -> bytes:
+    def response(self, request: Request, forward: Forward, status: int, head: bytes,
+                 body: bytes) -> bytes:
         exchange: Exchange = forward.context
         exchange.target.outstanding -= 1
         answered = time.monotonic()
-        data = headers.client_response(status, response_headers, body, request.keep_alive,
+        data = headers.client_response(status, head, body, request.keep_alive,
                                        request.method == "HEAD")
-        self._log_forwarded(request, exchange, status, status, len(data), answered)
+        if self.log is not None:
+            tls = request.tls
+            self.log.write(accesslog.forwarded(
+                exchange.listener.proto, time.time(), self.elb,
+                f"{request.client_ip}:{request.client_port}", exchange.target.address,
+                exchange.request_time, answered - exchange.routed, time.monotonic() - answered,
+                status, exchange.received, len(data), exchange.request_line,
+                exchange.user_agent, tls if tls.__class__ is tuple else None,
+                exchange.group.arn, exchange.trace, exchange.priority, request.time))
         return data
 
     def error(self, kind: str, request: Request | None, forward: Forward | None,

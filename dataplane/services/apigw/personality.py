@@ -58,7 +58,7 @@ from urllib.parse import urlsplit
 
 from dataplane.model.resource_policy import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, api_arn
 from dataplane.services.proxy.backend import BackendPool
-from dataplane.services.proxy.http import origin_form
+from dataplane.services.proxy.http import header_pairs, origin_form
 from dataplane.services.proxy.personality import Forward, Limits, Personality, Request
 from dataplane.services.proxy.proxy_protocol import ProxyHeader
 
@@ -270,10 +270,11 @@ class ApiGateway(Personality):
         exchange.t0 = time.monotonic()
         return Forward(group, head, route.timeout_s, exchange)
 
-    def response(self, request: Request, forward: Forward, status: int,
-                 response_headers: list[tuple[str, str]], body: bytes) -> bytes:
+    def response(self, request: Request, forward: Forward, status: int, head: bytes,
+                 body: bytes) -> bytes:
         exchange: Exchange = forward.context
         now = time.time()
+        response_headers = header_pairs(head)
         if exchange.api.rest:
             data = headers.rest_response(status, response_headers, body, request.keep_alive,
                                          exchange.request_id, exchange.extended_id, now)

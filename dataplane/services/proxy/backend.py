@@ -59,10 +59,10 @@ class BackendConnection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.owner: Any = None          # the client connection waiting for a response
         self.uses = 0
-        self._headers: list[tuple[str, str]] = []
+        self._pieces: list[bytes] = []  # what arrived while the head was incomplete
+        self._head = b""                # the response's header lines as received
         self._body: list[bytes] = []
         self._body_len = 0
-        self._head_bytes = 0            # header bytes of the response (bounded if the limit is set)
         self._raw_head = 0              # bytes received while its head was incomplete
         self._got_bytes = False
         self._head_only = False
@@ -88,6 +88,9 @@ class BackendConnection(asyncio.Protocol):
                 self.transport.abort()
             return
         self._got_bytes = True
+        if not self._head_done:
+            self._pieces.append(data)
+            self._raw_head += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -107,26 +110,29 @@ class BackendConnection(asyncio.Protocol):
         else:
             bound = self.group.pool.limits.max_response_head_bytes
             if bound and self.owner is not None and not self._head_done:
-                self._raw_head += len(data)      # a header that never ends is bounded too
-                if self._raw_head > bound + 1024:
+                if self._raw_head > bound + 1024:    # a header that never ends is bounded too
                     self._fail("backend_bad_response", f"{self.address}:{self.group.port}: "
                                f"a response head over {bound} bytes")
 
     # -- httptools --------------------------------------------------------------------------
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
-        bound = self.group.pool.limits.max_response_head_bytes
-        if bound:
-            self._head_bytes += len(name) + len(value) + 4
-            if self._head_bytes > bound:
-                raise _HeadTooLarge()
-
     def on_headers_complete(self) -> None:
+        pieces = self._pieces
+        raw = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        # llhttp accepts only CRLF line ends and no folded lines, so the first blank line
+        # ends this head, and the header lines are "Name: value\r\n" as the target sent them
+        end = raw.find(b"\r\n\r\n") + 2
+        start = raw.find(b"\r\n") + 2
         status = self.parser.get_status_code()
         if status < 200 and status != 101:       # an interim response (100 Continue): wait on
-            self._headers = []
-            self._head_bytes = self._raw_head = 0
+            rest = raw[end + 2:]
+            self._pieces = [rest] if rest else []
+            self._raw_head = len(rest)
             return
+        self._pieces = []
+        bound = self.group.pool.limits.max_response_head_bytes
+        if bound and end - start > bound:
+            raise _HeadTooLarge()
+        self._head = raw[start:end]
         self._head_done = True
         if self._head_only:
             self._complete(False)
@@ -151,10 +157,11 @@ class BackendConnection(asyncio.Protocol):
     def send(self, owner: Any, data: bytes, head_only: bool) -> None:
         self.owner = owner
         self.uses += 1
-        self._headers = []
+        self._pieces = []
+        self._head = b""
         self._body = []
         self._body_len = 0
-        self._head_bytes = self._raw_head = 0
+        self._raw_head = 0
         self._got_bytes = False
         self._head_only = head_only
         self._head_done = False
@@ -167,21 +174,19 @@ class BackendConnection(asyncio.Protocol):
             self.transport.abort()
 
     def _delimited_by_close(self) -> bool:
-        for name, _ in self._headers:
-            lname = name.lower()
-            if lname == "content-length" or lname == "transfer-encoding":
-                return False
-        return True
+        head = b"\r\n" + self._head.lower()
+        return b"\r\ncontent-length:" not in head and b"\r\ntransfer-encoding:" not in head
 
     def _complete(self, reusable: bool) -> None:
         owner = self.owner
         self.owner = None
-        body = b"".join(self._body) if self._body else b""
-        headers = self._headers
+        body = self._body
+        body = (body[0] if len(body) == 1 else b"".join(body)) if body else b""
+        head = self._head
         status = self.parser.get_status_code()
         self._body = []
         self.group.release(self, reusable)
-        owner.backend_response(status, headers, body)
+        owner.backend_response(status, head, body)
 
     def _fail(self, kind: str, detail: str) -> None:
         owner = self.owner

@@ -19,7 +19,9 @@ How a request goes through:
    request — a timer made and cancelled per request cost ~3 % of an ALB node's CPU; a
    shorter one gets its own timer (`loop.call_later`), exact.
 3. The backend's response is parsed (de-chunked; its body held, bounded like the
-   request's) and handed to `personality.response()`, whose bytes go to the client.
+   request's) and handed to `personality.response()` — its header lines as bytes, as
+   the backend sent them, for the personality to copy through with what it changes
+   rather than rebuild — whose bytes go to the client.
    Every failure on the way — refused, reset, timed out, junk, too large — goes to
    `personality.error()` instead; its bytes (or nothing: close) go to the client.
 4. Keep-alive: the connection waits for the next request (`idle_timeout_s`). Requests
@@ -322,6 +324,13 @@ class ClientConnection(asyncio.Protocol):
             if self._reading and self._request is None and \
                     self._raw_bytes > self.limits.max_head_bytes + 1024:
                 self._refuse("head_too_large", f"{self._raw_bytes} bytes and no end of head")
+        if self._reading and self.deadline == 0.0 and not self._broken:
+            # the request is not whole yet: its head (or its body) must come in time. Set
+            # here, once per read that leaves a request unfinished, rather than by each
+            # request's callbacks: a request that arrives in one read reads no clock for it
+            self.deadline = self.loop.time() + (self.limits.header_timeout_s
+                                                if self._request is None
+                                                else self.limits.body_timeout_s)
         if self._queue:
             if self._active is None:
                 self._next()
@@ -368,7 +377,7 @@ class ClientConnection(asyncio.Protocol):
         self._request = None
         self._body = []
         self._body_len = 0
-        self.deadline = self.loop.time() + self.limits.header_timeout_s
+        self.deadline = 0.0             # data_received sets the head's if this read ends it not
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -416,7 +425,7 @@ class ClientConnection(asyncio.Protocol):
             raise _Refused("body_too_large", f"Content-Length {self._content_length}")
         if self._expect_continue and self.transport is not None:
             self.transport.write(CONTINUE)
-        self.deadline = self.loop.time() + limits.body_timeout_s
+        self.deadline = 0.0             # data_received sets the body's if this read ends it not
 
     def on_body(self, data: bytes) -> None:
         self._body_len += len(data)
@@ -500,11 +509,11 @@ class ClientConnection(asyncio.Protocol):
             data = head + b"\r\n"
         conn.send(self, data, request.method == "HEAD")
 
-    def backend_response(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    def backend_response(self, status: int, head: bytes, body: bytes) -> None:
         request, forward = self._active, self._forward
         self._end_exchange(abandon=False)
         try:
-            data = self.personality.response(request, forward, status, headers, body)
+            data = self.personality.response(request, forward, status, head, body)
         except Exception as exc:  # noqa: BLE001
             self._active = None
             self._internal(exc)

@@ -23,10 +23,26 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "t
 
 STATUS_LINES = {s.value: f"HTTP/1.1 {s.value} {s.phrase}\r\n" for s in HTTPStatus}
 STATUS_LINES[413] = "HTTP/1.1 413 Request Entity Too Large\r\n"
+STATUS_LINES_BYTES = {status: line.encode("latin-1") for status, line in STATUS_LINES.items()}
 
 
 def status_line(status: int) -> str:
     return STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n"
+
+
+def status_line_bytes(status: int) -> bytes:
+    return STATUS_LINES_BYTES.get(status) or b"HTTP/1.1 %d Unknown\r\n" % status
+
+
+def header_pairs(head: bytes) -> list[tuple[str, str]]:
+    """A response head's lines (`Name: value\r\n` each, as the engine hands them to a
+    personality) as (name, value) pairs, latin-1, the value without the blanks around it."""
+    pairs = []
+    for line in head.decode("latin-1").split("\r\n"):
+        if line:
+            name, _, value = line.partition(":")
+            pairs.append((name, value.strip(" \t")))
+    return pairs
 
 
 class PerSecond:

@@ -21,6 +21,14 @@ are a list of (name, value) `str` pairs as received (names in the client's case;
 bytes are decoded as latin-1, so every byte survives), the body is `bytes` (the engine
 holds the whole body, bounded by `Limits.max_body_bytes`; chunked bodies arrive
 de-chunked and are sent on with a Content-Length).
+
+A backend's response reaches `response()` as its status, its *head* — the header lines
+exactly as the backend sent them, `Name: value\r\n` each (the parser admits nothing
+else: CRLF line ends, no folded lines), without the status line and the blank line —
+and its body. Bytes, not pairs, because the usual answer copies most of them through:
+a personality removes and adds what it must (the ALB: hop-by-hop names, the framing)
+with a few C-level byte operations instead of a Python step per header;
+`http.header_pairs(head)` gives the pairs to one that needs them (API Gateway remaps).
 """
 from __future__ import annotations
 
@@ -135,8 +143,9 @@ class Personality:
     def route(self, request: Request) -> Forward | bytes:
         raise NotImplementedError
 
-    def response(self, request: Request, forward: Forward, status: int,
-                 headers: list[tuple[str, str]], body: bytes) -> bytes:
+    def response(self, request: Request, forward: Forward, status: int, head: bytes,
+                 body: bytes) -> bytes:
+        """The client's bytes for the backend's response (`head`: its header lines)."""
         raise NotImplementedError
 
     def error(self, kind: str, request: Request | None, forward: Forward | None,
