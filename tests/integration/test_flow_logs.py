@@ -19,7 +19,7 @@ import time
 import pytest
 
 from dataplane.model.flow_logs import TEST_INTERVALS_ENV, parse_format
-from dataplane.pytest_plugin import lab_fixture
+from dataplane.pytest_plugin import lab_fixture, lab_name
 from dataplane.services.flowlogs.collector import flowlogs_dir
 from dataplane.services.flowlogs.records import parse_line
 from dataplane.lab.state import State
@@ -28,7 +28,8 @@ from netns_setup import procs
 from .conftest import run_in, vpclab
 
 pytestmark = pytest.mark.root
-LAB = "tfl1"
+LAB = lab_name("tfl1")
+TFL2 = lab_name("tfl2")
 INTERVAL = 2
 CUSTOM = ("${version} ${interface-id} ${instance-id} ${srcaddr} ${dstaddr} ${pkt-srcaddr} "
           "${pkt-dstaddr} ${srcport} ${dstport} ${protocol} ${packets} ${bytes} ${start} ${end} "
@@ -240,14 +241,14 @@ def test_the_collector_is_a_lab_process_enable_starts_and_the_last_disable_stops
     """A lab without flow logs: `enable` starts the collector, the supervisor restarts
     it after a kill, the last `disable` stops it by its PID, `down` leaves nothing."""
     import signal
-    doc = {"lab": "tfl2", "vpcs": {"v": {"cidr": "10.2.0.0/16",
+    doc = {"lab": TFL2, "vpcs": {"v": {"cidr": "10.2.0.0/16",
                                          "subnets": {"a": {"cidr": "10.2.1.0/24"}},
                                          "instances": {"i": {"subnet": "a"}}}}}
     vpclab_lab(doc)
-    collector = lambda: [p for p in State.load("tfl2").data["processes"]  # noqa: E731
+    collector = lambda: [p for p in State.load(TFL2).data["processes"]  # noqa: E731
                          if p["role"] == "flowlogs"]
     assert collector() == []
-    assert vpclab("flowlogs", "-l", "tfl2", "enable", "--interval", "60", "v").returncode == 0
+    assert vpclab("flowlogs", "-l", TFL2, "enable", "--interval", "60", "v").returncode == 0
     [first] = collector()
     assert procs.alive(first["pid"], first["start"])
     os.kill(first["pid"], signal.SIGKILL)
@@ -256,6 +257,6 @@ def test_the_collector_is_a_lab_process_enable_starts_and_the_last_disable_stops
         time.sleep(0.1)
     [second] = collector()
     assert second["pid"] != first["pid"] and second["restarts"] == 1
-    assert vpclab("flowlogs", "-l", "tfl2", "disable", "v").returncode == 0
+    assert vpclab("flowlogs", "-l", TFL2, "disable", "v").returncode == 0
     assert collector() == [] and not procs.alive(second["pid"], second["start"])
-    assert vpclab("flowlogs", "-l", "tfl2", "disable", "v").returncode != 0
+    assert vpclab("flowlogs", "-l", TFL2, "disable", "v").returncode != 0

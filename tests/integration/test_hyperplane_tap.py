@@ -14,10 +14,11 @@ import pytest
 
 from dataplane import lab as labmod
 from dataplane.forwarder import control, tap
+from dataplane.pytest_plugin import lab_name
 
 from .conftest import CLI, connect, endpoint_to_nlb, serve, vpclab, write_topology
 
-LAB = "ttp1"
+LAB = lab_name("ttp1")
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,11 @@ import pytest
 
 from dataplane import lab as labmod
 from dataplane.forwarder import control
+from dataplane.pytest_plugin import lab_name
 
 from .conftest import connect, serve, vpclab, write_topology
 
-LAB = "ttrpl"
+LAB = lab_name("ttrpl")
 
 
 def topology() -> dict:
