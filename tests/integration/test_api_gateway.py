@@ -254,7 +254,7 @@ def test_integration_failures(gw) -> None:
 
 def test_a_body_over_10_mb_is_refused(gw, tmp_path) -> None:
     lab, st = gw
-    big = "/run/vpclab/t10gw/big.bin"
+    big = os.path.join(st["state_dir"], "big.bin")
     with open(big, "wb") as f:
         f.write(b"x" * (11 * 2**20))
     try:

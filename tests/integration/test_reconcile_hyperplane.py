@@ -1,7 +1,7 @@
 """`vpclab up FILE` on a running lab adds and removes Hyperplane ENIs in place
 (lab/reconcile.py): a new endpoint service with its own NLB and a new endpoint come and
 go while one long TCP connection through the untouched endpoint carries on, the
-forwarder is never restarted, and no other port is renumbered. Labs are named `trc…`
+forwarder is never restarted, and no other port is renumbered. Labs are named `trc…` (with the run's token in front: lab_name)
 and removed whatever happens."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pytest
 
 from dataplane import lab as labmod
 from dataplane.forwarder import control
+from dataplane.pytest_plugin import lab_name
 from netns_setup import kernel
 
 from .conftest import HERE, endpoint_to_nlb, leftovers, vpclab, write_topology
@@ -44,7 +45,7 @@ def one_connection(name: str, ip: str) -> dict:
 
 def test_an_endpoint_and_an_nlb_come_and_go_while_a_long_connection_carries_on(
         tmp_path, teardown_labs) -> None:
-    name = "trchp"
+    name = lab_name("trchp")
     teardown_labs.append(name)
     doc = endpoint_to_nlb(name, {"client": {}},
                           {"t1": {"run": f"{sys.executable} {PEERS} serve 8080"}},
@@ -131,7 +132,7 @@ def admin_status(name: str, dns_name: str) -> str:
 
 def test_a_changed_alb_rule_restarts_its_nodes_with_the_new_behaviour(
         tmp_path, teardown_labs) -> None:
-    name = "trcalb"
+    name = lab_name("trcalb")
     teardown_labs.append(name)
     vpclab("up", str(write_topology(tmp_path, alb_lab(name, 403))), check=True, timeout=180)
     dns_name = labmod.status(name)["albs"]["shop/web-alb"]["dns_name"]

@@ -1,7 +1,7 @@
 """`vpclab up FILE` on a running lab reconciles it (lab/reconcile.py): instances and VPCs
 added and removed, a security-group rule changed, an NLB listener added while a long TCP
 connection through the untouched endpoint carries on, a refused change that leaves the
-lab as it was (exit 2, the field named). Labs are named `trc…` and removed whatever
+lab as it was (exit 2, the field named). Labs are named `trc…` (with the run's token in front: lab_name) and removed whatever
 happens."""
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 from dataplane import lab as labmod
 from dataplane.forwarder import control
 from dataplane.model import Lab
+from dataplane.pytest_plugin import lab_name
 from netns_setup import kernel
 
 from .conftest import (CLI, HERE, REPO, connect, endpoint_to_nlb, leftovers, serve, vpclab,
@@ -43,6 +44,7 @@ def reconcile(tmp_path, doc: dict) -> subprocess.CompletedProcess:
 @pytest.fixture
 def lab_named(teardown_labs):
     def make(name: str) -> str:
+        name = lab_name(name)
         teardown_labs.append(name)
         return name
     yield make
@@ -71,7 +73,7 @@ def test_add_and_remove_instances_and_vpcs(tmp_path, lab_named) -> None:
     assert connect(name, "v1/j2", "j1", 8080) == "j1"
     st = labmod.State.load(name)
     assert st.data["status"] == "up" and st.data["topology"]["vpcs"]["v1"]
-    assert {"trcadd.v1", "trcadd.v1.j1", "trcadd.v0.i3"} <= set(st.data["namespaces"])
+    assert {f"{name}.v1", f"{name}.v1.j1", f"{name}.v0.i3"} <= set(st.data["namespaces"])
     # the untouched instance's process was left alone; a new supervisor runs
     assert any(p["pid"] == i1_pid for p in st.data["processes"])
     assert [p["role"] for p in st.data["processes"]].count("supervisor") == 1
@@ -85,10 +87,10 @@ def test_add_and_remove_instances_and_vpcs(tmp_path, lab_named) -> None:
     assert proc.returncode == 0, proc.stderr
     for line in ("- instance v0/i2", "- instance v0/i3", "- vpc v1"):
         assert line in proc.stdout
-    for ns in ("trcadd.v0.i2", "trcadd.v0.i3", "trcadd.v1", "trcadd.v1.j1"):
+    for ns in (f"{name}.v0.i2", f"{name}.v0.i3", f"{name}.v1", f"{name}.v1.j1"):
         assert not kernel.netns_exists(ns), ns
     st = labmod.State.load(name)
-    assert set(st.data["namespaces"]) == {"trcadd.v0", "trcadd.v0.i1"}
+    assert set(st.data["namespaces"]) == {f"{name}.v0", f"{name}.v0.i1"}
     assert {p["vpc"] for p in st.data["processes"]} <= {"v0", "hyperplane"}
     assert json.loads(vpclab("status", name, "--json", check=True).stdout)
     vpclab("down", name, check=True)
@@ -235,7 +237,7 @@ def test_a_failure_half_way_says_what_was_applied_and_down_still_works(
     assert "failed during: instance v0/i4" in text and "no room for i4" in text
     applied, not_applied = text.split("not applied:")
     assert "instance v0/i3" in applied.split("applied:")[1]
-    assert "security groups in trcfail.v0" in not_applied
+    assert f"security groups in {name}.v0" in not_applied
     st = labmod.State.load(name)
     assert st.data["status"] == "up" and st.data["topology"] == Lab.from_dict(doc).to_dict()
     # truthful: i3 and i4 are recorded (i3 made, i4 perhaps half-made), so down finds them

@@ -121,10 +121,10 @@ class CloudMapServer:
                        writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                size = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2),
-                                                                  IDLE_S))[0]
-                reply = self.dns_reply(vpc, await asyncio.wait_for(reader.readexactly(size),
-                                                                   IDLE_S))
+                async with asyncio.timeout(IDLE_S):
+                    size = struct.unpack("!H", await reader.readexactly(2))[0]
+                    query = await reader.readexactly(size)
+                reply = self.dns_reply(vpc, query)
                 if reply is None:
                     break
                 writer.write(struct.pack("!H", len(reply)) + reply)
@@ -147,7 +147,8 @@ class CloudMapServer:
     async def _http_exchange(self, reader: asyncio.StreamReader,
                              writer: asyncio.StreamWriter) -> bool:
         """One request and its response; False when the connection is to be closed."""
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), IDLE_S)
+        async with asyncio.timeout(IDLE_S):
+            head = await reader.readuntil(b"\r\n\r\n")
         if len(head) > MAX_HEAD:
             raise ValueError("head too large")
         lines = head.decode("latin-1").split("\r\n")
@@ -161,7 +162,10 @@ class CloudMapServer:
         length = int(headers.get("content-length") or 0)
         if not 0 <= length <= MAX_BODY:
             raise ValueError("body too large")
-        body = await asyncio.wait_for(reader.readexactly(length), IDLE_S) if length else b""
+        body = b""
+        if length:
+            async with asyncio.timeout(IDLE_S):
+                body = await reader.readexactly(length)
         self.stats["http_requests"] += 1
         try:
             status, answer = api.handle(self.registry(), method, headers.get("x-amz-target"),

@@ -272,10 +272,10 @@ class BackendGroup:
     async def _connect(self, owner: Any, address: str) -> None:
         pool = self.pool
         try:
-            _, conn = await asyncio.wait_for(
-                pool.connector.connect(lambda: BackendConnection(self, address), self.netns,
-                                       address, self.port),
-                pool.limits.connect_timeout_s)
+            # asyncio.timeout, not wait_for: see services/alb/health.py check_once
+            async with asyncio.timeout(pool.limits.connect_timeout_s):
+                _, conn = await pool.connector.connect(
+                    lambda: BackendConnection(self, address), self.netns, address, self.port)
         except (OSError, asyncio.TimeoutError) as exc:
             self.open -= 1
             if isinstance(exc, asyncio.TimeoutError):
